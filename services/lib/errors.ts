@@ -84,7 +84,7 @@ export function asLabError(err: unknown): LabError {
   if (err instanceof LabError) return err;
   const status = httpStatusOf(err);
   if (status !== undefined && status >= 400 && status < 500) {
-    return new LabError({ status, reason: 'BAD_REQUEST', message: messageOf(err), cause: err });
+    return new LabError({ status, reason: reasonOf(err, status), message: messageOf(err), cause: err });
   }
   return new LabError({ status: 500, reason: 'INTERNAL', message: 'internal error', cause: err });
 }
@@ -94,6 +94,23 @@ function httpStatusOf(err: unknown): number | undefined {
   const e = err as { status?: unknown; statusCode?: unknown };
   const status = e.status ?? e.statusCode;
   return typeof status === 'number' ? status : undefined;
+}
+
+const REASON_BY_STATUS: Readonly<Record<number, string>> = {
+  400: 'BAD_REQUEST',
+  401: 'UNAUTHORIZED',
+  403: 'FORBIDDEN',
+  404: 'NOT_FOUND',
+  405: 'METHOD_NOT_ALLOWED',
+  413: 'PAYLOAD_TOO_LARGE',
+  415: 'UNSUPPORTED_MEDIA_TYPE',
+};
+
+/** Body-parser says what went wrong in `type` (`entity.parse.failed`…); else the status does. */
+function reasonOf(err: unknown, status: number): string {
+  const type = (err as { type?: unknown }).type;
+  if (typeof type === 'string' && type.length > 0) return type.toUpperCase().replace(/[^A-Z0-9]+/g, '_');
+  return REASON_BY_STATUS[status] ?? 'CLIENT_ERROR';
 }
 
 function messageOf(err: unknown): string {

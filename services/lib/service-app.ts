@@ -112,7 +112,14 @@ export function createServiceApp(options: ServiceAppOptions): ServiceApp {
         return id;
       },
       autoLogging: { ignore: (req) => isInfraPath(req.url ?? '') },
-      customLogLevel: (_req, res, err) => (err || res.statusCode >= 500 ? 'error' : 'info'),
+      // An answered 5xx (an injected fault, a shed page, a failed dependency) is a warning;
+      // only an error that reached the error middleware (set on `res.err`) is an error.
+      customLogLevel: (_req, res, err) =>
+        (err ?? res.err) ? 'error' : res.statusCode >= 500 ? 'warn' : 'info',
+      // pino-http invents an Error ("failed with status code 503", stack inside pino-http)
+      // for every 5xx; it says nothing the status does not, so it is left out of the line.
+      customErrorObject: (_req, _res, err, value) =>
+        isSyntheticError(err) ? { ...value, err: undefined } : value,
       quietReqLogger: true,
     }),
   );
@@ -149,7 +156,8 @@ export function createServiceApp(options: ServiceAppOptions): ServiceApp {
     const labError = asLabError(err);
     requestErrors.inc({ reason: labError.reason });
     if (labError.status >= 500) {
-      req.log.error({ err, reason: labError.reason }, 'request failed');
+      // pino-http logs the request line with this error, its stack included.
+      res.err = err;
     }
     if (res.headersSent) {
       res.destroy();
@@ -166,6 +174,19 @@ export function createServiceApp(options: ServiceAppOptions): ServiceApp {
       app.use(onError);
     },
   };
+}
+
+const PINO_HTTP_SYNTHETIC = /^failed with status code \d+$/;
+
+function isSyntheticError(err: Error | undefined): boolean {
+  return err !== undefined && PINO_HTTP_SYNTHETIC.test(err.message);
+}
+
+/** A URL a client on this machine can use for a server bound to `host`. */
+function clientHost(host: string): string {
+  if (host === '0.0.0.0' || host === '') return '127.0.0.1';
+  if (host === '::') return '[::1]';
+  return host.includes(':') ? `[${host}]` : host;
 }
 
 export interface Listening {
@@ -189,7 +210,7 @@ export function listen(app: Express, port: number, host = '127.0.0.1'): Promise<
       resolve({
         server,
         port: address.port,
-        url: `http://${host.includes(':') ? `[${host}]` : host}:${address.port}`,
+        url: `http://${clientHost(host)}:${address.port}`,
         close: () =>
           new Promise<void>((done) => {
             server.close(() => done());

@@ -1,4 +1,5 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
+import { ConfigError } from './env.ts';
 
 /**
  * Trust between the gateway and the backends — the seed's three levels:
@@ -113,7 +114,7 @@ export function signsCalls(mode: TrustMode): boolean {
  */
 export function transport(mode: TrustMode): { scheme: 'http' } {
   if (mode === 'full') {
-    throw new Error(
+    throw new ConfigError(
       'TRUST_MODE=full (TLS between services) is not built yet; use "half" (authentication) or "zero"',
     );
   }
