@@ -1,0 +1,119 @@
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+
+/**
+ * The gateway's metrics. Their names and labels are a contract with the dashboards and the
+ * experiment runner: rename nothing here without changing them too.
+ */
+export const CALL_OUTCOMES = ['ok', 'not_found', 'error', 'timeout', 'dropped', 'cached'] as const;
+export type CallOutcome = (typeof CALL_OUTCOMES)[number];
+
+export interface GatewayMetrics {
+  readonly requests: Counter<'strategy' | 'status' | 'degraded'>;
+  readonly dependencyDuration: Histogram<'dependency' | 'outcome'>;
+  readonly degraded: Counter<'dependency'>;
+  readonly breakerDrops: Counter<'dependency'>;
+  readonly breakerDropProbability: Gauge<'dependency'>;
+  readonly breakerState: Gauge<'dependency'>;
+  readonly cacheHits: Counter<'dependency'>;
+  readonly cacheStaleServes: Counter<'dependency'>;
+  readonly retries: Counter<'dependency'>;
+  readonly retryBudgetExhausted: Counter<'dependency'>;
+  readonly shed: Counter;
+  readonly inflight: Gauge;
+  readonly upstreamReady: Gauge<'dependency' | 'upstream'>;
+  /** Runs `hook` before the breaker gauges are read, so a scrape sees the window as it is now. */
+  onCollect(hook: () => void): void;
+}
+
+export function createGatewayMetrics(registry: Registry): GatewayMetrics {
+  const registers = [registry];
+  const hooks: (() => void)[] = [];
+  // Breaker state decays with time alone (the window rolls), not only when calls happen.
+  const collect = () => {
+    for (const hook of hooks) hook();
+  };
+  return {
+    onCollect: (hook) => {
+      hooks.push(hook);
+    },
+    requests: new Counter({
+      name: 'gateway_requests_total',
+      help: 'Video pages answered, by strategy, HTTP status and whether the page was degraded',
+      labelNames: ['strategy', 'status', 'degraded'] as const,
+      registers,
+    }),
+    dependencyDuration: new Histogram({
+      name: 'gateway_dependency_duration_seconds',
+      help: 'Time one dependency took for one page (retries included), by outcome',
+      labelNames: ['dependency', 'outcome'] as const,
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+      registers,
+    }),
+    degraded: new Counter({
+      name: 'gateway_degraded_total',
+      help: 'Pages served without a weak dependency, by dependency',
+      labelNames: ['dependency'] as const,
+      registers,
+    }),
+    breakerDrops: new Counter({
+      name: 'gateway_breaker_drops_total',
+      help: 'Calls the adaptive-throttling breaker dropped locally, by dependency',
+      labelNames: ['dependency'] as const,
+      registers,
+    }),
+    breakerDropProbability: new Gauge({
+      name: 'gateway_breaker_drop_probability',
+      help: 'Share of calls the breaker currently drops, by dependency',
+      labelNames: ['dependency'] as const,
+      registers,
+      collect,
+    }),
+    breakerState: new Gauge({
+      name: 'gateway_breaker_state',
+      help: 'Breaker state by dependency: 0 closed, 1 throttling',
+      labelNames: ['dependency'] as const,
+      registers,
+      collect,
+    }),
+    cacheHits: new Counter({
+      name: 'gateway_cache_hits_total',
+      help: 'Fresh cache hits that saved a call, by dependency',
+      labelNames: ['dependency'] as const,
+      registers,
+    }),
+    cacheStaleServes: new Counter({
+      name: 'gateway_cache_stale_serves_total',
+      help: 'Stale answers served because the dependency failed, by dependency',
+      labelNames: ['dependency'] as const,
+      registers,
+    }),
+    retries: new Counter({
+      name: 'gateway_retries_total',
+      help: 'Retries of temporary failures, by dependency',
+      labelNames: ['dependency'] as const,
+      registers,
+    }),
+    retryBudgetExhausted: new Counter({
+      name: 'gateway_retry_budget_exhausted_total',
+      help: 'Retries refused because the retry budget was spent, by dependency',
+      labelNames: ['dependency'] as const,
+      registers,
+    }),
+    shed: new Counter({
+      name: 'gateway_shed_total',
+      help: 'Pages refused with 503 OVERLOADED because too many were in flight',
+      registers,
+    }),
+    inflight: new Gauge({
+      name: 'gateway_inflight',
+      help: 'Video pages being assembled right now',
+      registers,
+    }),
+    upstreamReady: new Gauge({
+      name: 'gateway_upstream_ready',
+      help: 'Whether the gateway routes to a backend instance: 1 ready, 0 not',
+      labelNames: ['dependency', 'upstream'] as const,
+      registers,
+    }),
+  };
+}

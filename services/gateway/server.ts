@@ -1,0 +1,225 @@
+import { hostname } from 'node:os';
+import type { Logger } from 'pino';
+import { ConfigError, envChoice, envInt, optionalEnv, requireEnv } from '../lib/env.ts';
+import { createFaultAgent } from '../lib/fault-agent.ts';
+import { createServiceApp, listen, type ServiceContext } from '../lib/service-app.ts';
+import {
+  isTrustMode,
+  signRequest,
+  signsCalls,
+  TRUST_MODES,
+  type TrustMode,
+  transport,
+} from '../lib/trust.ts';
+import { BACKENDS, type BackendName, isStrategy, STRATEGIES, type Strategy, topology } from '../topology.ts';
+import { mountGatewayRoutes } from './app.ts';
+import { PlainCaller, type Signer, type Upstreams } from './dependency-caller.ts';
+import { createGatewayMetrics } from './metrics.ts';
+import { ResilientCaller } from './resilient-caller.ts';
+import { UpstreamSet } from './upstream.ts';
+
+/** The gateway (BFF) process: one strategy, its upstreams, its budget and its trust mode. */
+export interface GatewayConfig {
+  readonly strategy: Strategy;
+  readonly instanceId: string;
+  readonly port: number;
+  readonly host: string;
+  /** Base URLs of every instance of each backend. */
+  readonly upstreams: Readonly<Record<BackendName, readonly string[]>>;
+  /** Page budget when the caller sends no `x-request-timeout`. */
+  readonly budgetMs: number;
+  /** Resilient only: pages in flight before shedding with 503 OVERLOADED. */
+  readonly maxConcurrency: number;
+  /** How often each instance's `/readyz` is probed. */
+  readonly probeIntervalMs: number;
+  /** Bearer token of the `/__chaos` admin API; unset turns it off. */
+  readonly adminToken?: string;
+  readonly trustMode: TrustMode;
+  /** HMAC key, required unless trustMode is zero. */
+  readonly trustKey?: string;
+}
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+export function upstreamEnvName(dependency: BackendName): string {
+  return `UPSTREAM_${dependency.toUpperCase()}`;
+}
+
+export function gatewayConfigFromEnv(env: Env): GatewayConfig {
+  const strategy = requireEnv(env, 'STRATEGY', `expected one of ${STRATEGIES.join(', ')}`);
+  if (!isStrategy(strategy)) {
+    throw new ConfigError(
+      `STRATEGY=${JSON.stringify(strategy)} is invalid: expected one of ${STRATEGIES.join(', ')}`,
+    );
+  }
+  const trustMode = envChoice(env, 'TRUST_MODE', TRUST_MODES, 'zero');
+  const trustKey = optionalEnv(env, 'TRUST_KEY');
+  checkTrust(trustMode, trustKey);
+  const adminToken = optionalEnv(env, 'CHAOS_ADMIN_TOKEN');
+  return {
+    strategy,
+    instanceId: optionalEnv(env, 'INSTANCE_ID') ?? hostname(),
+    port: envInt(env, 'PORT', topology.gateway.port, { min: 0, max: 65_535 }),
+    host: optionalEnv(env, 'HOST') ?? '0.0.0.0',
+    upstreams: Object.fromEntries(BACKENDS.map((d) => [d, upstreamUrls(env, d)])) as Record<
+      BackendName,
+      string[]
+    >,
+    budgetMs: envInt(env, 'GATEWAY_BUDGET_MS', topology.gateway.defaultBudgetMs, { min: 1, max: 600_000 }),
+    maxConcurrency: envInt(env, 'GATEWAY_MAX_CONCURRENCY', 128, { min: 1, max: 100_000 }),
+    probeIntervalMs: envInt(env, 'UPSTREAM_PROBE_MS', 250, { min: 10, max: 60_000 }),
+    ...(adminToken ? { adminToken } : {}),
+    trustMode,
+    ...(trustKey ? { trustKey } : {}),
+  };
+}
+
+function upstreamUrls(env: Env, dependency: BackendName): string[] {
+  const name = upstreamEnvName(dependency);
+  const example = `http://127.0.0.1:${topology.backends[dependency].port}`;
+  const raw = requireEnv(
+    env,
+    name,
+    `expected comma-separated base URLs of the ${dependency} instances, e.g. ${example}`,
+  );
+  return raw
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s.length > 0)
+    .map((text) => {
+      let url: URL;
+      try {
+        url = new URL(text);
+      } catch {
+        throw new ConfigError(
+          `${name}: ${JSON.stringify(text)} is not a URL: expected a base URL like ${example}`,
+        );
+      }
+      if (url.protocol !== 'http:' || url.pathname !== '/' || url.search !== '' || url.hash !== '') {
+        throw new ConfigError(
+          `${name}: ${JSON.stringify(text)} is invalid: expected an http base URL without a path, like ${example}`,
+        );
+      }
+      return url.origin;
+    });
+}
+
+function checkTrust(mode: string, key: string | undefined): void {
+  if (!isTrustMode(mode)) throw new ConfigError(`TRUST_MODE=${JSON.stringify(mode)} is invalid`);
+  try {
+    transport(mode);
+  } catch (err) {
+    throw new ConfigError(`TRUST_MODE=${mode}: ${(err as Error).message}`);
+  }
+  if (signsCalls(mode) && !key) {
+    throw new ConfigError(
+      `TRUST_KEY is not set: TRUST_MODE=${mode} signs every call with it (any shared secret)`,
+    );
+  }
+}
+
+export interface GatewayDeps {
+  readonly log?: Logger;
+  /** @default Date.now */
+  readonly clock?: () => number;
+  /** @default Math.random */
+  readonly random?: () => number;
+}
+
+export interface RunningGateway {
+  readonly url: string;
+  readonly port: number;
+  readonly ctx: ServiceContext;
+  close(): Promise<void>;
+}
+
+/**
+ * Starts a gateway: probes every upstream once (so the first page is routed well), then
+ * listens and reports ready. `port: 0` picks a free port (in-process tests).
+ */
+export async function startGateway(config: GatewayConfig, deps: GatewayDeps = {}): Promise<RunningGateway> {
+  checkTrust(config.trustMode, config.trustKey);
+  for (const dependency of BACKENDS) {
+    if (!config.upstreams[dependency]?.length) {
+      throw new ConfigError(`${upstreamEnvName(dependency)}: no instances of ${dependency} to call`);
+    }
+  }
+  const clock = deps.clock ?? Date.now;
+  const random = deps.random ?? Math.random;
+  const { app, ctx, finalize } = createServiceApp({
+    service: 'gateway',
+    instanceId: config.instanceId,
+    ...(deps.log ? { log: deps.log } : {}),
+  });
+  const metrics = createGatewayMetrics(ctx.metrics);
+  const agent = createFaultAgent({
+    ctx,
+    ...(config.adminToken ? { token: config.adminToken } : {}),
+    workerRecoveryDefault: true,
+    clock,
+    random,
+  });
+  app.use('/__chaos', agent.router);
+  app.use(agent.middleware);
+
+  const upstreams: Upstreams = Object.fromEntries(
+    BACKENDS.map((dependency) => [
+      dependency,
+      new UpstreamSet({
+        dependency,
+        urls: config.upstreams[dependency],
+        probeIntervalMs: config.probeIntervalMs,
+        metrics,
+        log: ctx.log,
+      }),
+    ]),
+  ) as Record<BackendName, UpstreamSet>;
+  const trustKey = config.trustKey;
+  const sign: Signer | undefined =
+    signsCalls(config.trustMode) && trustKey
+      ? (request) => signRequest(trustKey, config.instanceId, request, clock())
+      : undefined;
+  const shared = { upstreams, metrics, ...(sign ? { sign } : {}) };
+  const resilient =
+    config.strategy === 'resilient' ? new ResilientCaller({ ...shared, clock, random }) : undefined;
+
+  mountGatewayRoutes(app, {
+    strategy: config.strategy,
+    caller: resilient ?? new PlainCaller(shared),
+    upstreams,
+    metrics,
+    budgetMs: config.budgetMs,
+    maxConcurrency: config.maxConcurrency,
+    clock,
+    ...(resilient ? { describe: () => ({ breakers: resilient.breakers() }) } : {}),
+  });
+  finalize();
+
+  const closeUpstreams = () => Promise.all(BACKENDS.map((d) => upstreams[d].close()));
+  let listening: Awaited<ReturnType<typeof listen>>;
+  try {
+    await Promise.all(BACKENDS.map((d) => upstreams[d].start()));
+    listening = await listen(app, config.port, config.host);
+  } catch (err) {
+    agent.close();
+    await closeUpstreams();
+    throw err;
+  }
+  ctx.readiness.set(true);
+  ctx.log.info(
+    { url: listening.url, strategy: config.strategy, trust: config.trustMode },
+    'gateway listening',
+  );
+
+  return {
+    url: listening.url,
+    port: listening.port,
+    ctx,
+    close: async () => {
+      ctx.readiness.set(false);
+      agent.close();
+      await listening.close();
+      await closeUpstreams();
+    },
+  };
+}

@@ -1,0 +1,178 @@
+import type { Logger } from 'pino';
+import { Pool } from 'undici';
+import type { BackendName } from '../topology.ts';
+import type { GatewayMetrics } from './metrics.ts';
+
+/**
+ * Client-side load balancing over one backend's instances, as a service mesh sidecar or a
+ * gRPC client would do it: a keep-alive connection pool per instance, an active readiness
+ * probe, round-robin over the instances that are ready, and passive ejection of an instance
+ * whose connections are refused or reset (it comes back at its next good probe). With no
+ * instance ready, calls are still tried: the caller's error then says what is wrong.
+ */
+export interface UpstreamInstance {
+  readonly url: string;
+  readonly pool: Pool;
+  ready(): boolean;
+  /** A connection to it was refused or reset: stop routing to it until a probe says otherwise. */
+  eject(): void;
+}
+
+export interface UpstreamSnapshot {
+  readonly url: string;
+  readonly ready: boolean;
+}
+
+export interface UpstreamSetOptions {
+  readonly dependency: BackendName;
+  readonly urls: readonly string[];
+  readonly probeIntervalMs: number;
+  /** @default max(200, min(1000, 4 × probeIntervalMs)) */
+  readonly probeTimeoutMs?: number;
+  /** Most sockets per instance. @default 64 */
+  readonly connectionsPerInstance?: number;
+  readonly metrics: GatewayMetrics;
+  readonly log: Logger;
+}
+
+class Instance implements UpstreamInstance {
+  readonly url: string;
+  readonly pool: Pool;
+  #ready = false;
+  readonly #onChange: (instance: Instance) => void;
+
+  constructor(url: string, connections: number, onChange: (instance: Instance) => void) {
+    this.url = url;
+    this.pool = new Pool(url, { connections });
+    this.#onChange = onChange;
+  }
+
+  ready(): boolean {
+    return this.#ready;
+  }
+
+  eject(): void {
+    this.setReady(false);
+  }
+
+  setReady(ready: boolean): void {
+    if (this.#ready === ready) return;
+    this.#ready = ready;
+    this.#onChange(this);
+  }
+}
+
+export class UpstreamSet {
+  readonly dependency: BackendName;
+  readonly #instances: readonly Instance[];
+  readonly #probeIntervalMs: number;
+  readonly #probeTimeoutMs: number;
+  readonly #metrics: GatewayMetrics;
+  readonly #log: Logger;
+  #next = 0;
+  #timer: NodeJS.Timeout | undefined;
+  #closed = false;
+
+  constructor(options: UpstreamSetOptions) {
+    if (options.urls.length === 0) throw new RangeError(`${options.dependency}: no upstream instances`);
+    this.dependency = options.dependency;
+    this.#probeIntervalMs = options.probeIntervalMs;
+    this.#probeTimeoutMs =
+      options.probeTimeoutMs ?? Math.max(200, Math.min(1000, 4 * options.probeIntervalMs));
+    this.#metrics = options.metrics;
+    this.#log = options.log;
+    this.#instances = options.urls.map(
+      (url) => new Instance(url, options.connectionsPerInstance ?? 64, (i) => this.#changed(i)),
+    );
+    for (const instance of this.#instances) this.#publish(instance);
+  }
+
+  /**
+   * The next instance round-robin, preferring ready ones that are not in `avoid` (a retry
+   * goes to another instance when there is one). A retry's pick does not move the rotation:
+   * otherwise every first attempt would land on the same instance.
+   */
+  pick(avoid: ReadonlySet<string> = new Set()): UpstreamInstance {
+    const preferences: ((i: Instance) => boolean)[] = [
+      (i) => i.ready() && !avoid.has(i.url),
+      (i) => i.ready(),
+      (i) => !avoid.has(i.url),
+      () => true,
+    ];
+    const n = this.#instances.length;
+    for (const acceptable of preferences) {
+      for (let step = 0; step < n; step++) {
+        const index = (this.#next + step) % n;
+        const instance = this.#instances[index] as Instance;
+        if (acceptable(instance)) {
+          if (avoid.size === 0) this.#next = (index + 1) % n;
+          return instance;
+        }
+      }
+    }
+    return this.#instances[0] as Instance;
+  }
+
+  size(): number {
+    return this.#instances.length;
+  }
+
+  snapshot(): UpstreamSnapshot[] {
+    return this.#instances.map((i) => ({ url: i.url, ready: i.ready() }));
+  }
+
+  /** Probes every instance once, then keeps probing every `probeIntervalMs` until closed. */
+  async start(): Promise<void> {
+    await this.probeAll();
+    this.#schedule();
+  }
+
+  async probeAll(): Promise<void> {
+    await Promise.all(this.#instances.map((instance) => this.#probe(instance)));
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    clearTimeout(this.#timer);
+    await Promise.all(this.#instances.map((i) => i.pool.destroy().catch(() => undefined)));
+  }
+
+  #schedule(): void {
+    if (this.#closed) return;
+    // One round at a time: the next is scheduled only when this one is over, so a slow
+    // backend can never pile probes up. Unref'd: probing alone never keeps a process alive.
+    this.#timer = setTimeout(() => {
+      this.probeAll().finally(() => this.#schedule());
+    }, this.#probeIntervalMs);
+    this.#timer.unref();
+  }
+
+  async #probe(instance: Instance): Promise<void> {
+    try {
+      const response = await instance.pool.request({
+        path: '/readyz',
+        method: 'GET',
+        signal: AbortSignal.timeout(this.#probeTimeoutMs),
+      });
+      await response.body.dump();
+      if (!this.#closed) instance.setReady(response.statusCode === 200);
+    } catch {
+      if (!this.#closed) instance.setReady(false);
+    }
+  }
+
+  #changed(instance: Instance): void {
+    this.#publish(instance);
+    this.#log.info(
+      { dependency: this.dependency, upstream: instance.url, ready: instance.ready() },
+      instance.ready() ? 'upstream ready' : 'upstream not ready',
+    );
+  }
+
+  #publish(instance: Instance): void {
+    this.#metrics.upstreamReady.set(
+      { dependency: this.dependency, upstream: instance.url },
+      instance.ready() ? 1 : 0,
+    );
+  }
+}
