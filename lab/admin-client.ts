@@ -1,0 +1,176 @@
+/**
+ * A client of the fault agent's admin API (`/__chaos` on every instance) and of the
+ * supervisor's control API. Failures come back as AdminError values that say which
+ * instance, what it answered and why, ready for a one-line message.
+ */
+
+/** A fault lease as the agent reports it (see the admin API contract). */
+export interface FaultLease {
+  readonly id: string;
+  readonly kind: string;
+  readonly params: Readonly<Record<string, number>>;
+  readonly leaseMs: number;
+  readonly appliedAt: number;
+  readonly expiresAt: number;
+}
+
+export interface AgentSettings {
+  readonly workerRecovery: boolean;
+  readonly overridden: boolean;
+  readonly expiresAt: number | null;
+}
+
+export interface AgentView {
+  readonly service: string;
+  readonly instance: string;
+  readonly faults: readonly FaultLease[];
+  readonly settings: AgentSettings;
+}
+
+export interface Target {
+  readonly id: string;
+  readonly url: string;
+}
+
+export class AdminError extends Error {
+  constructor(
+    readonly instance: string,
+    message: string,
+    /** HTTP status, or undefined when the instance could not be reached. */
+    readonly status?: number,
+    readonly reason?: string,
+  ) {
+    super(message);
+    this.name = 'AdminError';
+  }
+}
+
+const DEFAULT_TIMEOUT_MS = 3_000;
+
+function describeNetworkError(err: unknown): string {
+  const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+  if (cause?.code === 'ECONNREFUSED') return 'connection refused (not running, or restarting)';
+  if ((err as Error).name === 'TimeoutError') return 'no answer in time';
+  // fetch's own message is a bare "fetch failed"; the cause says why.
+  return cause?.code ?? cause?.message ?? (err as Error).message;
+}
+
+/** One JSON call with a bearer token; non-2xx answers become AdminError with the agent's reason. */
+export async function callJson<T>(
+  target: Target,
+  token: string,
+  method: string,
+  path: string,
+  body?: unknown,
+  timeoutMs = DEFAULT_TIMEOUT_MS,
+): Promise<T> {
+  return (await exchange<T>(target, token, method, path, body, timeoutMs)).body;
+}
+
+async function exchange<T>(
+  target: Target,
+  token: string,
+  method: string,
+  path: string,
+  body?: unknown,
+  timeoutMs = DEFAULT_TIMEOUT_MS,
+): Promise<{ status: number; body: T }> {
+  let res: Response;
+  try {
+    res = await fetch(`${target.url}${path}`, {
+      method,
+      headers: {
+        authorization: `Bearer ${token}`,
+        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+      },
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+      signal: AbortSignal.timeout(timeoutMs),
+    });
+  } catch (err) {
+    throw new AdminError(target.id, `${target.id} (${target.url}): ${describeNetworkError(err)}`);
+  }
+  const text = await res.text();
+  let json: unknown;
+  try {
+    json = text === '' ? undefined : JSON.parse(text);
+  } catch {
+    json = undefined;
+  }
+  if (!res.ok) {
+    const error = (json as { error?: { reason?: string; message?: string } } | undefined)?.error;
+    const reason = error?.reason ?? `HTTP ${res.status}`;
+    throw new AdminError(
+      target.id,
+      `${target.id} refused ${method} ${path}: ${res.status} ${reason}${error?.message ? ` — ${error.message}` : ''}`,
+      res.status,
+      error?.reason,
+    );
+  }
+  return { status: res.status, body: json as T };
+}
+
+export class AgentClient {
+  constructor(private readonly token: string) {}
+
+  view(target: Target): Promise<AgentView> {
+    return callJson<AgentView>(target, this.token, 'GET', '/__chaos/faults');
+  }
+
+  /** Applies or renews a fault; `created` is false when an existing lease was renewed. */
+  async put(
+    target: Target,
+    id: string,
+    fault: { kind: string; params: Record<string, number>; leaseMs: number },
+  ): Promise<{ fault: FaultLease; created: boolean }> {
+    const answer = await exchange<{ fault: FaultLease }>(
+      target,
+      this.token,
+      'PUT',
+      `/__chaos/faults/${encodeURIComponent(id)}`,
+      fault,
+    );
+    return { fault: answer.body.fault, created: answer.status === 201 };
+  }
+
+  remove(target: Target, id: string): Promise<{ removed: boolean }> {
+    return callJson(target, this.token, 'DELETE', `/__chaos/faults/${encodeURIComponent(id)}`);
+  }
+
+  clear(target: Target): Promise<{ removed: number }> {
+    return callJson(target, this.token, 'DELETE', '/__chaos/faults');
+  }
+
+  setRecovery(
+    target: Target,
+    workerRecovery: boolean,
+    leaseMs: number,
+  ): Promise<{ settings: AgentSettings }> {
+    return callJson(target, this.token, 'PUT', '/__chaos/settings', { workerRecovery, leaseMs });
+  }
+
+  resetSettings(target: Target): Promise<{ settings: AgentSettings }> {
+    return callJson(target, this.token, 'DELETE', '/__chaos/settings');
+  }
+}
+
+/** Runs `call` on every target at once; the failures and successes, each by target. */
+export async function onEvery<T>(
+  targets: readonly Target[],
+  call: (target: Target) => Promise<T>,
+): Promise<{ ok: { target: Target; value: T }[]; failed: { target: Target; error: AdminError }[] }> {
+  const settled = await Promise.allSettled(targets.map((t) => call(t)));
+  const ok: { target: Target; value: T }[] = [];
+  const failed: { target: Target; error: AdminError }[] = [];
+  settled.forEach((result, i) => {
+    const target = targets[i]!;
+    if (result.status === 'fulfilled') ok.push({ target, value: result.value });
+    else {
+      const error =
+        result.reason instanceof AdminError
+          ? result.reason
+          : new AdminError(target.id, `${target.id}: ${(result.reason as Error).message}`);
+      failed.push({ target, error });
+    }
+  });
+  return { ok, failed };
+}

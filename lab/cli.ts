@@ -1,0 +1,267 @@
+/**
+ * `chaos-lab`: the local lab's command line. Exit codes: 0 ok, 1 a runtime failure (no lab,
+ * an instance unreachable, an agent refused), 2 bad usage or input. Expected failures are
+ * one line and a hint, never a stack trace.
+ */
+
+import { Argument, Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { BACKENDS } from '../services/topology.ts';
+import { CliError } from './cli-error.ts';
+import { downCommand } from './commands/down.ts';
+import {
+  DEFAULT_LEASE_MS,
+  faultAddCommand,
+  faultClearCommand,
+  faultListCommand,
+  faultRecoveryCommand,
+  type RecoveryChoice,
+} from './commands/fault.ts';
+import { statusCommand } from './commands/status.ts';
+import { upDetachedCommand, upForegroundCommand } from './commands/up.ts';
+import { DURATION_EXAMPLES, DurationError, formatDuration, parseDuration } from './duration.ts';
+import { FAULT_KIND_NAMES, FAULT_KINDS, type FaultKind, PARAM_FLAGS, type ParamName } from './fault-kinds.ts';
+import { type Io, processIo, warn } from './io.ts';
+import { UP_DEFAULTS, type UpOptions } from './lab.ts';
+import { DEFAULT_PORT_BASE, PORT_BASE_RANGE } from './layout.ts';
+import { labHome } from './state.ts';
+
+const SERVICES = [...BACKENDS, 'gateway'];
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+/** The agents' lease bounds. */
+const LEASE_RANGE = { min: 100, max: 3_600_000 };
+
+function durationOption(flag: string, range: { min: number; max: number }): (raw: string) => number {
+  return (raw) => {
+    let ms: number;
+    try {
+      ms = parseDuration(raw);
+    } catch (err) {
+      if (err instanceof DurationError) throw new InvalidArgumentError(`${err.message}.`);
+      throw err;
+    }
+    if (ms < range.min || ms > range.max) {
+      throw new InvalidArgumentError(
+        `${flag} must be from ${formatDuration(range.min)} to ${formatDuration(range.max)}, e.g. ${DURATION_EXAMPLES}.`,
+      );
+    }
+    return ms;
+  };
+}
+
+function portBaseOption(raw: string): number {
+  const value = Number(raw);
+  if (!/^\d+$/.test(raw) || value < PORT_BASE_RANGE.min || value > PORT_BASE_RANGE.max) {
+    throw new InvalidArgumentError(
+      `expected an integer from ${PORT_BASE_RANGE.min} to ${PORT_BASE_RANGE.max}, e.g. --port-base 19000.`,
+    );
+  }
+  return value;
+}
+
+const serviceArgument = (required: boolean) =>
+  new Argument(required ? '<service>' : '[service]', `a backend (${BACKENDS.join(', ')}) or gateway`).choices(
+    SERVICES,
+  );
+
+const instanceOption = () =>
+  new Option('--instance <id>', 'only this instance, e.g. coin-1 or gateway-naive');
+
+/** The commander program; each action records its exit code in `outcome`. */
+export function createProgram(io: Io, outcome: { exitCode: number } = { exitCode: 0 }): Command {
+  const home = () => labHome(io.env);
+  const program = new Command('chaos-lab')
+    .description('The local chaos lab: five backends, three gateways, faults on demand.')
+    .exitOverride()
+    .configureOutput({
+      writeOut: (text) => io.stdout(text),
+      writeErr: (text) => io.stderr(text),
+    })
+    .showHelpAfterError('(add --help for usage)');
+
+  program
+    .command('up')
+    .description('start every instance on 127.0.0.1 and wait until all are ready (Ctrl-C stops them)')
+    .option('--detach', 'run the lab in the background; stop it with `chaos-lab down`')
+    .option(
+      '--port-base <n>',
+      `first port of the lab's range: gateways at +80..+82, control API at +90, backends from +100 (default ${DEFAULT_PORT_BASE})`,
+      portBaseOption,
+    )
+    .addOption(
+      new Option('--trust <mode>', 'trust between gateways and backends')
+        .choices(['zero', 'half'])
+        .default('half'),
+    )
+    .addOption(
+      new Option('--recovery <on|off>', 'panic recovery in background workers, for every backend')
+        .choices(['on', 'off'])
+        .default('on'),
+    )
+    .option(
+      '--ready-timeout <duration>',
+      'how long to wait for every instance to be ready (default 60s)',
+      durationOption('--ready-timeout', { min: 1_000, max: 600_000 }),
+    )
+    .addOption(
+      new Option('--log-level <level>', "the instances' log level").choices(LOG_LEVELS).default('info'),
+    )
+    .action(
+      async (opts: {
+        detach?: boolean;
+        portBase?: number;
+        trust: 'zero' | 'half';
+        recovery: string;
+        readyTimeout?: number;
+        logLevel: string;
+      }) => {
+        const options: UpOptions = {
+          home: home(),
+          portBase: opts.portBase ?? UP_DEFAULTS.portBase,
+          trust: opts.trust,
+          workerRecovery: opts.recovery === 'on',
+          readyTimeoutMs: opts.readyTimeout ?? UP_DEFAULTS.readyTimeoutMs,
+          logLevel: opts.logLevel,
+        };
+        outcome.exitCode = opts.detach
+          ? await upDetachedCommand(io, options)
+          : await upForegroundCommand(io, options);
+      },
+    );
+
+  program
+    .command('status')
+    .description('the gateways and every instance: URL, pid, ready, restarts')
+    .option('--json', 'machine-readable output')
+    .action(async (opts: { json?: boolean }) => {
+      outcome.exitCode = await statusCommand(io, home(), opts);
+    });
+
+  program
+    .command('down')
+    .description('stop the running lab and wait until every process is gone')
+    .action(async () => {
+      outcome.exitCode = await downCommand(io, home());
+    });
+
+  const fault = program
+    .command('fault')
+    .description("apply, list and clear faults through the instances' fault agents (each fault is a lease)");
+
+  const add = fault
+    .command('add')
+    .description('apply a fault to every instance of a service (or one, with --instance) for a while')
+    .addArgument(new Argument('<kind>', 'what to inject (see below)').choices(FAULT_KIND_NAMES))
+    .addArgument(serviceArgument(true));
+  for (const flag of Object.values(PARAM_FLAGS)) add.option(flag.flags, flag.description, flag.parse);
+  const kindWidth = Math.max(...FAULT_KIND_NAMES.map((k) => k.length));
+  add.addHelpText(
+    'after',
+    [
+      '',
+      'Kinds:',
+      ...FAULT_KIND_NAMES.map(
+        (k) =>
+          `  ${k.padEnd(kindWidth)}  ${FAULT_KINDS[k].summary} (takes ${FAULT_KINDS[k].takes.map((t) => `--${t}`).join(', ')})`,
+      ),
+      '',
+      'Examples:',
+      '  chaos-lab fault add http-delay coin --delay 300ms --for 20s',
+      '  chaos-lab fault add http-error like --status 503 --percent 50',
+      '  chaos-lab fault add worker-panic archive --instance archive-1',
+    ].join('\n'),
+  );
+  add
+    .option(
+      '--for <duration>',
+      `how long the lease lasts (default ${formatDuration(DEFAULT_LEASE_MS)})`,
+      durationOption('--for', LEASE_RANGE),
+    )
+    .addOption(instanceOption())
+    .option('--id <id>', 'the fault id (default: generated); reuse one to renew or change a fault')
+    .action(
+      async (
+        kind: FaultKind,
+        service: string,
+        opts: Partial<Record<ParamName, number>> & { for?: number; instance?: string; id?: string },
+      ) => {
+        const { for: lease, instance, id, ...params } = opts;
+        outcome.exitCode = await faultAddCommand(io, home(), kind, service, {
+          ...params,
+          leaseMs: lease ?? DEFAULT_LEASE_MS,
+          ...(instance !== undefined ? { instance } : {}),
+          ...(id !== undefined ? { id } : {}),
+        });
+      },
+    );
+
+  fault
+    .command('list')
+    .description('the active faults (and worker-recovery overrides) of every instance')
+    .addArgument(serviceArgument(false))
+    .addOption(instanceOption())
+    .option('--json', 'machine-readable output')
+    .action(async (service: string | undefined, opts: { json?: boolean; instance?: string }) => {
+      outcome.exitCode = await faultListCommand(io, home(), service, opts);
+    });
+
+  fault
+    .command('clear')
+    .description('remove faults (and worker-recovery overrides) now, instead of waiting for their leases')
+    .addArgument(serviceArgument(false))
+    .addOption(instanceOption())
+    .option('--id <id>', 'only this fault')
+    .action(async (service: string | undefined, opts: { instance?: string; id?: string }) => {
+      outcome.exitCode = await faultClearCommand(io, home(), service, opts);
+    });
+
+  fault
+    .command('recovery')
+    .description(
+      'override panic recovery in background workers for a while (`default` drops the override now)',
+    )
+    .addArgument(
+      new Argument('<setting>', 'on, off, or default (drop the override now)').choices([
+        'on',
+        'off',
+        'default',
+      ]),
+    )
+    .addArgument(serviceArgument(true))
+    .option(
+      '--for <duration>',
+      `how long the override lasts (default ${formatDuration(DEFAULT_LEASE_MS)})`,
+      durationOption('--for', LEASE_RANGE),
+    )
+    .addOption(instanceOption())
+    .action(async (setting: RecoveryChoice, service: string, opts: { for?: number; instance?: string }) => {
+      outcome.exitCode = await faultRecoveryCommand(io, home(), setting, service, {
+        leaseMs: opts.for ?? DEFAULT_LEASE_MS,
+        ...(opts.instance !== undefined ? { instance: opts.instance } : {}),
+      });
+    });
+
+  return program;
+}
+
+/** Runs the CLI with `argv` (without node and the script); resolves with the exit code. */
+export async function main(argv: readonly string[], io: Io = processIo): Promise<number> {
+  const outcome = { exitCode: 0 };
+  const program = createProgram(io, outcome);
+  try {
+    await program.parseAsync([...argv], { from: 'user' });
+    return outcome.exitCode;
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // --help and --version exit 0; every other commander error is bad usage.
+      return err.exitCode === 0 ? 0 : 2;
+    }
+    if (err instanceof CliError) {
+      warn(io, `chaos-lab: ${err.message}`);
+      for (const line of err.details) warn(io, line);
+      if (err.hint) warn(io, `hint: ${err.hint}`);
+      return err.exitCode;
+    }
+    warn(io, `chaos-lab: unexpected failure: ${(err as Error).stack ?? String(err)}`);
+    return 1;
+  }
+}

@@ -1,0 +1,94 @@
+import { callJson } from '../admin-client.ts';
+import { CliError } from '../cli-error.ts';
+import { formatDuration } from '../duration.ts';
+import { type Io, say, warn } from '../io.ts';
+import { lookupLab, pidAlive, removeState, StateFileError } from '../state.ts';
+
+/** Longer than the supervisor's own SIGTERM→SIGKILL grace (5 s), so it can finish first. */
+const STOP_WAIT_MS = 15_000;
+const KILL_WAIT_MS = 3_000;
+
+async function waitGone(pids: readonly number[], ms: number): Promise<number[]> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const alive = pids.filter(pidAlive);
+    if (alive.length === 0 || Date.now() >= deadline) return alive;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/**
+ * Stops a running lab (detached or not) and waits until its supervisor and every instance
+ * are gone. No lab running is not an error: there is nothing to stop, exit 0.
+ */
+export async function downCommand(io: Io, home: string): Promise<number> {
+  let found: ReturnType<typeof lookupLab>;
+  try {
+    found = lookupLab(home);
+  } catch (err) {
+    if (err instanceof StateFileError) throw new CliError(err.message);
+    throw err;
+  }
+  if (found.kind === 'none') {
+    say(io, 'no lab is running; nothing to stop');
+    return 0;
+  }
+  if (found.kind === 'stale') {
+    removeState(home);
+    say(
+      io,
+      `no lab is running; removed a stale state file (its supervisor, pid ${found.state.pid}, is gone)`,
+    );
+    return 0;
+  }
+  const { state } = found;
+  const began = Date.now();
+  const control = { id: 'supervisor', url: state.controlUrl };
+  let instancePids: number[] = [];
+  try {
+    const status = await callJson<{ instances: { pid: number | null }[] }>(
+      control,
+      state.adminToken,
+      'GET',
+      '/status',
+    );
+    instancePids = status.instances.flatMap((i) => (i.pid === null ? [] : [i.pid]));
+  } catch {
+    // Without the list, the supervisor's exit still means its children are gone: it waits for them.
+  }
+  try {
+    await callJson(control, state.adminToken, 'POST', '/shutdown');
+  } catch (err) {
+    warn(
+      io,
+      `the control API did not take the shutdown (${(err as Error).message}); sending SIGTERM to pid ${state.pid}`,
+    );
+    try {
+      process.kill(state.pid, 'SIGTERM');
+    } catch {
+      // already gone
+    }
+  }
+  const pids = [state.pid, ...instancePids];
+  let alive = await waitGone(pids, STOP_WAIT_MS);
+  if (alive.length > 0) {
+    warn(io, `still running after ${formatDuration(STOP_WAIT_MS)}: pid ${alive.join(', ')}; sending SIGKILL`);
+    for (const pid of alive) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // gone in the meantime
+      }
+    }
+    alive = await waitGone(alive, KILL_WAIT_MS);
+  }
+  removeState(home, state.pid);
+  if (alive.length > 0) {
+    throw new CliError(`could not stop pid ${alive.join(', ')}`, { hint: 'check them with: ps -p <pid>' });
+  }
+  say(
+    io,
+    `stopped the lab: supervisor (pid ${state.pid}) and ${instancePids.length} instances are gone (${formatDuration(Date.now() - began)})`,
+  );
+  return 0;
+}

@@ -1,0 +1,72 @@
+import { upDetached } from '../detach.ts';
+import { formatDuration } from '../duration.ts';
+import { type Io, say, warn } from '../io.ts';
+import { startLab, type UpOptions } from '../lab.ts';
+import type { LabState } from '../state.ts';
+
+const SAMPLE_AID = 42;
+
+function progressLine(ready: number, total: number, waitingFor: readonly string[]): string {
+  if (waitingFor.length === 0) return `ready ${ready}/${total}`;
+  const shown = waitingFor.slice(0, 4).join(', ');
+  return `ready ${ready}/${total} (waiting for ${shown}${waitingFor.length > 4 ? ', …' : ''})`;
+}
+
+function summary(io: Io, state: LabState, readyInMs: number, detached: boolean): void {
+  say(
+    io,
+    `chaos-lab is up: ${state.instances.length} instances ready in ${formatDuration(readyInMs)} (trust ${state.trust.mode}, worker recovery ${state.workerRecovery ? 'on' : 'off'})`,
+  );
+  say(io, 'gateways');
+  const width = Math.max(...Object.keys(state.gateways).map((s) => s.length));
+  for (const [strategy, url] of Object.entries(state.gateways))
+    say(io, `  ${strategy.padEnd(width)}  ${url}`);
+  const resilient = state.gateways.resilient ?? Object.values(state.gateways)[0];
+  say(io, `try: curl -s ${resilient}/api/video/${SAMPLE_AID}`);
+  say(io, `status: npx chaos-lab status · faults: npx chaos-lab fault --help · logs: ${state.logDir}`);
+  say(
+    io,
+    detached ? `supervisor pid ${state.pid}; stop it with: npx chaos-lab down` : 'Ctrl-C stops the lab',
+  );
+}
+
+/** `up --detach`: starts the lab in the background and returns once it is ready. */
+export async function upDetachedCommand(io: Io, options: UpOptions): Promise<number> {
+  const { state, readyInMs } = await upDetached(options, {
+    note: (message) => warn(io, message),
+    progress: (ready, total, waitingFor) => say(io, progressLine(ready, total, waitingFor)),
+  });
+  summary(io, state, readyInMs, true);
+  return 0;
+}
+
+/** `up`: runs the lab in this process until SIGINT/SIGTERM (or `chaos-lab down`). */
+export async function upForegroundCommand(io: Io, options: UpOptions): Promise<number> {
+  const abort = new AbortController();
+  let stop: (() => Promise<void>) | undefined;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (stop) {
+      say(io, `${signal}: stopping every instance…`);
+      void stop();
+    } else {
+      abort.abort();
+    }
+  };
+  const signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+  for (const signal of signals) process.on(signal, onSignal);
+  try {
+    const lab = await startLab(options, {
+      signal: abort.signal,
+      note: (message) => warn(io, message),
+      progress: (ready, total, waitingFor) => say(io, progressLine(ready, total, waitingFor)),
+      log: (line) => say(io, `${new Date().toISOString().slice(11, 23)} ${line}`),
+    });
+    stop = lab.stop;
+    summary(io, lab.state, lab.readyInMs, false);
+    await lab.stopped;
+    say(io, 'stopped: every instance is gone');
+    return 0;
+  } finally {
+    for (const signal of signals) process.off(signal, onSignal);
+  }
+}

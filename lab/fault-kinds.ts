@@ -1,0 +1,132 @@
+/**
+ * The faults the CLI can apply, and the flags that parametrize them. Each kind names the
+ * flags it takes and turns them into the agent's `params`; a flag given to a kind that does
+ * not take it is an error rather than silently ignored. A new kind (the network faults:
+ * latency, loss) is one entry here, plus its flags if they are new.
+ */
+
+import { InvalidArgumentError } from 'commander';
+import { usageError } from './cli-error.ts';
+import { DURATION_EXAMPLES, DurationError, formatDuration, parseDuration } from './duration.ts';
+
+export type ParamName = 'delay' | 'jitter' | 'status' | 'percent';
+export type ParamValues = Partial<Record<ParamName, number>>;
+
+export interface ParamFlag {
+  /** As commander spells it: `--delay <duration>`. */
+  readonly flags: string;
+  readonly description: string;
+  readonly parse: (raw: string) => number;
+}
+
+function durationFlag(name: string, max: number): (raw: string) => number {
+  return (raw) => {
+    let ms: number;
+    try {
+      ms = parseDuration(raw);
+    } catch (err) {
+      if (err instanceof DurationError) throw new InvalidArgumentError(`${err.message}.`);
+      throw err;
+    }
+    if (ms > max) {
+      throw new InvalidArgumentError(
+        `--${name} may be at most ${formatDuration(max)}, e.g. ${DURATION_EXAMPLES}.`,
+      );
+    }
+    return ms;
+  };
+}
+
+function numberFlag(
+  name: string,
+  range: { min: number; max: number; integer: boolean; example: number },
+): (raw: string) => number {
+  const { min, max, integer, example } = range;
+  return (raw) => {
+    const value = Number(raw);
+    if (
+      raw.trim() === '' ||
+      !Number.isFinite(value) ||
+      value < min ||
+      value > max ||
+      (integer && !Number.isInteger(value))
+    ) {
+      throw new InvalidArgumentError(
+        `--${name} expects ${integer ? 'an integer' : 'a number'} from ${min} to ${max}, e.g. --${name} ${example}.`,
+      );
+    }
+    return value;
+  };
+}
+
+/** Upper bound the agents accept for a delay or a jitter. */
+const MAX_DELAY_MS = 60_000;
+
+export const PARAM_FLAGS: Readonly<Record<ParamName, ParamFlag>> = {
+  delay: {
+    flags: '--delay <duration>',
+    description: 'http-delay: added to every request, e.g. 300ms',
+    parse: durationFlag('delay', MAX_DELAY_MS),
+  },
+  jitter: {
+    flags: '--jitter <duration>',
+    description: 'http-delay: random extra delay up to this, e.g. 20ms (default 0ms)',
+    parse: durationFlag('jitter', MAX_DELAY_MS),
+  },
+  status: {
+    flags: '--status <code>',
+    description: 'http-error: status to answer with, 400-599 (default 503)',
+    parse: numberFlag('status', { min: 400, max: 599, integer: true, example: 503 }),
+  },
+  percent: {
+    flags: '--percent <n>',
+    description: 'http-error, worker-panic: share of requests or tasks hit, 0-100 (default 100)',
+    parse: numberFlag('percent', { min: 0, max: 100, integer: false, example: 50 }),
+  },
+};
+
+export interface FaultKindSpec {
+  readonly summary: string;
+  readonly takes: readonly ParamName[];
+  /** The agent's `params` from the flags given; throws a usage error for a missing one. */
+  readonly params: (given: ParamValues) => Record<string, number>;
+}
+
+export const FAULT_KINDS = {
+  'http-delay': {
+    summary: 'delay every request (not /healthz, /readyz, /metrics)',
+    takes: ['delay', 'jitter'],
+    params: (given) => {
+      if (given.delay === undefined) throw usageError('http-delay needs --delay', 'e.g. --delay 300ms');
+      return { delayMs: given.delay, jitterMs: given.jitter ?? 0 };
+    },
+  },
+  'http-error': {
+    summary: 'answer a share of requests with an error status',
+    takes: ['status', 'percent'],
+    params: (given) => ({ status: given.status ?? 503, percent: given.percent ?? 100 }),
+  },
+  'worker-panic': {
+    summary: 'make a share of background tasks throw (a goroutine panic)',
+    takes: ['percent'],
+    params: (given) => ({ percent: given.percent ?? 100 }),
+  },
+} as const satisfies Record<string, FaultKindSpec>;
+
+export type FaultKind = keyof typeof FAULT_KINDS;
+export const FAULT_KIND_NAMES = Object.keys(FAULT_KINDS) as FaultKind[];
+
+/** The agent's params for `kind`, refusing flags that kind does not take. */
+export function faultParams(kind: FaultKind, given: ParamValues): Record<string, number> {
+  const spec: FaultKindSpec = FAULT_KINDS[kind];
+  const foreign = (Object.keys(given) as ParamName[]).filter(
+    (p) => given[p] !== undefined && !spec.takes.includes(p),
+  );
+  if (foreign.length > 0) {
+    throw usageError(
+      `${foreign.map((f) => `--${f}`).join(', ')} does not apply to ${kind}`,
+      `${kind} takes ${spec.takes.map((t) => `--${t}`).join(', ')}`,
+    );
+  }
+  return spec.params(given);
+}

@@ -1,0 +1,66 @@
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { instanceEnv, instanceSpecs } from './instances.ts';
+import { labLayout } from './layout.ts';
+import { REPO_ROOT } from './state.ts';
+
+const layout = labLayout(20_000);
+const secrets = { adminToken: 'token-token-token-token', trustKey: 'key-key-key-key-key-key' };
+const half = { trust: 'half', workerRecovery: true, logLevel: 'info' } as const;
+
+describe('instance environment', () => {
+  it('gives a backend the contract variables on loopback', () => {
+    const plan = layout.backends.archive[1]!;
+    const env = instanceEnv(plan, layout, half, secrets, {
+      PATH: '/bin',
+      STRATEGY: 'naive',
+      TRUST_KEY: 'leak',
+    });
+    expect(env).toMatchObject({
+      PATH: '/bin',
+      SERVICE: 'archive',
+      INSTANCE_ID: 'archive-2',
+      HOST: '127.0.0.1',
+      PORT: '20111',
+      CHAOS_ADMIN_TOKEN: secrets.adminToken,
+      TRUST_MODE: 'half',
+      TRUST_KEY: secrets.trustKey,
+      WORKER_RECOVERY: 'on',
+      LOG_LEVEL: 'info',
+    });
+    expect(env.STRATEGY).toBeUndefined();
+  });
+
+  it('points every gateway at all instances of each backend', () => {
+    const env = instanceEnv(layout.gateways.resilient, layout, half, secrets, {});
+    expect(env.STRATEGY).toBe('resilient');
+    expect(env.UPSTREAM_ACCOUNT).toBe('http://127.0.0.1:20100,http://127.0.0.1:20101');
+    expect(env.UPSTREAM_COIN).toBe('http://127.0.0.1:20140,http://127.0.0.1:20141');
+    expect(env.PORT).toBe('20082');
+  });
+
+  it('sends no trust key under zero trust, and recovery off when asked', () => {
+    const env = instanceEnv(
+      layout.backends.vip[0]!,
+      layout,
+      { trust: 'zero', workerRecovery: false, logLevel: 'warn' },
+      secrets,
+      { TRUST_KEY: 'from-the-shell' },
+    );
+    expect(env.TRUST_KEY).toBeUndefined();
+    expect(env).toMatchObject({ TRUST_MODE: 'zero', WORKER_RECOVERY: 'off', LOG_LEVEL: 'warn' });
+  });
+
+  it('runs services/main.ts under tsx from the repository root, logging to <logs>/<id>.log', () => {
+    const specs = instanceSpecs(layout, half, secrets, '/tmp/logs', {});
+    expect(specs).toHaveLength(13);
+    expect(specs[0]).toMatchObject({
+      id: 'account-1',
+      command: process.execPath,
+      args: ['--import', 'tsx', path.join(REPO_ROOT, 'services', 'main.ts'), 'account'],
+      cwd: REPO_ROOT,
+      logFile: '/tmp/logs/account-1.log',
+    });
+    expect(specs.at(-1)?.args.at(-1)).toBe('gateway');
+  });
+});

@@ -1,0 +1,54 @@
+import { describe, expect, it } from 'vitest';
+import { BACKENDS, STRATEGIES, topology } from '../services/topology.ts';
+import { DEFAULT_PORT_BASE, labLayout, PORT_BASE_RANGE, portsOf } from './layout.ts';
+
+describe('labLayout', () => {
+  const layout = labLayout();
+
+  it('puts the gateways at 18080-18082 and the control API at 18090 by default', () => {
+    expect(layout.base).toBe(DEFAULT_PORT_BASE);
+    expect(layout.gateways.naive).toMatchObject({
+      id: 'gateway-naive',
+      port: 18_080,
+      url: 'http://127.0.0.1:18080',
+    });
+    expect(layout.gateways.parallel.port).toBe(18_081);
+    expect(layout.gateways.resilient.port).toBe(18_082);
+    expect(layout.control).toEqual({ port: 18_090, url: 'http://127.0.0.1:18090' });
+  });
+
+  it('gives each backend a block of ten ports from base+100, replicas numbered from 1', () => {
+    expect(layout.backends.account.map((i) => [i.id, i.port])).toEqual([
+      ['account-1', 18_100],
+      ['account-2', 18_101],
+    ]);
+    expect(layout.backends.archive[0]).toMatchObject({ id: 'archive-1', port: 18_110, service: 'archive' });
+    expect(layout.backends.coin.map((i) => i.port)).toEqual([18_140, 18_141]);
+  });
+
+  it('runs the replicas the topology asks for and one gateway per strategy', () => {
+    const backendCount = BACKENDS.reduce((n, b) => n + topology.backends[b].replicas, 0);
+    expect(layout.instances).toHaveLength(backendCount + STRATEGIES.length);
+    expect(layout.instances.filter((i) => i.service === 'gateway').map((i) => i.strategy)).toEqual([
+      ...STRATEGIES,
+    ]);
+  });
+
+  it('moves the whole range with the base, without any port shared', () => {
+    const moved = labLayout(30_000);
+    expect(moved.gateways.naive.port).toBe(30_080);
+    expect(moved.backends.account[1]?.port).toBe(30_101);
+    const ports = portsOf(moved).map((p) => p.port);
+    expect(new Set(ports).size).toBe(ports.length);
+    expect(portsOf(moved)[0]).toEqual({ port: 30_090, owner: 'control API' });
+  });
+
+  it('refuses a base whose range would not fit', () => {
+    expect(() => labLayout(80)).toThrow(/from 1024 to/);
+    expect(() => labLayout(PORT_BASE_RANGE.max + 1)).toThrow(RangeError);
+    expect(() => labLayout(18_000.5)).toThrow(RangeError);
+    expect(Math.max(...portsOf(labLayout(PORT_BASE_RANGE.max)).map((p) => p.port))).toBeLessThanOrEqual(
+      65_535,
+    );
+  });
+});

@@ -1,0 +1,106 @@
+/**
+ * Where every process of the local lab listens, all derived from one base port so that a
+ * second lab (or a test) can move the whole range with `--port-base`.
+ *
+ * base+80…   one gateway per strategy (18080 naive, 18081 parallel, 18082 resilient)
+ * base+90    the supervisor's control API
+ * base+100+10·k+i  instance i of backend k (account-1 18100, account-2 18101, archive-1 18110…)
+ *
+ * Each backend owns a block of ten ports: replicas take the low half, the high half is
+ * kept for the per-instance fault proxies of the network faults to come.
+ */
+
+import { BACKENDS, type BackendName, STRATEGIES, type Strategy, topology } from '../services/topology.ts';
+
+export const DEFAULT_PORT_BASE = 18_000;
+const GATEWAY_OFFSET = 80;
+const CONTROL_OFFSET = 90;
+const BACKEND_OFFSET = 100;
+const BACKEND_BLOCK = 10;
+/** Replicas that fit in the low half of a backend's block. */
+const MAX_REPLICAS = BACKEND_BLOCK / 2;
+/** The highest offset any part of the layout may use, proxies included. */
+const SPAN = BACKEND_OFFSET + BACKEND_BLOCK * BACKENDS.length - 1;
+
+export const PORT_BASE_RANGE = { min: 1_024, max: 65_535 - SPAN } as const;
+
+export const LOOPBACK = '127.0.0.1';
+
+export type ServiceName = BackendName | 'gateway';
+
+export interface InstancePlan {
+  /** `account-1`, …, `gateway-resilient`. */
+  readonly id: string;
+  readonly service: ServiceName;
+  readonly port: number;
+  readonly url: string;
+  /** Gateways only. */
+  readonly strategy?: Strategy;
+}
+
+export interface LabLayout {
+  readonly base: number;
+  readonly control: { readonly port: number; readonly url: string };
+  readonly gateways: Readonly<Record<Strategy, InstancePlan>>;
+  readonly backends: Readonly<Record<BackendName, readonly InstancePlan[]>>;
+  /** Every instance: backends first, then gateways. */
+  readonly instances: readonly InstancePlan[];
+}
+
+function urlOf(port: number): string {
+  return `http://${LOOPBACK}:${port}`;
+}
+
+export function isValidPortBase(base: number): boolean {
+  return Number.isInteger(base) && base >= PORT_BASE_RANGE.min && base <= PORT_BASE_RANGE.max;
+}
+
+export function labLayout(base: number = DEFAULT_PORT_BASE): LabLayout {
+  if (!isValidPortBase(base)) {
+    throw new RangeError(
+      `port base ${base} is out of range: expected an integer from ${PORT_BASE_RANGE.min} to ${PORT_BASE_RANGE.max}`,
+    );
+  }
+  const backends = Object.fromEntries(
+    BACKENDS.map((name, k) => {
+      const replicas = topology.backends[name].replicas;
+      if (replicas > MAX_REPLICAS) {
+        throw new RangeError(`${name} has ${replicas} replicas; the local lab has room for ${MAX_REPLICAS}`);
+      }
+      const plans = Array.from({ length: replicas }, (_, i): InstancePlan => {
+        const port = base + BACKEND_OFFSET + BACKEND_BLOCK * k + i;
+        return { id: `${name}-${i + 1}`, service: name, port, url: urlOf(port) };
+      });
+      return [name, plans];
+    }),
+  ) as Record<BackendName, InstancePlan[]>;
+  const gateways = Object.fromEntries(
+    STRATEGIES.map((strategy, j) => {
+      const port = base + GATEWAY_OFFSET + j;
+      const plan: InstancePlan = {
+        id: `gateway-${strategy}`,
+        service: 'gateway',
+        port,
+        url: urlOf(port),
+        strategy,
+      };
+      return [strategy, plan];
+    }),
+  ) as Record<Strategy, InstancePlan>;
+  const controlPort = base + CONTROL_OFFSET;
+  return {
+    base,
+    control: { port: controlPort, url: urlOf(controlPort) },
+    gateways,
+    backends,
+    instances: [...BACKENDS.flatMap((name) => backends[name]), ...STRATEGIES.map((s) => gateways[s])],
+  };
+}
+
+/** Every port the lab binds, with what it is for (for the free-port check and its message). */
+export function portsOf(layout: LabLayout): { port: number; owner: string }[] {
+  return [
+    { port: layout.control.port, owner: 'control API' },
+    ...layout.instances.map((i) => ({ port: i.port, owner: i.id })),
+  ];
+}

@@ -1,0 +1,463 @@
+/**
+ * The shape of an experiment file, as written (durations still strings, defaults not filled in).
+ * It is the single source for both the validation (`experiment.ts`) and the JSON Schema editors use
+ * (`experimentJsonSchema()`), so every `.describe()` text here is what an attendee sees on hover.
+ *
+ * Every leaf carries its own error text (`expecting(...)`) so that a rejected value is answered with what
+ * would be valid, in the lab's words, not zod's.
+ */
+import { z } from 'zod';
+import { BACKENDS, STRATEGIES, topology } from '../../services/topology.ts';
+import { DURATION_EXAMPLES, formatDuration, parseDuration } from '../duration.ts';
+import { ENDPOINT_PATHS, type EndpointName } from '../load/endpoints.ts';
+
+/**
+ * The duration grammar of `lab/duration.ts` (the CLI's), spelled as a JSON Schema pattern so editors check
+ * it as you type; `parseDuration` stays the judge (it also refuses fractions of a millisecond).
+ */
+export const DURATION_PATTERN = '^(\\d+(?:\\.\\d+)?)(ms|s|m|h)$';
+export const DURATION_EXPECTED = `a duration with a unit, such as ${DURATION_EXAMPLES}`;
+
+export function tryParseDuration(text: string): number | undefined {
+  try {
+    return parseDuration(text);
+  } catch {
+    return undefined;
+  }
+}
+
+export const FAULT_KINDS = ['latency', 'loss', 'http-error', 'worker-panic', 'kill'] as const;
+export type FaultKind = (typeof FAULT_KINDS)[number];
+
+/** The load generator's endpoints are the ones an experiment may name. */
+export const ENDPOINTS = Object.keys(ENDPOINT_PATHS) as [EndpointName, ...EndpointName[]];
+export type Endpoint = EndpointName;
+
+export const OPERATORS = ['>=', '<=', '==', '>', '<'] as const;
+export type Operator = (typeof OPERATORS)[number];
+
+/** Metrics measured per gateway, per phase. */
+export const GATEWAY_METRICS = [
+  'successRate',
+  'degradedRate',
+  'p50',
+  'p95',
+  'p99',
+  'max',
+  'achievedRps',
+] as const;
+export type GatewayMetric = (typeof GATEWAY_METRICS)[number];
+/** Metrics counted per service (all its instances), per phase. */
+export const SERVICE_METRICS = ['restarts', 'panicsRecovered'] as const;
+export type ServiceMetric = (typeof SERVICE_METRICS)[number];
+export type Metric = GatewayMetric | ServiceMetric;
+
+/** What a metric's threshold is, which decides how a comparison like `< 350ms` is read. */
+export type MetricUnit = 'share' | 'duration' | 'rate' | 'count';
+export const METRIC_UNITS: Readonly<Record<Metric, MetricUnit>> = {
+  successRate: 'share',
+  degradedRate: 'share',
+  p50: 'duration',
+  p95: 'duration',
+  p99: 'duration',
+  max: 'duration',
+  achievedRps: 'rate',
+  restarts: 'count',
+  panicsRecovered: 'count',
+};
+
+export const LIMITS = {
+  rate: { min: 1, max: 2000 },
+  timeoutMs: { min: 1, max: 60_000, default: 2_000 },
+  phaseMs: { min: 1_000, max: 3_600_000 },
+  delayMs: { min: 1, max: 60_000 },
+  jitterMs: { min: 0, max: 60_000 },
+} as const;
+
+// ---------------------------------------------------------------------------------------------------------
+// Error texts
+
+type RawIssue = z.core.$ZodRawIssue;
+
+/** How a rejected value is named in a message: `got 150`, `got "coin"`, `missing`. */
+export function problemOf(issue: { input?: unknown }): string {
+  return issue.input === undefined ? 'missing' : `got ${show(issue.input)}`;
+}
+
+export function show(value: unknown): string {
+  if (value === null) return 'null (an empty value)';
+  if (Array.isArray(value)) return value.length === 0 ? 'an empty list' : 'a list';
+  if (typeof value === 'object') return 'a mapping';
+  if (typeof value === 'string') return JSON.stringify(value);
+  return String(value);
+}
+
+function expecting(what: string) {
+  return {
+    // Unknown keys fall through to the parse-level map, which lists the keys that are known.
+    error: (issue: RawIssue) =>
+      issue.code === 'unrecognized_keys' ? undefined : `${problemOf(issue)}; expected ${what}`,
+  };
+}
+
+export function oneOf(values: readonly string[]): string {
+  return values.length === 1 ? String(values[0]) : `one of ${values.join(', ')}`;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Leaves
+
+const NAME_PATTERN = /^[a-z0-9][a-z0-9-]{0,62}$/;
+const NAME_EXPECTED = 'a name of lowercase letters, digits and hyphens, such as weak-dependency-latency';
+
+function nameField(description: string) {
+  return z
+    .string(expecting(NAME_EXPECTED))
+    .regex(NAME_PATTERN, expecting(NAME_EXPECTED))
+    .describe(description);
+}
+
+function durationField(range: { min: number; max: number }, description: string) {
+  const span = `${DURATION_EXPECTED}, from ${formatDuration(range.min)} to ${formatDuration(range.max)}`;
+  return z
+    .string(expecting(span))
+    .regex(new RegExp(DURATION_PATTERN), expecting(span))
+    .refine((text) => {
+      // A string the pattern refuses is already reported; one message per mistake.
+      if (!new RegExp(DURATION_PATTERN).test(text)) return true;
+      const ms = tryParseDuration(text);
+      return ms !== undefined && ms >= range.min && ms <= range.max;
+    }, expecting(span))
+    .describe(`${description} A string with a unit: ms, s, m or h (e.g. 300ms, 1.5s, 20s, 2m).`);
+}
+
+const PERCENT_EXPECTED = 'a percentage from 0 to 100';
+const percentField = (description: string) =>
+  z
+    .number(expecting(PERCENT_EXPECTED))
+    .min(0, expecting(PERCENT_EXPECTED))
+    .max(100, expecting(PERCENT_EXPECTED))
+    .describe(description);
+
+const SERVICE_EXPECTED = `${oneOf(BACKENDS)} (faults target backends; the gateways are what is measured)`;
+const serviceField = z
+  .enum(BACKENDS, expecting(SERVICE_EXPECTED))
+  .describe(`The backend the fault hits: ${BACKENDS.join(', ')}. Gateways are measured, not faulted.`);
+
+export const INSTANCE_PATTERN = /^([a-z]+)-([1-9][0-9]*)$/;
+const INSTANCE_EXPECTED = 'an instance id <service>-<n>, such as coin-1';
+const replicaList = BACKENDS.map((name) => `${name} ${topology.backends[name].replicas}`).join(', ');
+const instancesField = z
+  .array(
+    z.string(expecting(INSTANCE_EXPECTED)).regex(INSTANCE_PATTERN, expecting(INSTANCE_EXPECTED)),
+    expecting(`a list of instance ids, such as [coin-1]`),
+  )
+  .min(1, expecting('at least one instance id (leave `instances` out to hit every instance)'))
+  .describe(
+    `Which instances of the service the fault hits, as <service>-<n> with n from 1 to the service's replicas ` +
+      `(${replicaList}). Default: every instance.`,
+  );
+
+// ---------------------------------------------------------------------------------------------------------
+// Faults
+
+const faultBase = { service: serviceField, instances: instancesField.optional() };
+
+const latencyFault = z
+  .object({
+    kind: z.literal('latency').describe('Adds delay to every response of the service.'),
+    ...faultBase,
+    delay: durationField(LIMITS.delayMs, 'Added to every response.'),
+    jitter: durationField(LIMITS.jitterMs, 'Random spread around `delay` (default 0ms).').optional(),
+  })
+  .strict()
+  .describe('latency: every response of the service is delayed by `delay` ± `jitter`.');
+
+const lossFault = z
+  .object({
+    kind: z.literal('loss').describe('Drops packets on the way to the service.'),
+    ...faultBase,
+    percent: percentField('Share of packets lost, 0 to 100.'),
+  })
+  .strict()
+  .describe(
+    'loss: packets to the service are lost; on the local target this is emulated by its effect on TCP.',
+  );
+
+const httpErrorFault = z
+  .object({
+    kind: z
+      .literal('http-error')
+      .describe('Answers some requests with an HTTP error instead of serving them.'),
+    ...faultBase,
+    status: z
+      .number(expecting('an HTTP status code from 400 to 599'))
+      .int(expecting('an HTTP status code from 400 to 599'))
+      .min(400, expecting('an HTTP status code from 400 to 599'))
+      .max(599, expecting('an HTTP status code from 400 to 599'))
+      .describe('The status to answer with, 400 to 599 (e.g. 503).'),
+    percent: percentField('Share of requests answered with `status`, 0 to 100.'),
+  })
+  .strict()
+  .describe('http-error: the service answers `percent` of its requests with `status`.');
+
+const workerPanicFault = z
+  .object({
+    kind: z.literal('worker-panic').describe('Makes background tasks throw.'),
+    ...faultBase,
+    percent: percentField('Share of background tasks that panic, 0 to 100.'),
+  })
+  .strict()
+  .describe(
+    'worker-panic: `percent` of the service background tasks throw; without recovery the process dies ' +
+      'and is restarted, with recovery (`settings.workerRecovery`) the panic is recovered and counted.',
+  );
+
+const killFault = z
+  .object({
+    kind: z.literal('kill').describe('Kills instances of the service.'),
+    ...faultBase,
+  })
+  .strict()
+  .describe('kill: the instances are killed; the supervisor (or Kubernetes) restarts them.');
+
+const FAULT_KIND_EXPECTED = `a fault kind: ${oneOf(FAULT_KINDS)}`;
+const FAULT_EXPECTED = 'a fault mapping such as { kind: latency, service: coin, delay: 400ms }';
+
+export const FaultSchema = z.discriminatedUnion(
+  'kind',
+  [latencyFault, lossFault, httpErrorFault, workerPanicFault, killFault],
+  {
+    error: (issue) =>
+      issue.code === 'invalid_union'
+        ? `${problemOf(kindOf(issue.input))}; expected ${FAULT_KIND_EXPECTED}`
+        : `${problemOf(issue)}; expected ${FAULT_EXPECTED}`,
+  },
+);
+
+function kindOf(input: unknown): { input?: unknown } {
+  return typeof input === 'object' && input !== null ? { input: (input as { kind?: unknown }).kind } : {};
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Phases, variants, load
+
+const PhaseSchema = z
+  .object(
+    {
+      name: nameField('Unique within the experiment, e.g. baseline, fault, recovery.'),
+      duration: durationField(LIMITS.phaseMs, 'How long load is driven in this phase.'),
+      faults: z
+        .array(FaultSchema, expecting('a list of faults'))
+        .optional()
+        .describe(
+          'Faults active during this phase; injected at its start, removed at its end. Default: none.',
+        ),
+    },
+    expecting('a phase mapping such as { name: baseline, duration: 10s }'),
+  )
+  .strict()
+  .describe('A stretch of the run with its own faults; measurements are kept per phase.');
+
+const VariantSchema = z
+  .object(
+    {
+      name: nameField('Unique within the experiment, e.g. recovery-off.'),
+      settings: z
+        .object(
+          {
+            workerRecovery: z
+              .boolean(expecting('true or false'))
+              .optional()
+              .describe(
+                'Whether background workers recover from panics (default: the services default, on).',
+              ),
+          },
+          expecting('a settings mapping such as { workerRecovery: true }'),
+        )
+        .strict()
+        .optional()
+        .describe('Service settings applied before the phases run.'),
+    },
+    expecting('a variant mapping such as { name: recovery-on, settings: { workerRecovery: true } }'),
+  )
+  .strict()
+  .describe('The phases are run once per variant, with its settings applied.');
+
+const LoadSchema = z
+  .object(
+    {
+      rate: z
+        .number(expecting(`a number of requests per second from ${LIMITS.rate.min} to ${LIMITS.rate.max}`))
+        .min(LIMITS.rate.min, expecting(`a number from ${LIMITS.rate.min} to ${LIMITS.rate.max}`))
+        .max(LIMITS.rate.max, expecting(`a number from ${LIMITS.rate.min} to ${LIMITS.rate.max}`))
+        .describe(
+          'Requests per second sent to EACH gateway (open model: sent on schedule whether or not earlier ' +
+            `requests have finished), ${LIMITS.rate.min} to ${LIMITS.rate.max}.`,
+        ),
+      endpoint: z
+        .enum(ENDPOINTS, expecting(oneOf(ENDPOINTS)))
+        .describe('The gateway scenario called: video = GET /api/video/:aid with a random video.'),
+      timeout: durationField(
+        LIMITS.timeoutMs,
+        'A request not answered within this is counted as a timeout (default 2s).',
+      ).optional(),
+    },
+    expecting('a load mapping such as { rate: 50, endpoint: video }'),
+  )
+  .strict()
+  .describe('The load driven at every gateway at the same time.');
+
+// ---------------------------------------------------------------------------------------------------------
+// Claims
+
+const OPERATOR_RE = '(>=|<=|==|>|<)';
+const VALUE_RE: Readonly<Record<MetricUnit, string>> = {
+  share: '(0(?:\\.\\d+)?|1(?:\\.0+)?|\\.\\d+)',
+  duration: '(\\d+(?:\\.\\d+)?(?:ms|s|m|h))',
+  rate: '(\\d+(?:\\.\\d+)?)',
+  count: '(\\d+)',
+};
+export function comparisonPattern(unit: MetricUnit): string {
+  return `^\\s*${OPERATOR_RE}\\s*${VALUE_RE[unit]}\\s*$`;
+}
+
+const COMPARISON_EXPECTED: Readonly<Record<MetricUnit, string>> = {
+  share: 'a comparison with a share from 0 to 1, such as ">= 0.99"',
+  duration: 'a comparison with a duration, such as "< 350ms"',
+  rate: 'a comparison with requests per second, such as ">= 45"',
+  count: 'a comparison with a whole number, such as "== 0" or "> 0"',
+};
+
+const METRIC_DESCRIPTIONS: Readonly<Record<Metric, string>> = {
+  successRate: 'Share of requests answered 2xx, complete or degraded (0 to 1). Gateway claims only.',
+  degradedRate:
+    'Share of requests answered 2xx with a weak dependency missing (0 to 1). Gateway claims only.',
+  p50: 'Median latency, measured from the intended send time. Gateway claims only.',
+  p95: '95th percentile latency. Gateway claims only.',
+  p99: '99th percentile latency. Gateway claims only.',
+  max: 'Highest latency. Gateway claims only.',
+  achievedRps: 'Requests per second actually sent to the gateway in the phase. Gateway claims only.',
+  restarts: 'Restarts of the service instances within the phase. Service claims only.',
+  panicsRecovered: 'Worker panics recovered by the service within the phase. Service claims only.',
+};
+
+function comparisonField(metric: Metric) {
+  const unit = METRIC_UNITS[metric];
+  return z
+    .string(expecting(COMPARISON_EXPECTED[unit]))
+    .regex(new RegExp(comparisonPattern(unit)), expecting(COMPARISON_EXPECTED[unit]))
+    .optional()
+    .describe(
+      `${METRIC_DESCRIPTIONS[metric]} Operators: ${OPERATORS.join(' ')}. Quote it: "${example(unit)}".`,
+    );
+}
+
+function example(unit: MetricUnit): string {
+  return { share: '>= 0.99', duration: '< 350ms', rate: '>= 45', count: '== 0' }[unit];
+}
+
+const ALL_METRICS = [...GATEWAY_METRICS, ...SERVICE_METRICS] as const;
+const ExpectSchema = z
+  .object(
+    Object.fromEntries(ALL_METRICS.map((metric) => [metric, comparisonField(metric)])) as Record<
+      Metric,
+      ReturnType<typeof comparisonField>
+    >,
+    expecting(`a mapping of metric to comparison, such as { successRate: ">= 0.99", p99: "< 350ms" }`),
+  )
+  .strict()
+  .refine((expect) => Object.values(expect).some((v) => v !== undefined), {
+    error: () => `got an empty mapping; expected at least one metric: ${ALL_METRICS.join(', ')}`,
+  })
+  .describe(
+    `Metric → comparison. With \`gateway\`: ${GATEWAY_METRICS.join(', ')}. ` +
+      `With \`service\`: ${SERVICE_METRICS.join(', ')}.`,
+  );
+
+const ClaimSchema = z
+  .object(
+    {
+      gateway: z
+        .enum(STRATEGIES, expecting(oneOf(STRATEGIES)))
+        .optional()
+        .describe(
+          `The gateway measured (${STRATEGIES.join(', ')}); must be one of the experiment's gateways. ` +
+            'Give either gateway or service.',
+        ),
+      service: z
+        .enum(BACKENDS, expecting(oneOf(BACKENDS)))
+        .optional()
+        .describe(
+          `The backend counted (${BACKENDS.join(', ')}), for ${SERVICE_METRICS.join(' and ')}. ` +
+            'Give either gateway or service.',
+        ),
+      variant: z
+        .string(expecting('the name of one of the experiment variants'))
+        .optional()
+        .describe('The variant the claim is about. Default: the claim must hold in every variant.'),
+      phase: z.string(expecting('the name of one of the experiment phases')).describe('The phase measured.'),
+      expect: ExpectSchema,
+    },
+    expecting('a claim mapping such as { gateway: resilient, phase: fault, expect: { p99: "< 350ms" } }'),
+  )
+  .strict()
+  .describe(
+    'What the experiment sets out to show. A gateway claim ({ gateway, phase, expect }) compares ' +
+      `${GATEWAY_METRICS.join(', ')}; a service claim ({ service, phase, expect }) compares ` +
+      `${SERVICE_METRICS.join(', ')}. Each metric in expect becomes one checked claim.`,
+  );
+
+// ---------------------------------------------------------------------------------------------------------
+// The file
+
+export const ExperimentFileSchema = z
+  .object(
+    {
+      name: nameField('Identifies the experiment in `chaos-lab list`, results and reports.'),
+      description: z
+        .string(expecting('a one-line description of what the experiment shows'))
+        .min(1, expecting('a one-line description of what the experiment shows'))
+        .describe('One line: what the experiment shows. Shown by `chaos-lab list` and in the report.'),
+      load: LoadSchema,
+      gateways: z
+        .array(
+          z.enum(STRATEGIES, expecting(oneOf(STRATEGIES))),
+          expecting(`a list of gateways, such as [${STRATEGIES.join(', ')}]`),
+        )
+        .min(1, expecting(`at least one of ${STRATEGIES.join(', ')} (leave \`gateways\` out for all)`))
+        .optional()
+        .describe(`Gateway strategies driven side by side: ${STRATEGIES.join(', ')}. Default: all.`),
+      variants: z
+        .array(VariantSchema, expecting('a list of variants, each { name, settings }'))
+        .min(1, expecting('at least one variant (leave `variants` out for one variant named "default")'))
+        .optional()
+        .describe('Runs of the phases with different settings. Default: one variant named "default".'),
+      phases: z
+        .array(PhaseSchema, expecting('a list of phases, each { name, duration, faults? }'))
+        .min(1, expecting('at least one phase, such as { name: baseline, duration: 10s }'))
+        .describe('Run in order, for every variant.'),
+      claims: z
+        .array(ClaimSchema, expecting('a list of claims, each { gateway or service, phase, expect }'))
+        .optional()
+        .describe('What must hold for the experiment to pass. Default: none.'),
+    },
+    expecting('an experiment mapping with name, description, load and phases'),
+  )
+  .strict()
+  .describe(
+    'A chaos-lab experiment. Put `# yaml-language-server: $schema=./schema.json` at the top of the file ' +
+      'for completion in editors.',
+  );
+
+export type ExperimentFile = z.input<typeof ExperimentFileSchema>;
+export type FaultFile = z.input<typeof FaultSchema>;
+
+/** The JSON Schema (draft-07, the draft editors' YAML plugins support best) of an experiment file. */
+export function experimentJsonSchema(): Record<string, unknown> {
+  const schema = z.toJSONSchema(ExperimentFileSchema, { io: 'input', target: 'draft-07' }) as Record<
+    string,
+    unknown
+  >;
+  return { ...schema, title: 'chaos-lab experiment' };
+}

@@ -1,0 +1,391 @@
+/**
+ * The local lab's kubelet: keeps every instance running as a child process, restarts a
+ * crashed one with a growing back-off (CrashLoopBackOff), counts restarts and remembers
+ * how each one last exited, and probes `/readyz` to keep a ready flag per instance.
+ *
+ * Spawning, probing, the clock and the timers are injected, so the back-off sequence can
+ * be checked in a unit test without a process or a sleep.
+ */
+
+import { type ChildProcess, spawn } from 'node:child_process';
+import { closeSync, openSync } from 'node:fs';
+import { type BackoffPolicy, CrashLoop, LAB_BACKOFF } from './backoff.ts';
+
+export interface InstanceSpec {
+  /** `account-1`, `gateway-naive`… */
+  readonly id: string;
+  readonly service: string;
+  /** Base URL; readiness is `GET <url>/readyz`. */
+  readonly url: string;
+  readonly command: string;
+  readonly args: readonly string[];
+  readonly cwd: string;
+  readonly env: Readonly<Record<string, string | undefined>>;
+  /** Where the instance's stdout and stderr go (appended across restarts). */
+  readonly logFile: string;
+}
+
+/** What the supervisor needs of a child process (a ChildProcess, or a fake in tests). */
+export interface ChildHandle {
+  readonly pid?: number | undefined;
+  kill(signal: NodeJS.Signals): boolean;
+  once(event: 'exit', listener: (code: number | null, signal: NodeJS.Signals | null) => void): unknown;
+  on(event: 'error', listener: (err: Error) => void): unknown;
+}
+
+export interface Timers {
+  setTimeout(fn: () => void, ms: number): unknown;
+  clearTimeout(handle: unknown): void;
+}
+
+export interface ExitRecord {
+  readonly code: number | null;
+  readonly signal: string | null;
+  /** ISO time of the exit. */
+  readonly at: string;
+}
+
+export type InstanceState = 'running' | 'backoff' | 'stopped';
+
+export interface InstanceStatus {
+  readonly id: string;
+  readonly service: string;
+  readonly url: string;
+  readonly pid: number | null;
+  readonly state: InstanceState;
+  readonly ready: boolean;
+  readonly restarts: number;
+  readonly lastExit: ExitRecord | null;
+  /** ISO time of the next start while backing off, else null. */
+  readonly nextStartAt: string | null;
+}
+
+export type SupervisorEvent =
+  | { readonly type: 'start'; readonly id: string; readonly pid: number | null; readonly restarts: number }
+  | {
+      readonly type: 'exit';
+      readonly id: string;
+      readonly code: number | null;
+      readonly signal: string | null;
+      readonly ranMs: number;
+      /** Delay before the restart; null while stopping. */
+      readonly restartInMs: number | null;
+    }
+  | { readonly type: 'ready'; readonly id: string; readonly ready: boolean }
+  | { readonly type: 'spawn-error'; readonly id: string; readonly message: string };
+
+export interface SupervisorOptions {
+  readonly instances: readonly InstanceSpec[];
+  /** @default LAB_BACKOFF (250 ms doubling to 8 s, reset after 15 s) */
+  readonly backoff?: BackoffPolicy;
+  /** @default 250 */
+  readonly probeIntervalMs?: number;
+  /** Time between SIGTERM and SIGKILL when stopping. @default 5000 */
+  readonly stopGraceMs?: number;
+  /** @default Date.now */
+  readonly clock?: () => number;
+  /** @default the global setTimeout / clearTimeout */
+  readonly timers?: Timers;
+  /** @default spawnInstance */
+  readonly launch?: (spec: InstanceSpec) => ChildHandle;
+  /** @default probeReady (GET /readyz answers 200) */
+  readonly probe?: (url: string) => Promise<boolean>;
+  readonly onEvent?: (event: SupervisorEvent) => void;
+}
+
+export type KillResult = 'killed' | 'not-running' | 'unknown';
+
+export type ReadyResult =
+  | { readonly ok: true }
+  | { readonly ok: false; readonly reason: 'timeout' | 'aborted' | 'stopped'; readonly notReady: string[] };
+
+const realTimers: Timers = {
+  setTimeout: (fn, ms) => setTimeout(fn, ms),
+  clearTimeout: (handle) => clearTimeout(handle as NodeJS.Timeout),
+};
+
+/**
+ * Starts an instance with its output appended to its log file and an IPC channel: when the
+ * supervisor dies, even by SIGKILL, the channel closes and the instance stops itself
+ * (services/main.ts listens for 'disconnect'). Its own process group keeps a Ctrl-C in the
+ * terminal for the supervisor, which then stops the instances in order.
+ */
+export function spawnInstance(spec: InstanceSpec): ChildProcess {
+  const fd = openSync(spec.logFile, 'a', 0o600);
+  try {
+    return spawn(spec.command, [...spec.args], {
+      cwd: spec.cwd,
+      env: spec.env,
+      stdio: ['ignore', fd, fd, 'ipc'],
+      detached: true,
+    });
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** One readiness probe: 200 from `/readyz` within a second. */
+export async function probeReady(url: string): Promise<boolean> {
+  try {
+    const res = await fetch(`${url}/readyz`, { signal: AbortSignal.timeout(1_000) });
+    await res.body?.cancel();
+    return res.status === 200;
+  } catch {
+    return false;
+  }
+}
+
+interface Slot {
+  readonly spec: InstanceSpec;
+  readonly crashLoop: CrashLoop;
+  child: ChildHandle | undefined;
+  pid: number | null;
+  state: InstanceState;
+  ready: boolean;
+  probing: boolean;
+  startedAt: number;
+  restarts: number;
+  lastExit: ExitRecord | null;
+  nextStartAt: number | null;
+  restartTimer: unknown;
+  /** Resolves when the current child has exited. */
+  exited: Promise<void>;
+  markExited: () => void;
+}
+
+export class Supervisor {
+  readonly #slots: Slot[];
+  readonly #byId = new Map<string, Slot>();
+  readonly #probeIntervalMs: number;
+  readonly #stopGraceMs: number;
+  readonly #clock: () => number;
+  readonly #timers: Timers;
+  readonly #launch: (spec: InstanceSpec) => ChildHandle;
+  readonly #probe: (url: string) => Promise<boolean>;
+  readonly #onEvent: (event: SupervisorEvent) => void;
+  #started = false;
+  #halted = false;
+  #stopping: Promise<void> | undefined;
+  #probeTimer: unknown;
+
+  constructor(options: SupervisorOptions) {
+    const policy = options.backoff ?? LAB_BACKOFF;
+    this.#probeIntervalMs = options.probeIntervalMs ?? 250;
+    this.#stopGraceMs = options.stopGraceMs ?? 5_000;
+    this.#clock = options.clock ?? Date.now;
+    this.#timers = options.timers ?? realTimers;
+    this.#launch = options.launch ?? spawnInstance;
+    this.#probe = options.probe ?? probeReady;
+    this.#onEvent = options.onEvent ?? (() => {});
+    this.#slots = options.instances.map((spec) => {
+      if (this.#byId.has(spec.id)) throw new Error(`duplicate instance id ${spec.id}`);
+      const slot: Slot = {
+        spec,
+        crashLoop: new CrashLoop(policy),
+        child: undefined,
+        pid: null,
+        state: 'stopped',
+        ready: false,
+        probing: false,
+        startedAt: 0,
+        restarts: 0,
+        lastExit: null,
+        nextStartAt: null,
+        restartTimer: undefined,
+        exited: Promise.resolve(),
+        markExited: () => {},
+      };
+      this.#byId.set(spec.id, slot);
+      return slot;
+    });
+  }
+
+  /** Starts every instance and the readiness probes. */
+  start(): void {
+    if (this.#started) throw new Error('supervisor already started');
+    this.#started = true;
+    for (const slot of this.#slots) this.#run(slot);
+    this.#scheduleProbes();
+  }
+
+  status(): InstanceStatus[] {
+    return this.#slots.map((slot) => ({
+      id: slot.spec.id,
+      service: slot.spec.service,
+      url: slot.spec.url,
+      pid: slot.pid,
+      state: slot.state,
+      ready: slot.ready,
+      restarts: slot.restarts,
+      lastExit: slot.lastExit,
+      nextStartAt: slot.nextStartAt === null ? null : new Date(slot.nextStartAt).toISOString(),
+    }));
+  }
+
+  ids(): string[] {
+    return this.#slots.map((slot) => slot.spec.id);
+  }
+
+  /** SIGKILL one instance (it is restarted like any crash). */
+  kill(id: string): KillResult {
+    const slot = this.#byId.get(id);
+    if (!slot) return 'unknown';
+    if (!slot.child || this.#halted) return 'not-running';
+    slot.child.kill('SIGKILL');
+    return 'killed';
+  }
+
+  /**
+   * Resolves once every instance is ready, or with the ones that are not when the timeout
+   * runs out, the signal aborts, or the supervisor stops.
+   */
+  whenReady(options: {
+    timeoutMs: number;
+    signal?: AbortSignal;
+    onProgress?: (ready: number, total: number, waitingFor: string[]) => void;
+  }): Promise<ReadyResult> {
+    const deadline = this.#clock() + options.timeoutMs;
+    let lastReported = -1;
+    return new Promise((resolve) => {
+      const check = () => {
+        const waitingFor = this.#slots.filter((s) => !s.ready).map((s) => s.spec.id);
+        const ready = this.#slots.length - waitingFor.length;
+        if (ready !== lastReported) {
+          lastReported = ready;
+          options.onProgress?.(ready, this.#slots.length, waitingFor);
+        }
+        if (waitingFor.length === 0) return resolve({ ok: true });
+        if (this.#halted) return resolve({ ok: false, reason: 'stopped', notReady: waitingFor });
+        if (options.signal?.aborted) return resolve({ ok: false, reason: 'aborted', notReady: waitingFor });
+        if (this.#clock() >= deadline) return resolve({ ok: false, reason: 'timeout', notReady: waitingFor });
+        this.#timers.setTimeout(check, 100);
+      };
+      check();
+    });
+  }
+
+  /**
+   * Stops every instance: no more restarts, SIGTERM, then SIGKILL for any still running after
+   * the grace period. Resolves when every child has exited. Idempotent.
+   */
+  stop(): Promise<void> {
+    if (!this.#stopping) {
+      // Set before any child is signalled: a child may exit before stopAll's promise exists.
+      this.#halted = true;
+      this.#stopping = this.#stopAll();
+    }
+    return this.#stopping;
+  }
+
+  async #stopAll(): Promise<void> {
+    this.#timers.clearTimeout(this.#probeTimer);
+    for (const slot of this.#slots) {
+      this.#timers.clearTimeout(slot.restartTimer);
+      slot.nextStartAt = null;
+      if (slot.state === 'backoff') slot.state = 'stopped';
+    }
+    const running = this.#slots.filter((s) => s.child);
+    for (const slot of running) slot.child?.kill('SIGTERM');
+    const allExited = Promise.all(running.map((s) => s.exited)).then(() => true);
+    if (await this.#within(allExited, this.#stopGraceMs)) return;
+    for (const slot of running) slot.child?.kill('SIGKILL');
+    // SIGKILL cannot be refused; the bound only guards against a lost 'exit' event.
+    await this.#within(allExited, 2_000);
+  }
+
+  #within(done: Promise<boolean>, ms: number): Promise<boolean> {
+    let timer: unknown;
+    const late = new Promise<boolean>((resolve) => {
+      timer = this.#timers.setTimeout(() => resolve(false), ms);
+    });
+    return Promise.race([done, late]).finally(() => this.#timers.clearTimeout(timer));
+  }
+
+  #run(slot: Slot): void {
+    slot.nextStartAt = null;
+    slot.restartTimer = undefined;
+    slot.exited = new Promise((resolve) => {
+      slot.markExited = resolve;
+    });
+    slot.startedAt = this.#clock();
+    slot.state = 'running';
+    slot.ready = false;
+    let child: ChildHandle;
+    try {
+      child = this.#launch(slot.spec);
+    } catch (err) {
+      this.#onEvent({ type: 'spawn-error', id: slot.spec.id, message: (err as Error).message });
+      this.#exited(slot, null, null);
+      return;
+    }
+    slot.child = child;
+    slot.pid = child.pid ?? null;
+    let done = false;
+    const onExit = (code: number | null, signal: string | null) => {
+      if (done) return;
+      done = true;
+      this.#exited(slot, code, signal);
+    };
+    child.once('exit', onExit);
+    // spawn failures (ENOENT, EACCES) arrive as 'error', sometimes without an 'exit'.
+    child.on('error', (err) => {
+      if (child.pid !== undefined) return; // it was spawned: an IPC hiccup, not a failed spawn
+      this.#onEvent({ type: 'spawn-error', id: slot.spec.id, message: err.message });
+      onExit(null, null);
+    });
+    this.#onEvent({ type: 'start', id: slot.spec.id, pid: slot.pid, restarts: slot.restarts });
+  }
+
+  #exited(slot: Slot, code: number | null, signal: string | null): void {
+    const now = this.#clock();
+    const ranMs = now - slot.startedAt;
+    slot.child = undefined;
+    slot.pid = null;
+    slot.lastExit = { code, signal, at: new Date(now).toISOString() };
+    this.#setReady(slot, false);
+    slot.markExited();
+    if (this.#halted) {
+      slot.state = 'stopped';
+      this.#onEvent({ type: 'exit', id: slot.spec.id, code, signal, ranMs, restartInMs: null });
+      return;
+    }
+    const delay = slot.crashLoop.next(ranMs);
+    slot.state = 'backoff';
+    slot.nextStartAt = now + delay;
+    this.#onEvent({ type: 'exit', id: slot.spec.id, code, signal, ranMs, restartInMs: delay });
+    slot.restartTimer = this.#timers.setTimeout(() => {
+      if (this.#halted) return;
+      slot.restarts += 1;
+      this.#run(slot);
+    }, delay);
+  }
+
+  #setReady(slot: Slot, ready: boolean): void {
+    if (slot.ready === ready) return;
+    slot.ready = ready;
+    this.#onEvent({ type: 'ready', id: slot.spec.id, ready });
+  }
+
+  #scheduleProbes(): void {
+    this.#probeTimer = this.#timers.setTimeout(() => {
+      if (this.#halted) return;
+      for (const slot of this.#slots) this.#probeOne(slot);
+      this.#scheduleProbes();
+    }, this.#probeIntervalMs);
+  }
+
+  #probeOne(slot: Slot): void {
+    if (slot.probing || !slot.child) return;
+    const child = slot.child;
+    slot.probing = true;
+    this.#probe(slot.spec.url)
+      .catch(() => false)
+      .then((ready) => {
+        // A probe answered by a process that has since exited says nothing about its successor.
+        if (slot.child === child && !this.#halted) this.#setReady(slot, ready);
+      })
+      .finally(() => {
+        slot.probing = false;
+      });
+  }
+}

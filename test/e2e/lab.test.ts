@@ -1,0 +1,176 @@
+/**
+ * The whole lab through the real CLI: `up --detach` starts 13 processes on loopback, the
+ * video page comes through each gateway, half trust refuses an unsigned call, a second `up`
+ * is refused, and `down` leaves no process and no bound port behind.
+ */
+
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { LabStatus } from '../../lab/control-server.ts';
+import { signRequest } from '../../services/lib/trust.ts';
+import { STRATEGIES } from '../../services/topology.ts';
+import {
+  alive,
+  boundPorts,
+  cli,
+  downAndCheck,
+  eventually,
+  freePortBase,
+  makeHome,
+  pidsOf,
+  removeHome,
+  state,
+  timedGet,
+  upDetached,
+} from './helpers.ts';
+
+describe('chaos-lab up --detach / status / down', () => {
+  const home = makeHome();
+  let base = 0;
+  let status: LabStatus;
+  const seen = new Set<number>();
+
+  beforeAll(async () => {
+    base = await freePortBase();
+    status = await upDetached(home, base);
+    for (const pid of pidsOf(status)) seen.add(pid);
+  });
+
+  afterAll(async () => {
+    const down = await downAndCheck(home, [...seen]);
+    removeHome(home);
+    expect(down.survivors).toEqual([]);
+  });
+
+  it('status --json lists three gateways and ten backend instances, all ready', async () => {
+    const run = await cli(home, ['status', '--json']);
+    expect(run.code).toBe(0);
+    const listed = JSON.parse(run.stdout) as LabStatus & { controlUrl: string };
+    expect(Object.keys(listed.gateways).sort()).toEqual([...STRATEGIES].sort());
+    expect(listed.gateways.naive).toBe(`http://127.0.0.1:${base + 80}`);
+    const backends = listed.instances.filter((i) => i.service !== 'gateway');
+    expect(backends.map((i) => i.id)).toEqual([
+      'account-1',
+      'account-2',
+      'archive-1',
+      'archive-2',
+      'vip-1',
+      'vip-2',
+      'like-1',
+      'like-2',
+      'coin-1',
+      'coin-2',
+    ]);
+    expect(listed.instances.filter((i) => i.service === 'gateway')).toHaveLength(3);
+    expect(listed.instances.every((i) => i.ready && i.pid !== null && i.restarts === 0)).toBe(true);
+    // Secrets stay in the state file.
+    expect(run.stdout).not.toContain(state(home).adminToken);
+    expect(run.stdout).not.toContain(state(home).trust.key);
+    for (const i of listed.instances) if (i.pid !== null) seen.add(i.pid);
+  });
+
+  it('status without --json is a table of gateways and instances', async () => {
+    const run = await cli(home, ['status']);
+    expect(run.code).toBe(0);
+    expect(run.stdout).toMatch(new RegExp(`resilient\\s+http://127\\.0\\.0\\.1:${base + 82}`));
+    expect(run.stdout).toMatch(/ID\s+URL\s+PID\s+READY\s+RESTARTS/);
+    expect(run.stdout).toMatch(
+      new RegExp(`coin-2\\s+http://127\\.0\\.0\\.1:${base + 141}\\s+\\d+\\s+yes\\s+0`),
+    );
+  });
+
+  it('serves the video page through each of the three gateways', async () => {
+    const s = state(home);
+    for (const strategy of STRATEGIES) {
+      const page = await timedGet(`${s.gateways[strategy]}/api/video/42`);
+      expect(page.status, `${strategy}: ${JSON.stringify(page.body)}`).toBe(200);
+      expect(page.body).toMatchObject({
+        aid: 42,
+        strategy,
+        degraded: [],
+        owner: { mid: expect.any(Number), name: expect.any(String) },
+        stats: { likes: expect.any(Number), coins: expect.any(Number) },
+      });
+      expect(page.headers.get('x-degraded')).toBeNull();
+    }
+  });
+
+  it('refuses a direct call to a backend without a valid signature (half trust)', async () => {
+    const s = state(home);
+    const account = s.instances.find((i) => i.id === 'account-1');
+    const url = `${account?.url}/accounts/1`;
+    const unsigned = await timedGet(url);
+    expect(unsigned.status).toBe(401);
+    expect(unsigned.body).toMatchObject({ error: { reason: 'TRUST_MISSING' } });
+    const forged = await timedGet(
+      url,
+      signRequest('not-the-lab-key', 'intruder', { method: 'GET', path: '/accounts/1' }),
+    );
+    expect(forged.status).toBe(403);
+    // The same call signed with the lab's key is believed: the refusals were about trust.
+    const signed = await timedGet(
+      url,
+      signRequest(s.trust.key, 'e2e-test', { method: 'GET', path: '/accounts/1' }),
+    );
+    expect(signed.status).toBe(200);
+  });
+
+  it('refuses a second `up` in the same home while the lab runs', async () => {
+    const again = await cli(home, ['up', '--detach', '--port-base', String(base)]);
+    expect(again.code).toBe(1);
+    expect(again.stderr).toMatch(/^chaos-lab: a lab is already running in .* \(supervisor pid \d+/);
+    expect(again.stderr).toMatch(/hint: stop it with: npx chaos-lab down/);
+  });
+
+  it('names the busy port, what it was for, and suggests --port-base when another lab holds the ports', async () => {
+    const other = makeHome();
+    try {
+      const clash = await cli(other, ['up', '--detach', '--port-base', String(base)]);
+      expect(clash.code).toBe(1);
+      expect(clash.stderr).toMatch(
+        new RegExp(`ports ${base + 90} \\(control API\\), ${base + 100} \\(account-1\\)`),
+      );
+      expect(clash.stderr).toMatch(/hint: choose another range with --port-base, e\.g\. --port-base \d+/);
+    } finally {
+      removeHome(other);
+    }
+  });
+
+  it('down stops the supervisor and every instance and frees every port', async () => {
+    const live = await cli(home, ['status', '--json']);
+    for (const i of (JSON.parse(live.stdout) as LabStatus).instances) if (i.pid !== null) seen.add(i.pid);
+    const down = await cli(home, ['down']);
+    expect(down.code, down.stderr).toBe(0);
+    expect(down.stdout).toMatch(/^stopped the lab: supervisor \(pid \d+\) and 13 instances are gone/);
+    expect(alive([...seen])).toEqual([]);
+    expect(await boundPorts(base)).toEqual([]);
+    const after = await cli(home, ['status']);
+    expect(after.code).toBe(1);
+    expect(after.stderr).toMatch(/no lab is running \(start one with: npx chaos-lab up\)/);
+  });
+});
+
+describe('an instance never outlives its supervisor', () => {
+  const home = makeHome();
+  const seen = new Set<number>();
+
+  afterAll(async () => {
+    const down = await downAndCheck(home, [...seen]);
+    removeHome(home);
+    expect(down.survivors).toEqual([]);
+  });
+
+  it('when the supervisor is SIGKILLed, every instance stops itself, and down clears the stale state', async () => {
+    const status = await upDetached(home, await freePortBase(), ['--log-level', 'warn']);
+    for (const pid of pidsOf(status)) seen.add(pid);
+    process.kill(status.pid, 'SIGKILL');
+    const instancePids = pidsOf(status).slice(1);
+    await eventually(
+      'every instance to exit',
+      () => (alive(instancePids).length === 0 ? true : undefined),
+      15_000,
+    );
+    const down = await cli(home, ['down']);
+    expect(down.code).toBe(0);
+    expect(down.stdout).toMatch(/removed a stale state file \(its supervisor, pid \d+, is gone\)/);
+  });
+});
