@@ -9,7 +9,12 @@ export default defineConfig({
         extends: true,
         test: {
           name: 'unit',
-          include: ['services/**/*.test.ts', 'lab/**/*.test.ts', 'charts/**/*.test.ts', 'test/unit/**/*.test.ts'],
+          include: [
+            'services/**/*.test.ts',
+            'lab/**/*.test.ts',
+            'charts/**/*.test.ts',
+            'test/unit/**/*.test.ts',
+          ],
         },
       },
       {

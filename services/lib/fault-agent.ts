@@ -3,6 +3,7 @@ import express, { type ErrorRequestHandler, type Request, type RequestHandler, t
 import { Counter, Gauge, type Registry } from 'prom-client';
 import { z } from 'zod';
 import { errors, type LabError } from './errors.ts';
+import { createLeaseBook, FAULT_ID_PATTERN, LEASE_MS } from './leases.ts';
 import { isInfraPath, requestIdOf, type ServiceContext } from './service-app.ts';
 
 /**
@@ -12,7 +13,8 @@ import { isInfraPath, requestIdOf, type ServiceContext } from './service-app.ts'
  *
  * Every fault is a lease that ends by itself unless renewed, so a crashed or interrupted
  * experiment runner can never leave a service broken (the complaint most often made about
- * Chaos Mesh, Litmus and xk6-disruptor).
+ * Chaos Mesh, Litmus and xk6-disruptor); the bookkeeping is shared with the fault proxy
+ * (`leases.ts`).
  */
 
 export const FAULT_KINDS = ['http-delay', 'http-error', 'worker-panic'] as const;
@@ -61,8 +63,7 @@ export interface FaultAgent {
   close(): void;
 }
 
-export const FAULT_ID_PATTERN = /^[a-z0-9][a-z0-9-]{0,63}$/;
-export const LEASE_MS = { min: 100, max: 3_600_000 } as const;
+export { FAULT_ID_PATTERN, LEASE_MS };
 
 // Faults are plain declarative values, checked whole before anything is applied.
 
@@ -189,10 +190,8 @@ export function abortableSleep(ms: number, signal?: AbortSignal): Promise<void> 
   });
 }
 
-interface SettingsOverride {
-  readonly workerRecovery: boolean;
-  readonly expiresAt: number;
-}
+/** The one id the settings override is kept under, in a lease book of its own. */
+const OVERRIDE = 'worker-recovery';
 
 export function createFaultAgent(options: FaultAgentOptions): FaultAgent {
   const { ctx } = options;
@@ -200,10 +199,6 @@ export function createFaultAgent(options: FaultAgentOptions): FaultAgent {
   const random = options.random ?? Math.random;
   const sleep = options.sleep ?? abortableSleep;
   const tokenDigest = options.token ? digest(options.token) : undefined;
-
-  const leases = new Map<string, FaultLease>();
-  let override: SettingsOverride | undefined;
-  let timer: NodeJS.Timeout | undefined;
 
   const applied = counter(ctx.metrics, 'chaos_faults_applied_total', 'Faults applied (new leases)', ['kind']);
   const renewed = counter(ctx.metrics, 'chaos_faults_renewed_total', 'Fault leases renewed', ['kind']);
@@ -219,6 +214,20 @@ export function createFaultAgent(options: FaultAgentOptions): FaultAgent {
     'Times a fault actually hit a request or a background task',
     ['kind'],
   );
+  const leases = createLeaseBook<FaultKind, Record<string, number>>({
+    clock,
+    onExpire(lease) {
+      expired.inc({ kind: lease.kind });
+      ctx.log.info({ fault: lease }, 'fault lease expired');
+    },
+  });
+  const overrides = createLeaseBook<'settings', { readonly workerRecovery: boolean }>({
+    clock,
+    onExpire() {
+      ctx.log.info({ workerRecovery: options.workerRecoveryDefault }, 'settings override expired');
+    },
+  });
+
   if (!ctx.metrics.getSingleMetric('chaos_faults_active')) {
     new Gauge({
       name: 'chaos_faults_active',
@@ -240,58 +249,18 @@ export function createFaultAgent(options: FaultAgentOptions): FaultAgent {
     });
   }
 
-  /** Drops every lease whose time is up; called on every read so nothing stale is ever seen. */
-  function sweep(): void {
-    const now = clock();
-    for (const lease of leases.values()) {
-      if (lease.expiresAt <= now) {
-        leases.delete(lease.id);
-        expired.inc({ kind: lease.kind });
-        ctx.log.info({ fault: lease }, 'fault lease expired');
-      }
-    }
-    if (override && override.expiresAt <= now) {
-      ctx.log.info({ workerRecovery: options.workerRecoveryDefault }, 'settings override expired');
-      override = undefined;
-    }
-  }
-
-  /**
-   * One timer for the earliest expiry, so leases also end while nobody is reading (metrics,
-   * logs). Unref'd: a pending lease must not keep a stopping process alive.
-   */
-  function arm(): void {
-    if (timer) clearTimeout(timer);
-    timer = undefined;
-    const ends = [...leases.values()].map((l) => l.expiresAt);
-    if (override) ends.push(override.expiresAt);
-    if (ends.length === 0) return;
-    const wait = Math.max(0, Math.min(...ends) - clock());
-    timer = setTimeout(
-      () => {
-        sweep();
-        arm();
-      },
-      // An injected clock may not move with real time: never spin faster than this.
-      Math.max(wait, 10),
-    );
-    timer.unref();
-  }
-
   function faults(): FaultLease[] {
-    sweep();
-    return [...leases.values()];
+    return leases.list();
   }
 
   function workerRecovery(): boolean {
-    sweep();
-    return override ? override.workerRecovery : options.workerRecoveryDefault;
+    return settings().workerRecovery;
   }
 
   function settings(): WorkerSettings {
-    sweep();
+    const override = overrides.get(OVERRIDE);
     return {
-      workerRecovery: override ? override.workerRecovery : options.workerRecoveryDefault,
+      workerRecovery: override ? override.params.workerRecovery : options.workerRecoveryDefault,
       overridden: override !== undefined,
       expiresAt: override ? override.expiresAt : null,
     };
@@ -404,39 +373,22 @@ export function createFaultAgent(options: FaultAgentOptions): FaultAgent {
     const normalized: Record<string, number> =
       kind === 'http-delay' ? { delayMs: params.delayMs, jitterMs: params.jitterMs ?? 0 } : { ...params };
 
-    sweep();
-    const previous = leases.get(id);
-    const now = clock();
-    const lease: FaultLease = Object.freeze({
-      id,
-      kind,
-      params: Object.freeze(normalized),
-      leaseMs: ms,
-      appliedAt: previous && previous.kind === kind ? previous.appliedAt : now,
-      expiresAt: now + ms,
-    });
-    leases.set(id, lease);
-    arm();
-    if (previous) renewed.inc({ kind });
+    const { lease, renewed: wasRenewed } = leases.apply(id, kind, Object.freeze(normalized), ms);
+    if (wasRenewed) renewed.inc({ kind });
     else applied.inc({ kind });
-    req.log.info({ fault: lease, renewed: previous !== undefined }, 'fault applied');
-    res.status(previous ? 200 : 201).json({ fault: lease });
+    req.log.info({ fault: lease, renewed: wasRenewed }, 'fault applied');
+    res.status(wasRenewed ? 200 : 201).json({ fault: lease });
   });
 
   router.delete('/faults/:id', (req: Request<{ id: string }>, res) => {
-    sweep();
-    const removed = leases.delete(req.params.id);
-    arm();
+    const removed = leases.remove(req.params.id);
     if (removed) req.log.info({ id: req.params.id }, 'fault removed');
     res.json({ removed });
   });
 
   router.delete('/faults', (req, res) => {
-    sweep();
-    const removed = leases.size;
-    leases.clear();
-    override = undefined;
-    arm();
+    const removed = leases.clear();
+    overrides.clear();
     req.log.info({ removed }, 'faults cleared');
     res.json({ removed });
   });
@@ -448,15 +400,21 @@ export function createFaultAgent(options: FaultAgentOptions): FaultAgent {
   router.put('/settings', (req, res) => {
     const parsed = parseBody(settingsBody, req.body, 'settings');
     if (!parsed.ok) throw parsed.error;
-    override = { workerRecovery: parsed.value.workerRecovery, expiresAt: clock() + parsed.value.leaseMs };
-    arm();
-    req.log.info({ settings: override }, 'settings overridden');
+    const { lease } = overrides.apply(
+      OVERRIDE,
+      'settings',
+      { workerRecovery: parsed.value.workerRecovery },
+      parsed.value.leaseMs,
+    );
+    req.log.info(
+      { settings: { workerRecovery: lease.params.workerRecovery, expiresAt: lease.expiresAt } },
+      'settings overridden',
+    );
     res.json({ settings: settings() });
   });
 
   router.delete('/settings', (req, res) => {
-    override = undefined;
-    arm();
+    overrides.clear();
     req.log.info('settings override removed');
     res.json({ settings: settings() });
   });
@@ -484,8 +442,8 @@ export function createFaultAgent(options: FaultAgentOptions): FaultAgent {
     workerRecovery,
     faults,
     close() {
-      if (timer) clearTimeout(timer);
-      timer = undefined;
+      leases.close();
+      overrides.close();
     },
   };
 }

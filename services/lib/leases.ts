@@ -1,0 +1,123 @@
+/**
+ * Lease bookkeeping shared by every injector (the in-process fault agent, the fault proxy):
+ * a fault is a lease that ends by itself unless renewed, so a crashed or interrupted
+ * experiment runner can never leave a service broken (the complaint most often made about
+ * Chaos Mesh, Litmus and xk6-disruptor).
+ *
+ * Expiry is checked lazily on every read, so nobody ever sees a stale lease, and by one
+ * timer for the earliest expiry, so a lease also ends (and is counted and logged) while
+ * nobody reads.
+ */
+
+export const FAULT_ID_PATTERN = /^[a-z0-9][a-z0-9-]{0,63}$/;
+export const LEASE_MS = { min: 100, max: 3_600_000 } as const;
+
+export interface Lease<K extends string = string, P = Readonly<Record<string, number>>> {
+  readonly id: string;
+  readonly kind: K;
+  readonly params: P;
+  readonly leaseMs: number;
+  /** When this lease was first applied; a renewal of the same kind keeps it. */
+  readonly appliedAt: number;
+  readonly expiresAt: number;
+}
+
+export interface LeaseBookOptions<K extends string, P> {
+  /** @default Date.now */
+  readonly clock?: () => number;
+  /** Told once about every lease that ran out, when the book notices (a read or its timer). */
+  readonly onExpire?: (lease: Lease<K, P>) => void;
+}
+
+export interface LeaseBook<K extends string, P> {
+  /** Applies a new lease, or renews the one with this id (new params, new expiry). */
+  apply(id: string, kind: K, params: P, leaseMs: number): { lease: Lease<K, P>; renewed: boolean };
+  /** Active, unexpired leases, oldest first. */
+  list(): Lease<K, P>[];
+  get(id: string): Lease<K, P> | undefined;
+  /** False when there was no such lease (or it had already run out). */
+  remove(id: string): boolean;
+  /** Removes every lease; how many were active. */
+  clear(): number;
+  /** Stops the timer; the book stays readable. */
+  close(): void;
+}
+
+// An injected clock may not move with real time: the timer never spins faster than this.
+const MIN_TIMER_MS = 10;
+
+export function createLeaseBook<K extends string, P>(options: LeaseBookOptions<K, P> = {}): LeaseBook<K, P> {
+  const clock = options.clock ?? Date.now;
+  const leases = new Map<string, Lease<K, P>>();
+  let timer: NodeJS.Timeout | undefined;
+
+  function sweep(): void {
+    const now = clock();
+    for (const lease of leases.values()) {
+      if (lease.expiresAt <= now) {
+        leases.delete(lease.id);
+        options.onExpire?.(lease);
+      }
+    }
+  }
+
+  /** One timer for the earliest expiry. Unref'd: a pending lease must not keep a stopping process alive. */
+  function arm(): void {
+    if (timer) clearTimeout(timer);
+    timer = undefined;
+    if (leases.size === 0) return;
+    const earliest = Math.min(...[...leases.values()].map((l) => l.expiresAt));
+    timer = setTimeout(
+      () => {
+        sweep();
+        arm();
+      },
+      Math.max(earliest - clock(), MIN_TIMER_MS),
+    );
+    timer.unref();
+  }
+
+  return {
+    apply(id, kind, params, leaseMs) {
+      sweep();
+      const previous = leases.get(id);
+      const now = clock();
+      const lease: Lease<K, P> = Object.freeze({
+        id,
+        kind,
+        params,
+        leaseMs,
+        appliedAt: previous && previous.kind === kind ? previous.appliedAt : now,
+        expiresAt: now + leaseMs,
+      });
+      leases.set(id, lease);
+      arm();
+      return { lease, renewed: previous !== undefined };
+    },
+    list() {
+      sweep();
+      return [...leases.values()];
+    },
+    get(id) {
+      sweep();
+      return leases.get(id);
+    },
+    remove(id) {
+      sweep();
+      const removed = leases.delete(id);
+      arm();
+      return removed;
+    },
+    clear() {
+      sweep();
+      const removed = leases.size;
+      leases.clear();
+      arm();
+      return removed;
+    },
+    close() {
+      if (timer) clearTimeout(timer);
+      timer = undefined;
+    },
+  };
+}
