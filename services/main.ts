@@ -4,16 +4,11 @@
  * Configuration comes from the environment; a bad value stops the process at once (exit 2)
  * with a message naming the variable.
  */
-
 import { ConfigError } from './lib/env.ts';
+import { runProcess, type Stoppable } from './lib/process-lifetime.ts';
 import { BACKENDS, isBackendName } from './topology.ts';
 
-interface Running {
-  readonly url: string;
-  close(): Promise<void>;
-}
-
-async function start(service: string): Promise<Running> {
+async function start(service: string): Promise<Stoppable> {
   if (service === 'gateway') {
     const { gatewayConfigFromEnv, startGateway } = await import('./gateway/server.ts');
     return startGateway(gatewayConfigFromEnv(process.env));
@@ -27,32 +22,5 @@ async function start(service: string): Promise<Running> {
   );
 }
 
-async function main(): Promise<void> {
-  const service = process.argv[2] ?? process.env.SERVICE ?? '';
-  let running: Running;
-  try {
-    running = await start(service);
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      process.stderr.write(`chaos-lab ${service || '(no service)'}: ${err.message}\n`);
-      process.exit(2);
-    }
-    throw err;
-  }
-
-  let stopping = false;
-  const stop = (code: number) => {
-    if (stopping) return;
-    stopping = true;
-    running.close().finally(() => process.exit(code));
-    // A connection that will not close must not keep a stopped instance alive.
-    setTimeout(() => process.exit(code), 3_000).unref();
-  };
-  process.on('SIGTERM', () => stop(0));
-  process.on('SIGINT', () => stop(0));
-  // Started by the local lab's supervisor over an IPC channel: when the supervisor goes
-  // away (even killed with SIGKILL) the channel closes, and no instance outlives it.
-  if (process.send) process.on('disconnect', () => stop(0));
-}
-
-await main();
+const service = process.argv[2] ?? process.env.SERVICE ?? '';
+await runProcess(service || '(no service)', () => start(service));

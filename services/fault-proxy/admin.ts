@@ -1,6 +1,5 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
-import express, { type ErrorRequestHandler, type Request, type RequestHandler, type Router } from 'express';
-import { errors } from '../lib/errors.ts';
+import express, { type ErrorRequestHandler, type Request, type Router } from 'express';
+import { bearerAuth } from '../lib/admin-api.ts';
 import { FAULT_ID_PATTERN, type LeaseBook } from '../lib/leases.ts';
 import type { ServiceContext } from '../lib/service-app.ts';
 import { invalidFault, invalidFaultId, type ProxyFaultKind, parseFault } from './faults.ts';
@@ -24,34 +23,11 @@ export interface AdminOptions {
   readonly upstream: string;
 }
 
-function digest(value: string): Buffer {
-  return createHash('sha256').update(value).digest();
-}
-
 export function adminRouter(options: AdminOptions): Router {
   const { ctx, book, stats, metrics, upstream } = options;
-  const tokenDigest = options.token ? digest(options.token) : undefined;
   const router = express.Router();
 
-  const authenticate: RequestHandler = (req, res, next) => {
-    if (!tokenDigest) {
-      throw errors.notFound(
-        'CHAOS_ADMIN_DISABLED',
-        'the fault admin API is off on this proxy: start it with CHAOS_ADMIN_TOKEN set',
-      );
-    }
-    const match = /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? '');
-    // Digests have equal lengths, so the comparison takes the same time for every guess.
-    if (!match?.[1] || !timingSafeEqual(digest(match[1]), tokenDigest)) {
-      res.setHeader('www-authenticate', 'Bearer realm="chaos"');
-      throw errors.unauthorized(
-        'UNAUTHORIZED',
-        'missing or wrong admin token: send authorization: Bearer <CHAOS_ADMIN_TOKEN>',
-      );
-    }
-    next();
-  };
-  router.use(authenticate);
+  router.use(bearerAuth(options.token, 'proxy'));
   router.use(express.json());
 
   const identity = () => ({

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { type BodyShape, bounded, describeIssue, show } from '../lib/admin-api.ts';
 import { errors, type LabError } from '../lib/errors.ts';
 import { LEASE_MS, type Lease } from '../lib/leases.ts';
 
@@ -14,22 +15,6 @@ export type ProxyFaultKind = (typeof PROXY_FAULT_KINDS)[number];
 export type ProxyFault = Lease<ProxyFaultKind, Readonly<Record<string, number>>>;
 
 export const MAX_DELAY_MS = 60_000;
-
-function show(value: unknown): string {
-  if (value === undefined) return 'nothing';
-  if (typeof value === 'number' && !Number.isFinite(value)) return String(value);
-  return JSON.stringify(value) ?? String(value);
-}
-
-function bounded(min: number, max: number, integer: boolean) {
-  const expected = `expected ${integer ? 'an integer' : 'a number'} from ${min} to ${max}`;
-  const message = (issue: { input?: unknown }) => `${expected}, got ${show(issue.input)}`;
-  return z
-    .number({ error: message })
-    .refine((v) => Number.isFinite(v) && (!integer || Number.isInteger(v)) && v >= min && v <= max, {
-      error: message,
-    });
-}
 
 const leaseMs = bounded(LEASE_MS.min, LEASE_MS.max, true);
 const percent = bounded(0, 100, false);
@@ -65,32 +50,13 @@ export function invalidFaultId(id: string): LabError {
   );
 }
 
-function describeIssue(issue: z.core.$ZodIssue, body: unknown): { field: string; reason: string } {
-  const path = issue.path.map(String);
-  if (issue.code === 'unrecognized_keys') {
-    const key = issue.keys[0] ?? '?';
-    const kind = (body as { kind?: unknown }).kind as ProxyFaultKind;
-    const allowed =
-      path.length === 0 ? ['kind', 'params', 'leaseMs'] : Object.keys(PARAM_SCHEMAS[kind]?.shape ?? {});
-    return {
-      field: [...path, key].join('.'),
-      reason: `unknown key; expected ${allowed.length > 0 ? allowed.join(', ') : 'no other key'}`,
-    };
-  }
-  if (issue.code === 'invalid_union' && path.at(-1) === 'kind') {
-    return {
-      field: 'kind',
-      reason: `expected one of ${PROXY_FAULT_KINDS.join(', ')}, got ${show((body as { kind?: unknown }).kind)}`,
-    };
-  }
-  if (path.length === 0) {
-    return { field: 'body', reason: 'expected a JSON object (send content-type: application/json)' };
-  }
-  if (issue.code === 'invalid_type' && issue.expected === 'object') {
-    return { field: path.join('.'), reason: 'expected an object' };
-  }
-  return { field: path.join('.'), reason: issue.message };
-}
+const BODY_SHAPE: BodyShape = {
+  kinds: PROXY_FAULT_KINDS,
+  allowedKeys: (path, body) =>
+    path.length === 0
+      ? ['kind', 'params', 'leaseMs']
+      : Object.keys(PARAM_SCHEMAS[(body as { kind?: unknown }).kind as ProxyFaultKind]?.shape ?? {}),
+};
 
 /** The fault a request body asks for, or a 400 INVALID_FAULT naming the first bad field. */
 export function parseFault(
@@ -99,7 +65,9 @@ export function parseFault(
   const result = faultBody.safeParse(body);
   if (!result.success) {
     const first = result.error.issues[0];
-    const { field, reason } = first ? describeIssue(first, body) : { field: 'body', reason: 'is invalid' };
+    const { field, reason } = first
+      ? describeIssue(first, body, BODY_SHAPE)
+      : { field: 'body', reason: 'is invalid' };
     return { ok: false, error: invalidFault(field, reason) };
   }
   const { kind, params, leaseMs: ms } = result.data;

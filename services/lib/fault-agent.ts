@@ -1,7 +1,7 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
 import express, { type ErrorRequestHandler, type Request, type RequestHandler, type Router } from 'express';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import { z } from 'zod';
+import { type BodyShape, bearerAuth, bounded, describeIssue, show } from './admin-api.ts';
 import { errors, type LabError } from './errors.ts';
 import { createLeaseBook, FAULT_ID_PATTERN, LEASE_MS } from './leases.ts';
 import { isInfraPath, requestIdOf, type ServiceContext } from './service-app.ts';
@@ -67,22 +67,6 @@ export { FAULT_ID_PATTERN, LEASE_MS };
 
 // Faults are plain declarative values, checked whole before anything is applied.
 
-function show(value: unknown): string {
-  if (value === undefined) return 'nothing';
-  if (typeof value === 'number' && !Number.isFinite(value)) return String(value);
-  return JSON.stringify(value) ?? String(value);
-}
-
-function bounded(min: number, max: number, integer: boolean) {
-  const expected = `expected ${integer ? 'an integer' : 'a number'} from ${min} to ${max}`;
-  const message = (issue: { input?: unknown }) => `${expected}, got ${show(issue.input)}`;
-  return z
-    .number({ error: message })
-    .refine((v) => Number.isFinite(v) && (!integer || Number.isInteger(v)) && v >= min && v <= max, {
-      error: message,
-    });
-}
-
 const leaseMs = bounded(LEASE_MS.min, LEASE_MS.max, true);
 const percent = bounded(0, 100, false);
 const delay = bounded(0, 60_000, true);
@@ -104,44 +88,17 @@ const settingsBody = z.strictObject({
   leaseMs,
 });
 
-/** Allowed keys of each object a body may hold, for "unknown key" messages. */
-function allowedKeys(path: readonly PropertyKey[], body: unknown, schema: 'fault' | 'settings'): string[] {
-  if (schema === 'settings') return ['workerRecovery', 'leaseMs'];
-  if (path.length === 0) return ['kind', 'params', 'leaseMs'];
-  const kind = (body as { kind?: unknown }).kind;
-  const params = PARAM_SCHEMAS[kind as FaultKind];
-  return params ? Object.keys(params.shape) : [];
-}
-
-/** The first problem of a body as `<path>: <reason>`, with the path on its own for metadata. */
-export function describeIssue(
-  issue: z.core.$ZodIssue,
-  body: unknown,
-  schema: 'fault' | 'settings',
-): { field: string; reason: string } {
-  const path = issue.path.map(String);
-  if (issue.code === 'unrecognized_keys') {
-    const key = issue.keys[0] ?? '?';
-    const allowed = allowedKeys(issue.path, body, schema);
-    return {
-      field: [...path, key].join('.'),
-      reason: `unknown key; expected ${allowed.length > 0 ? allowed.join(', ') : 'no other key'}`,
-    };
-  }
-  if (issue.code === 'invalid_union' && path.at(-1) === 'kind') {
-    return {
-      field: 'kind',
-      reason: `expected one of ${FAULT_KINDS.join(', ')}, got ${show((body as { kind?: unknown }).kind)}`,
-    };
-  }
-  if (path.length === 0) {
-    return { field: 'body', reason: 'expected a JSON object (send content-type: application/json)' };
-  }
-  if (issue.code === 'invalid_type' && issue.expected === 'object') {
-    return { field: path.join('.'), reason: 'expected an object' };
-  }
-  return { field: path.join('.'), reason: issue.message };
-}
+const BODY_SHAPES: Record<'fault' | 'settings', BodyShape> = {
+  fault: {
+    kinds: FAULT_KINDS,
+    allowedKeys: (path, body) => {
+      if (path.length === 0) return ['kind', 'params', 'leaseMs'];
+      const params = PARAM_SCHEMAS[(body as { kind?: unknown }).kind as FaultKind];
+      return params ? Object.keys(params.shape) : [];
+    },
+  },
+  settings: { kinds: [], allowedKeys: () => ['workerRecovery', 'leaseMs'] },
+};
 
 function parseBody<T>(
   schema: z.ZodType<T>,
@@ -152,7 +109,7 @@ function parseBody<T>(
   if (result.success) return { ok: true, value: result.data };
   const first = result.error.issues[0];
   const { field, reason } = first
-    ? describeIssue(first, body, kind)
+    ? describeIssue(first, body, BODY_SHAPES[kind])
     : { field: 'body', reason: 'is invalid' };
   return { ok: false, error: invalid(kind, field, reason) };
 }
@@ -167,10 +124,6 @@ function counter(registry: Registry, name: string, help: string, labelNames: str
   const existing = registry.getSingleMetric(name);
   if (existing) return existing as Counter<string>;
   return new Counter({ name, help, labelNames, registers: [registry] });
-}
-
-function digest(value: string): Buffer {
-  return createHash('sha256').update(value).digest();
 }
 
 /** Resolves (never rejects) after `ms`, or at once when `signal` aborts. */
@@ -198,7 +151,6 @@ export function createFaultAgent(options: FaultAgentOptions): FaultAgent {
   const clock = options.clock ?? Date.now;
   const random = options.random ?? Math.random;
   const sleep = options.sleep ?? abortableSleep;
-  const tokenDigest = options.token ? digest(options.token) : undefined;
 
   const applied = counter(ctx.metrics, 'chaos_faults_applied_total', 'Faults applied (new leases)', ['kind']);
   const renewed = counter(ctx.metrics, 'chaos_faults_renewed_total', 'Fault leases renewed', ['kind']);
@@ -326,25 +278,7 @@ export function createFaultAgent(options: FaultAgentOptions): FaultAgent {
 
   const router = express.Router();
 
-  const authenticate: RequestHandler = (req, res, next) => {
-    if (!tokenDigest) {
-      throw errors.notFound(
-        'CHAOS_ADMIN_DISABLED',
-        'the fault admin API is off on this instance: start it with CHAOS_ADMIN_TOKEN set',
-      );
-    }
-    const match = /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? '');
-    // Digests have equal lengths, so the comparison takes the same time for every guess.
-    if (!match?.[1] || !timingSafeEqual(digest(match[1]), tokenDigest)) {
-      res.setHeader('www-authenticate', 'Bearer realm="chaos"');
-      throw errors.unauthorized(
-        'UNAUTHORIZED',
-        'missing or wrong admin token: send authorization: Bearer <CHAOS_ADMIN_TOKEN>',
-      );
-    }
-    next();
-  };
-  router.use(authenticate);
+  router.use(bearerAuth(options.token, 'instance'));
   router.use(express.json());
 
   const listing = () => ({
