@@ -3,11 +3,11 @@
  * generator's own stalls made on purpose. The real-HTTP behaviour is in generator.http.test.ts.
  */
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { seededRandom } from '../../services/lib/random.ts';
 import { classifyFailure, classifyResponse } from './classify.ts';
 import { ENDPOINT_PATHS } from './endpoints.ts';
 import { createLoadGenerator, type LoadGeneratorOptions, type SecondSummary } from './generator.ts';
 import type { SendRequest, SendResult, Transport } from './http-transport.ts';
-import { seededRandom } from './random.ts';
 
 const TARGETS = [
   { name: 'naive', url: 'http://127.0.0.1:1' },

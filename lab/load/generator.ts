@@ -14,11 +14,11 @@
  */
 import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
+import { seededRandom } from '../../services/lib/random.ts';
 import { DATASET } from '../../services/topology.ts';
 import { classifyFailure, classifyResponse, type ResponseClass } from './classify.ts';
 import type { PathFn } from './endpoints.ts';
 import { createHttpTransport, type LoadTarget, type SendResult, type Transport } from './http-transport.ts';
-import { seededRandom } from './random.ts';
 import { Tally, type TallyStats } from './tally.ts';
 
 export type { LoadTarget } from './http-transport.ts';

@@ -1,14 +1,4 @@
-/** A seeded uniform [0, 1) source (mulberry32), so tests that roll dice are deterministic. */
-export function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
-}
+export { seededRandom } from '../../lib/random.ts';
 
 /** A random source that answers `rolls` in order, then `rest`. */
 export function scriptedRandom(rolls: number[], rest = 0.5): () => number {

@@ -1,6 +1,7 @@
 /**
- * A seeded random source (mulberry32), so a run's request sequence — which videos are asked for, in which
- * order — is the same every time and the same for every gateway.
+ * A seeded uniform [0, 1) source (mulberry32): the same sequence for the same seed, so a
+ * load run asks for the same videos in the same order every time, and tests that roll dice
+ * are deterministic.
  */
 export function seededRandom(seed: number): () => number {
   let state = seed >>> 0;
