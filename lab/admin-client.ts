@@ -1,7 +1,8 @@
 /**
- * A client of the fault agent's admin API (`/__chaos` on every instance) and of the
- * supervisor's control API. Failures come back as AdminError values that say which
- * instance, what it answered and why, ready for a one-line message.
+ * A client of the fault admin APIs — the fault agent's (`/__chaos` on every instance) and the
+ * fault proxy's (`/__chaos` on each proxy's admin port), which share paths, bodies and lease
+ * rules — and of the supervisor's control API. Failures come back as AdminError values that
+ * say which instance, what it answered and why, ready for a one-line message.
  */
 
 /** A fault lease as the agent reports it (see the admin API contract). */
@@ -25,6 +26,45 @@ export interface AgentView {
   readonly instance: string;
   readonly faults: readonly FaultLease[];
   readonly settings: AgentSettings;
+}
+
+/** A fault proxy's listing: the agent's, without worker settings (a proxy runs no workers). */
+export interface ProxyView {
+  readonly service: string;
+  readonly instance: string;
+  readonly injector: 'fault-proxy';
+  /** `host:port` of the instance behind it. */
+  readonly upstream: string;
+  readonly faults: readonly FaultLease[];
+}
+
+export interface LatencySummary {
+  readonly count: number;
+  readonly meanMs: number | null;
+  readonly p50Ms: number | null;
+  readonly p95Ms: number | null;
+  readonly p99Ms: number | null;
+  readonly maxMs: number | null;
+}
+
+/** A proxy's calibration figures over one window (services/fault-proxy/stats.ts). */
+export interface ProxyStats {
+  readonly since: number;
+  readonly until: number;
+  readonly connections: {
+    readonly accepted: number;
+    readonly active: number;
+    readonly upstreamFailed: number;
+  };
+  readonly bytes: { readonly upstream: number; readonly downstream: number };
+  readonly latency: LatencySummary;
+  readonly loss: {
+    readonly segments: { readonly rolls: number; readonly lost: number; readonly share: number | null };
+    readonly syns: { readonly rolls: number; readonly lost: number; readonly share: number | null };
+    readonly addedMs: number;
+    readonly capped: number;
+  };
+  readonly reset: { readonly rolls: number; readonly reset: number; readonly share: number | null };
 }
 
 export interface Target {
@@ -109,12 +149,14 @@ async function exchange<T>(
   return { status: res.status, body: json as T };
 }
 
-export class AgentClient {
-  constructor(private readonly token: string) {}
+/** True when the instance could not be reached at all (down, restarting), rather than saying no. */
+export function isUnreachable(err: unknown): boolean {
+  return err instanceof AdminError && err.status === undefined;
+}
 
-  view(target: Target): Promise<AgentView> {
-    return callJson<AgentView>(target, this.token, 'GET', '/__chaos/faults');
-  }
+/** The lease routes both fault admin APIs share. */
+class LeaseClient {
+  constructor(protected readonly token: string) {}
 
   /** Applies or renews a fault; `created` is false when an existing lease was renewed. */
   async put(
@@ -139,6 +181,12 @@ export class AgentClient {
   clear(target: Target): Promise<{ removed: number }> {
     return callJson(target, this.token, 'DELETE', '/__chaos/faults');
   }
+}
+
+export class AgentClient extends LeaseClient {
+  view(target: Target): Promise<AgentView> {
+    return callJson<AgentView>(target, this.token, 'GET', '/__chaos/faults');
+  }
 
   setRecovery(
     target: Target,
@@ -153,14 +201,30 @@ export class AgentClient {
   }
 }
 
+export class ProxyClient extends LeaseClient {
+  view(target: Target): Promise<ProxyView> {
+    return callJson<ProxyView>(target, this.token, 'GET', '/__chaos/faults');
+  }
+
+  /** The figures of the current window, which goes on. */
+  async stats(target: Target): Promise<ProxyStats> {
+    return (await callJson<{ stats: ProxyStats }>(target, this.token, 'GET', '/__chaos/stats')).stats;
+  }
+
+  /** The figures of the current window, and a new window from now. */
+  async takeStats(target: Target): Promise<ProxyStats> {
+    return (await callJson<{ stats: ProxyStats }>(target, this.token, 'DELETE', '/__chaos/stats')).stats;
+  }
+}
+
 /** Runs `call` on every target at once; the failures and successes, each by target. */
-export async function onEvery<T>(
-  targets: readonly Target[],
-  call: (target: Target) => Promise<T>,
-): Promise<{ ok: { target: Target; value: T }[]; failed: { target: Target; error: AdminError }[] }> {
+export async function onEvery<U extends Target, T>(
+  targets: readonly U[],
+  call: (target: U) => Promise<T>,
+): Promise<{ ok: { target: U; value: T }[]; failed: { target: U; error: AdminError }[] }> {
   const settled = await Promise.allSettled(targets.map((t) => call(t)));
-  const ok: { target: Target; value: T }[] = [];
-  const failed: { target: Target; error: AdminError }[] = [];
+  const ok: { target: U; value: T }[] = [];
+  const failed: { target: U; error: AdminError }[] = [];
   settled.forEach((result, i) => {
     const target = targets[i]!;
     if (result.status === 'fulfilled') ok.push({ target, value: result.value });

@@ -1,7 +1,8 @@
 /**
  * `chaos-lab`: the local lab's command line. Exit codes: 0 ok, 1 a runtime failure (no lab,
- * an instance unreachable, an agent refused), 2 bad usage or input. Expected failures are
- * one line and a hint, never a stack trace.
+ * an instance unreachable, an agent refused), 2 bad usage or input; `run` adds 1 for a claim
+ * that did not hold and 130 for an aborted run. Expected failures are one line and a hint,
+ * never a stack trace.
  */
 
 import { Argument, Command, CommanderError, InvalidArgumentError, Option } from 'commander';
@@ -16,6 +17,8 @@ import {
   faultRecoveryCommand,
   type RecoveryChoice,
 } from './commands/fault.ts';
+import { listCommand } from './commands/list.ts';
+import { runCommand, TARGET_NAMES, type TargetName } from './commands/run.ts';
 import { statusCommand } from './commands/status.ts';
 import { upDetachedCommand, upForegroundCommand } from './commands/up.ts';
 import { DURATION_EXAMPLES, DurationError, formatDuration, parseDuration } from './duration.ts';
@@ -238,6 +241,42 @@ export function createProgram(io: Io, outcome: { exitCode: number } = { exitCode
         leaseMs: opts.for ?? DEFAULT_LEASE_MS,
         ...(opts.instance !== undefined ? { instance: opts.instance } : {}),
       });
+    });
+
+  program
+    .command('run')
+    .description(
+      'run an experiment: faults phase by phase under load, claims checked, results and report written',
+    )
+    .argument('<experiment>', 'a name from the catalog (npx chaos-lab list) or a path to an experiment file')
+    .option('--out <dir>', 'where the run folder is created (default results/)')
+    .addOption(
+      new Option('--target <target>', 'where the experiment runs').choices(TARGET_NAMES).default('local'),
+    )
+    .addHelpText(
+      'after',
+      [
+        '',
+        'Exit codes: 0 every claim held, 1 a claim did not hold / no verdict / the run failed,',
+        '            2 invalid experiment (nothing started), 130 aborted (rolled back, partial result).',
+        '',
+        'Examples:',
+        '  npx chaos-lab run weak-dependency-latency',
+        '  npx chaos-lab run ./my-experiment.yaml --out /tmp/results',
+      ].join('\n'),
+    )
+    .action(async (experiment: string, opts: { out?: string; target: TargetName }) => {
+      outcome.exitCode = await runCommand(io, experiment, {
+        target: opts.target,
+        ...(opts.out !== undefined ? { out: opts.out } : {}),
+      });
+    });
+
+  program
+    .command('list')
+    .description("the catalog's experiments (experiments/*.yaml): name, length and description")
+    .action(async () => {
+      outcome.exitCode = await listCommand(io);
     });
 
   return program;

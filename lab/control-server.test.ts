@@ -20,6 +20,7 @@ describe('control API', () => {
       workerRecovery: true,
       gateways: { naive: 'http://127.0.0.1:1' },
       instances: [],
+      proxies: [],
     };
     server = await startControlServer({
       port: 0,

@@ -1,7 +1,8 @@
 /**
  * The supervisor's control API, on loopback, for the CLI and for experiments:
- * - `GET /status` → the lab and every instance (live pids, ready, restarts, last exit);
- * - `POST /instances/:id/kill` → SIGKILL one instance (the supervisor restarts it);
+ * - `GET /status` → the lab, every instance and every fault proxy (live pids, ready, restarts,
+ *   last exit);
+ * - `POST /instances/:id/kill` → SIGKILL one instance or proxy (the supervisor restarts it);
  * - `POST /shutdown` → stop every instance and the supervisor.
  * Every call needs `authorization: Bearer <admin token>`, the token in the lab's state file.
  */
@@ -11,13 +12,24 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net';
 import type { InstanceStatus, KillResult } from './supervisor.ts';
 
+/** A fault proxy, supervised like an instance; `url` is its admin API (where readiness is). */
+export interface ProxyStatus extends InstanceStatus {
+  /** The instance it stands in front of, `coin-1`. */
+  readonly fronts: string;
+  /** What the gateways call. */
+  readonly dataUrl: string;
+}
+
 export interface LabStatus {
   readonly pid: number;
   readonly startedAt: string;
   readonly trust: string;
   readonly workerRecovery: boolean;
   readonly gateways: Readonly<Record<string, string>>;
+  /** The services: backends and gateways. */
   readonly instances: readonly InstanceStatus[];
+  /** One fault proxy per backend instance. */
+  readonly proxies: readonly ProxyStatus[];
 }
 
 export interface ControlTarget {

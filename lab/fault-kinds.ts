@@ -1,8 +1,10 @@
 /**
  * The faults the CLI can apply, and the flags that parametrize them. Each kind names the
- * flags it takes and turns them into the agent's `params`; a flag given to a kind that does
- * not take it is an error rather than silently ignored. A new kind (the network faults:
- * latency, loss) is one entry here, plus its flags if they are new.
+ * flags it takes, turns them into the injector's `params`, and says which injector applies
+ * it: the fault agent inside each instance (application faults), or the fault proxy in
+ * front of each backend instance (network faults). A flag given to a kind that does not take
+ * it is an error rather than silently ignored. A new kind is one entry here, plus its flags
+ * if they are new.
  */
 
 import { InvalidArgumentError } from 'commander';
@@ -65,12 +67,12 @@ const MAX_DELAY_MS = 60_000;
 export const PARAM_FLAGS: Readonly<Record<ParamName, ParamFlag>> = {
   delay: {
     flags: '--delay <duration>',
-    description: 'http-delay: added to every request, e.g. 300ms',
+    description: 'http-delay, latency: added to every request or response, e.g. 300ms',
     parse: durationFlag('delay', MAX_DELAY_MS),
   },
   jitter: {
     flags: '--jitter <duration>',
-    description: 'http-delay: random extra delay up to this, e.g. 20ms (default 0ms)',
+    description: 'http-delay, latency: random variation of the delay, ± up to this, e.g. 20ms (default 0ms)',
     parse: durationFlag('jitter', MAX_DELAY_MS),
   },
   status: {
@@ -80,21 +82,27 @@ export const PARAM_FLAGS: Readonly<Record<ParamName, ParamFlag>> = {
   },
   percent: {
     flags: '--percent <n>',
-    description: 'http-error, worker-panic: share of requests or tasks hit, 0-100 (default 100)',
+    description:
+      'http-error, worker-panic, loss, reset: share of requests, tasks, segments or connections hit, 0-100 (default 100; loss needs it)',
     parse: numberFlag('percent', { min: 0, max: 100, integer: false, example: 50 }),
   },
 };
 
+/** Who applies a kind: the agent in the instance, or the proxy in front of it. */
+export type CliInjector = 'fault-agent' | 'fault-proxy';
+
 export interface FaultKindSpec {
   readonly summary: string;
+  readonly injector: CliInjector;
   readonly takes: readonly ParamName[];
-  /** The agent's `params` from the flags given; throws a usage error for a missing one. */
+  /** The injector's `params` from the flags given; throws a usage error for a missing one. */
   readonly params: (given: ParamValues) => Record<string, number>;
 }
 
 export const FAULT_KINDS = {
   'http-delay': {
-    summary: 'delay every request (not /healthz, /readyz, /metrics)',
+    summary: 'delay every request inside the instance (not /healthz, /readyz, /metrics)',
+    injector: 'fault-agent',
     takes: ['delay', 'jitter'],
     params: (given) => {
       if (given.delay === undefined) throw usageError('http-delay needs --delay', 'e.g. --delay 300ms');
@@ -103,11 +111,38 @@ export const FAULT_KINDS = {
   },
   'http-error': {
     summary: 'answer a share of requests with an error status',
+    injector: 'fault-agent',
     takes: ['status', 'percent'],
     params: (given) => ({ status: given.status ?? 503, percent: given.percent ?? 100 }),
   },
   'worker-panic': {
     summary: 'make a share of background tasks throw (a goroutine panic)',
+    injector: 'fault-agent',
+    takes: ['percent'],
+    params: (given) => ({ percent: given.percent ?? 100 }),
+  },
+  latency: {
+    summary: 'network latency in front of a backend instance: every response waits (fault proxy)',
+    injector: 'fault-proxy',
+    takes: ['delay', 'jitter'],
+    params: (given) => {
+      if (given.delay === undefined) throw usageError('latency needs --delay', 'e.g. --delay 300ms');
+      return { delayMs: given.delay, jitterMs: given.jitter ?? 0 };
+    },
+  },
+  loss: {
+    summary: 'packet loss, emulated by what TCP makes of it: retransmission timeouts (fault proxy)',
+    injector: 'fault-proxy',
+    takes: ['percent'],
+    params: (given) => {
+      // No default: 100 % loss stalls every connection for the 30 s cap, which nobody means.
+      if (given.percent === undefined) throw usageError('loss needs --percent', 'e.g. --percent 10');
+      return { percent: given.percent };
+    },
+  },
+  reset: {
+    summary: 'reset a share of new connections to a backend instance (fault proxy)',
+    injector: 'fault-proxy',
     takes: ['percent'],
     params: (given) => ({ percent: given.percent ?? 100 }),
   },
@@ -116,7 +151,7 @@ export const FAULT_KINDS = {
 export type FaultKind = keyof typeof FAULT_KINDS;
 export const FAULT_KIND_NAMES = Object.keys(FAULT_KINDS) as FaultKind[];
 
-/** The agent's params for `kind`, refusing flags that kind does not take. */
+/** The injector's params for `kind`, refusing flags that kind does not take. */
 export function faultParams(kind: FaultKind, given: ParamValues): Record<string, number> {
   const spec: FaultKindSpec = FAULT_KINDS[kind];
   const foreign = (Object.keys(given) as ParamName[]).filter(

@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { instanceEnv, instanceSpecs } from './instances.ts';
+import { instanceEnv, instanceSpecs, PROXY_SERVICE, proxyEnv } from './instances.ts';
 import { labLayout } from './layout.ts';
 import { REPO_ROOT } from './state.ts';
 
@@ -31,12 +31,32 @@ describe('instance environment', () => {
     expect(env.STRATEGY).toBeUndefined();
   });
 
-  it('points every gateway at all instances of each backend', () => {
+  it('points every gateway at the fault proxies of all instances of each backend, never at an instance', () => {
     const env = instanceEnv(layout.gateways.resilient, layout, half, secrets, {});
     expect(env.STRATEGY).toBe('resilient');
-    expect(env.UPSTREAM_ACCOUNT).toBe('http://127.0.0.1:20100,http://127.0.0.1:20101');
-    expect(env.UPSTREAM_COIN).toBe('http://127.0.0.1:20140,http://127.0.0.1:20141');
+    expect(env.UPSTREAM_ACCOUNT).toBe('http://127.0.0.1:20200,http://127.0.0.1:20201');
+    expect(env.UPSTREAM_COIN).toBe('http://127.0.0.1:20240,http://127.0.0.1:20241');
     expect(env.PORT).toBe('20082');
+  });
+
+  it('gives each fault proxy its instance as upstream, its two ports and the admin token', () => {
+    const proxy = layout.proxies.find((p) => p.id === 'archive-2-proxy')!;
+    const env = proxyEnv(proxy, layout, half, secrets, {
+      PATH: '/bin',
+      UPSTREAM: '10.0.0.1:80',
+      STRATEGY: 'naive',
+      PORT: '1',
+    });
+    expect(env).toEqual({
+      PATH: '/bin',
+      INSTANCE_ID: 'archive-2-proxy',
+      LISTEN_HOST: '127.0.0.1',
+      LISTEN_PORT: '20211',
+      ADMIN_PORT: '20311',
+      UPSTREAM: '127.0.0.1:20111',
+      CHAOS_ADMIN_TOKEN: secrets.adminToken,
+      LOG_LEVEL: 'info',
+    });
   });
 
   it('sends no trust key under zero trust, and recovery off when asked', () => {
@@ -53,7 +73,7 @@ describe('instance environment', () => {
 
   it('runs services/main.ts under tsx from the repository root, logging to <logs>/<id>.log', () => {
     const specs = instanceSpecs(layout, half, secrets, '/tmp/logs', {});
-    expect(specs).toHaveLength(13);
+    expect(specs).toHaveLength(23);
     expect(specs[0]).toMatchObject({
       id: 'account-1',
       command: process.execPath,
@@ -61,6 +81,20 @@ describe('instance environment', () => {
       cwd: REPO_ROOT,
       logFile: '/tmp/logs/account-1.log',
     });
-    expect(specs.at(-1)?.args.at(-1)).toBe('gateway');
+    expect(specs[12]?.args.at(-1)).toBe('gateway');
+  });
+
+  it('runs one fault proxy per backend instance, probed on its admin port', () => {
+    const specs = instanceSpecs(layout, half, secrets, '/tmp/logs', {});
+    const proxies = specs.filter((s) => s.service === PROXY_SERVICE);
+    expect(proxies.map((p) => p.id)).toEqual(layout.proxies.map((p) => p.id));
+    expect(proxies).toHaveLength(10);
+    expect(proxies[0]).toMatchObject({
+      id: 'account-1-proxy',
+      url: 'http://127.0.0.1:20300',
+      command: process.execPath,
+      args: ['--import', 'tsx', path.join(REPO_ROOT, 'services', 'fault-proxy', 'main.ts')],
+      logFile: '/tmp/logs/account-1-proxy.log',
+    });
   });
 });

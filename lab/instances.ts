@@ -1,11 +1,14 @@
 /**
- * How each instance of the local lab is started: the command, and the environment of the
- * contract every process reads (services/main.ts), filled in from the lab's layout.
+ * How each process of the local lab is started: the command, and the environment of the
+ * contract every process reads (services/main.ts, services/fault-proxy/main.ts), filled in
+ * from the lab's layout. Every backend instance has a fault proxy in front of it, as a
+ * sidecar would be, and the gateways call the proxies: baseline and fault phases go through
+ * the same hops.
  */
 
 import path from 'node:path';
 import { BACKENDS } from '../services/topology.ts';
-import type { InstancePlan, LabLayout } from './layout.ts';
+import type { InstancePlan, LabLayout, ProxyPlan } from './layout.ts';
 import { LOOPBACK } from './layout.ts';
 import { REPO_ROOT } from './state.ts';
 import type { InstanceSpec } from './supervisor.ts';
@@ -45,7 +48,21 @@ const OWNED_VARS = [
   'WORKER_RECOVERY',
   'STRATEGY',
   ...BACKENDS.map(upstreamVar),
+  // the fault proxy's
+  'LISTEN_PORT',
+  'LISTEN_HOST',
+  'UPSTREAM',
+  'ADMIN_PORT',
 ];
+
+/** What `status` and the control API call a fault proxy's service. */
+export const PROXY_SERVICE = 'fault-proxy';
+
+function ownEnv(inherited: Env): Record<string, string | undefined> {
+  const env: Record<string, string | undefined> = { ...inherited };
+  for (const name of OWNED_VARS) delete env[name];
+  return env;
+}
 
 export function instanceEnv(
   plan: InstancePlan,
@@ -54,8 +71,7 @@ export function instanceEnv(
   secrets: LabSecrets,
   inherited: Env = process.env,
 ): Record<string, string | undefined> {
-  const env: Record<string, string | undefined> = { ...inherited };
-  for (const name of OWNED_VARS) delete env[name];
+  const env = ownEnv(inherited);
   Object.assign(env, {
     SERVICE: plan.service,
     INSTANCE_ID: plan.id,
@@ -70,10 +86,34 @@ export function instanceEnv(
   if (plan.service === 'gateway') {
     env.STRATEGY = plan.strategy;
     for (const backend of BACKENDS) {
-      env[upstreamVar(backend)] = layout.backends[backend].map((b) => b.url).join(',');
+      // The proxies, never the instances themselves: a network fault must be on the path.
+      env[upstreamVar(backend)] = layout.proxies
+        .filter((p) => p.service === backend)
+        .map((p) => p.dataUrl)
+        .join(',');
     }
   }
   return env;
+}
+
+export function proxyEnv(
+  proxy: ProxyPlan,
+  layout: LabLayout,
+  config: LabConfig,
+  secrets: LabSecrets,
+  inherited: Env = process.env,
+): Record<string, string | undefined> {
+  const fronted = layout.backends[proxy.service].find((b) => b.id === proxy.instance);
+  if (!fronted) throw new Error(`${proxy.id} fronts ${proxy.instance}, which is not in the layout`);
+  return Object.assign(ownEnv(inherited), {
+    INSTANCE_ID: proxy.id,
+    LISTEN_HOST: LOOPBACK,
+    LISTEN_PORT: String(proxy.dataPort),
+    ADMIN_PORT: String(proxy.adminPort),
+    UPSTREAM: `${LOOPBACK}:${fronted.port}`,
+    CHAOS_ADMIN_TOKEN: secrets.adminToken,
+    LOG_LEVEL: config.logLevel,
+  });
 }
 
 export function instanceSpecs(
@@ -84,14 +124,31 @@ export function instanceSpecs(
   inherited: Env = process.env,
 ): InstanceSpec[] {
   const entry = path.join(REPO_ROOT, 'services', 'main.ts');
-  return layout.instances.map((plan) => ({
-    id: plan.id,
-    service: plan.service,
-    url: plan.url,
-    command: process.execPath,
-    args: ['--import', 'tsx', entry, plan.service],
-    cwd: REPO_ROOT,
-    env: instanceEnv(plan, layout, config, secrets, inherited),
-    logFile: path.join(logDir, `${plan.id}.log`),
-  }));
+  const proxyEntry = path.join(REPO_ROOT, 'services', 'fault-proxy', 'main.ts');
+  const instances = layout.instances.map(
+    (plan): InstanceSpec => ({
+      id: plan.id,
+      service: plan.service,
+      url: plan.url,
+      command: process.execPath,
+      args: ['--import', 'tsx', entry, plan.service],
+      cwd: REPO_ROOT,
+      env: instanceEnv(plan, layout, config, secrets, inherited),
+      logFile: path.join(logDir, `${plan.id}.log`),
+    }),
+  );
+  const proxies = layout.proxies.map(
+    (proxy): InstanceSpec => ({
+      id: proxy.id,
+      service: PROXY_SERVICE,
+      // Readiness is the admin API's /readyz: the data port speaks raw TCP.
+      url: proxy.adminUrl,
+      command: process.execPath,
+      args: ['--import', 'tsx', proxyEntry],
+      cwd: REPO_ROOT,
+      env: proxyEnv(proxy, layout, config, secrets, inherited),
+      logFile: path.join(logDir, `${proxy.id}.log`),
+    }),
+  );
+  return [...instances, ...proxies];
 }

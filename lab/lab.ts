@@ -9,7 +9,7 @@
 import { appendFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { CliError } from './cli-error.ts';
-import { type ControlServer, startControlServer } from './control-server.ts';
+import { type ControlServer, type LabStatus, startControlServer } from './control-server.ts';
 import { formatDuration } from './duration.ts';
 import { instanceSpecs, type LabConfig, type LabTrust } from './instances.ts';
 import { DEFAULT_PORT_BASE, LOOPBACK, labLayout, portsOf } from './layout.ts';
@@ -143,7 +143,31 @@ export async function startLab(options: UpOptions, hooks: UpHooks = {}): Promise
     workerRecovery: options.workerRecovery,
     gateways: gateways as LabState['gateways'],
     instances: layout.instances.map((i) => ({ id: i.id, service: i.service, url: i.url, port: i.port })),
+    proxies: layout.proxies.map((p) => ({
+      id: p.id,
+      instance: p.instance,
+      service: p.service,
+      dataUrl: p.dataUrl,
+      adminUrl: p.adminUrl,
+    })),
     logDir: logs,
+  };
+  const proxyOf = new Map(layout.proxies.map((p) => [p.id, p]));
+  /** The supervisor runs instances and proxies alike; the status tells them apart. */
+  const labStatus = (): LabStatus => {
+    const all = supervisor.status();
+    return {
+      pid: process.pid,
+      startedAt,
+      trust: options.trust,
+      workerRecovery: options.workerRecovery,
+      gateways,
+      instances: all.filter((s) => !proxyOf.has(s.id)),
+      proxies: all.flatMap((s) => {
+        const plan = proxyOf.get(s.id);
+        return plan ? [{ ...s, fronts: plan.instance, dataUrl: plan.dataUrl }] : [];
+      }),
+    };
   };
 
   let resolveStopped: () => void = () => {};
@@ -168,14 +192,7 @@ export async function startLab(options: UpOptions, hooks: UpHooks = {}): Promise
       host: LOOPBACK,
       token: secrets.adminToken,
       target: {
-        status: () => ({
-          pid: process.pid,
-          startedAt,
-          trust: options.trust,
-          workerRecovery: options.workerRecovery,
-          gateways,
-          instances: supervisor.status(),
-        }),
+        status: labStatus,
         kill: (id) => supervisor.kill(id),
         ids: () => supervisor.ids(),
         shutdown: () => {

@@ -26,6 +26,20 @@ describe('labLayout', () => {
     expect(layout.backends.coin.map((i) => i.port)).toEqual([18_140, 18_141]);
   });
 
+  it('puts a fault proxy in front of every backend instance: data port +100, admin port +200 from it', () => {
+    expect(layout.proxies).toHaveLength(BACKENDS.reduce((n, b) => n + topology.backends[b].replicas, 0));
+    expect(layout.proxies.find((p) => p.instance === 'coin-2')).toEqual({
+      id: 'coin-2-proxy',
+      instance: 'coin-2',
+      service: 'coin',
+      dataPort: 18_241,
+      dataUrl: 'http://127.0.0.1:18241',
+      adminPort: 18_341,
+      adminUrl: 'http://127.0.0.1:18341',
+    });
+    expect(layout.proxies[0]).toMatchObject({ id: 'account-1-proxy', dataPort: 18_200, adminPort: 18_300 });
+  });
+
   it('runs the replicas the topology asks for and one gateway per strategy', () => {
     const backendCount = BACKENDS.reduce((n, b) => n + topology.backends[b].replicas, 0);
     expect(layout.instances).toHaveLength(backendCount + STRATEGIES.length);
@@ -41,6 +55,9 @@ describe('labLayout', () => {
     const ports = portsOf(moved).map((p) => p.port);
     expect(new Set(ports).size).toBe(ports.length);
     expect(portsOf(moved)[0]).toEqual({ port: 30_090, owner: 'control API' });
+    // The free-port check covers the proxies' ports too.
+    expect(ports).toHaveLength(1 + 13 + 2 * 10);
+    expect(portsOf(moved)).toContainEqual({ port: 30_341, owner: 'coin-2-proxy admin' });
   });
 
   it('refuses a base whose range would not fit', () => {

@@ -5,9 +5,12 @@
  * base+80…   one gateway per strategy (18080 naive, 18081 parallel, 18082 resilient)
  * base+90    the supervisor's control API
  * base+100+10·k+i  instance i of backend k (account-1 18100, account-2 18101, archive-1 18110…)
+ * base+200+10·k+i  the fault proxy in front of it: the data port the gateways call (18200…)
+ * base+300+10·k+i  that proxy's admin API and readiness (18300…)
  *
- * Each backend owns a block of ten ports: replicas take the low half, the high half is
- * kept for the per-instance fault proxies of the network faults to come.
+ * So an instance, its proxy and the proxy's admin port share their last two digits, which
+ * makes `status` and `ss -ltn` easy to read. Each backend owns a block of ten ports in each
+ * hundred; replicas may use half of it (the rest is room to grow).
  */
 
 import { BACKENDS, type BackendName, STRATEGIES, type Strategy, topology } from '../services/topology.ts';
@@ -16,11 +19,13 @@ export const DEFAULT_PORT_BASE = 18_000;
 const GATEWAY_OFFSET = 80;
 const CONTROL_OFFSET = 90;
 const BACKEND_OFFSET = 100;
+const PROXY_DATA_OFFSET = 200;
+const PROXY_ADMIN_OFFSET = 300;
 const BACKEND_BLOCK = 10;
 /** Replicas that fit in the low half of a backend's block. */
 const MAX_REPLICAS = BACKEND_BLOCK / 2;
 /** The highest offset any part of the layout may use, proxies included. */
-const SPAN = BACKEND_OFFSET + BACKEND_BLOCK * BACKENDS.length - 1;
+const SPAN = PROXY_ADMIN_OFFSET + BACKEND_BLOCK * BACKENDS.length - 1;
 
 export const PORT_BASE_RANGE = { min: 1_024, max: 65_535 - SPAN } as const;
 
@@ -38,6 +43,21 @@ export interface InstancePlan {
   readonly strategy?: Strategy;
 }
 
+/** The fault proxy in front of one backend instance (a sidecar: always in the path). */
+export interface ProxyPlan {
+  /** `coin-1-proxy`. */
+  readonly id: string;
+  /** The instance it fronts, `coin-1`. */
+  readonly instance: string;
+  readonly service: BackendName;
+  /** Raw TCP; what the gateways call instead of the instance. */
+  readonly dataPort: number;
+  readonly dataUrl: string;
+  /** HTTP: `/__chaos/faults`, `/__chaos/stats`, `/readyz`, `/metrics`. */
+  readonly adminPort: number;
+  readonly adminUrl: string;
+}
+
 export interface LabLayout {
   readonly base: number;
   readonly control: { readonly port: number; readonly url: string };
@@ -45,6 +65,8 @@ export interface LabLayout {
   readonly backends: Readonly<Record<BackendName, readonly InstancePlan[]>>;
   /** Every instance: backends first, then gateways. */
   readonly instances: readonly InstancePlan[];
+  /** One fault proxy per backend instance, in the order of `instances`. */
+  readonly proxies: readonly ProxyPlan[];
 }
 
 function urlOf(port: number): string {
@@ -88,12 +110,30 @@ export function labLayout(base: number = DEFAULT_PORT_BASE): LabLayout {
     }),
   ) as Record<Strategy, InstancePlan>;
   const controlPort = base + CONTROL_OFFSET;
+  const proxies = BACKENDS.flatMap((name) =>
+    backends[name].map((plan): ProxyPlan => {
+      // The instance's own offset within the backends' hundred, moved to the proxies' hundreds.
+      const slot = plan.port - base - BACKEND_OFFSET;
+      const dataPort = base + PROXY_DATA_OFFSET + slot;
+      const adminPort = base + PROXY_ADMIN_OFFSET + slot;
+      return {
+        id: `${plan.id}-proxy`,
+        instance: plan.id,
+        service: name,
+        dataPort,
+        dataUrl: urlOf(dataPort),
+        adminPort,
+        adminUrl: urlOf(adminPort),
+      };
+    }),
+  );
   return {
     base,
     control: { port: controlPort, url: urlOf(controlPort) },
     gateways,
     backends,
     instances: [...BACKENDS.flatMap((name) => backends[name]), ...STRATEGIES.map((s) => gateways[s])],
+    proxies,
   };
 }
 
@@ -102,5 +142,9 @@ export function portsOf(layout: LabLayout): { port: number; owner: string }[] {
   return [
     { port: layout.control.port, owner: 'control API' },
     ...layout.instances.map((i) => ({ port: i.port, owner: i.id })),
+    ...layout.proxies.flatMap((p) => [
+      { port: p.dataPort, owner: p.id },
+      { port: p.adminPort, owner: `${p.id} admin` },
+    ]),
   ];
 }

@@ -1,4 +1,6 @@
+import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { LOOPBACK, labLayout, portsOf } from './layout.ts';
 
 /** Whether `port` can be bound on `host` right now (tried for real, then released). */
 export function portIsFree(port: number, host: string): Promise<boolean> {
@@ -20,17 +22,32 @@ export async function busyPorts<T extends { port: number }>(
   return wanted.filter((_, i) => !free[i]);
 }
 
-/**
- * A port base in 20000–40000 whose every lab port can be bound right now, for labs started
- * beside another (tests, benchmarks). `portsAt(base)` lists the ports a base would use.
- */
-export async function findFreePortBase(
-  portsAt: (base: number) => readonly { port: number }[],
-  host: string,
-): Promise<number> {
-  for (let attempt = 0; attempt < 50; attempt++) {
-    const base = 20_000 + 10 * Math.floor(Math.random() * 2_000);
-    if ((await busyPorts(portsAt(base), host)).length === 0) return base;
+/** The first port the kernel hands out to outgoing connections (Linux), else the usual 32768. */
+function ephemeralStart(): number {
+  try {
+    const first = Number(
+      readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0],
+    );
+    return Number.isInteger(first) && first > 0 ? first : 32_768;
+  } catch {
+    return 32_768;
   }
-  throw new Error('no free port range found in 20000-40000 after 50 tries');
+}
+
+/**
+ * A port base from 20000 whose every lab port can be bound right now, for labs started beside
+ * another (tests, benchmarks). The whole range stays below the ephemeral ports: there the
+ * kernel picks the local ports of outgoing connections, and a gateway's pooled connection
+ * could hold a port an instance is about to listen on.
+ */
+export async function findFreePortBase(): Promise<number> {
+  const ports = portsOf(labLayout(20_000)).map((p) => p.port);
+  const span = Math.max(...ports) - 20_000;
+  const slots = Math.floor((ephemeralStart() - 1 - span - 20_000) / 10);
+  if (slots < 1) throw new Error('no room for a lab between port 20000 and the ephemeral ports');
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const base = 20_000 + 10 * Math.floor(Math.random() * slots);
+    if ((await busyPorts(portsOf(labLayout(base)), LOOPBACK)).length === 0) return base;
+  }
+  throw new Error('no free port range found below the ephemeral ports after 50 tries');
 }

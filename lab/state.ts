@@ -57,6 +57,15 @@ const instanceSchema = z.object({
   port: z.number().int(),
 });
 
+const proxySchema = z.object({
+  id: z.string(),
+  /** The instance it fronts. */
+  instance: z.string(),
+  service: z.string(),
+  dataUrl: z.string(),
+  adminUrl: z.string(),
+});
+
 const stateSchema = z.object({
   version: z.literal(1),
   pid: z.number().int().positive(),
@@ -68,11 +77,14 @@ const stateSchema = z.object({
   workerRecovery: z.boolean(),
   gateways: z.record(z.enum(STRATEGIES), z.string()),
   instances: z.array(instanceSchema),
+  /** Absent in a lab started before the fault proxies existed. */
+  proxies: z.array(proxySchema).optional(),
   logDir: z.string(),
 });
 
 export type LabState = z.infer<typeof stateSchema>;
 export type StateInstance = z.infer<typeof instanceSchema>;
+export type StateProxy = z.infer<typeof proxySchema>;
 
 export class StateFileError extends Error {
   constructor(message: string) {

@@ -1,9 +1,11 @@
 /**
  * Entry point of the background supervisor started by `chaos-lab up --detach`: runs the lab
  * until `chaos-lab down` (the control API's /shutdown) or SIGTERM, and reports its start-up
- * to the CLI that started it over the IPC channel.
+ * to the CLI that started it over the IPC channel. Started by child-lab.ts instead, it also
+ * stops the lab when that channel closes: its parent is gone.
  */
 
+import { TIED_ENV } from './child-lab.ts';
 import { CliError } from './cli-error.ts';
 import { type DetachMessage, UP_OPTIONS_ENV } from './detach.ts';
 import { type RunningLab, startLab, type UpOptions } from './lab.ts';
@@ -38,10 +40,15 @@ async function main(): Promise<number> {
   process.on('SIGTERM', stopOn('SIGTERM'));
   process.on('SIGINT', stopOn('SIGINT'));
   process.on('SIGHUP', stopOn('SIGHUP'));
-  // The CLI went away before the lab was ready (Ctrl-C on `up --detach`): nobody will ever
-  // learn this lab's address, so it must not stay.
+  // Tied to its parent (the experiment runner, child-lab.ts): the lab lives exactly as long
+  // as the parent, even one killed with SIGKILL.
+  const tied = process.env[TIED_ENV] === '1';
+  delete process.env[TIED_ENV];
+  // Otherwise, the CLI went away before the lab was ready (Ctrl-C on `up --detach`): nobody
+  // will ever learn this lab's address, so it must not stay.
   process.on('disconnect', () => {
-    if (!ready) stopOn('the CLI that started this lab went away')();
+    if (tied) stopOn('the process this lab is tied to went away')();
+    else if (!ready) stopOn('the CLI that started this lab went away')();
   });
 
   say(

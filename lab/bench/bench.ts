@@ -17,7 +17,6 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { measureProxyOverhead } from '../../services/fault-proxy/overhead.ts';
-import { LOOPBACK, labLayout, portsOf } from '../layout.ts';
 import { ENDPOINT_PATHS } from '../load/endpoints.ts';
 import { createLoadGenerator, type TargetStats } from '../load/generator.ts';
 import { findFreePortBase } from '../port-check.ts';
@@ -125,7 +124,7 @@ async function generatorCeiling(quick: boolean): Promise<{ steps: RateStep[]; ce
 async function resilientBaseline(quick: boolean): Promise<{ rate: number; seconds: number; stats: object }> {
   const home = mkdtempSync(join(tmpdir(), 'chaos-lab-bench-'));
   const env = { ...process.env, CHAOS_LAB_HOME: home };
-  const portBase = await findFreePortBase((base) => portsOf(labLayout(base)), LOOPBACK);
+  const portBase = await findFreePortBase();
   log(`  starting a local lab (port base ${portBase}) …`);
   await run(
     process.execPath,

@@ -45,14 +45,16 @@ export async function downCommand(io: Io, home: string): Promise<number> {
   const began = Date.now();
   const control = { id: 'supervisor', url: state.controlUrl };
   let instancePids: number[] = [];
+  let proxyPids: number[] = [];
   try {
-    const status = await callJson<{ instances: { pid: number | null }[] }>(
-      control,
-      state.adminToken,
-      'GET',
-      '/status',
-    );
-    instancePids = status.instances.flatMap((i) => (i.pid === null ? [] : [i.pid]));
+    const status = await callJson<{
+      instances: { pid: number | null }[];
+      proxies?: { pid: number | null }[];
+    }>(control, state.adminToken, 'GET', '/status');
+    const pidsOf = (list: readonly { pid: number | null }[]) =>
+      list.flatMap((i) => (i.pid === null ? [] : [i.pid]));
+    instancePids = pidsOf(status.instances);
+    proxyPids = pidsOf(status.proxies ?? []);
   } catch {
     // Without the list, the supervisor's exit still means its children are gone: it waits for them.
   }
@@ -69,7 +71,7 @@ export async function downCommand(io: Io, home: string): Promise<number> {
       // already gone
     }
   }
-  const pids = [state.pid, ...instancePids];
+  const pids = [state.pid, ...instancePids, ...proxyPids];
   let alive = await waitGone(pids, STOP_WAIT_MS);
   if (alive.length > 0) {
     warn(io, `still running after ${formatDuration(STOP_WAIT_MS)}: pid ${alive.join(', ')}; sending SIGKILL`);
@@ -86,9 +88,10 @@ export async function downCommand(io: Io, home: string): Promise<number> {
   if (alive.length > 0) {
     throw new CliError(`could not stop pid ${alive.join(', ')}`, { hint: 'check them with: ps -p <pid>' });
   }
+  const proxies = proxyPids.length > 0 ? ` with their ${proxyPids.length} fault proxies` : '';
   say(
     io,
-    `stopped the lab: supervisor (pid ${state.pid}) and ${instancePids.length} instances are gone (${formatDuration(Date.now() - began)})`,
+    `stopped the lab: supervisor (pid ${state.pid}) and ${instancePids.length} instances are gone${proxies} (${formatDuration(Date.now() - began)})`,
   );
   return 0;
 }

@@ -1,14 +1,29 @@
 /**
- * `chaos-lab fault …`: drives the fault agents of a running lab over their admin API, with
- * the admin token from the lab's state file. A fault goes to every instance of a service
- * (or one, with --instance) under one id, so it can be listed, renewed and cleared as one.
+ * `chaos-lab fault …`: drives the injectors of a running lab over their admin APIs, with the
+ * admin token from the lab's state file — the fault agent inside every instance (http-delay,
+ * http-error, worker-panic, worker settings) and the fault proxy in front of every backend
+ * instance (latency, loss, reset). A fault goes to every instance of a service (or one, with
+ * --instance) under one id, so it can be listed, renewed and cleared as one.
  */
 
 import { randomBytes } from 'node:crypto';
-import { AgentClient, type AgentView, onEvery, type Target } from '../admin-client.ts';
+import {
+  AgentClient,
+  type AgentView,
+  onEvery,
+  ProxyClient,
+  type ProxyView,
+  type Target,
+} from '../admin-client.ts';
 import { CliError, usageError } from '../cli-error.ts';
 import { formatDuration } from '../duration.ts';
-import { type FaultKind, faultParams, type ParamValues } from '../fault-kinds.ts';
+import {
+  type CliInjector,
+  FAULT_KINDS,
+  type FaultKind,
+  faultParams,
+  type ParamValues,
+} from '../fault-kinds.ts';
 import { requireLab } from '../find-lab.ts';
 import { type Io, say, table, warn } from '../io.ts';
 import type { LabState, StateInstance } from '../state.ts';
@@ -31,6 +46,33 @@ export function selectTargets(state: LabState, service?: string, instance?: stri
   return [match];
 }
 
+/** A fault proxy as an admin target; `instance` is the one it fronts. */
+export interface ProxyTarget extends Target {
+  readonly instance: string;
+}
+
+/**
+ * The fault proxies in front of `instances` (gateways have none, so they are skipped).
+ * A lab started before the proxies existed has none at all: that is an error when `required`.
+ */
+export function proxyTargets(
+  state: LabState,
+  instances: readonly StateInstance[],
+  required: boolean,
+): ProxyTarget[] {
+  if (!state.proxies) {
+    if (!required) return [];
+    throw new CliError('this lab runs no fault proxies: it was started by an older chaos-lab', {
+      hint: 'restart it: npx chaos-lab down && npx chaos-lab up',
+    });
+  }
+  const byInstance = new Map(state.proxies.map((p) => [p.instance, p]));
+  return instances.flatMap((i) => {
+    const proxy = byInstance.get(i.id);
+    return proxy ? [{ id: proxy.id, url: proxy.adminUrl, instance: i.id }] : [];
+  });
+}
+
 function newFaultId(kind: string): string {
   return `cli-${kind}-${randomBytes(2).toString('hex')}`;
 }
@@ -39,6 +81,14 @@ function describeParams(params: Readonly<Record<string, number>>): string {
   return Object.entries(params)
     .map(([k, v]) => `${k}=${v}`)
     .join(' ');
+}
+
+/** `coin-1`, `13 instances`, `13 instances and 10 fault proxies`, for messages. */
+function describeScope(instances: readonly Target[], proxies: readonly Target[]): string {
+  const first = instances.length === 1 ? instances[0]!.id : `${instances.length} instances`;
+  if (proxies.length === 0) return first;
+  if (instances.length === 1 && proxies.length === 1) return `${first} and its fault proxy`;
+  return `${first} and ${proxies.length} fault ${proxies.length === 1 ? 'proxy' : 'proxies'}`;
 }
 
 function unreachable(failed: { target: Target; error: Error }[]): CliError {
@@ -63,37 +113,54 @@ export async function faultAddCommand(
 ): Promise<number> {
   const { leaseMs, instance, id: givenId, ...given } = options;
   const params = faultParams(kind, given);
+  const injector: CliInjector = FAULT_KINDS[kind].injector;
   if (givenId !== undefined && !FAULT_ID.test(givenId)) {
     throw usageError(
       `--id ${JSON.stringify(givenId)} is not a valid fault id`,
       'use lower-case letters, digits and dashes, e.g. --id coin-slow',
     );
   }
+  if (injector === 'fault-proxy' && service === 'gateway') {
+    throw usageError(
+      `${kind} cannot be applied to the gateways: network faults are injected by the fault proxies in front of the backend instances, and the gateways have none`,
+      `choose a backend (the gateways then see the fault on their calls to it), or use http-delay / http-error on the gateway itself`,
+    );
+  }
   const state = requireLab(io, home);
-  const targets = selectTargets(state, service, instance);
+  const instances = selectTargets(state, service, instance);
+  const targets: Target[] = injector === 'fault-agent' ? instances : proxyTargets(state, instances, true);
   const id = givenId ?? newFaultId(kind);
-  const agents = new AgentClient(state.adminToken);
-  const { ok, failed } = await onEvery(targets, (t) => agents.put(t, id, { kind, params, leaseMs }));
+  const client =
+    injector === 'fault-agent' ? new AgentClient(state.adminToken) : new ProxyClient(state.adminToken);
+  const { ok, failed } = await onEvery(targets, (t) => client.put(t, id, { kind, params, leaseMs }));
   if (failed.length > 0) {
     // All or nothing: a fault on half the instances would make any measurement misleading.
     await onEvery(
       ok.filter((o) => o.value.created).map((o) => o.target),
-      (t) => agents.remove(t, id),
+      (t) => client.remove(t, id),
     );
     throw unreachable(failed);
   }
   const renewed = ok.filter((o) => !o.value.created).length;
+  const by =
+    injector !== 'fault-proxy'
+      ? ''
+      : instances.length === 1
+        ? ', by its fault proxy'
+        : ', by their fault proxies';
   say(
     io,
-    `${renewed === ok.length ? 'renewed' : 'applied'} ${kind} ${id} (${describeParams(params)}) on ${targets.map((t) => t.id).join(', ')} for ${formatDuration(leaseMs)}`,
+    `${renewed === ok.length ? 'renewed' : 'applied'} ${kind} ${id} (${describeParams(params)}) on ${instances.map((t) => t.id).join(', ')} for ${formatDuration(leaseMs)}${by}`,
   );
   say(io, `clear it early with: npx chaos-lab fault clear ${service} --id ${id}`);
   return 0;
 }
 
 interface ListedFault {
+  /** The instance the fault acts on (for a proxy's fault, the one it fronts). */
   readonly instance: string;
   readonly service: string;
+  readonly injector: CliInjector;
   readonly id: string;
   readonly kind: string;
   readonly params: Readonly<Record<string, number>>;
@@ -110,16 +177,20 @@ export async function faultListCommand(
   options: { json?: boolean; instance?: string },
 ): Promise<number> {
   const state = requireLab(io, home);
-  const targets = selectTargets(state, service, options.instance);
-  const agents = new AgentClient(state.adminToken);
-  const { ok, failed } = await onEvery(targets, (t) => agents.view(t));
+  const instances = selectTargets(state, service, options.instance);
+  const proxies = proxyTargets(state, instances, false);
+  const token = state.adminToken;
+  const [agentViews, proxyViews] = await Promise.all([
+    onEvery(instances, (t) => new AgentClient(token).view(t)),
+    onEvery(proxies, (t) => new ProxyClient(token).view(t)),
+  ]);
   const now = Date.now();
   const serviceOf = new Map(state.instances.map((i) => [i.id, i.service]));
-  const views: { target: Target; value: AgentView }[] = ok;
-  const faults: ListedFault[] = views.flatMap(({ target, value }) =>
-    value.faults.map((f) => ({
-      instance: target.id,
-      service: serviceOf.get(target.id) ?? value.service,
+  const listed = (instance: string, injector: CliInjector, view: AgentView | ProxyView): ListedFault[] =>
+    view.faults.map((f) => ({
+      instance,
+      service: serviceOf.get(instance) ?? view.service,
+      injector,
       id: f.id,
       kind: f.kind,
       params: f.params,
@@ -127,28 +198,37 @@ export async function faultListCommand(
       appliedAt: f.appliedAt,
       expiresAt: f.expiresAt,
       remainingMs: Math.max(0, f.expiresAt - now),
-    })),
-  );
-  const settings = views.map(({ target, value }) => ({
+    }));
+  const faults: ListedFault[] = [
+    ...agentViews.ok.flatMap(({ target, value }) => listed(target.id, 'fault-agent', value)),
+    ...proxyViews.ok.flatMap(({ target, value }) => listed(target.instance, 'fault-proxy', value)),
+  ].sort((a, b) => a.instance.localeCompare(b.instance) || a.id.localeCompare(b.id));
+  const settings = agentViews.ok.map(({ target, value }) => ({
     instance: target.id,
     service: serviceOf.get(target.id) ?? value.service,
     ...value.settings,
   }));
+  const failed = [...agentViews.failed, ...proxyViews.failed];
   const missing = failed.map((f) => ({ instance: f.target.id, error: f.error.message }));
   if (options.json) {
     say(io, JSON.stringify({ faults, settings, unreachable: missing }, null, 2));
   } else {
-    if (faults.length === 0)
-      say(io, `no faults active on ${views.length} instance${views.length === 1 ? '' : 's'}`);
-    else {
+    if (faults.length === 0) {
+      const scope = describeScope(
+        agentViews.ok.map((o) => o.target),
+        proxyViews.ok.map((o) => o.target),
+      );
+      say(io, `no faults active on ${scope}`);
+    } else {
       const rows = faults.map((f) => [
         f.instance,
         f.id,
         f.kind,
         describeParams(f.params),
+        f.injector,
         formatDuration(f.remainingMs),
       ]);
-      for (const line of table([['INSTANCE', 'FAULT', 'KIND', 'PARAMS', 'EXPIRES IN'], ...rows]))
+      for (const line of table([['INSTANCE', 'FAULT', 'KIND', 'PARAMS', 'INJECTOR', 'EXPIRES IN'], ...rows]))
         say(io, line);
     }
     for (const s of settings.filter((x) => x.overridden)) {
@@ -170,20 +250,33 @@ export async function faultClearCommand(
   options: { instance?: string; id?: string },
 ): Promise<number> {
   const state = requireLab(io, home);
-  const targets = selectTargets(state, service, options.instance);
+  const instances = selectTargets(state, service, options.instance);
+  const proxies = proxyTargets(state, instances, false);
   const agents = new AgentClient(state.adminToken);
-  const scope = targets.length === 1 ? targets[0]!.id : `${targets.length} instances`;
+  const proxyClient = new ProxyClient(state.adminToken);
+  const scope = describeScope(instances, proxies);
   if (options.id !== undefined) {
     const id = options.id;
-    const { ok, failed } = await onEvery(targets, (t) => agents.remove(t, id));
+    const [a, p] = await Promise.all([
+      onEvery(instances, (t) => agents.remove(t, id)),
+      onEvery(proxies, (t) => proxyClient.remove(t, id)),
+    ]);
+    const failed = [...a.failed, ...p.failed];
     if (failed.length > 0) throw unreachable(failed);
-    const removed = ok.filter((o) => o.value.removed).length;
-    say(io, removed > 0 ? `cleared ${id} on ${removed} of ${scope}` : `no fault ${id} on ${scope}`);
+    const removedFrom = [...a.ok, ...p.ok].filter((o) => o.value.removed).map((o) => o.target.id);
+    say(
+      io,
+      removedFrom.length > 0 ? `cleared ${id} on ${removedFrom.join(', ')}` : `no fault ${id} on ${scope}`,
+    );
     return 0;
   }
-  const { ok, failed } = await onEvery(targets, (t) => agents.clear(t));
-  const removed = ok.reduce((sum, o) => sum + o.value.removed, 0);
+  const [a, p] = await Promise.all([
+    onEvery(instances, (t) => agents.clear(t)),
+    onEvery(proxies, (t) => proxyClient.clear(t)),
+  ]);
+  const removed = [...a.ok, ...p.ok].reduce((sum, o) => sum + o.value.removed, 0);
   say(io, `cleared ${removed} fault${removed === 1 ? '' : 's'} and any worker-recovery override on ${scope}`);
+  const failed = [...a.failed, ...p.failed];
   if (failed.length > 0) throw unreachable(failed);
   return 0;
 }

@@ -6,7 +6,7 @@ import type { LabState } from '../state.ts';
 
 const SAMPLE_AID = 42;
 
-function progressLine(ready: number, total: number, waitingFor: readonly string[]): string {
+export function progressLine(ready: number, total: number, waitingFor: readonly string[]): string {
   if (waitingFor.length === 0) return `ready ${ready}/${total}`;
   const shown = waitingFor.slice(0, 4).join(', ');
   return `ready ${ready}/${total} (waiting for ${shown}${waitingFor.length > 4 ? ', …' : ''})`;

@@ -34,7 +34,7 @@ export interface LoadGeneratorOptions {
   readonly timeoutMs?: number;
   /** Requests in flight per target beyond which a send is dropped. @default rate × timeout (s) × 2, at least 8 */
   readonly maxInFlight?: number;
-  /** A send later than this after its intended time is counted late. @default 10 */
+  /** A send later than this after its intended time is counted late. @default 50 */
   readonly lateThresholdMs?: number;
   /** The share of late sends above which the generator fell behind. @default 0.01 */
   readonly maxLateShare?: number;
@@ -114,7 +114,11 @@ export interface LoadGenerator {
   stop(options?: { readonly drain?: boolean }): Promise<LoadSummary>;
 }
 
-const DEFAULTS = { timeoutMs: 2_000, lateThresholdMs: 10, maxLateShare: 0.01, tickMs: 2 } as const;
+// Latency is measured from the intended send time, so a late send never hides latency; it only
+// matters when the generator stops offering the asked load. On a shared two-core machine the
+// event loop stalls 10–30 ms now and then (GC, the lab's own processes), so "late" starts at
+// 50 ms: a send that late means the generator itself is the bottleneck.
+const DEFAULTS = { timeoutMs: 2_000, lateThresholdMs: 50, maxLateShare: 0.01, tickMs: 2 } as const;
 /** Extra time `stop` gives a transport that ignores its abort signal before giving up on it. */
 const DRAIN_GRACE_MS = 1_000;
 

@@ -15,13 +15,20 @@ import { RollingCounter } from './rolling-counter.ts';
 export interface SreBreakerOptions {
   /**
    * Multiplier on accepts: 2 lets twice as many requests through as the backend accepts
-   * before dropping; lower is more aggressive. Kratos' default success 0.6 is K ≈ 1.67.
-   * @default 1.5
+   * before dropping; lower is more aggressive. The SRE book recommends 2; Kratos' default
+   * success 0.6 is K ≈ 1.67. Below 2 a dependency failing half its calls is throttled towards
+   * dropping everything (K·0.5 < 1), and a throttled one climbs back slowly because dropped
+   * calls count as requests: with 2 it recovers within a few windows.
+   * @default 2
    */
   readonly k?: number;
   /** Below this many requests in the window nothing is dropped (too little to judge). @default 20 */
   readonly minRequests?: number;
-  /** @default 5_000 */
+  /**
+   * The window requests and accepts are counted over. Kratos' default: with K = 1.5, a
+   * throttled dependency that recovers gets its traffic back within a few windows.
+   * @default 3_000
+   */
   readonly windowMs?: number;
   /** @default 10 */
   readonly buckets?: number;
@@ -40,11 +47,11 @@ export class SreBreaker {
   readonly #stats: RollingCounter<'requests' | 'accepts'>;
 
   constructor(options: SreBreakerOptions = {}) {
-    this.#k = options.k ?? 1.5;
+    this.#k = options.k ?? 2;
     this.#minRequests = options.minRequests ?? 20;
     this.#random = options.random ?? Math.random;
     this.#stats = new RollingCounter(['requests', 'accepts'], {
-      windowMs: options.windowMs ?? 5_000,
+      windowMs: options.windowMs ?? 3_000,
       buckets: options.buckets ?? 10,
       ...(options.clock ? { clock: options.clock } : {}),
     });

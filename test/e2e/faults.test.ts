@@ -176,6 +176,54 @@ describe('http-delay on coin through the CLI', () => {
     );
   });
 
+  it('latency by the fault proxies: naive waits for it, resilient degrades coin; never on a gateway', async () => {
+    const refused = await cli(home, ['fault', 'add', 'latency', 'gateway', '--delay', '300ms']);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toMatch(
+      /^chaos-lab: latency cannot be applied to the gateways: network faults are injected by the fault proxies/,
+    );
+    const add = await cli(home, [
+      'fault',
+      'add',
+      'latency',
+      'coin',
+      '--delay',
+      `${DELAY_MS}ms`,
+      '--for',
+      '1m',
+      '--id',
+      'coin-net',
+    ]);
+    expect(add.code, add.stderr).toBe(0);
+    expect(add.stdout).toMatch(
+      /^applied latency coin-net \(delayMs=300 jitterMs=0\) on coin-1, coin-2 for 1m, by their fault proxies\n/,
+    );
+    const listed = JSON.parse((await cli(home, ['fault', 'list', '--json'])).stdout).faults as {
+      instance: string;
+      injector: string;
+      kind: string;
+    }[];
+    expect(listed.map((f) => `${f.instance} ${f.injector} ${f.kind}`).sort()).toEqual([
+      'coin-1 fault-proxy latency',
+      'coin-2 fault-proxy latency',
+    ]);
+    const human = await cli(home, ['fault', 'list', 'coin']);
+    expect(human.stdout).toMatch(/coin-1\s+coin-net\s+latency\s+delayMs=300 jitterMs=0\s+fault-proxy\s+\d/);
+
+    const during = await sample(home, 'coin +300ms (proxy)', true);
+    expect(during.naive.every((x) => x.status === 200 && x.degraded === null)).toBe(true);
+    expect(Math.min(...during.naive.map((x) => x.ms))).toBeGreaterThanOrEqual(DELAY_MS);
+    expect(during.resilient.every((x) => x.status === 200 && x.degraded?.split(',').includes('coin'))).toBe(
+      true,
+    );
+    expect(Math.max(...during.resilient.map((x) => x.ms))).toBeLessThan(DELAY_MS);
+
+    const clear = await cli(home, ['fault', 'clear', 'coin', '--id', 'coin-net']);
+    expect(clear.code).toBe(0);
+    expect(clear.stdout).toMatch(/^cleared coin-net on coin-1-proxy, coin-2-proxy\n/);
+    expect(JSON.parse((await cli(home, ['fault', 'list', '--json'])).stdout).faults).toEqual([]);
+  });
+
   it('clears a fault before its lease ends', async () => {
     const add = await cli(home, [
       'fault',

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { LabStatus } from '../../lab/control-server.ts';
 import { LOOPBACK, labLayout, portsOf } from '../../lab/layout.ts';
-import { busyPorts } from '../../lab/port-check.ts';
+import { busyPorts, findFreePortBase } from '../../lab/port-check.ts';
 import { type LabState, pidAlive, REPO_ROOT, readState } from '../../lab/state.ts';
 
 const BIN = path.join(REPO_ROOT, 'bin', 'chaos-lab.js');
@@ -50,14 +50,8 @@ export function removeHome(home: string): void {
   rmSync(home, { recursive: true, force: true });
 }
 
-/** A port base in 20000–40000 whose every lab port can be bound right now. */
-export async function freePortBase(): Promise<number> {
-  for (let attempt = 0; attempt < 50; attempt++) {
-    const base = 20_000 + 10 * Math.floor(Math.random() * 2_000);
-    if ((await busyPorts(portsOf(labLayout(base)), LOOPBACK)).length === 0) return base;
-  }
-  throw new Error('no free port range found in 20000-40000 after 50 tries');
-}
+/** A port base whose every lab port can be bound right now, below the ephemeral ports. */
+export const freePortBase = findFreePortBase;
 
 /** Every lab port that is still bound. */
 export async function boundPorts(base: number): Promise<number[]> {
@@ -81,9 +75,10 @@ export async function controlStatus(home: string): Promise<LabStatus> {
   return (await res.json()) as LabStatus;
 }
 
-/** Pids of the supervisor and of every running instance. */
+/** Pids of the supervisor and of every running instance and fault proxy. */
 export function pidsOf(status: LabStatus): number[] {
-  return [status.pid, ...status.instances.flatMap((i) => (i.pid === null ? [] : [i.pid]))];
+  const running = [...status.instances, ...status.proxies];
+  return [status.pid, ...running.flatMap((i) => (i.pid === null ? [] : [i.pid]))];
 }
 
 export function alive(pids: readonly number[]): number[] {

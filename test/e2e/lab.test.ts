@@ -1,7 +1,8 @@
 /**
- * The whole lab through the real CLI: `up --detach` starts 13 processes on loopback, the
- * video page comes through each gateway, half trust refuses an unsigned call, a second `up`
- * is refused, and `down` leaves no process and no bound port behind.
+ * The whole lab through the real CLI: `up --detach` starts 13 instances and the 10 fault
+ * proxies in front of the backend instances on loopback, the video page comes through each
+ * gateway (and through the proxies), half trust refuses an unsigned call, a second `up` is
+ * refused, and `down` leaves no process and no bound port behind.
  */
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -12,6 +13,7 @@ import {
   alive,
   boundPorts,
   cli,
+  controlStatus,
   downAndCheck,
   eventually,
   freePortBase,
@@ -62,10 +64,18 @@ describe('chaos-lab up --detach / status / down', () => {
     ]);
     expect(listed.instances.filter((i) => i.service === 'gateway')).toHaveLength(3);
     expect(listed.instances.every((i) => i.ready && i.pid !== null && i.restarts === 0)).toBe(true);
+    // One fault proxy per backend instance, supervised like the instances.
+    expect(listed.proxies.map((p) => [p.id, p.fronts, p.dataUrl])).toEqual(
+      backends.map((b) => {
+        const port = Number(new URL(b.url).port) + 100;
+        return [`${b.id}-proxy`, b.id, `http://127.0.0.1:${port}`];
+      }),
+    );
+    expect(listed.proxies.every((p) => p.ready && p.pid !== null && p.restarts === 0)).toBe(true);
     // Secrets stay in the state file.
     expect(run.stdout).not.toContain(state(home).adminToken);
     expect(run.stdout).not.toContain(state(home).trust.key);
-    for (const i of listed.instances) if (i.pid !== null) seen.add(i.pid);
+    for (const i of [...listed.instances, ...listed.proxies]) if (i.pid !== null) seen.add(i.pid);
   });
 
   it('status without --json is a table of gateways and instances', async () => {
@@ -74,7 +84,48 @@ describe('chaos-lab up --detach / status / down', () => {
     expect(run.stdout).toMatch(new RegExp(`resilient\\s+http://127\\.0\\.0\\.1:${base + 82}`));
     expect(run.stdout).toMatch(/ID\s+URL\s+PID\s+READY\s+RESTARTS/);
     expect(run.stdout).toMatch(
-      new RegExp(`coin-2\\s+http://127\\.0\\.0\\.1:${base + 141}\\s+\\d+\\s+yes\\s+0`),
+      new RegExp(
+        `coin-2\\s+http://127\\.0\\.0\\.1:${base + 141}\\s+\\d+\\s+yes\\s+0\\s+-\\s+:${base + 241} yes`,
+      ),
+    );
+    expect(run.stdout).toMatch(/13\/13 ready, fault proxies 10\/10 ready/);
+  });
+
+  it('routes every gateway through the fault proxies, never straight to an instance', async () => {
+    const s = state(home);
+    const page = await timedGet(`${s.gateways.parallel}/api/upstreams`);
+    expect(page.status).toBe(200);
+    const urls = JSON.stringify(page.body);
+    for (const proxy of s.proxies ?? []) expect(urls).toContain(proxy.dataUrl);
+    for (const instance of s.instances) expect(urls).not.toContain(instance.url);
+  });
+
+  it('restarts a fault proxy killed through the control API, and pages come through again', async () => {
+    const s = state(home);
+    const killed = await fetch(`${s.controlUrl}/instances/coin-1-proxy/kill`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${s.adminToken}` },
+    });
+    expect(killed.status).toBe(202);
+    const back = await eventually(
+      'coin-1-proxy restarted and ready',
+      async () => {
+        const proxy = (await controlStatus(home)).proxies.find((p) => p.id === 'coin-1-proxy');
+        return proxy && proxy.restarts === 1 && proxy.ready ? proxy : undefined;
+      },
+      20_000,
+      200,
+    );
+    if (back.pid !== null) seen.add(back.pid);
+    expect(back.lastExit).toMatchObject({ signal: 'SIGKILL' });
+    await eventually(
+      'a complete page from the naive gateway',
+      async () => {
+        const page = await timedGet(`${s.gateways.naive}/api/video/7`);
+        return page.status === 200 && page.headers.get('x-degraded') === null ? page : undefined;
+      },
+      10_000,
+      250,
     );
   });
 
@@ -136,11 +187,13 @@ describe('chaos-lab up --detach / status / down', () => {
   });
 
   it('down stops the supervisor and every instance and frees every port', async () => {
-    const live = await cli(home, ['status', '--json']);
-    for (const i of (JSON.parse(live.stdout) as LabStatus).instances) if (i.pid !== null) seen.add(i.pid);
+    const live = JSON.parse((await cli(home, ['status', '--json'])).stdout) as LabStatus;
+    for (const i of [...live.instances, ...live.proxies]) if (i.pid !== null) seen.add(i.pid);
     const down = await cli(home, ['down']);
     expect(down.code, down.stderr).toBe(0);
-    expect(down.stdout).toMatch(/^stopped the lab: supervisor \(pid \d+\) and 13 instances are gone/);
+    expect(down.stdout).toMatch(
+      /^stopped the lab: supervisor \(pid \d+\) and 13 instances are gone with their 10 fault proxies/,
+    );
     expect(alive([...seen])).toEqual([]);
     expect(await boundPorts(base)).toEqual([]);
     const after = await cli(home, ['status']);

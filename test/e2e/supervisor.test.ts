@@ -126,6 +126,7 @@ describe('Supervisor with real processes', () => {
           workerRecovery: true,
           gateways: {},
           instances: supervisor.status(),
+          proxies: [],
         }),
         kill: (id) => supervisor.kill(id),
         ids: () => supervisor.ids(),

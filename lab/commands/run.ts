@@ -1,0 +1,153 @@
+/**
+ * `chaos-lab run <name|file>`: validates the experiment, runs it on a target and prints where the results
+ * are. Exit codes: 0 completed and every claim held; 1 a claim did not hold, no verdict (the generator fell
+ * behind, a claim had no value) or the run failed; 2 invalid input (nothing started); 130 aborted
+ * (Ctrl-C or SIGTERM: rolled back, partial result written).
+ *
+ * The first Ctrl-C aborts gracefully (rollback, partial result); a second one arms a forced exit for when
+ * the rollback outlives its bound, so a hung lab cannot keep the terminal hostage. Faults left by a
+ * forced exit expire with their leases.
+ */
+import path from 'node:path';
+import { formatDuration } from '../duration.ts';
+import { type Io, say, warn } from '../io.ts';
+import { resolveExperiment, UnknownExperimentError } from '../runner/catalog.ts';
+import { type Experiment, ExperimentError, loadExperiment } from '../runner/experiment.ts';
+import { createTerminalProgress, summaryLines } from '../runner/progress.ts';
+import { DEFAULT_TIMING, type RunContext, runExperiment, UnsupportedFaultError } from '../runner/run.ts';
+import type { Target, TargetOptions } from '../runner/target.ts';
+import { labHome } from '../state.ts';
+
+export const TARGET_NAMES = ['local'] as const;
+export type TargetName = (typeof TARGET_NAMES)[number];
+
+export type TargetFactory = (name: TargetName, options: TargetOptions) => Promise<Target>;
+
+/** Targets are loaded on demand: validating a file must not load (or start) any lab code. */
+export const createTarget: TargetFactory = async (name, options) => {
+  switch (name) {
+    case 'local': {
+      const { createLocalTarget } = await import('../runner/local-target.ts');
+      return createLocalTarget(options);
+    }
+  }
+};
+
+export interface RunCommandOptions {
+  /** @default `results` under the working directory */
+  readonly out?: string;
+  /** @default local */
+  readonly target?: TargetName;
+}
+
+export interface RunCommandDeps {
+  readonly createTarget?: TargetFactory;
+  readonly isTTY?: boolean;
+  /** Where SIGINT/SIGTERM are listened to. @default process */
+  readonly signals?: Pick<NodeJS.Process, 'on' | 'off'>;
+  /** A forced exit after a second Ctrl-C. @default process.exit */
+  readonly exit?: (code: number) => void;
+  /** Everything else the run takes (clock, generator, timing), for tests. */
+  readonly run?: Partial<Pick<RunContext, 'clock' | 'createGenerator' | 'renderReport' | 'timing'>>;
+}
+
+export async function runCommand(
+  io: Io,
+  nameOrFile: string,
+  options: RunCommandOptions = {},
+  deps: RunCommandDeps = {},
+): Promise<number> {
+  const cwd = process.cwd();
+  const experiment = await load(io, nameOrFile, cwd);
+  if (!experiment) return 2;
+
+  const target = await (deps.createTarget ?? createTarget)(options.target ?? 'local', {
+    home: labHome(io.env),
+  });
+  const progress = createTerminalProgress({
+    write: io.stdout,
+    isTTY: deps.isTTY ?? Boolean(process.stdout.isTTY),
+    columns: process.stdout.columns,
+  });
+  const abort = new AbortController();
+  const rollbackBoundMs = deps.run?.timing?.rollbackTimeoutMs ?? DEFAULT_TIMING.rollbackTimeoutMs;
+  const exit = deps.exit ?? ((code: number) => process.exit(code));
+  let firstSignalAt: number | undefined;
+  let forced: NodeJS.Timeout | undefined;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (firstSignalAt === undefined) {
+      firstSignalAt = Date.now();
+      progress.note(
+        `${signal}: rolling back… (again to force the exit if the rollback takes over ${formatDuration(rollbackBoundMs)})`,
+      );
+      abort.abort(signal);
+      return;
+    }
+    if (forced) return;
+    const left = Math.max(0, firstSignalAt + rollbackBoundMs - Date.now());
+    progress.note(
+      left > 0
+        ? `${signal} again: exiting in ${formatDuration(left)} unless the rollback finishes first`
+        : `${signal} again: the rollback is over its bound; exiting now (leases left expire by themselves)`,
+    );
+    forced = setTimeout(() => {
+      progress.note('forced exit: faults not removed expire with their leases');
+      exit(130);
+    }, left);
+  };
+  const signals = deps.signals ?? process;
+  signals.on('SIGINT', onSignal);
+  signals.on('SIGTERM', onSignal);
+  try {
+    const outcome = await runExperiment({
+      experiment,
+      target,
+      outDir: path.resolve(cwd, options.out ?? 'results'),
+      signal: abort.signal,
+      progress,
+      ...deps.run,
+    });
+    progress.close();
+    for (const line of summaryLines(outcome.result)) say(io, line);
+    say(io, `results: ${display(outcome.dir, cwd)}`);
+    if (outcome.files.report) say(io, `report:  ${display(outcome.files.report, cwd)}`);
+    if (outcome.result.status === 'failed') warn(io, `chaos-lab: the run failed: ${outcome.result.error}`);
+    else if (outcome.result.verdict === 'no-verdict' && outcome.result.status === 'completed') {
+      warn(io, `chaos-lab: no verdict: ${outcome.result.verdictReason}`);
+    }
+    return outcome.exitCode;
+  } catch (err) {
+    progress.close();
+    if (err instanceof UnsupportedFaultError) {
+      warn(io, `chaos-lab: ${err.message}`);
+      return 2;
+    }
+    throw err;
+  } finally {
+    clearTimeout(forced);
+    signals.off('SIGINT', onSignal);
+    signals.off('SIGTERM', onSignal);
+  }
+}
+
+/** The validated experiment, or undefined after printing every problem (exit 2). */
+async function load(io: Io, nameOrFile: string, cwd: string): Promise<Experiment | undefined> {
+  try {
+    // Relative to the working directory, so messages name the file the way the user wrote it.
+    return await loadExperiment(resolveExperiment(nameOrFile, { cwd }));
+  } catch (err) {
+    if (err instanceof UnknownExperimentError || err instanceof ExperimentError) {
+      const [first, ...rest] = err.message.split('\n');
+      warn(io, `chaos-lab: ${first}`);
+      for (const line of rest) warn(io, line);
+      if (err instanceof UnknownExperimentError) warn(io, 'hint: npx chaos-lab list shows every experiment');
+      return undefined;
+    }
+    throw err;
+  }
+}
+
+function display(file: string, cwd: string): string {
+  const relative = path.relative(cwd, file);
+  return relative && !relative.startsWith('..') ? relative : file;
+}

@@ -1,0 +1,280 @@
+/**
+ * In-memory stand-ins for the run's two outside collaborators — the target and the load generator — so
+ * the lifecycle (and above all its rollback) is tested without a lab. The fake target behaves like the
+ * real agents where it matters: a renewal of a removed lease brings it back (as `PUT /__chaos/faults/:id`
+ * does), so a runner that renews after removing is caught by the audit.
+ */
+import { BACKENDS, type BackendName, type Strategy } from '../../services/topology.ts';
+import type {
+  LoadGenerator,
+  LoadGeneratorOptions,
+  LoadSummary,
+  SecondSummary,
+  TargetStats,
+} from '../load/generator.ts';
+import { type Fault, instanceIds } from './experiment.ts';
+import type { AppliedFault, Injector, LeftoverFault, ServiceCounters, Target, TargetInfo } from './target.ts';
+
+type Method = Exclude<keyof Target, 'name' | 'unsupported'>;
+
+export interface FakeTargetOptions {
+  /** Kinds this target refuses, with the reason. */
+  readonly unsupported?: Partial<Record<Fault['kind'], string>>;
+  /** @default Date.now */
+  readonly now?: () => number;
+}
+
+export interface FakeTarget extends Target {
+  /** Every call, in order: `prepare`, `inject latency coin <id>`, `renew <ids>`, `remove <ids>`, … */
+  readonly calls: string[];
+  /** Leases active now, by `<instance>/<id>`. */
+  readonly leases: Map<string, AppliedFault>;
+  /** The settings override active now, if any. */
+  settings: { readonly workerRecovery?: boolean; readonly id: string } | undefined;
+  /** Cumulative counters; tests bump them to make phases differ. `kill` adds a restart. */
+  readonly counterValues: Record<BackendName, { restarts: number; panicsRecovered: number }>;
+  /** The next call of `method` for which `when` is true (default: the next call) fails with `error`. */
+  failOn(method: Method, when?: (...args: unknown[]) => boolean, error?: Error): void;
+  /** The next call of `method` never settles. */
+  hangOn(method: Method): void;
+  callsTo(method: Method): string[];
+}
+
+const INJECTORS: Record<Fault['kind'], Injector> = {
+  latency: 'fault-proxy',
+  loss: 'fault-proxy',
+  'http-error': 'fault-agent',
+  'worker-panic': 'fault-agent',
+  kill: 'supervisor',
+};
+
+export const FAKE_GATEWAYS: Readonly<Record<Strategy, string>> = {
+  naive: 'http://127.0.0.1:1',
+  parallel: 'http://127.0.0.1:2',
+  resilient: 'http://127.0.0.1:3',
+};
+
+export function createFakeTarget(options: FakeTargetOptions = {}): FakeTarget {
+  const now = options.now ?? Date.now;
+  const calls: string[] = [];
+  const leases = new Map<string, AppliedFault>();
+  const failures: { method: Method; when: (...args: unknown[]) => boolean; error: Error }[] = [];
+  const hangs = new Set<Method>();
+  const counterValues = Object.fromEntries(
+    BACKENDS.map((b) => [b, { restarts: 0, panicsRecovered: 0 }]),
+  ) as FakeTarget['counterValues'];
+
+  /** Records the call, then fails or hangs it when armed to. */
+  async function enter(method: Method, detail: string, args: unknown[]): Promise<void> {
+    calls.push(detail ? `${method} ${detail}` : method);
+    await Promise.resolve();
+    if (hangs.delete(method)) await new Promise<never>(() => {});
+    const index = failures.findIndex((f) => f.method === method && f.when(...args));
+    if (index >= 0) {
+      const [failure] = failures.splice(index, 1);
+      throw failure?.error;
+    }
+  }
+  const key = (a: Pick<AppliedFault, 'instance' | 'id'>) => `${a.instance}/${a.id}`;
+  const ids = (applied: readonly AppliedFault[]) => [...new Set(applied.map((a) => a.id))].join(',');
+
+  const target: FakeTarget = {
+    name: 'local',
+    calls,
+    leases,
+    settings: undefined,
+    counterValues,
+    unsupported: (kind) => options.unsupported?.[kind],
+    failOn(method, when = () => true, error = new Error(`fake ${method} failure`)) {
+      failures.push({ method, when, error });
+    },
+    hangOn(method) {
+      hangs.add(method);
+    },
+    callsTo: (method) => calls.filter((c) => c === method || c.startsWith(`${method} `)),
+
+    async prepare(progress, signal) {
+      await enter('prepare', '', []);
+      signal.throwIfAborted();
+      progress('fake lab ready');
+      return { name: 'local', gateways: FAKE_GATEWAYS } satisfies TargetInfo;
+    },
+    async applySettings(settings, leaseMs, id) {
+      await enter('applySettings', `${JSON.stringify(settings)} ${leaseMs} ${id}`, [settings, leaseMs, id]);
+      target.settings = { ...settings, id };
+    },
+    async clearSettings() {
+      await enter('clearSettings', '', []);
+      target.settings = undefined;
+    },
+    async inject(fault, id, leaseMs) {
+      await enter('inject', `${fault.kind} ${fault.service} ${id}`, [fault, id, leaseMs]);
+      const instances = fault.instances.length > 0 ? fault.instances : instanceIds(fault.service);
+      const injectedAt = new Date(now()).toISOString();
+      const applied = instances.map(
+        (instance): AppliedFault => ({ fault, instance, injector: INJECTORS[fault.kind], id, injectedAt }),
+      );
+      if (fault.kind === 'kill') counterValues[fault.service].restarts += applied.length;
+      else for (const a of applied) leases.set(key(a), a);
+      return applied;
+    },
+    async renew(applied, leaseMs) {
+      await enter('renew', ids(applied), [applied, leaseMs]);
+      // Like the agents' PUT: renewing a lease that is gone creates it again.
+      for (const a of applied) leases.set(key(a), a);
+    },
+    async remove(applied) {
+      await enter('remove', ids(applied), [applied]);
+      for (const a of applied) leases.delete(key(a));
+    },
+    async counters() {
+      await enter('counters', '', []);
+      return structuredClone(counterValues) as Record<BackendName, ServiceCounters>;
+    },
+    async observe(applied): Promise<Record<string, number>> {
+      await enter('observe', ids(applied), [applied]);
+      const fault = applied[0]?.fault;
+      if (fault?.kind === 'latency') return { addedLatencyMs: fault.delayMs + 1.5 };
+      if (fault?.kind === 'loss') return { lossRate: fault.percent / 100 };
+      if (fault?.kind === 'http-error') return { errorRate: fault.percent / 100 };
+      return {};
+    },
+    async audit() {
+      await enter('audit', '', []);
+      const left: LeftoverFault[] = [...leases.values()].map((a) => ({
+        instance: a.instance,
+        injector: a.injector,
+        id: a.id,
+        kind: a.fault.kind,
+      }));
+      if (target.settings) {
+        left.push({ instance: '*', injector: 'fault-agent', id: target.settings.id, kind: 'settings' });
+      }
+      return left;
+    },
+    async clearAll() {
+      await enter('clearAll', '', []);
+      leases.clear();
+      target.settings = undefined;
+    },
+    async release() {
+      await enter('release', '', []);
+    },
+  };
+  return target;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// The load generator
+
+export function fakeTargetStats(overrides: Partial<TargetStats> = {}): TargetStats {
+  return {
+    sent: 100,
+    requests: 100,
+    dropped: 0,
+    late: 0,
+    cancelled: 0,
+    ok: 100,
+    degraded: 0,
+    successRate: 1,
+    degradedRate: 0,
+    latencyMs: { p50: 10, p95: 20, p99: 30, max: 40 },
+    errors: {},
+    achievedRps: 10,
+    lateShare: 0,
+    fellBehind: false,
+    ...overrides,
+  };
+}
+
+export interface FakeGenerator extends LoadGenerator {
+  readonly options: LoadGeneratorOptions;
+  /** `start warmup`, `mark baseline`, `stop drain` / `stop cancel`. */
+  readonly calls: string[];
+}
+
+/**
+ * A factory of fake generators driven by the (fake) clock: windows open at `start`/`mark`, a second is
+ * reported every 1000 ms, and each window's figures per target come from `statsOf(window, target)`.
+ */
+export function fakeGenerators(
+  statsOf: (window: string, target: string) => Partial<TargetStats> = () => ({}),
+  now: () => number = Date.now,
+): { readonly created: FakeGenerator[]; readonly factory: (options: LoadGeneratorOptions) => LoadGenerator } {
+  const created: FakeGenerator[] = [];
+  const factory = (options: LoadGeneratorOptions): LoadGenerator => {
+    const calls: string[] = [];
+    const windows: { name: string; start: number; end?: number }[] = [];
+    const seconds: SecondSummary[] = [];
+    const listeners = new Set<(s: SecondSummary) => void>();
+    let t0 = 0;
+    let ticker: NodeJS.Timeout | undefined;
+    let stopped: Promise<LoadSummary> | undefined;
+    const targets = (window: string) =>
+      Object.fromEntries(options.targets.map((t) => [t.name, fakeTargetStats(statsOf(window, t.name))]));
+
+    const generator: FakeGenerator = {
+      options,
+      calls,
+      start(window = 'main') {
+        calls.push(`start ${window}`);
+        t0 = now();
+        windows.push({ name: window, start: t0 });
+        ticker = setInterval(() => {
+          const second: SecondSummary = {
+            second: seconds.length,
+            durationMs: 1000,
+            targets: targets(windows.at(-1)?.name ?? window),
+          };
+          seconds.push(second);
+          for (const listener of listeners) listener(second);
+        }, 1000);
+      },
+      mark(window) {
+        calls.push(`mark ${window}`);
+        const at = now();
+        const last = windows.at(-1);
+        if (last) last.end = at;
+        windows.push({ name: window, start: at });
+      },
+      onSecond(listener) {
+        listeners.add(listener);
+        return () => listeners.delete(listener);
+      },
+      stop(stopOptions = {}) {
+        calls.push(stopOptions.drain === false ? 'stop cancel' : 'stop drain');
+        clearInterval(ticker);
+        const end = now();
+        const last = windows.at(-1);
+        if (last && last.end === undefined) last.end = end;
+        const summaries = windows.map((w) => {
+          const stats = targets(w.name);
+          return {
+            name: w.name,
+            startMs: w.start - t0,
+            durationMs: (w.end ?? end) - w.start,
+            targets: stats,
+            fellBehind: Object.values(stats).some((s) => s.fellBehind),
+          };
+        });
+        stopped ??= Promise.resolve({
+          rate: options.rate,
+          timeoutMs: options.timeoutMs ?? 2000,
+          maxInFlight: 100,
+          lateThresholdMs: 10,
+          startedAt: t0,
+          durationMs: end - t0,
+          targets: targets('main'),
+          windows: summaries,
+          seconds,
+          fellBehind: summaries.some((w) => w.fellBehind),
+          fellBehindReason: undefined,
+        });
+        return stopped;
+      },
+    };
+    created.push(generator);
+    return generator;
+  };
+  return { created, factory };
+}

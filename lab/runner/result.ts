@@ -1,0 +1,357 @@
+/**
+ * `result.json`: what a run measured and what it concluded, in the shape the report and any other reader
+ * rely on. Built from the run's own records (faults, counters) and the load generator's summaries (windows
+ * per phase, seconds for the timeseries). Status — how the run ended — is kept apart from the verdict —
+ * what the claims say — because an aborted run has a status and no verdict.
+ */
+import { renameSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import type { BackendName, Strategy } from '../../services/topology.ts';
+import type { LoadSummary, SecondSummary, TargetStats } from '../load/generator.ts';
+import type { LatencySummary } from '../load/tally.ts';
+import type { Experiment, Fault } from './experiment.ts';
+import type { Injector, LeftoverFault, ServiceCounters } from './target.ts';
+
+export type { Injector, LeftoverFault, ServiceCounters } from './target.ts';
+
+export type RunStatus = 'completed' | 'aborted' | 'failed';
+export type Verdict = 'held' | 'violated' | 'no-verdict';
+
+export interface PhaseFault {
+  readonly kind: Fault['kind'];
+  readonly service: BackendName;
+  /** The instances it was applied to. */
+  readonly instances: readonly string[];
+  /** As configured, in the lab's units: `{ delayMs, jitterMs }`, `{ percent }`, `{ status, percent }`, `{}`. */
+  readonly params: Readonly<Record<string, number>>;
+  readonly injector: Injector;
+  /** ISO time. */
+  readonly injectedAt: string;
+  /** ISO time; equal to injectedAt for `kill` (instantaneous); null when the run ended before removing it. */
+  readonly removedAt: string | null;
+}
+
+export interface GatewayPhaseStats {
+  /** Requests with an outcome (sends dropped or cancelled have none). */
+  readonly requests: number;
+  /** Sends per second the generator achieved in the phase. */
+  readonly achievedRps: number;
+  /** Null without requests. */
+  readonly successRate: number | null;
+  readonly degradedRate: number | null;
+  /** Milliseconds from the intended send time; null without requests. */
+  readonly latencyMs: LatencySummary | null;
+  /** Outcomes other than ok and degraded, by class (`timeout`, `5xx:503`, `connection`, `4xx`). */
+  readonly errors: Readonly<Record<string, number>>;
+  /** The generator dropped sends or sent too many late: these numbers are not a verdict's basis. */
+  readonly fellBehind: boolean;
+  readonly sent: number;
+  readonly dropped: number;
+  readonly late: number;
+}
+
+export interface PhaseResult {
+  readonly name: string;
+  /**
+   * Milliseconds from the variant's load start (the warm-up comes first) to the moment the phase's faults
+   * were all applied: requests intended while faults are being injected or removed belong to no phase.
+   */
+  readonly startMs: number;
+  /** Measured, until the removal of its faults began: the configured duration, or less if cut short. */
+  readonly durationMs: number;
+  readonly plannedDurationMs: number;
+  /** True for the phase the run was in when it was aborted or failed. */
+  readonly partial: boolean;
+  readonly faults: readonly PhaseFault[];
+  readonly gateways: Readonly<Partial<Record<Strategy, GatewayPhaseStats>>>;
+  /** Deltas over the phase; empty when the phase was cut short before they were read. */
+  readonly services: Readonly<Partial<Record<BackendName, ServiceCounters>>>;
+}
+
+export interface GatewaySecond {
+  readonly rps: number;
+  readonly successRate: number | null;
+  readonly degradedRate: number | null;
+  readonly p50: number | null;
+  readonly p95: number | null;
+  readonly p99: number | null;
+  /** Outcomes other than ok and degraded. */
+  readonly errors: number;
+}
+
+export interface TimeseriesPoint {
+  /** Seconds since the variant's load started: the second [t, t+1). */
+  readonly t: number;
+  readonly gateways: Readonly<Partial<Record<Strategy, GatewaySecond>>>;
+}
+
+export interface VariantRun {
+  readonly variant: string;
+  readonly settings: { readonly workerRecovery?: boolean };
+  /** The warm-up before the first phase, excluded from phases and claims. */
+  readonly warmupMs: number;
+  readonly phases: readonly PhaseResult[];
+  readonly timeseries: readonly TimeseriesPoint[];
+}
+
+export interface CalibrationEntry {
+  readonly variant: string;
+  readonly phase: string;
+  /** e.g. `latency on coin (delay 400ms, jitter 20ms)` */
+  readonly fault: string;
+  readonly kind: Fault['kind'];
+  readonly service: BackendName;
+  readonly configured: Readonly<Record<string, number>>;
+  readonly observed: Readonly<Record<string, number>>;
+  /** Why `observed` is empty, when the target could not say. */
+  readonly note?: string;
+}
+
+export interface ClaimResult {
+  readonly variant: string;
+  readonly phase: string;
+  readonly gateway?: Strategy;
+  readonly service?: BackendName;
+  readonly metric: string;
+  readonly expected: string;
+  readonly actual: number | null;
+  /** Null: no verdict for this claim (see `reason`). */
+  readonly holds: boolean | null;
+  readonly reason?: string;
+}
+
+export interface RunResult {
+  readonly experiment: { readonly name: string; readonly description: string; readonly file: string };
+  readonly target: 'local' | 'kind';
+  readonly driver: 'builtin';
+  readonly runId: string;
+  readonly status: RunStatus;
+  /** Why the run failed (status `failed`) or what stopped it (`aborted`). */
+  readonly error?: string;
+  readonly startedAt: string;
+  readonly finishedAt: string;
+  /** What the audit after the rollback found still active; [] is the expected answer. */
+  readonly leftoverFaults: readonly LeftoverFault[];
+  /** Set when the audit itself could not be done (the lab was unreachable): then nothing is known. */
+  readonly auditError?: string;
+  /** Steps of the rollback that failed (leases still expire by themselves). */
+  readonly rollbackProblems?: readonly string[];
+  readonly load: {
+    readonly rate: number;
+    readonly endpoint: string;
+    readonly timeoutMs: number;
+    readonly gateways: readonly Strategy[];
+  };
+  readonly generator: { readonly fellBehind: boolean; readonly reason: string | null };
+  readonly runs: readonly VariantRun[];
+  readonly calibration: readonly CalibrationEntry[];
+  readonly claims: readonly ClaimResult[];
+  readonly verdict: Verdict;
+  readonly verdictReason?: string;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// From the generator's summaries
+
+export function gatewayPhaseStats(stats: TargetStats): GatewayPhaseStats {
+  return {
+    requests: stats.requests,
+    achievedRps: stats.achievedRps,
+    successRate: stats.successRate,
+    degradedRate: stats.degradedRate,
+    latencyMs: stats.latencyMs,
+    errors: stats.errors,
+    fellBehind: stats.fellBehind,
+    sent: stats.sent,
+    dropped: stats.dropped,
+    late: stats.late,
+  };
+}
+
+export function errorCount(errors: Readonly<Record<string, number>>): number {
+  return Object.values(errors).reduce((sum, n) => sum + n, 0);
+}
+
+export function gatewaySecond(stats: TargetStats): GatewaySecond {
+  return {
+    rps: stats.achievedRps,
+    successRate: stats.successRate,
+    degradedRate: stats.degradedRate,
+    p50: stats.latencyMs?.p50 ?? null,
+    p95: stats.latencyMs?.p95 ?? null,
+    p99: stats.latencyMs?.p99 ?? null,
+    errors: errorCount(stats.errors),
+  };
+}
+
+function byGateway<T>(
+  targets: Readonly<Record<string, TargetStats>>,
+  gateways: readonly Strategy[],
+  map: (stats: TargetStats) => T,
+): Partial<Record<Strategy, T>> {
+  const out: Partial<Record<Strategy, T>> = {};
+  for (const gateway of gateways) {
+    const stats = targets[gateway];
+    if (stats) out[gateway] = map(stats);
+  }
+  return out;
+}
+
+export function timeseriesOf(
+  seconds: readonly SecondSummary[],
+  gateways: readonly Strategy[],
+): TimeseriesPoint[] {
+  return seconds.map((s) => ({ t: s.second, gateways: byGateway(s.targets, gateways, gatewaySecond) }));
+}
+
+/** What the run knows of a phase before the load generator is stopped. */
+export interface PhaseRecord {
+  readonly name: string;
+  readonly plannedDurationMs: number;
+  readonly faults: PhaseFault[];
+  services: Partial<Record<BackendName, ServiceCounters>>;
+  partial: boolean;
+  /** Index of the phase's own window among the generator's windows; undefined until it opens. */
+  window: number | undefined;
+}
+
+/**
+ * A variant's phases and timeseries. Each phase has its own window of the generator's (the others — the
+ * warm-up, the injections and removals between phases — are left out); without a summary (the generator
+ * never started or could not be stopped) the phases keep their faults and counters and have no gateway
+ * figures.
+ */
+export function variantRun(
+  variant: { readonly name: string; readonly settings: { readonly workerRecovery?: boolean } },
+  warmupMs: number,
+  records: readonly PhaseRecord[],
+  summary: LoadSummary | undefined,
+  gateways: readonly Strategy[],
+): VariantRun {
+  const phases = records.map((record): PhaseResult => {
+    const window = record.window === undefined ? undefined : summary?.windows[record.window];
+    return {
+      name: record.name,
+      startMs: window?.startMs ?? 0,
+      durationMs: window?.durationMs ?? 0,
+      plannedDurationMs: record.plannedDurationMs,
+      partial: record.partial,
+      faults: record.faults,
+      gateways: window ? byGateway(window.targets, gateways, gatewayPhaseStats) : {},
+      services: record.services,
+    };
+  });
+  return {
+    variant: variant.name,
+    settings: variant.settings,
+    warmupMs,
+    phases,
+    timeseries: summary ? timeseriesOf(summary.seconds, gateways) : [],
+  };
+}
+
+/**
+ * Whether the generator kept its schedule in every measured phase (the warm-up is excluded: it exists to
+ * absorb a cold start), and where it did not.
+ */
+export function generatorHealth(runs: readonly VariantRun[]): RunResult['generator'] {
+  const reasons: string[] = [];
+  for (const run of runs) {
+    for (const phase of run.phases) {
+      const behind = Object.entries(phase.gateways).filter(([, stats]) => stats?.fellBehind);
+      if (behind.length === 0) continue;
+      const where = runs.length > 1 ? `${run.variant}/${phase.name}` : phase.name;
+      const what = behind.map(([gateway, stats]) => {
+        const s = stats as GatewayPhaseStats;
+        const late = s.sent === 0 ? 0 : s.late / s.sent;
+        return `${gateway} ${s.dropped} of ${s.sent + s.dropped} sends dropped, ${Number((late * 100).toFixed(1))}% late`;
+      });
+      reasons.push(`${where}: ${what.join('; ')}`);
+    }
+  }
+  return reasons.length > 0
+    ? { fellBehind: true, reason: `the load generator fell behind (${reasons.join(' | ')})` }
+    : { fellBehind: false, reason: null };
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// The verdict and the exit code
+
+export function verdictOf(
+  status: RunStatus,
+  generator: RunResult['generator'],
+  claims: readonly ClaimResult[],
+): Pick<RunResult, 'verdict' | 'verdictReason'> {
+  if (status !== 'completed') {
+    return { verdict: 'no-verdict', verdictReason: `the run ${status}: its claims are not judged` };
+  }
+  if (generator.fellBehind) {
+    return {
+      verdict: 'no-verdict',
+      verdictReason: `${generator.reason}; the numbers do not describe the gateways at the asked rate`,
+    };
+  }
+  const violated = claims.filter((c) => c.holds === false).length;
+  if (violated > 0) {
+    return {
+      verdict: 'violated',
+      verdictReason: `${violated} of ${claims.length} claim${claims.length === 1 ? '' : 's'} did not hold`,
+    };
+  }
+  const unjudged = claims.filter((c) => c.holds === null);
+  if (unjudged.length > 0) {
+    return {
+      verdict: 'no-verdict',
+      verdictReason: `${unjudged.length} claim${unjudged.length === 1 ? '' : 's'} could not be judged: ${unjudged
+        .map((c) => `${c.gateway ?? c.service} ${c.metric} in ${c.phase} (${c.reason ?? 'no value'})`)
+        .join('; ')}`,
+    };
+  }
+  return { verdict: 'held' };
+}
+
+/** The documented exit codes of `chaos-lab run`: 0 held, 1 violated / no verdict / failed, 130 aborted. */
+export function exitCodeOf(result: Pick<RunResult, 'status' | 'verdict'>): 0 | 1 | 130 {
+  if (result.status === 'aborted') return 130;
+  if (result.status === 'failed') return 1;
+  return result.verdict === 'held' ? 0 : 1;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Files
+
+export const RESULT_FILE = 'result.json';
+
+/** Writes `result.json` whole or not at all (a reader never sees half a file). */
+export function writeResult(dir: string, result: RunResult): string {
+  const file = path.join(dir, RESULT_FILE);
+  const temporary = `${file}.tmp`;
+  writeFileSync(temporary, `${JSON.stringify(result, null, 2)}\n`);
+  renameSync(temporary, file);
+  return file;
+}
+
+/** The parameters of a fault as results show them, in the lab's units. */
+export function faultParams(fault: Fault): Record<string, number> {
+  switch (fault.kind) {
+    case 'latency':
+      return { delayMs: fault.delayMs, jitterMs: fault.jitterMs };
+    case 'loss':
+      return { percent: fault.percent };
+    case 'http-error':
+      return { status: fault.status, percent: fault.percent };
+    case 'worker-panic':
+      return { percent: fault.percent };
+    case 'kill':
+      return {};
+  }
+}
+
+export function loadOf(experiment: Experiment): RunResult['load'] {
+  return {
+    rate: experiment.load.rate,
+    endpoint: experiment.load.endpoint,
+    timeoutMs: experiment.load.timeoutMs,
+    gateways: experiment.gateways,
+  };
+}

@@ -1,0 +1,431 @@
+/**
+ * The run's lifecycle against the fake target and fake generators, on fake time: what is written, in
+ * which order the lab is touched, and above all that the rollback runs after an error, an abort and a
+ * hung call, leaving nothing behind.
+ */
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import type { TargetStats } from '../load/generator.ts';
+import { parseExperiment } from './experiment.ts';
+import { createFakeTarget, type FakeTarget, fakeGenerators } from './fake-target.ts';
+import { parseJournal, type RunEvent } from './journal.ts';
+import type { RunResult } from './result.ts';
+import { type RunContext, type RunOutcome, runExperiment, UnsupportedFaultError } from './run.ts';
+
+const EXPERIMENT = `
+name: lifecycle
+description: a fault phase between two calm ones
+load: { rate: 10, endpoint: video }
+variants:
+  - { name: recovery-on, settings: { workerRecovery: true } }
+phases:
+  - { name: baseline, duration: 2s }
+  - name: fault
+    duration: 3s
+    faults:
+      - { kind: latency, service: coin, delay: 400ms, jitter: 20ms }
+      - { kind: http-error, service: vip, status: 503, percent: 50, instances: [vip-1] }
+  - { name: recovery, duration: 1s }
+claims:
+  - { gateway: resilient, phase: fault, expect: { successRate: ">= 0.99", p99: "< 350ms" } }
+  - { gateway: naive, phase: fault, expect: { p99: "> 300ms" } }
+`;
+
+const START = new Date(2026, 10, 24, 9, 35, 12);
+let out: string;
+
+beforeEach(() => {
+  vi.useFakeTimers({ now: START });
+  out = mkdtempSync(path.join(tmpdir(), 'chaos-run-'));
+});
+afterEach(() => {
+  vi.useRealTimers();
+  rmSync(out, { recursive: true, force: true });
+});
+
+/** Naive is slow in the fault phase, resilient is fine: the claims hold. */
+function windowStats(window: string, target: string): Partial<TargetStats> {
+  if (window === 'fault' && target === 'naive')
+    return { latencyMs: { p50: 410, p95: 420, p99: 430, max: 450 } };
+  return {};
+}
+
+interface Harness {
+  readonly target: FakeTarget;
+  readonly generators: ReturnType<typeof fakeGenerators>;
+  readonly events: RunEvent[];
+  readonly notes: string[];
+  readonly abort: AbortController;
+  readonly ctx: RunContext;
+}
+
+function harness(
+  yaml = EXPERIMENT,
+  options: { stats?: typeof windowStats; timing?: RunContext['timing']; target?: FakeTarget } = {},
+): Harness {
+  const target = options.target ?? createFakeTarget();
+  const generators = fakeGenerators(options.stats ?? windowStats);
+  const events: RunEvent[] = [];
+  const notes: string[] = [];
+  const abort = new AbortController();
+  const ctx: RunContext = {
+    experiment: parseExperiment(yaml, 'experiments/lifecycle.yaml'),
+    target,
+    outDir: out,
+    signal: abort.signal,
+    progress: { event: (e) => events.push(e), note: (line) => notes.push(line) },
+    createGenerator: generators.factory,
+    renderReport: (result) => `<html>${result.status}</html>`,
+    timing: { leaseMs: 3_000, ...options.timing },
+  };
+  return { target, generators, events, notes, abort, ctx };
+}
+
+async function runFor(ctx: RunContext, ms: number): Promise<RunOutcome> {
+  const running = runExperiment(ctx);
+  running.catch(() => {});
+  await vi.advanceTimersByTimeAsync(ms);
+  return running;
+}
+
+function files(outcome: RunOutcome) {
+  const result = JSON.parse(readFileSync(outcome.files.result, 'utf8')) as RunResult;
+  const journal = parseJournal(readFileSync(outcome.files.journal, 'utf8'));
+  return { result, journal, types: journal.map((e) => e.type) };
+}
+
+describe('runExperiment', () => {
+  it('runs every phase and writes the journal, result.json and the report', async () => {
+    const h = harness();
+    const outcome = await runFor(h.ctx, 10_000);
+    const { result, journal, types } = files(outcome);
+
+    expect(outcome.dir).toBe(path.join(out, '20261124-093512-lifecycle'));
+    expect(outcome.exitCode).toBe(0);
+    expect(readFileSync(path.join(outcome.dir, 'report.html'), 'utf8')).toBe('<html>completed</html>');
+    expect(types[0]).toBe('run-started');
+    expect(types.at(-1)).toBe('run-finished');
+    expect(types.filter((t) => t !== 'second' && t !== 'fault-renewed')).toEqual([
+      'run-started',
+      'lab-ready',
+      'variant-started',
+      'settings-applied',
+      'load-started',
+      'phase-started',
+      'phase-finished',
+      'phase-started',
+      'fault-injected',
+      'fault-injected',
+      'fault-removed',
+      'phase-finished',
+      'phase-started',
+      'phase-finished',
+      'variant-finished',
+      'settings-cleared',
+      'audit',
+      'claim',
+      'claim',
+      'claim',
+      'run-finished',
+    ]);
+    expect(types.filter((t) => t === 'second').length).toBeGreaterThanOrEqual(6);
+    expect(journal.every((e) => typeof e.at === 'string')).toBe(true);
+
+    expect(result).toMatchObject({
+      experiment: { name: 'lifecycle', file: 'experiments/lifecycle.yaml' },
+      target: 'local',
+      driver: 'builtin',
+      runId: '20261124-093512-lifecycle',
+      status: 'completed',
+      leftoverFaults: [],
+      generator: { fellBehind: false, reason: null },
+      verdict: 'held',
+    });
+    const [run] = result.runs;
+    expect(run?.variant).toBe('recovery-on');
+    expect(run?.settings).toEqual({ workerRecovery: true });
+    expect(run?.phases.map((p) => [p.name, p.startMs, p.partial])).toEqual([
+      ['baseline', 1_000, false],
+      ['fault', 3_000, false],
+      ['recovery', 6_000, false],
+    ]);
+    const fault = run?.phases[1];
+    expect(fault?.durationMs).toBe(3_000);
+    expect(fault?.faults).toEqual([
+      {
+        kind: 'latency',
+        service: 'coin',
+        instances: ['coin-1', 'coin-2'],
+        params: { delayMs: 400, jitterMs: 20 },
+        injector: 'fault-proxy',
+        injectedAt: new Date(START.getTime() + 3_000).toISOString(),
+        removedAt: new Date(START.getTime() + 6_000).toISOString(),
+      },
+      expect.objectContaining({ kind: 'http-error', instances: ['vip-1'], injector: 'fault-agent' }),
+    ]);
+    expect(Object.keys(fault?.gateways ?? {})).toEqual(['naive', 'parallel', 'resilient']);
+    expect(fault?.gateways.naive).toMatchObject({
+      requests: 100,
+      latencyMs: { p99: 430 },
+      fellBehind: false,
+    });
+    expect(fault?.services.coin).toEqual({ restarts: 0, panicsRecovered: 0 });
+    expect(run?.timeseries[0]?.gateways.resilient).toMatchObject({ rps: 10, p99: 30, errors: 0 });
+    expect(result.calibration).toEqual([
+      {
+        variant: 'recovery-on',
+        phase: 'fault',
+        fault: 'latency on coin (delay 400ms, jitter 20ms)',
+        kind: 'latency',
+        service: 'coin',
+        configured: { addedLatencyMs: 400, jitterMs: 20 },
+        observed: { addedLatencyMs: 401.5 },
+      },
+      expect.objectContaining({ fault: 'http-error on vip-1 (503 on 50%)', configured: { errorRate: 0.5 } }),
+    ]);
+    expect(result.claims).toEqual([
+      expect.objectContaining({
+        variant: 'recovery-on',
+        gateway: 'resilient',
+        metric: 'successRate',
+        actual: 1,
+        holds: true,
+      }),
+      expect.objectContaining({
+        gateway: 'resilient',
+        metric: 'p99',
+        expected: '< 350ms',
+        actual: 30,
+        holds: true,
+      }),
+      expect.objectContaining({ gateway: 'naive', metric: 'p99', actual: 430, holds: true }),
+    ]);
+
+    // The lab was touched in this order, and left as found.
+    const t = h.target;
+    expect(t.calls[0]).toBe('prepare');
+    expect(t.calls.at(-1)).toBe('release');
+    expect(t.callsTo('applySettings')[0]).toMatch(
+      /^applySettings \{"workerRecovery":true\} 3000 r20261124093512-v0-settings$/,
+    );
+    expect(t.callsTo('clearSettings')).toHaveLength(1);
+    expect(t.callsTo('inject')).toEqual([
+      'inject latency coin r20261124093512-v0-p1-f0',
+      'inject http-error vip r20261124093512-v0-p1-f1',
+    ]);
+    expect(t.callsTo('remove')).toEqual(['remove r20261124093512-v0-p1-f0,r20261124093512-v0-p1-f1']);
+    expect(t.callsTo('clearAll')).toEqual([]);
+    expect(t.leases.size).toBe(0);
+    expect(t.settings).toBeUndefined();
+    const [generator] = h.generators.created;
+    // Only the time a phase's faults are all in place is the phase's window.
+    expect(generator?.calls).toEqual([
+      'start warmup',
+      'mark baseline',
+      'mark baseline:closing',
+      'mark fault:injecting',
+      'mark fault',
+      'mark fault:closing',
+      'mark recovery',
+      'mark recovery:closing',
+      'stop drain',
+    ]);
+    expect(generator?.options.targets.map((g) => g.url)).toEqual([
+      'http://127.0.0.1:1',
+      'http://127.0.0.1:2',
+      'http://127.0.0.1:3',
+    ]);
+  });
+
+  it('renders report.html with the report module when no renderer is given', async () => {
+    const h = harness();
+    const { renderReport: _stub, ...ctx } = h.ctx;
+    const outcome = await runFor(ctx, 10_000);
+    expect(outcome.files.report).toBe(path.join(outcome.dir, 'report.html'));
+    expect(readFileSync(outcome.files.report as string, 'utf8')).toMatch(/^<!doctype html>/i);
+    expect(h.notes.filter((n) => n.startsWith('warning'))).toEqual([]);
+  });
+
+  it('renews the leases while a long phase runs, and never after removing them', async () => {
+    const yaml = `
+name: long
+description: one long fault
+load: { rate: 10, endpoint: video }
+variants: [{ name: off, settings: { workerRecovery: false } }]
+phases:
+  - name: fault
+    duration: 10s
+    faults: [{ kind: loss, service: like, percent: 30 }]
+  - { name: after, duration: 4s }
+`;
+    const h = harness(yaml, { timing: { leaseMs: 3_000, warmupMs: 1_000 } });
+    const outcome = await runFor(h.ctx, 16_000);
+    expect(outcome.result.status).toBe('completed');
+    const renewals = files(outcome).journal.filter((e) => e.type === 'fault-renewed');
+    // Every second for 10 s (the first at 1 s of the warm-up finds nothing to renew).
+    expect(renewals.length).toBeGreaterThanOrEqual(9);
+    expect(renewals.length).toBeLessThanOrEqual(10);
+    // Settings renewed for the whole variant (15 s, one per second), plus the first application.
+    expect(h.target.callsTo('applySettings').length).toBeGreaterThanOrEqual(14);
+    // The fake revives a removed lease when it is renewed: an empty lab proves no renewal came late.
+    expect(outcome.result.leftoverFaults).toEqual([]);
+    expect(h.target.leases.size).toBe(0);
+  });
+
+  it('rolls back after an error in phase 2: every fault removed, status failed, nothing left', async () => {
+    const yaml = `
+name: broken
+description: the second phase fails half-way through its injections
+load: { rate: 10, endpoint: video }
+phases:
+  - name: first
+    duration: 2s
+    faults: [{ kind: latency, service: coin, delay: 100ms }]
+  - name: second
+    duration: 2s
+    faults:
+      - { kind: http-error, service: vip, status: 503, percent: 50 }
+      - { kind: loss, service: like, percent: 10 }
+  - { name: third, duration: 2s }
+`;
+    const target = createFakeTarget();
+    target.failOn(
+      'inject',
+      (fault) => (fault as { kind: string }).kind === 'loss',
+      new Error('proxy like-1 said 500'),
+    );
+    const h = harness(yaml, { target });
+    const outcome = await runFor(h.ctx, 10_000);
+    const { result, types } = files(outcome);
+
+    expect(outcome.exitCode).toBe(1);
+    expect(result.status).toBe('failed');
+    expect(result.error).toBe('proxy like-1 said 500');
+    expect(result.verdict).toBe('no-verdict');
+    expect(result.leftoverFaults).toEqual([]);
+    expect(target.leases.size).toBe(0);
+    expect(target.callsTo('remove')).toEqual([
+      'remove r20261124093512-v0-p0-f0', // phase 1, at its end
+      'remove r20261124093512-v0-p1-f0', // phase 2, by the rollback
+    ]);
+    // The failed injection may have applied part of its fault: the last resort runs too.
+    expect(target.callsTo('clearAll')).toEqual(['clearAll']);
+    expect(h.generators.created[0]?.calls.at(-1)).toBe('stop cancel');
+    expect(result.runs[0]?.phases.map((p) => [p.name, p.partial])).toEqual([
+      ['first', false],
+      ['second', true],
+    ]);
+    expect(result.runs[0]?.phases[1]?.faults[0]?.removedAt).not.toBeNull();
+    expect(types).toContain('rollback');
+    expect(types.at(-1)).toBe('run-finished');
+    expect(target.calls.slice(-2)).toEqual(['audit', 'release']);
+  });
+
+  it('aborts in the middle of a phase: rollback, partial result with status aborted, exit 130', async () => {
+    const h = harness();
+    const running = runExperiment(h.ctx);
+    // Warm-up 1 s + baseline 2 s + 1.5 s into the fault phase.
+    await vi.advanceTimersByTimeAsync(4_500);
+    h.abort.abort('SIGINT');
+    await vi.advanceTimersByTimeAsync(100);
+    const outcome = await running;
+    const { result, journal } = files(outcome);
+
+    expect(outcome.exitCode).toBe(130);
+    expect(result.status).toBe('aborted');
+    expect(result.error).toBe('interrupted by SIGINT during phase "fault"');
+    expect(result.verdict).toBe('no-verdict');
+    expect(result.claims.every((c) => c.holds === null && c.reason === 'the run aborted')).toBe(true);
+    expect(result.leftoverFaults).toEqual([]);
+    expect(h.target.leases.size).toBe(0);
+    expect(h.target.settings).toBeUndefined();
+    expect(h.target.callsTo('clearSettings')).toHaveLength(1);
+    expect(h.generators.created[0]?.calls.at(-1)).toBe('stop cancel');
+    const phases = result.runs[0]?.phases ?? [];
+    expect(phases.map((p) => [p.name, p.partial])).toEqual([
+      ['baseline', false],
+      ['fault', true],
+    ]);
+    expect(phases[1]?.durationMs).toBe(1_500);
+    expect(phases[1]?.faults.every((f) => f.removedAt !== null)).toBe(true);
+    expect(journal.find((e) => e.type === 'fault-removed')).toMatchObject({ reason: 'rollback' });
+    expect(journal.at(-1)).toMatchObject({ type: 'run-finished', status: 'aborted', exitCode: 130 });
+    expect(h.events.find((e) => e.type === 'rollback')).toEqual({
+      type: 'rollback',
+      reason: 'abort',
+      error: 'interrupted by SIGINT during phase "fault"',
+    });
+  });
+
+  it('bounds a rollback step that hangs, then clears everything as a last resort', async () => {
+    const h = harness(undefined, { timing: { rollbackTimeoutMs: 2_000 } });
+    const running = runExperiment(h.ctx);
+    await vi.advanceTimersByTimeAsync(4_500);
+    h.target.hangOn('remove');
+    h.abort.abort('SIGTERM');
+    await vi.advanceTimersByTimeAsync(2_500);
+    const outcome = await running;
+    expect(outcome.result.status).toBe('aborted');
+    expect(outcome.result.rollbackProblems).toEqual([
+      'removing latency on coin (delay 400ms, jitter 20ms), http-error on vip-1 (503 on 50%) did not finish within 2s',
+    ]);
+    expect(h.target.callsTo('clearAll')).toEqual(['clearAll']);
+    expect(outcome.result.leftoverFaults).toEqual([]);
+  });
+
+  it('does not let a hung injection keep Ctrl-C from the rollback', async () => {
+    const h = harness(undefined, { timing: { rollbackTimeoutMs: 2_000 } });
+    h.target.hangOn('inject');
+    const running = runExperiment(h.ctx);
+    await vi.advanceTimersByTimeAsync(3_500);
+    expect(h.target.callsTo('inject')).toHaveLength(1);
+    h.abort.abort('SIGINT');
+    await vi.advanceTimersByTimeAsync(2_500);
+    const outcome = await running;
+    expect(outcome.result.status).toBe('aborted');
+    // The lock is held by the hung call: removal times out, and the last resort clears the lab.
+    expect(h.target.callsTo('clearAll')).toEqual(['clearAll']);
+    expect(h.target.calls.slice(-2)).toEqual(['audit', 'release']);
+  });
+
+  it('fails the run when the leases cannot be renewed twice in a row', async () => {
+    const target = createFakeTarget();
+    target.failOn('renew');
+    target.failOn('renew');
+    const h = harness(undefined, { target, timing: { leaseMs: 900 } });
+    const outcome = await runFor(h.ctx, 10_000);
+    expect(outcome.result.status).toBe('failed');
+    expect(outcome.result.error).toMatch(/could not be renewed twice in a row \(last: fake renew failure\)/);
+    expect(target.leases.size).toBe(0);
+  });
+
+  it('refuses a fault the target cannot inject before touching anything', async () => {
+    const target = createFakeTarget({ unsupported: { latency: 'the kernel has no sch_netem' } });
+    const h = harness(undefined, { target });
+    const outDir = path.join(out, 'not-created');
+    const error = await runExperiment({ ...h.ctx, outDir }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(UnsupportedFaultError);
+    expect((error as Error).message).toContain(
+      'experiments/lifecycle.yaml: phases[1].faults[0] (phase "fault"): the local target cannot inject latency: the kernel has no sch_netem',
+    );
+    expect(target.calls).toEqual([]);
+    expect(existsSync(outDir)).toBe(false);
+  });
+
+  it('gives no verdict when the generator fell behind in a phase', async () => {
+    const h = harness(undefined, {
+      stats: (window, t) =>
+        window === 'fault' ? { ...windowStats(window, t), fellBehind: true, dropped: 7 } : {},
+    });
+    const outcome = await runFor(h.ctx, 10_000);
+    expect(outcome.result.status).toBe('completed');
+    expect(outcome.result.verdict).toBe('no-verdict');
+    expect(outcome.result.verdictReason).toMatch(
+      /^the load generator fell behind \(fault: naive 7 of 107 sends dropped/,
+    );
+    expect(outcome.result.claims.every((c) => c.holds === null)).toBe(true);
+    expect(outcome.exitCode).toBe(1);
+  });
+});
