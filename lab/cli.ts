@@ -148,7 +148,9 @@ export function createProgram(io: Io, outcome: { exitCode: number } = { exitCode
 
   const fault = program
     .command('fault')
-    .description("apply, list and clear faults through the instances' fault agents (each fault is a lease)");
+    .description(
+      'apply, list and clear faults through the fault agents and fault proxies (each fault is a lease)',
+    );
 
   const add = fault
     .command('add')

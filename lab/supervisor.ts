@@ -9,6 +9,7 @@
 
 import { type ChildProcess, spawn } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
+import { getPriority, setPriority } from 'node:os';
 import { type BackoffPolicy, CrashLoop, LAB_BACKOFF } from './backoff.ts';
 
 export interface InstanceSpec {
@@ -110,15 +111,31 @@ const realTimers: Timers = {
  * (services/main.ts listens for 'disconnect'). Its own process group keeps a Ctrl-C in the
  * terminal for the supervisor, which then stops the instances in order.
  */
+/**
+ * How much less CPU priority lab processes get than the rest of the machine. The load
+ * generator is the instrument: on two cores, an instance starting (tsx compiling it) would
+ * otherwise starve it and make it send late, and a run without a steady instrument has no
+ * verdict. The lab's processes stay equal among themselves.
+ */
+export const LAB_NICENESS = 5;
+
 export function spawnInstance(spec: InstanceSpec): ChildProcess {
   const fd = openSync(spec.logFile, 'a', 0o600);
   try {
-    return spawn(spec.command, [...spec.args], {
+    const child = spawn(spec.command, [...spec.args], {
       cwd: spec.cwd,
       env: spec.env,
       stdio: ['ignore', fd, fd, 'ipc'],
       detached: true,
     });
+    if (child.pid !== undefined) {
+      try {
+        setPriority(child.pid, Math.min(19, getPriority() + LAB_NICENESS));
+      } catch {
+        // Not allowed here (some containers): the lab runs at the normal priority.
+      }
+    }
+    return child;
   } finally {
     closeSync(fd);
   }
