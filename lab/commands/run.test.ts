@@ -64,7 +64,7 @@ function deps(target: FakeTarget, extra: Partial<RunCommandDeps> = {}): RunComma
     run: {
       createGenerator: fakeGenerators().factory,
       renderReport: () => '<html></html>',
-      timing: { leaseMs: 3_000, rollbackTimeoutMs: 2_000 },
+      timing: { leaseMs: 3_000, rollbackTimeoutMs: 2_000, warmupMs: 1_000 },
     },
     ...extra,
   };

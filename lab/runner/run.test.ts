@@ -78,7 +78,7 @@ function harness(
     progress: { event: (e) => events.push(e), note: (line) => notes.push(line) },
     createGenerator: generators.factory,
     renderReport: (result) => `<html>${result.status}</html>`,
-    timing: { leaseMs: 3_000, ...options.timing },
+    timing: { leaseMs: 3_000, warmupMs: 1_000, ...options.timing },
   };
   return { target, generators, events, notes, abort, ctx };
 }

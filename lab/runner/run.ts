@@ -87,7 +87,12 @@ export interface ProgressSink {
 }
 
 export interface RunTiming {
-  /** Load before the first phase, excluded from results: connections, JIT and caches warm up. @default 1000 */
+  /**
+   * Load before the first phase, excluded from results: connections, JIT and caches warm up.
+   * A lab that has just started keeps two cores busy for a few seconds (seen: 2.7% of the
+   * first phase's sends over 50 ms late after a 1 s warm-up), so this is generous.
+   * @default 3000
+   */
   readonly warmupMs: number;
   /** Length of every fault and settings lease: a runner killed with SIGKILL leaves nothing for longer. @default 10000 */
   readonly leaseMs: number;
@@ -98,7 +103,7 @@ export interface RunTiming {
 }
 
 export const DEFAULT_TIMING: Omit<RunTiming, 'renewEveryMs'> = {
-  warmupMs: 1_000,
+  warmupMs: 3_000,
   leaseMs: 10_000,
   rollbackTimeoutMs: 15_000,
 };
