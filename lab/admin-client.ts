@@ -1,3 +1,4 @@
+import type { ProxyStatsSnapshot } from '../services/fault-proxy/stats.ts';
 /**
  * A client of the fault admin APIs — the fault agent's (`/__chaos` on every instance) and the
  * fault proxy's (`/__chaos` on each proxy's admin port), which share paths, bodies and lease
@@ -38,34 +39,8 @@ export interface ProxyView {
   readonly faults: readonly FaultLease[];
 }
 
-export interface LatencySummary {
-  readonly count: number;
-  readonly meanMs: number | null;
-  readonly p50Ms: number | null;
-  readonly p95Ms: number | null;
-  readonly p99Ms: number | null;
-  readonly maxMs: number | null;
-}
-
-/** A proxy's calibration figures over one window (services/fault-proxy/stats.ts). */
-export interface ProxyStats {
-  readonly since: number;
-  readonly until: number;
-  readonly connections: {
-    readonly accepted: number;
-    readonly active: number;
-    readonly upstreamFailed: number;
-  };
-  readonly bytes: { readonly upstream: number; readonly downstream: number };
-  readonly latency: LatencySummary;
-  readonly loss: {
-    readonly segments: { readonly rolls: number; readonly lost: number; readonly share: number | null };
-    readonly syns: { readonly rolls: number; readonly lost: number; readonly share: number | null };
-    readonly addedMs: number;
-    readonly capped: number;
-  };
-  readonly reset: { readonly rolls: number; readonly reset: number; readonly share: number | null };
-}
+/** A proxy's calibration figures over one window: the proxy's own wire type. */
+export type ProxyStats = ProxyStatsSnapshot;
 
 export interface Target {
   readonly id: string;

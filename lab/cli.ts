@@ -21,7 +21,7 @@ import { listCommand } from './commands/list.ts';
 import { runCommand, TARGET_NAMES, type TargetName } from './commands/run.ts';
 import { statusCommand } from './commands/status.ts';
 import { upDetachedCommand, upForegroundCommand } from './commands/up.ts';
-import { DURATION_EXAMPLES, DurationError, formatDuration, parseDuration } from './duration.ts';
+import { durationArgument, formatDuration } from './duration.ts';
 import { FAULT_KIND_NAMES, FAULT_KINDS, type FaultKind, PARAM_FLAGS, type ParamName } from './fault-kinds.ts';
 import { type Io, processIo, warn } from './io.ts';
 import { UP_DEFAULTS, type UpOptions } from './lab.ts';
@@ -32,24 +32,6 @@ const SERVICES = [...BACKENDS, 'gateway'];
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 /** The agents' lease bounds. */
 const LEASE_RANGE = { min: 100, max: 3_600_000 };
-
-function durationOption(flag: string, range: { min: number; max: number }): (raw: string) => number {
-  return (raw) => {
-    let ms: number;
-    try {
-      ms = parseDuration(raw);
-    } catch (err) {
-      if (err instanceof DurationError) throw new InvalidArgumentError(`${err.message}.`);
-      throw err;
-    }
-    if (ms < range.min || ms > range.max) {
-      throw new InvalidArgumentError(
-        `${flag} must be from ${formatDuration(range.min)} to ${formatDuration(range.max)}, e.g. ${DURATION_EXAMPLES}.`,
-      );
-    }
-    return ms;
-  };
-}
 
 function portBaseOption(raw: string): number {
   const value = Number(raw);
@@ -103,7 +85,7 @@ export function createProgram(io: Io, outcome: { exitCode: number } = { exitCode
     .option(
       '--ready-timeout <duration>',
       'how long to wait for every instance to be ready (default 60s)',
-      durationOption('--ready-timeout', { min: 1_000, max: 600_000 }),
+      durationArgument('--ready-timeout', { min: 1_000, max: 600_000 }),
     )
     .addOption(
       new Option('--log-level <level>', "the instances' log level").choices(LOG_LEVELS).default('info'),
@@ -179,7 +161,7 @@ export function createProgram(io: Io, outcome: { exitCode: number } = { exitCode
     .option(
       '--for <duration>',
       `how long the lease lasts (default ${formatDuration(DEFAULT_LEASE_MS)})`,
-      durationOption('--for', LEASE_RANGE),
+      durationArgument('--for', LEASE_RANGE),
     )
     .addOption(instanceOption())
     .option('--id <id>', 'the fault id (default: generated); reuse one to renew or change a fault')
@@ -235,7 +217,7 @@ export function createProgram(io: Io, outcome: { exitCode: number } = { exitCode
     .option(
       '--for <duration>',
       `how long the override lasts (default ${formatDuration(DEFAULT_LEASE_MS)})`,
-      durationOption('--for', LEASE_RANGE),
+      durationArgument('--for', LEASE_RANGE),
     )
     .addOption(instanceOption())
     .action(async (setting: RecoveryChoice, service: string, opts: { for?: number; instance?: string }) => {

@@ -1,3 +1,5 @@
+import { InvalidArgumentError } from 'commander';
+
 /**
  * Durations on the command line: a number and a unit, nothing implicit. A bare `300` is
  * refused because half the tools people know read it as seconds and the other half as
@@ -39,4 +41,26 @@ export function formatDuration(ms: number): string {
   if (ms < 60_000) return `${Number((ms / 1_000).toFixed(1))}s`;
   if (ms < 3_600_000) return `${Number((ms / 60_000).toFixed(1))}m`;
   return `${Number((ms / 3_600_000).toFixed(1))}h`;
+}
+
+/**
+ * A commander argument parser for a duration flag within `range`: a bad value stops the
+ * command with exit 2 and a message naming the flag and giving examples.
+ */
+export function durationArgument(flag: string, range: { min: number; max: number }): (raw: string) => number {
+  return (raw) => {
+    let ms: number;
+    try {
+      ms = parseDuration(raw);
+    } catch (err) {
+      if (err instanceof DurationError) throw new InvalidArgumentError(`${err.message}.`);
+      throw err;
+    }
+    if (ms < range.min || ms > range.max) {
+      throw new InvalidArgumentError(
+        `${flag} must be from ${formatDuration(range.min)} to ${formatDuration(range.max)}, e.g. ${DURATION_EXAMPLES}.`,
+      );
+    }
+    return ms;
+  };
 }

@@ -9,7 +9,7 @@
 
 import { InvalidArgumentError } from 'commander';
 import { usageError } from './cli-error.ts';
-import { DURATION_EXAMPLES, DurationError, formatDuration, parseDuration } from './duration.ts';
+import { durationArgument } from './duration.ts';
 
 export type ParamName = 'delay' | 'jitter' | 'status' | 'percent';
 export type ParamValues = Partial<Record<ParamName, number>>;
@@ -19,24 +19,6 @@ export interface ParamFlag {
   readonly flags: string;
   readonly description: string;
   readonly parse: (raw: string) => number;
-}
-
-function durationFlag(name: string, max: number): (raw: string) => number {
-  return (raw) => {
-    let ms: number;
-    try {
-      ms = parseDuration(raw);
-    } catch (err) {
-      if (err instanceof DurationError) throw new InvalidArgumentError(`${err.message}.`);
-      throw err;
-    }
-    if (ms > max) {
-      throw new InvalidArgumentError(
-        `--${name} may be at most ${formatDuration(max)}, e.g. ${DURATION_EXAMPLES}.`,
-      );
-    }
-    return ms;
-  };
 }
 
 function numberFlag(
@@ -68,12 +50,12 @@ export const PARAM_FLAGS: Readonly<Record<ParamName, ParamFlag>> = {
   delay: {
     flags: '--delay <duration>',
     description: 'http-delay, latency: added to every request or response, e.g. 300ms',
-    parse: durationFlag('delay', MAX_DELAY_MS),
+    parse: durationArgument('--delay', { min: 0, max: MAX_DELAY_MS }),
   },
   jitter: {
     flags: '--jitter <duration>',
     description: 'http-delay, latency: random variation of the delay, ± up to this, e.g. 20ms (default 0ms)',
-    parse: durationFlag('jitter', MAX_DELAY_MS),
+    parse: durationArgument('--jitter', { min: 0, max: MAX_DELAY_MS }),
   },
   status: {
     flags: '--status <code>',
