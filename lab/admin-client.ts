@@ -1,4 +1,6 @@
 import type { ProxyStatsSnapshot } from '../services/fault-proxy/stats.ts';
+import type { LabStatus } from './control-server.ts';
+import type { LabState } from './state.ts';
 /**
  * A client of the fault admin APIs — the fault agent's (`/__chaos` on every instance) and the
  * fault proxy's (`/__chaos` on each proxy's admin port), which share paths, bodies and lease
@@ -212,4 +214,18 @@ export async function onEvery<U extends Target, T>(
     }
   });
   return { ok, failed };
+}
+
+/** The lab's live status from its supervisor's control API; fails saying the supervisor does not answer. */
+export async function fetchLabStatus(state: LabState): Promise<LabStatus> {
+  try {
+    return await callJson<LabStatus>(
+      { id: 'supervisor', url: state.controlUrl },
+      state.adminToken,
+      'GET',
+      '/status',
+    );
+  } catch (err) {
+    throw new Error(`the lab's supervisor (pid ${state.pid}) does not answer: ${(err as Error).message}`);
+  }
 }

@@ -4,15 +4,19 @@ import { type LabState, lookupLab, removeState, StateFileError } from './state.t
 
 export const NO_LAB = 'no lab is running (start one with: npx chaos-lab up)';
 
-/** The running lab's state; a stale state file is removed (and said so); no lab → exit 1. */
-export function requireLab(io: Io, home: string): LabState {
-  let found: ReturnType<typeof lookupLab>;
+/** What the state file in `home` says, with an unreadable one as a CLI error. */
+export function findLab(home: string): ReturnType<typeof lookupLab> {
   try {
-    found = lookupLab(home);
+    return lookupLab(home);
   } catch (err) {
     if (err instanceof StateFileError) throw new CliError(err.message);
     throw err;
   }
+}
+
+/** The running lab's state; a stale state file is removed (and said so); no lab → exit 1. */
+export function requireLab(io: Io, home: string): LabState {
+  const found = findLab(home);
   if (found.kind === 'running') return found.state;
   if (found.kind === 'stale') {
     removeState(home);

@@ -1,8 +1,9 @@
 import { callJson } from '../admin-client.ts';
 import { CliError } from '../cli-error.ts';
 import { formatDuration } from '../duration.ts';
+import { findLab } from '../find-lab.ts';
 import { type Io, say, warn } from '../io.ts';
-import { lookupLab, pidAlive, removeState, StateFileError } from '../state.ts';
+import { pidAlive, removeState } from '../state.ts';
 
 /** Longer than the supervisor's own SIGTERM→SIGKILL grace (5 s), so it can finish first. */
 const STOP_WAIT_MS = 15_000;
@@ -22,13 +23,7 @@ async function waitGone(pids: readonly number[], ms: number): Promise<number[]> 
  * are gone. No lab running is not an error: there is nothing to stop, exit 0.
  */
 export async function downCommand(io: Io, home: string): Promise<number> {
-  let found: ReturnType<typeof lookupLab>;
-  try {
-    found = lookupLab(home);
-  } catch (err) {
-    if (err instanceof StateFileError) throw new CliError(err.message);
-    throw err;
-  }
+  const found = findLab(home);
   if (found.kind === 'none') {
     say(io, 'no lab is running; nothing to stop');
     return 0;

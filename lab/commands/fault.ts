@@ -10,6 +10,7 @@ import { randomBytes } from 'node:crypto';
 import {
   AgentClient,
   type AgentView,
+  type FaultLease,
   onEvery,
   ProxyClient,
   type ProxyView,
@@ -156,17 +157,11 @@ export async function faultAddCommand(
   return 0;
 }
 
-interface ListedFault {
+interface ListedFault extends FaultLease {
   /** The instance the fault acts on (for a proxy's fault, the one it fronts). */
   readonly instance: string;
   readonly service: string;
   readonly injector: CliInjector;
-  readonly id: string;
-  readonly kind: string;
-  readonly params: Readonly<Record<string, number>>;
-  readonly leaseMs: number;
-  readonly appliedAt: number;
-  readonly expiresAt: number;
   readonly remainingMs: number;
 }
 

@@ -1,4 +1,4 @@
-import { callJson } from '../admin-client.ts';
+import { fetchLabStatus } from '../admin-client.ts';
 import { CliError } from '../cli-error.ts';
 import type { LabStatus } from '../control-server.ts';
 import { requireLab } from '../find-lab.ts';
@@ -6,17 +6,12 @@ import { type Io, say, table } from '../io.ts';
 import type { LabState } from '../state.ts';
 import type { InstanceStatus } from '../supervisor.ts';
 
-/** The live status from the supervisor's control API. */
+/** The live status from the supervisor's control API, as a CLI error with a hint when it does not answer. */
 export async function fetchStatus(state: LabState): Promise<LabStatus> {
   try {
-    return await callJson<LabStatus>(
-      { id: 'supervisor', url: state.controlUrl },
-      state.adminToken,
-      'GET',
-      '/status',
-    );
+    return await fetchLabStatus(state);
   } catch (err) {
-    throw new CliError(`the lab's supervisor (pid ${state.pid}) does not answer: ${(err as Error).message}`, {
+    throw new CliError((err as Error).message, {
       hint: 'it may be starting or stopping; if it stays so, stop it with: npx chaos-lab down',
     });
   }

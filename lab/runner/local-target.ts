@@ -26,6 +26,7 @@ import {
   type Target as AdminTarget,
   AgentClient,
   callJson,
+  fetchLabStatus,
   isUnreachable,
   onEvery,
   ProxyClient,
@@ -360,17 +361,8 @@ class LocalTarget implements Target {
     return this.#lab.state;
   }
 
-  async #status(state: LabState): Promise<LabStatus> {
-    try {
-      return await callJson<LabStatus>(
-        { id: 'supervisor', url: state.controlUrl },
-        state.adminToken,
-        'GET',
-        '/status',
-      );
-    } catch (err) {
-      throw new Error(`the lab's supervisor (pid ${state.pid}) does not answer: ${(err as Error).message}`);
-    }
+  #status(state: LabState): Promise<LabStatus> {
+    return fetchLabStatus(state);
   }
 
   #backendInstances(): StateInstance[] {
