@@ -13,6 +13,7 @@ export default defineConfig({
             'services/**/*.test.ts',
             'lab/**/*.test.ts',
             'charts/**/*.test.ts',
+            'dashboards/**/*.test.ts',
             'test/unit/**/*.test.ts',
           ],
         },
