@@ -1,4 +1,5 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import type { Direction } from './emulation.ts';
 import { PROXY_FAULT_KINDS, type ProxyFault } from './faults.ts';
 import type { ProxyObserver } from './stats.ts';
 
@@ -61,6 +62,11 @@ export function proxyMetrics(registry: Registry, faults: () => readonly ProxyFau
     'Fault leases that ran out without being renewed',
   );
   const injected = kindCounter('chaos_injected_total', 'Times a fault actually hit a chunk or a connection');
+  // At zero from the start, so a dashboard sees every series before the first fault bites.
+  for (const kind of PROXY_FAULT_KINDS) injected.inc({ kind }, 0);
+  for (const kind of ['latency', 'loss'] as const) addedDelay.zero({ kind });
+  for (const what of ['syn', 'segment'] as const) losses.inc({ what }, 0);
+  for (const direction of ['upstream', 'downstream'] satisfies Direction[]) bytes.inc({ direction }, 0);
   new Gauge({
     name: 'chaos_faults_active',
     help: 'Fault leases in force',

@@ -1,4 +1,5 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import { WEAK_BACKENDS } from '../topology.ts';
 
 /**
  * The gateway's metrics. Their names and labels are a contract with the dashboards and the
@@ -32,6 +33,14 @@ export function createGatewayMetrics(registry: Registry): GatewayMetrics {
   const collect = () => {
     for (const hook of hooks) hook();
   };
+  const degraded = new Counter({
+    name: 'gateway_degraded_total',
+    help: 'Pages served without a weak dependency, by dependency',
+    labelNames: ['dependency'] as const,
+    registers,
+  });
+  // At zero from the start, so a dashboard sees the series before the first degraded page.
+  for (const dependency of WEAK_BACKENDS) degraded.inc({ dependency }, 0);
   return {
     onCollect: (hook) => {
       hooks.push(hook);
@@ -49,12 +58,7 @@ export function createGatewayMetrics(registry: Registry): GatewayMetrics {
       buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
       registers,
     }),
-    degraded: new Counter({
-      name: 'gateway_degraded_total',
-      help: 'Pages served without a weak dependency, by dependency',
-      labelNames: ['dependency'] as const,
-      registers,
-    }),
+    degraded,
     breakerDrops: new Counter({
       name: 'gateway_breaker_drops_total',
       help: 'Calls the adaptive-throttling breaker dropped locally, by dependency',

@@ -77,6 +77,13 @@ export class ResilientCaller implements DependencyCaller {
       ]),
     ) as Record<BackendName, DependencyPolicies>;
     options.metrics.onCollect(() => this.#publishBreakers());
+    // At zero from the start, so a dashboard sees every series before its first event.
+    const { cacheHits, cacheStaleServes, retries, retryBudgetExhausted, breakerDrops } = options.metrics;
+    for (const dependency of BACKENDS) {
+      for (const counter of [cacheHits, cacheStaleServes, retries, retryBudgetExhausted, breakerDrops]) {
+        counter.inc({ dependency }, 0);
+      }
+    }
   }
 
   async fetch<D extends BackendName>(

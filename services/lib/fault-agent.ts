@@ -166,6 +166,8 @@ export function createFaultAgent(options: FaultAgentOptions): FaultAgent {
     'Times a fault actually hit a request or a background task',
     ['kind'],
   );
+  // At zero from the start, so a dashboard sees every kind before the first injection.
+  for (const kind of FAULT_KINDS) injected.inc({ kind }, 0);
   const leases = createLeaseBook<FaultKind, Record<string, number>>({
     clock,
     onExpire(lease) {

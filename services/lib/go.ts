@@ -119,8 +119,16 @@ export function createLauncher(options: LauncherOptions): Launcher {
     }
   }
 
+  // Task names are only known when launched; each one's recovered-panic series starts at zero
+  // then, so a dashboard sees it before the first panic.
+  const launched = new Set<string>();
+
   return {
     go(task, fn) {
+      if (!launched.has(task)) {
+        launched.add(task);
+        recovered.inc({ task }, 0);
+      }
       running++;
       // Never on the caller's stack: the request has already moved on when the task runs.
       setImmediate(() => run(task, fn));

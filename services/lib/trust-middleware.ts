@@ -40,6 +40,8 @@ export function trustMiddleware(options: TrustMiddlewareOptions): RequestHandler
       labelNames: ['reason'] as const,
       registers: [ctx.metrics],
     });
+  // At zero from the start, so a dashboard sees every reason before the first refusal.
+  for (const reason of Object.keys(REASONS) as TrustRejection[]) rejected.inc({ reason }, 0);
 
   return (req, _res, next) => {
     if (isInfraPath(req.path)) {
