@@ -1,10 +1,22 @@
 /**
  * The cdk8s app: `npm run synth` writes the lab's manifests to dist/.
  * Importing the charts synthesizes nothing; only this entry point does.
+ *
+ * CHAOS_ADMIN_TOKEN and TRUST_KEY, if set, go into the lab's Secret; otherwise the values kept
+ * in .chaos-lab/kind-secrets.json (CHAOS_LAB_HOME moves it) are used, generated there the first
+ * time. CHAOS_LAB_IMAGE names another image than chaos-lab:dev (a registry's, for a cluster
+ * that cannot `kind load`).
  */
+import path from 'node:path';
 import { App } from 'cdk8s';
 import { LabChart } from './charts/lab-chart.ts';
+import { labSecretValues } from './charts/lab-secret.ts';
 
-const app = new App({ outdir: 'dist' });
-new LabChart(app, 'chaos-lab');
+// The lab's home, resolved as the local lab resolves it (lab/state.ts).
+const home = path.resolve(process.env.CHAOS_LAB_HOME || path.join(import.meta.dirname, '.chaos-lab'));
+const app = new App({ outdir: process.env.CDK8S_OUTDIR || 'dist' });
+new LabChart(app, 'chaos-lab', {
+  secrets: labSecretValues(process.env, path.join(home, 'kind-secrets.json')),
+  ...(process.env.CHAOS_LAB_IMAGE ? { image: process.env.CHAOS_LAB_IMAGE } : {}),
+});
 app.synth();

@@ -1,33 +1,158 @@
-import { ApiObject, Chart, type ChartProps } from 'cdk8s';
+import path from 'node:path';
+import { Chart, type ChartProps } from 'cdk8s';
+import { Namespace } from 'cdk8s-plus-27';
 import type { Construct } from 'constructs';
+import type { TrustMode } from '../services/lib/trust.ts';
+import { BACKENDS, topology } from '../services/topology.ts';
+import { Backend } from './backend.ts';
+import { Gateway } from './gateway.ts';
+import { Grafana } from './grafana.ts';
+import { PART_OF } from './lab-pod.ts';
+import { LabSecret, type LabSecretValues } from './lab-secret.ts';
+import { LabNetworkPolicies } from './network-policies.ts';
+import { Prometheus } from './prometheus.ts';
 
 export interface LabChartProps extends ChartProps {
+  /**
+   * The admin token and trust key put in the lab's Secret (see lab-secret.ts for where
+   * `npm run synth` gets them). Never committed.
+   */
+  readonly secrets: LabSecretValues;
   /**
    * Namespace every object of the lab lives in.
    * @default 'chaos-lab'
    */
   readonly namespace?: string;
+  /**
+   * The one image every container runs (the Dockerfile at the repository's root), loaded into
+   * kind with `kind load docker-image`.
+   * @default 'chaos-lab:dev'
+   */
+  readonly image?: string;
+  /**
+   * Trust between gateways and backends (`TRUST_MODE`): `zero` or `half`. `full` is not built
+   * yet in the services, so the chart refuses it rather than deploy pods that exit at start.
+   * @default 'half' (as `chaos-lab up`)
+   */
+  readonly trustMode?: TrustMode;
+  /**
+   * Recovery of panics in the backends' background work (`WORKER_RECOVERY`).
+   * @default true
+   */
+  readonly workerRecovery?: boolean;
+  /**
+   * pino level of every service (`LOG_LEVEL`).
+   * @default 'info'
+   */
+  readonly logLevel?: string;
+  /**
+   * NetworkPolicies: default-deny ingress, backends reachable only from the gateways.
+   * @default true
+   */
+  readonly networkPolicies?: boolean;
+  /**
+   * Prometheus and Grafana, with the scrape configuration, datasource and dashboards that
+   * `npm run dashboards` writes under `dashboardsDir`.
+   * @default true
+   */
+  readonly observability?: boolean;
+  /**
+   * Where those files are read from when the chart is built.
+   * @default the repository's dashboards/ folder
+   */
+  readonly dashboardsDir?: string;
 }
 
+const DEFAULTS = {
+  namespace: 'chaos-lab',
+  image: 'chaos-lab:dev',
+  trustMode: 'half',
+  workerRecovery: true,
+  logLevel: 'info',
+  networkPolicies: true,
+  observability: true,
+  dashboardsDir: path.join(import.meta.dirname, '..', 'dashboards'),
+} as const satisfies Partial<LabChartProps>;
+
 /**
- * The lab on Kubernetes. For now it holds only the namespace; the workloads, NetworkPolicies,
- * fault sidecars and observability stack are built on it in the Kubernetes issue.
+ * The lab on Kubernetes: the namespace, the Secret, the five backends (two pods each, with a
+ * fault sidecar), one gateway per strategy reachable from the host, Prometheus and Grafana, and
+ * the NetworkPolicies.
+ * Everything about the topology comes from services/topology.ts.
  */
 export class LabChart extends Chart {
   readonly namespaceName: string;
+  readonly secret: LabSecret;
+  readonly backends: readonly Backend[];
+  readonly gateways: readonly Gateway[];
+  readonly networkPolicies?: LabNetworkPolicies;
+  readonly prometheus?: Prometheus;
+  readonly grafana?: Grafana;
 
-  constructor(scope: Construct, id: string, props: LabChartProps = {}) {
-    const namespaceName = props.namespace ?? 'chaos-lab';
+  constructor(scope: Construct, id: string, props: LabChartProps) {
     // The chart-wide `namespace` prop would also stamp the cluster-scoped Namespace object
     // itself, which the API server rejects; namespaced objects set it explicitly.
-    const { namespace: _ignored, ...chartProps } = props;
+    const { namespace: _ignored, secrets, ...chartProps } = props;
     super(scope, id, chartProps);
-    this.namespaceName = namespaceName;
+    const options = { ...DEFAULTS, ...definedOnly(props) };
+    if (options.trustMode === 'full') {
+      throw new Error(
+        "LabChart trustMode: 'full' (TLS between services) is not built yet in the services; use 'zero' or 'half'",
+      );
+    }
+    this.namespaceName = options.namespace;
+    const namespace = this.namespaceName;
 
-    new ApiObject(this, 'namespace', {
-      apiVersion: 'v1',
-      kind: 'Namespace',
-      metadata: { name: namespaceName, labels: { 'app.kubernetes.io/part-of': 'chaos-lab' } },
+    new Namespace(this, 'namespace', {
+      metadata: { name: namespace, labels: { 'app.kubernetes.io/part-of': PART_OF } },
     });
+    this.secret = new LabSecret(this, 'secret', { namespace, values: secrets });
+
+    const podSettings = { secret: this.secret, trustMode: options.trustMode, logLevel: options.logLevel };
+    this.backends = BACKENDS.map(
+      (name) =>
+        new Backend(this, name, {
+          ...podSettings,
+          namespace,
+          spec: topology.backends[name],
+          image: options.image,
+          workerRecovery: options.workerRecovery,
+        }),
+    );
+    this.gateways = topology.gateway.strategies.map(
+      (strategy) =>
+        new Gateway(this, `gateway-${strategy}`, {
+          ...podSettings,
+          namespace,
+          strategy,
+          image: options.image,
+          backends: this.backends,
+        }),
+    );
+    if (options.observability) {
+      this.prometheus = new Prometheus(this, 'prometheus', {
+        namespace,
+        configFile: path.join(options.dashboardsDir, 'prometheus', 'kubernetes.yml'),
+      });
+      this.grafana = new Grafana(this, 'grafana', {
+        namespace,
+        prometheus: this.prometheus,
+        secret: this.secret,
+        dashboardsDir: options.dashboardsDir,
+      });
+    }
+    if (options.networkPolicies) {
+      this.networkPolicies = new LabNetworkPolicies(this, 'network-policies', {
+        namespace,
+        backends: this.backends,
+        gateways: this.gateways,
+        ...(this.prometheus && this.grafana ? { prometheus: this.prometheus, grafana: this.grafana } : {}),
+      });
+    }
   }
+}
+
+/** `{a: undefined}` must not override a default. */
+function definedOnly<T extends object>(value: T): Partial<T> {
+  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>;
 }

@@ -1,0 +1,35 @@
+# One image for every process of the lab on Kubernetes: the gateways and the backends
+# (`node --import tsx services/main.ts <service>`, the service chosen by the container's
+# argument), and the backends' fault sidecar (`fault-sidecar run`, with tc and nft).
+#
+#   docker build -t chaos-lab:dev .
+#   docker run --rm -e STRATEGY=naive -e UPSTREAM_ACCOUNT=… chaos-lab:dev gateway
+#
+# The services run as the numeric user 10001 (Kubernetes can then check runAsNonRoot without
+# trusting the image); the sidecar container runs as root by its own securityContext.
+
+ARG NODE_VERSION=20.20
+
+# Production dependencies only, installed exactly as the lock file says.
+FROM node:${NODE_VERSION}-bookworm-slim AS deps
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
+
+FROM node:${NODE_VERSION}-bookworm-slim AS runtime
+# iproute2 gives the sidecar tc (netem), nftables gives it nft; flock comes with util-linux.
+RUN apt-get update \
+  && apt-get install -y --no-install-recommends iproute2 nftables \
+  && rm -rf /var/lib/apt/lists/*
+RUN groupadd --gid 10001 lab \
+  && useradd --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin lab
+WORKDIR /app
+ENV NODE_ENV=production
+# Owned by root and not writable by the services: with a read-only root filesystem the only
+# writable path is the /tmp emptyDir (tsx's compile cache).
+COPY --from=deps /app/node_modules ./node_modules
+COPY package.json tsconfig.json ./
+COPY services ./services
+COPY --chmod=0755 services/fault-sidecar/fault-sidecar.sh /usr/local/bin/fault-sidecar
+USER 10001:10001
+ENTRYPOINT ["node", "--import", "tsx", "services/main.ts"]

@@ -1,0 +1,93 @@
+import { Size } from 'cdk8s';
+import { Deployment, EnvValue, Service, Volume } from 'cdk8s-plus-27';
+import { Construct } from 'constructs';
+import type { BackendSpec } from '../services/topology.ts';
+import { faultSidecarContainer } from './fault-sidecar.ts';
+import {
+  commonServiceEnv,
+  LABELS,
+  type LabPodSettings,
+  PART_OF,
+  podAnnotations,
+  tmpVolume,
+} from './lab-pod.ts';
+import { serviceContainer } from './service-container.ts';
+
+export interface BackendProps extends LabPodSettings {
+  readonly namespace: string;
+  /** The backend's entry in services/topology.ts: name, port, replicas, strong or weak. */
+  readonly spec: BackendSpec;
+  readonly image: string;
+  /**
+   * Recovery of panics in background work (`WORKER_RECOVERY`).
+   * @default true
+   */
+  readonly workerRecovery?: boolean;
+  /**
+   * Pods behind the Service.
+   * @default spec.replicas (2)
+   */
+  readonly replicas?: number;
+}
+
+/**
+ * One backend of the topology: a Deployment whose pods run the service and the fault sidecar,
+ * and a ClusterIP Service the gateways call it by.
+ */
+export class Backend extends Construct {
+  readonly spec: BackendSpec;
+  readonly port: number;
+  readonly deployment: Deployment;
+  readonly service: Service;
+
+  constructor(scope: Construct, id: string, props: BackendProps) {
+    super(scope, id);
+    const { spec } = props;
+    this.spec = spec;
+    this.port = spec.port;
+    const workerRecovery = props.workerRecovery ?? true;
+    const replicas = props.replicas ?? spec.replicas;
+
+    const labels = {
+      [LABELS.name]: spec.name,
+      [LABELS.instance]: spec.name,
+      [LABELS.component]: 'backend',
+      [LABELS.partOf]: PART_OF,
+      [LABELS.dependency]: spec.dependency,
+    };
+    const faultState = Volume.fromEmptyDir(this, 'fault-state-volume', 'fault-state', {
+      sizeLimit: Size.mebibytes(1),
+    });
+
+    this.deployment = new Deployment(this, 'deployment', {
+      metadata: { name: spec.name, namespace: props.namespace, labels },
+      podMetadata: { labels, annotations: podAnnotations(spec.port, props.secret) },
+      replicas,
+      containers: [
+        serviceContainer({
+          name: spec.name,
+          image: props.image,
+          service: spec.name,
+          port: spec.port,
+          env: {
+            ...commonServiceEnv(props),
+            WORKER_RECOVERY: EnvValue.fromValue(workerRecovery ? 'on' : 'off'),
+          },
+          tmpVolume: tmpVolume(this),
+        }),
+        faultSidecarContainer({ image: props.image, stateVolume: faultState }),
+      ],
+    });
+
+    this.service = new Service(this, 'service', {
+      metadata: { name: spec.name, namespace: props.namespace, labels },
+      selector: this.deployment,
+      ports: [{ name: 'http', port: spec.port, targetPort: spec.port }],
+    });
+  }
+
+  /** Base URL the gateways call, by the Service's cluster DNS name within the namespace. */
+  get url(): string {
+    return `http://${this.service.name}:${this.service.port}`;
+  }
+}

@@ -1,0 +1,170 @@
+/**
+ * The Dockerfile, checked without a Docker engine: parsed and linted by BuildKit's own parser
+ * and linter (the checks of `docker build --check`, through kind/dockerfile-lint, built with
+ * Go from the Go module proxy), its build context computed from .dockerignore as the Docker
+ * CLI does, and what the image must hold checked against that context. What this cannot
+ * verify: that the base image exists, that apt and npm succeed, that the image runs — that
+ * needs a `docker build`, which the README leaves to the user.
+ */
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { container, find, synthLab } from './__fixtures__/manifests.ts';
+import { FAULT_SIDECAR_CONTAINER } from './fault-sidecar.ts';
+import { SERVICE_USER } from './service-container.ts';
+
+const REPO = path.join(import.meta.dirname, '..');
+const LINTER_SOURCE = path.join(REPO, 'kind', 'dockerfile-lint');
+
+interface LintReport {
+  readonly warnings: { rule: string; detail: string; line: number }[];
+  readonly error?: string;
+  readonly instructions: { instruction: string; original: string; line: number }[];
+  readonly context: string[];
+}
+
+// CI has Go (it builds k6 with it too), so there a missing Go is a failure, not a skip.
+const goMissing = spawnSync('go', ['version']).status !== 0 && !process.env.CI;
+if (goMissing)
+  console.log('skipping the Dockerfile checks: Go is not installed (they build kind/dockerfile-lint)');
+
+describe.skipIf(goMissing)('Dockerfile', () => {
+  const work = mkdtempSync(path.join(tmpdir(), 'dockerfile-lint-'));
+  const binary = path.join(work, 'dockerfile-lint');
+  let report: LintReport;
+
+  const lint = (dockerfile: string, contextDir = REPO): LintReport =>
+    JSON.parse(execFileSync(binary, [dockerfile, contextDir], { encoding: 'utf8' })) as LintReport;
+
+  beforeAll(() => {
+    // The first build downloads BuildKit's modules from the Go module proxy (about a minute);
+    // later ones come from Go's build cache.
+    execFileSync('go', ['build', '-o', binary, '.'], { cwd: LINTER_SOURCE, stdio: 'pipe', timeout: 600_000 });
+    report = lint(path.join(REPO, 'Dockerfile'));
+  }, 600_000);
+  afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+  const runtimeStage = () => {
+    const froms = report.instructions
+      .map((i, index) => (i.instruction === 'FROM' ? index : -1))
+      .filter((i) => i >= 0);
+    return report.instructions.slice(froms.at(-1));
+  };
+
+  it('has no lint warning and no error from BuildKit', () => {
+    expect(report.error ?? '').toBe('');
+    expect(report.warnings).toEqual([]);
+  });
+
+  it('would say so if it had: a careless Dockerfile gets warnings', () => {
+    const careless = path.join(work, 'Dockerfile.careless');
+    writeFileSync(careless, 'from node:20 as Build\nENV MODE dev\ncopy . .\nCMD node services/main.ts\n');
+    const rules = lint(careless).warnings.map((w) => w.rule);
+    expect(rules).toEqual(
+      expect.arrayContaining(['StageNameCasing', 'LegacyKeyValueFormat', 'JSONArgsRecommended']),
+    );
+  });
+
+  it('builds in stages, installing production dependencies only, as the lock file says', () => {
+    expect(report.instructions.filter((i) => i.instruction === 'FROM')).toHaveLength(2);
+    const install = report.instructions.find((i) => i.instruction === 'RUN' && i.original.includes('npm ci'));
+    expect(install?.original).toContain('--omit=dev');
+    expect(runtimeStage().some((i) => i.original.includes('COPY --from=deps /app/node_modules'))).toBe(true);
+    const version = /ARG NODE_VERSION=(\d+)\.(\d+)/.exec(report.instructions[0]?.original ?? '');
+    expect(version, 'ARG NODE_VERSION=<major>.<minor> first').not.toBeNull();
+    // package.json's engines: node >= 20.19.
+    expect(Number(version?.[1]) * 100 + Number(version?.[2])).toBeGreaterThanOrEqual(2019);
+  });
+
+  it('runs the services as the numeric non-root user the chart expects, the service as the argument', () => {
+    const stage = runtimeStage();
+    const users = stage.filter((i) => i.instruction === 'USER').map((i) => i.original);
+    expect(users).toEqual([`USER ${SERVICE_USER}:${SERVICE_USER}`]);
+    const entrypoint = stage
+      .find((i) => i.instruction === 'ENTRYPOINT')
+      ?.original.replace(/^ENTRYPOINT\s+/, '');
+    expect(JSON.parse(entrypoint ?? 'null')).toEqual(['node', '--import', 'tsx', 'services/main.ts']);
+    expect(
+      stage.some((i) => i.instruction === 'CMD'),
+      'no default service: the chart passes it',
+    ).toBe(false);
+  });
+
+  it('carries tc, nft and the fault sidecar under the name the chart runs', () => {
+    const stage = runtimeStage();
+    const apt = stage.find((i) => i.original.includes('apt-get install'));
+    expect(apt?.original).toMatch(/\biproute2\b/);
+    expect(apt?.original).toMatch(/\bnftables\b/);
+    const command = container(find(synthLab(), 'Deployment', 'coin'), FAULT_SIDECAR_CONTAINER).command[0];
+    expect(
+      stage.some(
+        (i) =>
+          i.instruction === 'COPY' &&
+          i.original.includes('--chmod=0755') &&
+          i.original.endsWith(` services/fault-sidecar/fault-sidecar.sh /usr/local/bin/${command}`),
+      ),
+    ).toBe(true);
+  });
+
+  it('sends a build context of the services and the package files, without tests, fixtures or state', () => {
+    const context = new Set(report.context);
+    for (const needed of ['package.json', 'package-lock.json', 'services/main.ts', 'services/topology.ts']) {
+      expect(context.has(needed), needed).toBe(true);
+    }
+    for (const file of report.context) {
+      expect(file, 'only package files, tsconfig.json and services/').toMatch(
+        /^(package\.json|package-lock\.json|tsconfig\.json|services\/.+)$/,
+      );
+      expect(file).not.toMatch(/\.test\.ts$|__fixtures__|node_modules/);
+    }
+    // Every source a COPY takes from the context is in it.
+    for (const copy of report.instructions.filter(
+      (i) => i.instruction === 'COPY' && !i.original.includes('--from'),
+    )) {
+      const words = copy.original
+        .split(/\s+/)
+        .slice(1)
+        .filter((w) => !w.startsWith('--'));
+      for (const source of words.slice(0, -1)) {
+        const inContext = context.has(source) || report.context.some((f) => f.startsWith(`${source}/`));
+        expect(inContext, `${copy.original}: ${source} is in the build context`).toBe(true);
+      }
+    }
+  });
+
+  it('holds everything services/main.ts imports, from the context or the production dependencies', () => {
+    const context = new Set(report.context);
+    const pkg = JSON.parse(readFileSync(path.join(REPO, 'package.json'), 'utf8'));
+    const production = new Set(Object.keys(pkg.dependencies ?? {}));
+    const seen = new Set<string>();
+    const queue = ['services/main.ts'];
+    const packages = new Set<string>();
+    while (queue.length > 0) {
+      const file = queue.pop() as string;
+      if (seen.has(file)) continue;
+      seen.add(file);
+      expect(context.has(file), `${file} (imported by the services) is in the build context`).toBe(true);
+      const source = readFileSync(path.join(REPO, file), 'utf8');
+      for (const match of source.matchAll(/(?:from\s+|import\s*\(\s*)'([^']+)'/g)) {
+        const specifier = match[1] as string;
+        if (specifier.startsWith('.')) {
+          const target = path.posix.normalize(path.posix.join(path.posix.dirname(file), specifier));
+          expect(existsSync(path.join(REPO, target)), `${file} imports ${specifier}`).toBe(true);
+          queue.push(target);
+        } else if (!specifier.startsWith('node:')) {
+          packages.add(
+            specifier.startsWith('@')
+              ? specifier.split('/').slice(0, 2).join('/')
+              : (specifier.split('/')[0] as string),
+          );
+        }
+      }
+    }
+    expect(seen.size).toBeGreaterThan(10);
+    for (const name of packages)
+      expect(production.has(name), `${name} is a production dependency`).toBe(true);
+    expect(production.has('tsx'), 'tsx runs the services in the image').toBe(true);
+  });
+});

@@ -1,0 +1,293 @@
+/**
+ * The fault sidecar's lease keeper, run for real by /bin/sh: with a `tc` stand-in first on
+ * PATH that records its calls (this kernel has no sch_netem), and once with the real tc in a
+ * network namespace of its own.
+ */
+import { type ChildProcess, execFile, spawn, spawnSync } from 'node:child_process';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { eventually } from '../../test/e2e/helpers.ts';
+
+const SCRIPT = path.join(import.meta.dirname, 'fault-sidecar.sh');
+const TC_SHIM = path.join(import.meta.dirname, '__fixtures__', 'tc');
+
+interface Run {
+  readonly code: number;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+interface Status {
+  readonly dev: string;
+  readonly lease: { expiresAt: number; remainingSeconds: number; netem: string } | null;
+  readonly netemQdisc: boolean;
+  readonly qdisc: string;
+}
+
+let work: string;
+let env: NodeJS.ProcessEnv;
+let keeper: ChildProcess | undefined;
+
+function sidecar(args: readonly string[], extraEnv: NodeJS.ProcessEnv = {}): Promise<Run> {
+  return new Promise((resolve) => {
+    execFile(
+      '/bin/sh',
+      [SCRIPT, ...args],
+      { env: { ...env, ...extraEnv }, timeout: 20_000 },
+      (err, stdout, stderr) => {
+        const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0;
+        resolve({ code, stdout, stderr });
+      },
+    );
+  });
+}
+
+async function status(): Promise<Status> {
+  const run = await sidecar(['status']);
+  expect(run.code, run.stderr).toBe(0);
+  return JSON.parse(run.stdout) as Status;
+}
+
+function tcCalls(): string[] {
+  const log = path.join(work, 'tc.log');
+  return existsSync(log) ? readFileSync(log, 'utf8').trim().split('\n').filter(Boolean) : [];
+}
+
+function startKeeper(): { exited: Promise<number | null>; stderr: () => string } {
+  const child = spawn('/bin/sh', [SCRIPT, 'run'], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+  keeper = child;
+  let stderr = '';
+  child.stderr?.on('data', (chunk: Buffer) => {
+    stderr += chunk.toString();
+  });
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  return { exited, stderr: () => stderr };
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+beforeEach(() => {
+  work = mkdtempSync(path.join(tmpdir(), 'fault-sidecar-'));
+  const bin = path.join(work, 'bin');
+  mkdirSync(bin);
+  copyFileSync(TC_SHIM, path.join(bin, 'tc'));
+  chmodSync(path.join(bin, 'tc'), 0o755);
+  env = {
+    PATH: `${bin}:${process.env.PATH ?? '/usr/bin:/bin'}`,
+    FAULT_STATE_DIR: path.join(work, 'state'),
+    FAULT_POLL_SECONDS: '0.1',
+    TC_SHIM_LOG: path.join(work, 'tc.log'),
+    TC_SHIM_STATE: path.join(work, 'qdisc'),
+  };
+});
+
+afterEach(async () => {
+  if (keeper && keeper.exitCode === null && keeper.signalCode === null) {
+    const gone = new Promise((r) => keeper?.once('exit', r));
+    keeper.kill('SIGKILL');
+    await gone;
+  }
+  keeper = undefined;
+  rmSync(work, { recursive: true, force: true });
+});
+
+describe('fault-sidecar apply', { timeout: 30_000 }, () => {
+  it('replaces the root qdisc of eth0 with netem and takes a lease', async () => {
+    const before = Math.floor(Date.now() / 1000);
+    const run = await sidecar(['apply', '--for', '10s', 'delay', '400ms', '20ms']);
+    expect(run.code, run.stderr).toBe(0);
+    expect(tcCalls()).toContain('qdisc replace dev eth0 root netem delay 400ms 20ms');
+    const printed = JSON.parse(run.stdout) as Status;
+    expect(printed.netemQdisc).toBe(true);
+    expect(printed.lease?.netem).toBe('delay 400ms 20ms');
+    expect(printed.lease?.expiresAt).toBeGreaterThanOrEqual(before + 10);
+    expect(printed.lease?.expiresAt).toBeLessThanOrEqual(Math.floor(Date.now() / 1000) + 10);
+  });
+
+  it('takes the interface from FAULT_DEV', async () => {
+    const run = await sidecar(['apply', '--for', '1m', 'loss', '20%'], { FAULT_DEV: 'net1' });
+    expect(run.code, run.stderr).toBe(0);
+    expect(tcCalls()).toContain('qdisc replace dev net1 root netem loss 20%');
+  });
+
+  it("propagates a failing tc's exit status, says why, and keeps no lease", async () => {
+    const run = await sidecar(['apply', '--for', '10s', 'delay', '100ms'], {
+      TC_SHIM_FAIL: 'Error: Specified qdisc kind is unknown.',
+    });
+    expect(run.code).toBe(2);
+    expect(run.stderr).toContain(
+      'fault-sidecar: tc qdisc replace dev eth0 root netem delay 100ms failed (exit 2): Error: Specified qdisc kind is unknown.',
+    );
+    expect(run.stderr).toContain('no sch_netem');
+    expect((await status()).lease).toBeNull();
+  });
+
+  it('keeps the lease of the fault still in place when replacing it fails', async () => {
+    expect((await sidecar(['apply', '--for', '30s', 'delay', '100ms'])).code).toBe(0);
+    const failed = await sidecar(['apply', '--for', '30s', 'delay', '200ms'], {
+      TC_SHIM_FAIL: 'RTNETLINK answers: Operation not permitted',
+      TC_SHIM_EXIT: '2',
+    });
+    expect(failed.code).toBe(2);
+    expect(failed.stderr).toContain('NET_ADMIN');
+    const after = await status();
+    expect(after.netemQdisc).toBe(true);
+    expect(after.lease?.netem).toBe('delay 100ms');
+  });
+
+  it.each([
+    [['apply', 'delay', '100ms'], 'apply needs --for <duration> first'],
+    [['apply', '--for', '0s', 'delay', '100ms'], '--for 0s is out of range'],
+    [['apply', '--for', '2h', 'delay', '100ms'], '--for 2h is invalid'],
+    [['apply', '--for', '10s'], 'apply needs netem parameters'],
+    [['apply', '--for', '10s', 'delay', '1ms;reboot'], 'netem parameter "1ms;reboot" is invalid'],
+    [['renew'], 'renew needs --for <duration>'],
+    [['launch'], 'unknown command "launch"'],
+  ])('refuses %j with exit 2 and calls no tc', async (args, message) => {
+    const run = await sidecar(args);
+    expect(run.code).toBe(2);
+    expect(run.stderr).toContain(message);
+    expect(tcCalls()).toEqual([]);
+  });
+});
+
+describe('fault-sidecar renew and clear', { timeout: 30_000 }, () => {
+  it('renew moves the expiry of the applied fault', async () => {
+    const applied = JSON.parse((await sidecar(['apply', '--for', '5s', 'delay', '50ms'])).stdout) as Status;
+    const renewed = await sidecar(['renew', '--for', '60s']);
+    expect(renewed.code, renewed.stderr).toBe(0);
+    const after = JSON.parse(renewed.stdout) as Status;
+    expect(after.lease?.netem).toBe('delay 50ms');
+    expect(after.lease?.expiresAt).toBeGreaterThanOrEqual((applied.lease?.expiresAt ?? 0) + 55);
+  });
+
+  it('renew with nothing applied exits 3 and says so', async () => {
+    const run = await sidecar(['renew', '--for', '10s']);
+    expect(run.code).toBe(3);
+    expect(run.stderr).toContain('nothing to renew: no fault is applied on eth0');
+  });
+
+  it('clear removes the qdisc and the lease, and is a no-op the second time', async () => {
+    await sidecar(['apply', '--for', '30s', 'delay', '50ms']);
+    const cleared = await sidecar(['clear']);
+    expect(cleared.code, cleared.stderr).toBe(0);
+    expect(tcCalls()).toContain('qdisc del dev eth0 root');
+    expect(JSON.parse(cleared.stdout)).toMatchObject({ lease: null, netemQdisc: false });
+    const again = await sidecar(['clear']);
+    expect(again.code, again.stderr).toBe(0);
+    expect(tcCalls().filter((c) => c.startsWith('qdisc del'))).toHaveLength(1);
+  });
+});
+
+// Real processes on a shared two-core machine: generous time limits, never speed assertions.
+describe('fault-sidecar run (the lease keeper)', { timeout: 30_000 }, () => {
+  it('removes the fault once its lease has run out', async () => {
+    const { stderr } = startKeeper();
+    expect((await sidecar(['apply', '--for', '1s', 'delay', '300ms'])).code).toBe(0);
+    await eventually(
+      'the keeper to remove the expired fault',
+      async () => {
+        const now = await status();
+        return now.lease === null && !now.netemQdisc ? now : undefined;
+      },
+      10_000,
+      100,
+    );
+    expect(tcCalls()).toContain('qdisc del dev eth0 root');
+    expect(stderr()).toContain('lease expired: removing netem delay 300ms from eth0');
+  });
+
+  it('leaves a fault alone while its lease runs, and a renewed one past its first expiry', async () => {
+    startKeeper();
+    await sidecar(['apply', '--for', '1s', 'delay', '300ms']);
+    expect((await sidecar(['renew', '--for', '60s'])).code).toBe(0);
+    // Many polls (every 0.1 s) past the first lease's end: the renewed lease must hold.
+    await sleep(2_500);
+    const now = await status();
+    expect(now.netemQdisc).toBe(true);
+    expect(now.lease?.netem).toBe('delay 300ms');
+    expect(tcCalls().some((c) => c.startsWith('qdisc del'))).toBe(false);
+  });
+
+  it('removes the fault when it is stopped with SIGTERM, and exits 0', async () => {
+    const { exited, stderr } = startKeeper();
+    await sidecar(['apply', '--for', '60s', 'loss', '10%']);
+    await eventually(
+      'the keeper to start',
+      () => (stderr().includes('keeping leases') ? true : undefined),
+      5_000,
+      50,
+    );
+    keeper?.kill('SIGTERM');
+    expect(await exited).toBe(0);
+    expect(stderr()).toContain('stopping: removing the fault from eth0');
+    expect(await status()).toMatchObject({ lease: null, netemQdisc: false });
+  });
+
+  it('removes a netem qdisc that has no lease (left by an apply that died)', async () => {
+    // As if `apply` had been killed after tc ran and the lease file were lost.
+    spawnSync('tc', ['qdisc', 'replace', 'dev', 'eth0', 'root', 'netem', 'delay', '1s'], { env });
+    expect((await status()).netemQdisc).toBe(true);
+    const { stderr } = startKeeper();
+    await eventually(
+      'the keeper to remove the leaseless qdisc',
+      async () => ((await status()).netemQdisc ? undefined : true),
+      10_000,
+      100,
+    );
+    expect(stderr()).toContain('netem on eth0 without a lease: removing it');
+  });
+});
+
+describe('fault-sidecar with the real tc, in a network namespace of its own', { timeout: 30_000 }, () => {
+  const unshare = spawnSync('unshare', ['-n', 'true']);
+  const reason =
+    process.getuid?.() !== 0
+      ? 'needs root to create a network namespace'
+      : unshare.status !== 0
+        ? `unshare -n does not work here: ${unshare.stderr.toString().trim()}`
+        : undefined;
+  if (reason) console.log(`skipping the real-tc test: ${reason}`);
+
+  it.skipIf(reason !== undefined)(
+    'applies netem on lo where the kernel has sch_netem, and says what is missing where not',
+    () => {
+      const realEnv = { ...process.env, FAULT_DEV: 'lo', FAULT_STATE_DIR: path.join(work, 'state') };
+      const script = `sh ${JSON.stringify(SCRIPT)} apply --for 30s delay 100ms; echo "apply=$?"; sh ${JSON.stringify(SCRIPT)} status; sh ${JSON.stringify(SCRIPT)} clear >/dev/null; echo "clear=$?"; sh ${JSON.stringify(SCRIPT)} status`;
+      const run = spawnSync('unshare', ['-n', 'sh', '-c', script], {
+        env: realEnv,
+        encoding: 'utf8',
+        timeout: 20_000,
+      });
+      const lines = run.stdout.trim().split('\n');
+      const applyCode = Number(lines.find((l) => l.startsWith('apply='))?.slice(6));
+      const finalStatus = JSON.parse(lines.at(-1) ?? '{}') as Status;
+      if (applyCode === 0) {
+        // A kernel with sch_netem: the qdisc was really there, and clear really removed it.
+        expect(run.stdout).toContain('"netemQdisc":true');
+        expect(lines).toContain('clear=0');
+      } else {
+        expect(applyCode).toBe(2);
+        expect(run.stderr).toContain('Specified qdisc kind is unknown');
+        expect(run.stderr).toContain("the node's kernel has no sch_netem module");
+      }
+      expect(finalStatus).toMatchObject({ dev: 'lo', lease: null, netemQdisc: false });
+    },
+  );
+});
+
+describe('fault-sidecar.sh as POSIX sh', () => {
+  const shellcheck = spawnSync('shellcheck', ['--version']);
+  // CI installs shellcheck (.ci/run), so there a missing one is a failure, not a skip.
+  const missing = shellcheck.status !== 0 && !process.env.CI;
+  if (missing)
+    console.log('skipping the shellcheck test: shellcheck is not installed (apt-get install shellcheck)');
+
+  it.skipIf(missing)('passes shellcheck for sh, and so does the tc stand-in', () => {
+    const run = spawnSync('shellcheck', ['--shell=sh', SCRIPT, TC_SHIM], { encoding: 'utf8' });
+    expect(run.stdout + run.stderr).toBe('');
+    expect(run.status).toBe(0);
+  });
+});
