@@ -5,7 +5,9 @@
  * - the load generator's achieved rate against the asked one, step by step, and its ceiling
  *   (the highest asked rate it kept up with) against a trivial server in another process;
  * - the fault proxy's own added latency at p50/p99, with no fault in force;
- * - the resilient gateway's baseline p50/p99 at the catalog's rate, on a real local lab.
+ * - the resilient gateway's baseline p50/p99 at the catalog's rate, on a real local lab;
+ * - the two load drivers (built-in and k6) on one real lab at baseline: p50/p99 of each and the differences
+ *   (skipped, and said so, when k6 is not installed).
  *
  * Options: `--quick` (shorter steps, for a smoke run), `--out FILE`.
  */
@@ -17,8 +19,11 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { measureProxyOverhead } from '../../services/fault-proxy/overhead.ts';
+import { STRATEGIES } from '../../services/topology.ts';
 import { ENDPOINT_PATHS } from '../load/endpoints.ts';
 import { createLoadGenerator, type TargetStats } from '../load/generator.ts';
+import { findK6 } from '../load/k6-binary.ts';
+import { createK6Generator } from '../load/k6-driver.ts';
 import { findFreePortBase } from '../port-check.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -125,7 +130,8 @@ async function generatorCeiling(
   return { steps, ceilingRps: kept.at(-1)?.askedRps ?? 0, reached: steps.some((s) => !keptUp(s)) };
 }
 
-async function resilientBaseline(quick: boolean): Promise<{ rate: number; seconds: number; stats: object }> {
+/** Starts a local lab of its own, hands `fn` the gateways' URLs, and always stops the lab. */
+async function withLab<T>(fn: (gateways: Record<string, string>) => Promise<T>): Promise<T> {
   const home = mkdtempSync(join(tmpdir(), 'chaos-lab-bench-'));
   const env = { ...process.env, CHAOS_LAB_HOME: home };
   const portBase = await findFreePortBase();
@@ -140,7 +146,18 @@ async function resilientBaseline(quick: boolean): Promise<{ rate: number; second
   );
   try {
     const { stdout } = await run(process.execPath, [CLI, 'status', '--json'], { env });
-    const url = (JSON.parse(stdout) as { gateways: Record<string, string> }).gateways.resilient;
+    return await fn((JSON.parse(stdout) as { gateways: Record<string, string> }).gateways);
+  } finally {
+    await run(process.execPath, [CLI, 'down'], { env, timeout: 60_000 }).catch((err: Error) =>
+      log(`  warning: chaos-lab down failed: ${err.message}`),
+    );
+    rmSync(home, { recursive: true, force: true });
+  }
+}
+
+async function resilientBaseline(quick: boolean): Promise<{ rate: number; seconds: number; stats: object }> {
+  return withLab(async (gateways) => {
+    const url = gateways.resilient;
     if (!url) throw new Error('the lab reported no resilient gateway');
     const seconds = quick ? 5 : 20;
     const gen = createLoadGenerator({
@@ -168,12 +185,117 @@ async function resilientBaseline(quick: boolean): Promise<{ rate: number; second
       `  resilient at ${CATALOG_RATE} rps for ${seconds}s: p50 ${figures.p50Ms} ms, p99 ${figures.p99Ms} ms, success ${figures.successRate}`,
     );
     return { rate: CATALOG_RATE, seconds, stats: figures };
-  } finally {
-    await run(process.execPath, [CLI, 'down'], { env, timeout: 60_000 }).catch((err: Error) =>
-      log(`  warning: chaos-lab down failed: ${err.message}`),
-    );
-    rmSync(home, { recursive: true, force: true });
+  });
+}
+
+interface DriverFigures {
+  readonly requests: number;
+  readonly achievedRps: number;
+  readonly successRate: number | null;
+  readonly p50Ms: number | null;
+  readonly p99Ms: number | null;
+  readonly fellBehind: boolean;
+}
+
+/**
+ * The built-in generator and k6 (experiments/load/video-page.ts, as `--driver k6` runs it) on the same lab
+ * at baseline: p50 and p99 per gateway, and the differences (k6 minus built-in). Two set-ups:
+ *   - `threeGateways`: as a run drives them, the three gateways at once at the catalog's rate;
+ *   - `resilientOnly`: the resilient gateway alone, so the built-in generator's habit of sending to every
+ *     gateway at the same instant (three fan-outs hitting the same backends together) plays no part.
+ * Each set-up runs builtin, k6, k6, builtin after an unmeasured warm-up, so neither driver always meets the
+ * colder lab; a driver's figure is the mean of its two runs. k6 measures from the actual send, the built-in
+ * generator from the intended send time.
+ */
+async function driverAgreement(quick: boolean): Promise<object> {
+  const k6 = await findK6().catch((error: Error) => error);
+  if (k6 instanceof Error) {
+    log(`  skipped: ${k6.message}`);
+    return { skipped: k6.message };
   }
+  const seconds = quick ? 5 : 20;
+  return withLab(async (gateways) => {
+    const targetsOf = (names: readonly string[]) =>
+      names.map((name) => ({ name, url: gateways[name] as string }));
+    const measure = async (
+      driver: 'builtin' | 'k6',
+      names: readonly string[],
+      measuredSeconds: number,
+    ): Promise<Record<string, DriverFigures>> => {
+      const options = {
+        targets: targetsOf(names),
+        rate: CATALOG_RATE,
+        path: ENDPOINT_PATHS.video,
+        timeoutMs: 2_000,
+      };
+      const gen =
+        driver === 'builtin'
+          ? createLoadGenerator(options)
+          : createK6Generator({ ...options, k6, plannedDurationMs: (measuredSeconds + 3) * 1_000 });
+      gen.start('warmup');
+      // k6 takes about half a second to send its first request; the warm-up covers it.
+      await sleep(3_000);
+      gen.mark('measure');
+      await sleep(measuredSeconds * 1_000);
+      const summary = await gen.stop();
+      const window = summary.windows.find((w) => w.name === 'measure');
+      if (!window) throw new Error(`the ${driver} driver recorded no measurement window`);
+      return Object.fromEntries(
+        names.map((name) => {
+          const stats = window.targets[name] as TargetStats;
+          return [
+            name,
+            {
+              requests: stats.requests,
+              achievedRps: round(stats.achievedRps),
+              successRate: stats.successRate,
+              p50Ms: stats.latencyMs ? round(stats.latencyMs.p50) : null,
+              p99Ms: stats.latencyMs ? round(stats.latencyMs.p99) : null,
+              fellBehind: stats.fellBehind,
+            },
+          ];
+        }),
+      );
+    };
+    const mean = (runs: readonly Record<string, DriverFigures>[], name: string) => {
+      const of = (pick: (f: DriverFigures) => number | null) => {
+        const values = runs.map((r) => (r[name] ? pick(r[name]) : null));
+        return values.some((v) => v === null)
+          ? null
+          : round((values as number[]).reduce((a, b) => a + b, 0) / values.length);
+      };
+      return {
+        p50Ms: of((f) => f.p50Ms),
+        p99Ms: of((f) => f.p99Ms),
+        fellBehind: runs.some((r) => r[name]?.fellBehind),
+      };
+    };
+    await measure('builtin', STRATEGIES, quick ? 2 : 5);
+    const setups = { threeGateways: STRATEGIES, resilientOnly: ['resilient'] } as const;
+    const results: Record<string, object> = {};
+    for (const [setup, names] of Object.entries(setups)) {
+      log(`  ${setup}: builtin, k6, k6, builtin — ${seconds}s measured each`);
+      const b1 = await measure('builtin', names, seconds);
+      const k1 = await measure('k6', names, seconds);
+      const k2 = await measure('k6', names, seconds);
+      const b2 = await measure('builtin', names, seconds);
+      const perGateway = Object.fromEntries(
+        names.map((name) => {
+          const a = mean([b1, b2], name);
+          const b = mean([k1, k2], name);
+          const diff = (x: number | null, y: number | null) =>
+            x === null || y === null ? null : round(y - x);
+          const d = { p50Ms: diff(a.p50Ms, b.p50Ms), p99Ms: diff(a.p99Ms, b.p99Ms) };
+          log(
+            `    ${name.padEnd(9)} builtin p50 ${a.p50Ms} ms p99 ${a.p99Ms} ms · k6 p50 ${b.p50Ms} ms p99 ${b.p99Ms} ms · k6 − builtin p50 ${d.p50Ms} ms p99 ${d.p99Ms} ms${a.fellBehind || b.fellBehind ? '  FELL BEHIND' : ''}`,
+          );
+          return [name, { builtin: a, k6: b, difference: d }];
+        }),
+      );
+      results[setup] = { runs: { builtin: [b1, b2], k6: [k1, k2] }, perGateway };
+    }
+    return { rate: CATALOG_RATE, seconds, k6Version: k6.version, ...results };
+  });
 }
 
 function sleep(ms: number): Promise<void> {
@@ -212,6 +334,9 @@ async function main(): Promise<void> {
   log('resilient gateway: baseline on a real local lab');
   const gateway = await resilientBaseline(args.quick);
 
+  log(`driver agreement: the built-in generator and k6 at ${CATALOG_RATE} rps to each gateway, at baseline`);
+  const drivers = await driverAgreement(args.quick);
+
   const figures = {
     at: new Date().toISOString(),
     quick: args.quick,
@@ -220,6 +345,7 @@ async function main(): Promise<void> {
     generator,
     proxy,
     gateway,
+    drivers,
   };
   mkdirSync(dirname(args.out), { recursive: true });
   writeFileSync(args.out, `${JSON.stringify(figures, null, 2)}\n`);

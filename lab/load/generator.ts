@@ -52,6 +52,16 @@ export interface LoadGeneratorOptions {
   readonly random?: () => number;
   /** @default HTTP with an undici Pool per target, `maxInFlight` connections each */
   readonly transport?: Transport;
+  /**
+   * How long the caller means to drive load, for a driver that must be told up front (k6 is started with a
+   * duration); `stop` still ends the load. The built-in generator runs until `stop`. @default none
+   */
+  readonly plannedDurationMs?: number;
+  /**
+   * Called once if the load cannot go on (the k6 process died): the caller should end the run as failed and
+   * still call `stop` for what was measured. The built-in generator runs in-process and never calls it.
+   */
+  readonly onFailure?: (error: Error) => void;
 }
 
 /** One target over a stretch of time. */

@@ -15,6 +15,7 @@ import type {
   PhaseResult,
   RunResult,
   ServiceCounters,
+  TimeseriesPoint,
   VariantRun,
 } from '../runner/result.ts';
 import {
@@ -95,13 +96,20 @@ ${leftovers(result)}
 <dl class="facts">
 <div><dt>Status</dt><dd><span class="badge status-${result.status}">${result.status}</span></dd></div>
 <div><dt>Target</dt><dd>${result.target}</dd></div>
-<div><dt>Load</dt><dd>${loadText(result.load)} <span class="muted">(${result.driver} driver)</span></dd></div>
+<div><dt>Load</dt><dd>${loadText(result.load)} <span class="muted">(${driverText(result)})</span></dd></div>
 <div><dt>Started</dt><dd>${formatDateTime(result.startedAt)}</dd></div>
 <div><dt>Finished</dt><dd>${formatDateTime(result.finishedAt)}${elapsed === null ? null : html` <span class="muted">(${formatElapsed(elapsed)})</span>`}</dd></div>
 <div><dt>Run id</dt><dd class="mono">${result.runId}</dd></div>
 <div><dt>Experiment file</dt><dd class="mono">${result.experiment.file}</dd></div>
 </dl>
 </header>`;
+}
+
+/** Which driver measured, and so from when its latencies run. */
+function driverText(result: RunResult): string {
+  return result.driver === 'k6'
+    ? `measured by k6${result.k6Version ? ` ${result.k6Version}` : ''}: latency from the actual send`
+    : 'measured by the built-in generator: latency from the intended send time';
 }
 
 function loadText(load: RunResult['load'] | undefined): string {
@@ -272,9 +280,50 @@ function charts(
     min: 0,
     max: Math.max(lastPhaseEnd, lastSecond, 1),
   };
+  const { latency, rates } = gatewayCharts({
+    id,
+    label: run.variant,
+    timeseries: run.timeseries,
+    bands,
+    x,
+    gateways,
+    color,
+  });
+  return html`<figure>
+<figcaption>Latency over time</figcaption>
+${latency}
+</figure>
+<figure>
+<figcaption>Success and degraded pages over time</figcaption>
+${rates}
+</figure>`;
+}
+
+/** What the two charts over time need: the report's variant, or the live page's state (lab/live). */
+export interface GatewayChartsInput {
+  /** Unique within the page: prefixes each chart's internal ids. */
+  readonly id: string;
+  /** What the charts' accessible titles name: the variant. */
+  readonly label: string;
+  readonly timeseries: readonly TimeseriesPoint[];
+  readonly bands: readonly ChartBand[];
+  readonly x: { readonly title: string; readonly min: number; readonly max: number };
+  readonly gateways: readonly string[];
+  readonly color: (gateway: string) => string;
+  /** Each chart's viewBox. @default lineChart's */
+  readonly size?: { readonly width: number; readonly height: number };
+}
+
+/**
+ * Latency (p99 and p50) and success/degraded rates per gateway over time, with the bands shaded. Shared
+ * with the live page, so the room watches the very series the report will show.
+ */
+export function gatewayCharts(input: GatewayChartsInput): { latency: Markup; rates: Markup } {
+  const { id, gateways, color, x, bands } = input;
+  const size = input.size ?? {};
   // Each measurement covers one second [t, t+1): drawn at its middle, so a step lines up with its phase.
   const points = (gateway: string, pick: (s: GatewaySecond) => number | null) =>
-    run.timeseries.map((s) => {
+    input.timeseries.map((s) => {
       const g = lookup<GatewaySecond>(s.gateways, gateway);
       return { x: s.t + 0.5, y: g === undefined ? null : pick(g) };
     });
@@ -314,45 +363,42 @@ function charts(
   const gatewayLegend: LegendEntry[] = gateways.map((g) => ({ label: g, color: color(g), width: 5 }));
   const grey = '#59616b';
 
-  return html`<figure>
-<figcaption>Latency over time</figcaption>
-${lineChart({
-  id: `${id}-latency`,
-  title: `Latency p99 and p50 per gateway over time, ${run.variant}`,
-  x: { ...x, hoverFormat: hoverX },
-  y: { title: 'latency, ms (log scale)', scale: 'log', format: formatMsTick, hoverFormat: formatMs },
-  series: latencySeries,
-  bands,
-  legend: [
-    ...gatewayLegend,
-    { label: 'p99', color: grey, width: 4 },
-    { label: 'p50', color: grey, width: 2, dash: '8 7' },
-  ],
-})}
-</figure>
-<figure>
-<figcaption>Success and degraded pages over time</figcaption>
-${lineChart({
-  id: `${id}-rates`,
-  title: `Success rate and degraded rate per gateway over time, ${run.variant}`,
-  x: { ...x, hoverFormat: hoverX },
-  // A little beyond 0–100%, so lines at 0% and 100% are not drawn on the plot's edges.
-  y: {
-    title: 'share of requests, %',
-    min: -0.03,
-    max: 1.04,
-    format: (v) => `${Math.round(v * 100)}%`,
-    hoverFormat: formatShare,
-  },
-  series: rateSeries,
-  bands,
-  legend: [
-    ...gatewayLegend,
-    { label: 'success', color: grey, width: 4 },
-    { label: 'degraded', color: grey, width: 2.5, dash: '3 7' },
-  ],
-})}
-</figure>`;
+  const latency = lineChart({
+    ...size,
+    id: `${id}-latency`,
+    title: `Latency p99 and p50 per gateway over time, ${input.label}`,
+    x: { ...x, hoverFormat: hoverX },
+    y: { title: 'latency, ms (log scale)', scale: 'log', format: formatMsTick, hoverFormat: formatMs },
+    series: latencySeries,
+    bands,
+    legend: [
+      ...gatewayLegend,
+      { label: 'p99', color: grey, width: 4 },
+      { label: 'p50', color: grey, width: 2, dash: '8 7' },
+    ],
+  });
+  const rates = lineChart({
+    ...size,
+    id: `${id}-rates`,
+    title: `Success rate and degraded rate per gateway over time, ${input.label}`,
+    x: { ...x, hoverFormat: hoverX },
+    // A little beyond 0–100%, so lines at 0% and 100% are not drawn on the plot's edges.
+    y: {
+      title: 'share of requests, %',
+      min: -0.03,
+      max: 1.04,
+      format: (v) => `${Math.round(v * 100)}%`,
+      hoverFormat: formatShare,
+    },
+    series: rateSeries,
+    bands,
+    legend: [
+      ...gatewayLegend,
+      { label: 'success', color: grey, width: 4 },
+      { label: 'degraded', color: grey, width: 2.5, dash: '3 7' },
+    ],
+  });
+  return { latency, rates };
 }
 
 function formatSecond(value: number): string {
@@ -539,7 +585,7 @@ function ordered(names: readonly string[], canonical: readonly string[]): string
   ];
 }
 
-function colorFor(gateways: readonly string[]): (gateway: string) => string {
+export function colorFor(gateways: readonly string[]): (gateway: string) => string {
   const others = gateways.filter((g) => GATEWAY_COLORS[g] === undefined);
   return (gateway) =>
     GATEWAY_COLORS[gateway] ?? OTHER_COLORS[Math.max(0, others.indexOf(gateway)) % OTHER_COLORS.length]!;

@@ -33,6 +33,10 @@ export type FaultKind = (typeof FAULT_KINDS)[number];
 export const ENDPOINTS = Object.keys(ENDPOINT_PATHS) as [EndpointName, ...EndpointName[]];
 export type Endpoint = EndpointName;
 
+/** What drives the load: the built-in open-model generator, or k6 running experiments/load/video-page.ts. */
+export const DRIVERS = ['builtin', 'k6'] as const;
+export type Driver = (typeof DRIVERS)[number];
+
 export const OPERATORS = ['>=', '<=', '==', '>', '<'] as const;
 export type Operator = (typeof OPERATORS)[number];
 
@@ -302,6 +306,14 @@ const LoadSchema = z
         LIMITS.timeoutMs,
         'A request not answered within this is counted as a timeout (default 2s).',
       ).optional(),
+      driver: z
+        .enum(DRIVERS, expecting(oneOf(DRIVERS)))
+        .optional()
+        .describe(
+          'What drives the load (default builtin): builtin = the built-in generator, latency from the ' +
+            'intended send time; k6 = k6 v2 running experiments/load/video-page.ts, latency from the actual ' +
+            'send. `chaos-lab run --driver` overrides it.',
+        ),
     },
     expecting('a load mapping such as { rate: 50, endpoint: video }'),
   )

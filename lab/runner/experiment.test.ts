@@ -173,13 +173,24 @@ describe('parseExperiment', () => {
     ]);
   });
 
+  it('reads the load driver: builtin unless the file says k6', () => {
+    expect(parseExperiment(EXAMPLE, 'exp.yaml').load.driver).toBe('builtin');
+    const k6 = edit('load: { rate: 50, endpoint: video }', 'load: { rate: 50, endpoint: video, driver: k6 }');
+    expect(parseExperiment(k6, 'exp.yaml').load.driver).toBe('k6');
+    expect(
+      problems(
+        edit('load: { rate: 50, endpoint: video }', 'load: { rate: 50, endpoint: video, driver: k7 }'),
+      ),
+    ).toEqual(['exp.yaml:3:44: load.driver: got "k7"; expected one of builtin, k6']);
+  });
+
   it('rejects an unknown key where it is written, suggesting the likely one', () => {
     expect(
       problems(
         edit('load: { rate: 50, endpoint: video }', 'load: { rate: 50, endpoint: video, timout: 2s }'),
       ),
     ).toEqual([
-      'exp.yaml:3:36: load.timout: unknown key "timout" (did you mean "timeout"?); expected one of rate, endpoint, timeout',
+      'exp.yaml:3:36: load.timout: unknown key "timout" (did you mean "timeout"?); expected one of rate, endpoint, timeout, driver',
     ]);
     expect(problems(`${EXAMPLE}duration: 1m\n`)).toEqual([
       'exp.yaml:17:1: duration: unknown key "duration"; expected one of name, description, load, gateways, variants, phases, claims',

@@ -21,6 +21,7 @@ import {
 import { parseDuration } from '../duration.ts';
 import {
   comparisonPattern,
+  type Driver,
   type Endpoint,
   type ExperimentFile,
   ExperimentFileSchema,
@@ -40,6 +41,8 @@ import {
 
 export { DurationError, formatDuration, parseDuration } from '../duration.ts';
 export {
+  DRIVERS,
+  type Driver,
   DURATION_EXPECTED,
   ENDPOINTS,
   type Endpoint,
@@ -69,6 +72,8 @@ export interface Experiment {
     readonly endpoint: Endpoint;
     /** @default 2000 */
     readonly timeoutMs: number;
+    /** @default builtin */
+    readonly driver: Driver;
   };
   /** @default every strategy */
   readonly gateways: readonly Strategy[];
@@ -518,6 +523,7 @@ function toExperiment(file: ExperimentFile, fileName: string): Experiment {
       endpoint: file.load.endpoint,
       timeoutMs:
         file.load.timeout === undefined ? LIMITS.timeoutMs.default : parseDuration(file.load.timeout),
+      driver: file.load.driver ?? 'builtin',
     },
     gateways: file.gateways ?? [...STRATEGIES],
     variants,

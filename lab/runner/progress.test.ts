@@ -136,5 +136,9 @@ describe('summaryLines', () => {
       'verdict: violated — 1 of 2 claims did not hold',
       'audit: no fault left in the lab',
     ]);
+    expect(lines).toContain('measured by the built-in generator (latency from the intended send time)');
+    expect(summaryLines({ ...result, driver: 'k6', k6Version: 'v2.2.0' })).toContain(
+      'measured by k6 v2.2.0 (latency from the actual send)',
+    );
   });
 });

@@ -190,6 +190,11 @@ export function summaryLines(result: RunResult): string[] {
     );
     if (restarts.length > 0) lines.push(`  services — ${restarts.join('; ')}`);
   }
+  lines.push(
+    result.driver === 'k6'
+      ? `measured by k6${result.k6Version ? ` ${result.k6Version}` : ''} (latency from the actual send)`
+      : 'measured by the built-in generator (latency from the intended send time)',
+  );
   if (result.calibration.length > 0) {
     lines.push('calibration');
     for (const row of result.calibration) {

@@ -120,10 +120,19 @@ export interface ClaimResult {
   readonly reason?: string;
 }
 
+/** What drove the load: the built-in open-model generator, or k6 (experiments/load/video-page.ts). */
+export type DriverName = 'builtin' | 'k6';
+
 export interface RunResult {
   readonly experiment: { readonly name: string; readonly description: string; readonly file: string };
   readonly target: 'local' | 'kind';
-  readonly driver: 'builtin';
+  /**
+   * Which load driver measured. The built-in generator measures latency from each request's intended send
+   * time; k6 from its actual send (see lab/load/k6-samples.ts).
+   */
+  readonly driver: DriverName;
+  /** The k6 that measured (`v2.2.0`), with driver k6. */
+  readonly k6Version?: string;
   readonly runId: string;
   readonly status: RunStatus;
   /** Why the run failed (status `failed`) or what stopped it (`aborted`). */

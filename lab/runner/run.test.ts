@@ -143,6 +143,7 @@ describe('runExperiment', () => {
       generator: { fellBehind: false, reason: null },
       verdict: 'held',
     });
+    expect(result).not.toHaveProperty('k6Version');
     const [run] = result.runs;
     expect(run?.variant).toBe('recovery-on');
     expect(run?.settings).toEqual({ workerRecovery: true });
@@ -399,6 +400,40 @@ phases:
     expect(outcome.result.status).toBe('failed');
     expect(outcome.result.error).toMatch(/could not be renewed twice in a row \(last: fake renew failure\)/);
     expect(target.leases.size).toBe(0);
+  });
+
+  it('fails the run when the load driver dies mid-phase: rollback, the load stopped, the driver named', async () => {
+    const h = harness();
+    const running = runExperiment({ ...h.ctx, driver: { name: 'k6', version: 'v2.2.0' } });
+    running.catch(() => {});
+    // Warm-up 1 s + baseline 2 s + 1.5 s into the fault phase.
+    await vi.advanceTimersByTimeAsync(4_500);
+    const options = h.generators.created[0]?.options;
+    // k6 is started with a duration: the warm-up and every phase.
+    expect(options?.plannedDurationMs).toBe(1_000 + 2_000 + 3_000 + 1_000);
+    options?.onFailure?.(
+      new Error('k6 exited (code 107: the script threw an error) before the run was over'),
+    );
+    await vi.advanceTimersByTimeAsync(5_000);
+    const outcome = await running;
+    const { result } = files(outcome);
+
+    expect(outcome.exitCode).toBe(1);
+    expect(result).toMatchObject({
+      status: 'failed',
+      error:
+        'the load driver failed: k6 exited (code 107: the script threw an error) before the run was over',
+      driver: 'k6',
+      k6Version: 'v2.2.0',
+      verdict: 'no-verdict',
+      leftoverFaults: [],
+    });
+    expect(h.target.leases.size).toBe(0);
+    expect(h.generators.created[0]?.calls.at(-1)).toBe('stop cancel');
+    expect(result.runs[0]?.phases.map((p) => [p.name, p.partial])).toEqual([
+      ['baseline', false],
+      ['fault', true],
+    ]);
   });
 
   it('refuses a fault the target cannot inject before touching anything', async () => {

@@ -32,6 +32,7 @@ import type { Experiment, Fault, Phase, Variant } from './experiment.ts';
 import { type Journal, openJournal, type RunEvent } from './journal.ts';
 import {
   type CalibrationEntry,
+  type DriverName,
   exitCodeOf,
   faultParams,
   gatewaySecond,
@@ -111,6 +112,13 @@ export const DEFAULT_TIMING: Omit<RunTiming, 'renewEveryMs'> = {
 export type GeneratorFactory = (options: LoadGeneratorOptions) => LoadGenerator;
 export type ReportRenderer = (result: RunResult) => string;
 
+/** The load driver the run uses, as result.json names it. */
+export interface DriverInfo {
+  readonly name: DriverName;
+  /** k6's version (`v2.2.0`). */
+  readonly version?: string;
+}
+
 export interface RunContext {
   readonly experiment: Experiment;
   readonly target: Target;
@@ -121,8 +129,13 @@ export interface RunContext {
   readonly progress: ProgressSink;
   /** @default systemClock */
   readonly clock?: RunClock;
-  /** @default createLoadGenerator */
+  /**
+   * Makes the variant's load generator; the command picks it from `--driver` or the experiment's
+   * `load.driver` (the run itself never looks for k6). @default createLoadGenerator (the built-in one)
+   */
   readonly createGenerator?: GeneratorFactory;
+  /** What `createGenerator` makes, for result.json. @default { name: 'builtin' } */
+  readonly driver?: DriverInfo;
   /** @default lab/report/report.ts's renderReport; null writes no report */
   readonly renderReport?: ReportRenderer | null;
   readonly timing?: Partial<RunTiming>;
@@ -324,7 +337,14 @@ class ExperimentRun {
     }
   }
 
-  /** Throws when the run must stop: an abort, or a failure found by the lease keeper. */
+  /** Ends the run as failed (the first failure wins): every wait and step under way is interrupted. */
+  private fail(error: Error): void {
+    if (this.failure) return;
+    this.failure = error;
+    this.failed.abort(error);
+  }
+
+  /** Throws when the run must stop: an abort, or a failure found by the lease keeper or the load driver. */
   private checkpoint(): void {
     if (this.failure) throw this.failure;
     if (this.ctx.signal.aborted) throw new Abort('aborted');
@@ -390,6 +410,10 @@ class ExperimentRun {
       path: ENDPOINT_PATHS[this.experiment.load.endpoint],
       timeoutMs: this.experiment.load.timeoutMs,
       requestIdPrefix: `chaoslab-${this.leasePrefix}-v${state.index}`,
+      plannedDurationMs:
+        this.timing.warmupMs + this.experiment.phases.reduce((sum, phase) => sum + phase.durationMs, 0),
+      // A driver that dies (k6 exiting early) fails the run like a lost lease: rollback, partial result.
+      onFailure: (error) => this.fail(new Error(`the load driver failed: ${error.message}`)),
     });
     generator.onSecond((second) => {
       const stats: Partial<Record<Strategy, ReturnType<typeof gatewaySecond>>> = {};
@@ -665,10 +689,11 @@ class ExperimentRun {
           failures++;
           this.warn(`renewing the leases failed (${failures} in a row): ${messageOf(err)}`);
           if (failures >= 2) {
-            this.failure = new Error(
-              `the leases could not be renewed twice in a row (last: ${messageOf(err)}); they would expire mid-phase`,
+            this.fail(
+              new Error(
+                `the leases could not be renewed twice in a row (last: ${messageOf(err)}); they would expire mid-phase`,
+              ),
             );
-            this.failed.abort(this.failure);
             return;
           }
         }
@@ -852,7 +877,10 @@ class ExperimentRun {
         file: this.experiment.file,
       },
       target: this.target.name,
-      driver: 'builtin',
+      driver: this.ctx.driver?.name ?? 'builtin',
+      ...(this.ctx.driver?.name === 'k6' && this.ctx.driver.version
+        ? { k6Version: this.ctx.driver.version }
+        : {}),
       runId: path.basename(this.dir),
       status,
       ...(error !== undefined ? { error } : {}),
