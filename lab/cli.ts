@@ -25,7 +25,8 @@ import { durationArgument, formatDuration } from './duration.ts';
 import { FAULT_KIND_NAMES, FAULT_KINDS, type FaultKind, PARAM_FLAGS, type ParamName } from './fault-kinds.ts';
 import { type Io, processIo, warn } from './io.ts';
 import { UP_DEFAULTS, type UpOptions } from './lab.ts';
-import { DEFAULT_PORT_BASE, PORT_BASE_RANGE } from './layout.ts';
+import { DEFAULT_PORT_BASE, DEFAULT_RUN_LIVE_PORT, PORT_BASE_RANGE } from './layout.ts';
+import { DRIVERS, type Driver } from './runner/experiment-schema.ts';
 import { labHome } from './state.ts';
 
 const SERVICES = [...BACKENDS, 'gateway'];
@@ -38,6 +39,16 @@ function portBaseOption(raw: string): number {
   if (!/^\d+$/.test(raw) || value < PORT_BASE_RANGE.min || value > PORT_BASE_RANGE.max) {
     throw new InvalidArgumentError(
       `expected an integer from ${PORT_BASE_RANGE.min} to ${PORT_BASE_RANGE.max}, e.g. --port-base 19000.`,
+    );
+  }
+  return value;
+}
+
+function livePortOption(raw: string): number {
+  const value = Number(raw);
+  if (!/^\d+$/.test(raw) || value < 1_024 || value > 65_535) {
+    throw new InvalidArgumentError(
+      `expected a port from 1024 to 65535, e.g. --live-port ${DEFAULT_RUN_LIVE_PORT}.`,
     );
   }
   return value;
@@ -69,7 +80,7 @@ export function createProgram(io: Io, outcome: { exitCode: number } = { exitCode
     .option('--detach', 'run the lab in the background; stop it with `chaos-lab down`')
     .option(
       '--port-base <n>',
-      `first port of the lab's range: gateways at +80..+82, control API at +90, backends from +100 (default ${DEFAULT_PORT_BASE})`,
+      `first port of the lab's range: gateways at +80..+82, control API at +90, live page at +91, backends from +100 (default ${DEFAULT_PORT_BASE})`,
       portBaseOption,
     )
     .addOption(
@@ -90,6 +101,7 @@ export function createProgram(io: Io, outcome: { exitCode: number } = { exitCode
     .addOption(
       new Option('--log-level <level>', "the instances' log level").choices(LOG_LEVELS).default('info'),
     )
+    .option('--no-live', 'do not serve the live page (at port base + 91)')
     .action(
       async (opts: {
         detach?: boolean;
@@ -98,6 +110,7 @@ export function createProgram(io: Io, outcome: { exitCode: number } = { exitCode
         recovery: string;
         readyTimeout?: number;
         logLevel: string;
+        live: boolean;
       }) => {
         const options: UpOptions = {
           home: home(),
@@ -106,6 +119,7 @@ export function createProgram(io: Io, outcome: { exitCode: number } = { exitCode
           workerRecovery: opts.recovery === 'on',
           readyTimeoutMs: opts.readyTimeout ?? UP_DEFAULTS.readyTimeoutMs,
           logLevel: opts.logLevel,
+          live: opts.live,
         };
         outcome.exitCode = opts.detach
           ? await upDetachedCommand(io, options)
@@ -234,8 +248,20 @@ export function createProgram(io: Io, outcome: { exitCode: number } = { exitCode
     )
     .argument('<experiment>', 'a name from the catalog (npx chaos-lab list) or a path to an experiment file')
     .option('--out <dir>', 'where the run folder is created (default results/)')
+    .option(
+      '--live-port <n>',
+      `where the live page is served, on 127.0.0.1 (default ${DEFAULT_RUN_LIVE_PORT}; a free one if taken)`,
+      livePortOption,
+    )
+    .option('--no-live', 'do not serve the live page')
     .addOption(
       new Option('--target <target>', 'where the experiment runs').choices(TARGET_NAMES).default('local'),
+    )
+    .addOption(
+      new Option(
+        '--driver <driver>',
+        "what drives the load, overriding the experiment's load.driver (default builtin; k6 needs k6 v2)",
+      ).choices(DRIVERS),
     )
     .addHelpText(
       'after',
@@ -247,14 +273,22 @@ export function createProgram(io: Io, outcome: { exitCode: number } = { exitCode
         'Examples:',
         '  npx chaos-lab run weak-dependency-latency',
         '  npx chaos-lab run ./my-experiment.yaml --out /tmp/results',
+        '  npx chaos-lab run weak-dependency-latency --driver k6',
       ].join('\n'),
     )
-    .action(async (experiment: string, opts: { out?: string; target: TargetName }) => {
-      outcome.exitCode = await runCommand(io, experiment, {
-        target: opts.target,
-        ...(opts.out !== undefined ? { out: opts.out } : {}),
-      });
-    });
+    .action(
+      async (
+        experiment: string,
+        opts: { out?: string; target: TargetName; live: boolean; livePort?: number; driver?: Driver },
+      ) => {
+        outcome.exitCode = await runCommand(io, experiment, {
+          target: opts.target,
+          ...(opts.driver !== undefined ? { driver: opts.driver } : {}),
+          ...(opts.out !== undefined ? { out: opts.out } : {}),
+          ...(opts.live ? { live: { port: opts.livePort ?? DEFAULT_RUN_LIVE_PORT } } : {}),
+        });
+      },
+    );
 
   program
     .command('list')

@@ -30,6 +30,8 @@ export interface LabStatus {
   readonly instances: readonly InstanceStatus[];
   /** One fault proxy per backend instance. */
   readonly proxies: readonly ProxyStatus[];
+  /** The lab's live page; null when it was not asked for (`up --no-live`, a run's own lab) or not served. */
+  readonly liveUrl?: string | null;
 }
 
 export interface ControlTarget {

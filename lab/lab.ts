@@ -13,6 +13,7 @@ import { type ControlServer, type LabStatus, startControlServer } from './contro
 import { formatDuration } from './duration.ts';
 import { instanceSpecs, type LabConfig, type LabTrust } from './instances.ts';
 import { DEFAULT_PORT_BASE, LOOPBACK, labLayout, portsOf } from './layout.ts';
+import { type LabLive, startLabLive } from './live/lab-live.ts';
 import { tailLines } from './log-tail.ts';
 import { busyPorts } from './port-check.ts';
 import { ensureHome, type LabState, logDir, lookupLab, removeState, secret, writeState } from './state.ts';
@@ -25,6 +26,11 @@ export interface UpOptions {
   readonly workerRecovery: boolean;
   readonly readyTimeoutMs: number;
   readonly logLevel: string;
+  /**
+   * Serve the live page at base+91, run by the supervisor. @default false: a lab started for a run
+   * (child-lab.ts) is watched through the run's own page.
+   */
+  readonly live?: boolean;
 }
 
 export const UP_DEFAULTS = {
@@ -48,6 +54,8 @@ export interface UpHooks {
 export interface RunningLab {
   readonly state: LabState;
   readonly readyInMs: number;
+  /** The live page, or null when it was not asked for or could not be served. */
+  readonly liveUrl: string | null;
   /** Resolves once the lab has stopped, by `stop()` or by the control API's /shutdown. */
   readonly stopped: Promise<void>;
   stop(): Promise<void>;
@@ -162,6 +170,7 @@ export async function startLab(options: UpOptions, hooks: UpHooks = {}): Promise
       trust: options.trust,
       workerRecovery: options.workerRecovery,
       gateways,
+      liveUrl: live?.url ?? null,
       instances: all.filter((s) => !proxyOf.has(s.id)),
       proxies: all.flatMap((s) => {
         const plan = proxyOf.get(s.id);
@@ -175,9 +184,12 @@ export async function startLab(options: UpOptions, hooks: UpHooks = {}): Promise
     resolveStopped = resolve;
   });
   let control: ControlServer | undefined;
+  let live: LabLive | undefined;
   let stopping: Promise<void> | undefined;
   const stop = (): Promise<void> => {
     stopping ??= (async () => {
+      // The page first: it must not scrape instances that are going away.
+      await live?.close();
       await supervisor.stop();
       await control?.close();
       removeState(options.home, process.pid);
@@ -205,6 +217,18 @@ export async function startLab(options: UpOptions, hooks: UpHooks = {}): Promise
     throw new CliError(`cannot open the control API on ${layout.control.url}: ${(err as Error).message}`, {
       hint: 'choose another range with --port-base',
     });
+  }
+  if (options.live) {
+    try {
+      live = await startLabLive({
+        layout,
+        adminToken: secrets.adminToken,
+        subtitle: `port base ${layout.base} · trust ${options.trust} · worker recovery ${options.workerRecovery ? 'on' : 'off'}`,
+      });
+    } catch (err) {
+      // The lab is what matters: without its page it still serves, and says why the page is missing.
+      note(`no live page: cannot serve it on ${layout.live.url} (${(err as Error).message})`);
+    }
   }
   let result: ReadyResult;
   try {
@@ -241,5 +265,5 @@ export async function startLab(options: UpOptions, hooks: UpHooks = {}): Promise
       { details, hint: `see the logs above or in ${logs}; raise the wait with --ready-timeout` },
     );
   }
-  return { state, readyInMs: Date.now() - began, stopped, stop };
+  return { state, readyInMs: Date.now() - began, liveUrl: live?.url ?? null, stopped, stop };
 }

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { BACKENDS, STRATEGIES, topology } from '../services/topology.ts';
-import { DEFAULT_PORT_BASE, labLayout, PORT_BASE_RANGE, portsOf } from './layout.ts';
+import { DEFAULT_PORT_BASE, DEFAULT_RUN_LIVE_PORT, labLayout, PORT_BASE_RANGE, portsOf } from './layout.ts';
 
 describe('labLayout', () => {
   const layout = labLayout();
@@ -15,6 +15,13 @@ describe('labLayout', () => {
     expect(layout.gateways.parallel.port).toBe(18_081);
     expect(layout.gateways.resilient.port).toBe(18_082);
     expect(layout.control).toEqual({ port: 18_090, url: 'http://127.0.0.1:18090' });
+  });
+
+  it("serves the lab's live page at base+91 and keeps base+92 for the run's page, outside the range", () => {
+    expect(layout.live).toEqual({ port: 18_091, url: 'http://127.0.0.1:18091/' });
+    expect(labLayout(30_000).live.port).toBe(30_091);
+    expect(DEFAULT_RUN_LIVE_PORT).toBe(18_092);
+    expect(portsOf(layout).map((p) => p.port)).not.toContain(DEFAULT_RUN_LIVE_PORT);
   });
 
   it('gives each backend a block of ten ports from base+100, replicas numbered from 1', () => {
@@ -55,8 +62,9 @@ describe('labLayout', () => {
     const ports = portsOf(moved).map((p) => p.port);
     expect(new Set(ports).size).toBe(ports.length);
     expect(portsOf(moved)[0]).toEqual({ port: 30_090, owner: 'control API' });
-    // The free-port check covers the proxies' ports too.
-    expect(ports).toHaveLength(1 + 13 + 2 * 10);
+    // The free-port check covers the proxies' ports and the live page's too.
+    expect(ports).toHaveLength(1 + 13 + 2 * 10 + 1);
+    expect(portsOf(moved)).toContainEqual({ port: 30_091, owner: 'live page' });
     expect(portsOf(moved)).toContainEqual({ port: 30_341, owner: 'coin-2-proxy admin' });
   });
 

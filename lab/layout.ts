@@ -4,6 +4,7 @@
  *
  * base+80…   one gateway per strategy (18080 naive, 18081 parallel, 18082 resilient)
  * base+90    the supervisor's control API
+ * base+91    the lab's live page (`chaos-lab up`); base+92 is where `chaos-lab run` serves its own
  * base+100+10·k+i  instance i of backend k (account-1 18100, account-2 18101, archive-1 18110…)
  * base+200+10·k+i  the fault proxy in front of it: the data port the gateways call (18200…)
  * base+300+10·k+i  that proxy's admin API and readiness (18300…)
@@ -18,6 +19,8 @@ import { BACKENDS, type BackendName, STRATEGIES, type Strategy, topology } from 
 export const DEFAULT_PORT_BASE = 18_000;
 const GATEWAY_OFFSET = 80;
 const CONTROL_OFFSET = 90;
+const LIVE_LAB_OFFSET = 91;
+const LIVE_RUN_OFFSET = 92;
 const BACKEND_OFFSET = 100;
 const PROXY_DATA_OFFSET = 200;
 const PROXY_ADMIN_OFFSET = 300;
@@ -30,6 +33,12 @@ const SPAN = PROXY_ADMIN_OFFSET + BACKEND_BLOCK * BACKENDS.length - 1;
 export const PORT_BASE_RANGE = { min: 1_024, max: 65_535 - SPAN } as const;
 
 export const LOOPBACK = '127.0.0.1';
+
+/**
+ * Where `chaos-lab run` serves its live page unless told otherwise: beside the default lab's own
+ * page, outside every lab's range (a run may start a lab of its own at the default base).
+ */
+export const DEFAULT_RUN_LIVE_PORT = DEFAULT_PORT_BASE + LIVE_RUN_OFFSET;
 
 export type ServiceName = BackendName | 'gateway';
 
@@ -61,6 +70,8 @@ export interface ProxyPlan {
 export interface LabLayout {
   readonly base: number;
   readonly control: { readonly port: number; readonly url: string };
+  /** The lab's live page, served by the supervisor when `up` is asked for it. */
+  readonly live: { readonly port: number; readonly url: string };
   readonly gateways: Readonly<Record<Strategy, InstancePlan>>;
   readonly backends: Readonly<Record<BackendName, readonly InstancePlan[]>>;
   /** Every instance: backends first, then gateways. */
@@ -110,6 +121,7 @@ export function labLayout(base: number = DEFAULT_PORT_BASE): LabLayout {
     }),
   ) as Record<Strategy, InstancePlan>;
   const controlPort = base + CONTROL_OFFSET;
+  const livePort = base + LIVE_LAB_OFFSET;
   const proxies = BACKENDS.flatMap((name) =>
     backends[name].map((plan): ProxyPlan => {
       // The instance's own offset within the backends' hundred, moved to the proxies' hundreds.
@@ -130,6 +142,7 @@ export function labLayout(base: number = DEFAULT_PORT_BASE): LabLayout {
   return {
     base,
     control: { port: controlPort, url: urlOf(controlPort) },
+    live: { port: livePort, url: `${urlOf(livePort)}/` },
     gateways,
     backends,
     instances: [...BACKENDS.flatMap((name) => backends[name]), ...STRATEGIES.map((s) => gateways[s])],
@@ -146,5 +159,6 @@ export function portsOf(layout: LabLayout): { port: number; owner: string }[] {
       { port: p.dataPort, owner: p.id },
       { port: p.adminPort, owner: `${p.id} admin` },
     ]),
+    { port: layout.live.port, owner: 'live page' },
   ];
 }

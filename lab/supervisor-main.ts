@@ -78,7 +78,9 @@ async function main(): Promise<number> {
     return 1;
   }
   ready = true;
-  say(`ready in ${lab.readyInMs} ms; control API ${lab.state.controlUrl}`);
+  say(
+    `ready in ${lab.readyInMs} ms; control API ${lab.state.controlUrl}${lab.liveUrl ? `; live page ${lab.liveUrl}` : ''}`,
+  );
   await report({ type: 'ready', readyInMs: lab.readyInMs });
   await lab.stopped;
   say('stopped');

@@ -11,8 +11,10 @@
 import path from 'node:path';
 import { formatDuration } from '../duration.ts';
 import { type Io, say, warn } from '../io.ts';
+import { startRunLive, withLiveFeed } from '../live/run-live.ts';
+import type { K6Binary } from '../load/k6-binary.ts';
 import { resolveExperiment, UnknownExperimentError } from '../runner/catalog.ts';
-import { type Experiment, ExperimentError, loadExperiment } from '../runner/experiment.ts';
+import { type Driver, type Experiment, ExperimentError, loadExperiment } from '../runner/experiment.ts';
 import { createTerminalProgress, summaryLines } from '../runner/progress.ts';
 import { DEFAULT_TIMING, type RunContext, runExperiment, UnsupportedFaultError } from '../runner/run.ts';
 import type { Target, TargetOptions } from '../runner/target.ts';
@@ -38,6 +40,10 @@ export interface RunCommandOptions {
   readonly out?: string;
   /** @default local */
   readonly target?: TargetName;
+  /** Overrides the experiment's `load.driver`. @default the experiment's (builtin unless it says k6) */
+  readonly driver?: Driver;
+  /** Serve the live page, on this port if it is free. @default no page (the CLI asks for one unless --no-live) */
+  readonly live?: { readonly port: number };
 }
 
 export interface RunCommandDeps {
@@ -47,6 +53,8 @@ export interface RunCommandDeps {
   readonly signals?: Pick<NodeJS.Process, 'on' | 'off'>;
   /** A forced exit after a second Ctrl-C. @default process.exit */
   readonly exit?: (code: number) => void;
+  /** How k6 is found for the k6 driver. @default lab/load/k6-binary.ts's findK6 */
+  readonly findK6?: (env: NodeJS.ProcessEnv) => Promise<K6Binary>;
   /** Everything else the run takes (clock, generator, timing), for tests. */
   readonly run?: Partial<Pick<RunContext, 'clock' | 'createGenerator' | 'renderReport' | 'timing'>>;
 }
@@ -60,15 +68,27 @@ export async function runCommand(
   const cwd = process.cwd();
   const experiment = await load(io, nameOrFile, cwd);
   if (!experiment) return 2;
+  const driver = await loadDriver(io, experiment, options.driver, deps);
+  if (!driver) return 2;
 
   const target = await (deps.createTarget ?? createTarget)(options.target ?? 'local', {
     home: labHome(io.env),
   });
-  const progress = createTerminalProgress({
-    write: io.stdout,
-    isTTY: deps.isTTY ?? Boolean(process.stdout.isTTY),
-    columns: process.stdout.columns,
-  });
+  const live = options.live
+    ? await startRunLive(io, {
+        port: options.live.port,
+        resultsDir: display(path.resolve(cwd, options.out ?? 'results'), cwd),
+        ...(driver.driver ? { driver: driver.driver.name } : {}),
+      })
+    : undefined;
+  const progress = withLiveFeed(
+    createTerminalProgress({
+      write: io.stdout,
+      isTTY: deps.isTTY ?? Boolean(process.stdout.isTTY),
+      columns: process.stdout.columns,
+    }),
+    live?.sink,
+  );
   const abort = new AbortController();
   const rollbackBoundMs = deps.run?.timing?.rollbackTimeoutMs ?? DEFAULT_TIMING.rollbackTimeoutMs;
   const exit = deps.exit ?? ((code: number) => process.exit(code));
@@ -105,6 +125,7 @@ export async function runCommand(
       outDir: path.resolve(cwd, options.out ?? 'results'),
       signal: abort.signal,
       progress,
+      ...driver,
       ...deps.run,
     });
     progress.close();
@@ -127,6 +148,8 @@ export async function runCommand(
     clearTimeout(forced);
     signals.off('SIGINT', onSignal);
     signals.off('SIGTERM', onSignal);
+    // After the summary: the page shows the final state while the last lines print.
+    await live?.close();
   }
 }
 
@@ -145,6 +168,38 @@ async function load(io: Io, nameOrFile: string, cwd: string): Promise<Experiment
     }
     throw err;
   }
+}
+
+/**
+ * The run context's load driver: the built-in generator, or k6 found and checked now — if it is missing,
+ * the error says how to install it and nothing is started (undefined: exit 2).
+ */
+async function loadDriver(
+  io: Io,
+  experiment: Experiment,
+  flag: Driver | undefined,
+  deps: RunCommandDeps,
+): Promise<Pick<RunContext, 'driver' | 'createGenerator'> | undefined> {
+  const name = flag ?? experiment.load.driver;
+  if (name === 'builtin') return { driver: { name } };
+  const { findK6, K6NotFoundError, K6_INSTALL_STEPS } = await import('../load/k6-binary.ts');
+  let k6: K6Binary;
+  try {
+    k6 = await (deps.findK6 ?? ((env) => findK6({ env })))(io.env);
+  } catch (err) {
+    if (!(err instanceof K6NotFoundError)) throw err;
+    const why = flag ? '--driver k6' : `load.driver: k6 in ${experiment.file}`;
+    warn(io, `chaos-lab: ${why} needs k6 v2, which was not found; nothing was started:`);
+    for (const line of err.looked) warn(io, `  ${line}`);
+    for (const line of K6_INSTALL_STEPS) warn(io, `hint: ${line}`);
+    return undefined;
+  }
+  const { createK6Generator } = await import('../load/k6-driver.ts');
+  say(io, `load driver: k6 ${k6.version} (${k6.path}); latency from the actual send`);
+  return {
+    driver: { name: 'k6', version: k6.version },
+    createGenerator: (generatorOptions) => createK6Generator({ ...generatorOptions, k6 }),
+  };
 }
 
 function display(file: string, cwd: string): string {

@@ -26,6 +26,7 @@ export async function statusCommand(io: Io, home: string, options: { json?: bool
       pid: status.pid,
       startedAt: status.startedAt,
       controlUrl: state.controlUrl,
+      liveUrl: status.liveUrl ?? null,
       portBase: state.portBase,
       trust: status.trust,
       workerRecovery: status.workerRecovery,
@@ -72,5 +73,11 @@ export async function statusCommand(io: Io, home: string, options: { json?: bool
   for (const line of table([['ID', 'URL', 'PID', 'READY', 'RESTARTS', 'LAST EXIT', 'FAULT PROXY'], ...rows]))
     say(io, `  ${line}`);
   say(io, `control API ${state.controlUrl} · logs ${state.logDir}`);
+  say(
+    io,
+    status.liveUrl
+      ? `live page ${status.liveUrl}`
+      : 'live page: none (the lab was started with --no-live, or by a run for itself)',
+  );
   return 0;
 }

@@ -1,3 +1,4 @@
+import { fetchLabStatus } from '../admin-client.ts';
 import { upDetached } from '../detach.ts';
 import { formatDuration } from '../duration.ts';
 import { type Io, say, warn } from '../io.ts';
@@ -12,7 +13,13 @@ export function progressLine(ready: number, total: number, waitingFor: readonly 
   return `ready ${ready}/${total} (waiting for ${shown}${waitingFor.length > 4 ? ', …' : ''})`;
 }
 
-function summary(io: Io, state: LabState, readyInMs: number, detached: boolean): void {
+function summary(
+  io: Io,
+  state: LabState,
+  readyInMs: number,
+  detached: boolean,
+  liveUrl: string | null,
+): void {
   say(
     io,
     `chaos-lab is up: ${state.instances.length} instances ready in ${formatDuration(readyInMs)} (trust ${state.trust.mode}, worker recovery ${state.workerRecovery ? 'on' : 'off'})`,
@@ -22,6 +29,7 @@ function summary(io: Io, state: LabState, readyInMs: number, detached: boolean):
   for (const [strategy, url] of Object.entries(state.gateways))
     say(io, `  ${strategy.padEnd(width)}  ${url}`);
   const resilient = state.gateways.resilient ?? Object.values(state.gateways)[0];
+  if (liveUrl) say(io, `live: ${liveUrl}`);
   say(io, `try: curl -s ${resilient}/api/video/${SAMPLE_AID}`);
   say(io, `status: npx chaos-lab status · faults: npx chaos-lab fault --help · logs: ${state.logDir}`);
   say(
@@ -30,13 +38,22 @@ function summary(io: Io, state: LabState, readyInMs: number, detached: boolean):
   );
 }
 
+/** Where the background supervisor serves the page: it says, since a page that could not be served has none. */
+async function liveUrlOf(state: LabState): Promise<string | null> {
+  try {
+    return (await fetchLabStatus(state)).liveUrl ?? null;
+  } catch {
+    return null;
+  }
+}
+
 /** `up --detach`: starts the lab in the background and returns once it is ready. */
 export async function upDetachedCommand(io: Io, options: UpOptions): Promise<number> {
   const { state, readyInMs } = await upDetached(options, {
     note: (message) => warn(io, message),
     progress: (ready, total, waitingFor) => say(io, progressLine(ready, total, waitingFor)),
   });
-  summary(io, state, readyInMs, true);
+  summary(io, state, readyInMs, true, options.live ? await liveUrlOf(state) : null);
   return 0;
 }
 
@@ -62,7 +79,7 @@ export async function upForegroundCommand(io: Io, options: UpOptions): Promise<n
       log: (line) => say(io, `${new Date().toISOString().slice(11, 23)} ${line}`),
     });
     stop = lab.stop;
-    summary(io, lab.state, lab.readyInMs, false);
+    summary(io, lab.state, lab.readyInMs, false, lab.liveUrl);
     await lab.stopped;
     say(io, 'stopped: every instance is gone');
     return 0;
