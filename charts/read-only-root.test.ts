@@ -5,6 +5,7 @@
  * writable /tmp for its cache, the reason that emptyDir exists.
  */
 import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmdirSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { container, find, type Manifest, synthLab } from './__fixtures__/manifests.ts';
@@ -38,13 +39,17 @@ describe('the main container on a read-only root filesystem', () => {
 
       // Inside the namespace: / read-only, a fresh tmpfs at every emptyDir path, the service
       // started as the chart's user; then /readyz is asked from the same shell, and what tsx
-      // left in /tmp is listed.
+      // left in /tmp is listed. The repository is seen through a read-only bind mount on a fresh
+      // directory under /var/tmp: a clone under /tmp itself would be hidden by the tmpfs.
+      const repo = mkdtempSync('/var/tmp/chaos-lab-repo-');
       const script = [
         'set -e',
         'mount --make-rprivate /',
+        `mount --bind ${JSON.stringify(REPO)} ${repo}`,
+        `mount -o remount,bind,ro ${repo}`,
         'mount -o remount,bind,ro /',
         ...writable.map((p) => `mount -t tmpfs -o mode=1777,size=64m tmpfs ${p}`),
-        `cd ${JSON.stringify(REPO)}`,
+        `cd ${repo}`,
         'if touch ./.read-only-probe 2>/dev/null; then echo "root is writable"; exit 3; fi',
         `setpriv --reuid=${uid} --regid=${gid} --clear-groups env PORT=0 TRUST_MODE=zero node --import tsx services/main.ts account >/tmp/service.log 2>&1 &`,
         'pid=$!',
@@ -55,6 +60,7 @@ describe('the main container on a read-only root filesystem', () => {
         `ls -d /tmp/tsx-${uid} && echo "tsx-cache=$(ls /tmp/tsx-${uid} | wc -l)"`,
       ].join('\n');
       const run = spawnSync('unshare', ['-m', 'sh', '-c', script], { encoding: 'utf8', timeout: 90_000 });
+      rmdirSync(repo);
       expect(run.status, `${run.stdout}\n${run.stderr}`).toBe(0);
       expect(run.stdout).toContain('readyz=200');
       const cached = Number(/tsx-cache=(\d+)/.exec(run.stdout)?.[1] ?? 0);
