@@ -463,7 +463,7 @@ function resolve(options: LoadGeneratorOptions) {
 }
 
 /** Whether `promise` settled within `ms` (it is left running either way). */
-async function settledWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
+export async function settledWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
   let timer: NodeJS.Timeout | undefined;
   const expired = new Promise<false>((resolve) => {
     timer = setTimeout(() => resolve(false), ms);

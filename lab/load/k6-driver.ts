@@ -21,7 +21,13 @@ import path from 'node:path';
 import { vusFor } from '../../experiments/load/config.ts';
 import { REPO_ROOT } from '../state.ts';
 import { ENDPOINT_PATHS } from './endpoints.ts';
-import type { LoadGenerator, LoadGeneratorOptions, LoadSummary, SecondSummary } from './generator.ts';
+import {
+  type LoadGenerator,
+  type LoadGeneratorOptions,
+  type LoadSummary,
+  type SecondSummary,
+  settledWithin,
+} from './generator.ts';
 import type { K6Binary } from './k6-binary.ts';
 import { K6SampleTally } from './k6-samples.ts';
 
@@ -322,17 +328,4 @@ function killQuietly(pid: number, signal: NodeJS.Signals): void {
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-/** Whether `promise` settled within `ms` (it is left running either way). */
-async function settledWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined;
-  const expired = new Promise<false>((resolve) => {
-    timer = setTimeout(() => resolve(false), ms);
-  });
-  try {
-    return await Promise.race([promise.then(() => true), expired]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
