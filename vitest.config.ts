@@ -15,6 +15,7 @@ export default defineConfig({
             'charts/**/*.test.ts',
             'dashboards/**/*.test.ts',
             'test/unit/**/*.test.ts',
+            'test/fake-kube/**/*.test.ts',
           ],
         },
       },

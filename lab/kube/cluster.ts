@@ -1,0 +1,199 @@
+/**
+ * What the lab needs from a Kubernetes cluster, and nothing more: server-side apply, rollouts,
+ * pods, exec and port-forward. `client.ts` implements it with @kubernetes/client-node 1.4; the
+ * doctor, `up/down --target kind` and the runner's Kubernetes target use only this interface, and
+ * their tests run it against the fake API server in test/fake-kube/, which speaks the real wire
+ * format (apply patches, watch streams, exec and port-forward over WebSocket).
+ */
+
+/** A manifest as cdk8s synthesizes it. */
+export interface KubeObject {
+  readonly apiVersion: string;
+  readonly kind: string;
+  readonly metadata: {
+    readonly name: string;
+    readonly namespace?: string;
+    readonly labels?: Readonly<Record<string, string>>;
+    readonly annotations?: Readonly<Record<string, string>>;
+  };
+  readonly [field: string]: unknown;
+}
+
+/** The field manager every apply of the lab uses. */
+export const FIELD_MANAGER = 'chaos-lab';
+
+export interface ExecResult {
+  readonly stdout: string;
+  readonly stderr: string;
+  /** From the exec status frame: 0 on Success, the ExitCode cause on NonZeroExitCode. */
+  readonly exitCode: number;
+}
+
+export interface PodCondition {
+  readonly type: string;
+  readonly status: string;
+  readonly reason?: string;
+  readonly message?: string;
+}
+
+export interface PodInfo {
+  readonly name: string;
+  readonly namespace: string;
+  readonly labels: Readonly<Record<string, string>>;
+  /** Pending, Running, Succeeded, Failed, Unknown. */
+  readonly phase: string;
+  /** The Ready condition is True. */
+  readonly ready: boolean;
+  /** metadata.deletionTimestamp is set. */
+  readonly terminating: boolean;
+  /** restartCount per container name. */
+  readonly restarts: Readonly<Record<string, number>>;
+  readonly conditions: readonly PodCondition[];
+  /** Why a container is waiting or was last terminated, e.g. `app: CrashLoopBackOff`, when any. */
+  readonly containerProblems: readonly string[];
+}
+
+export interface RolloutState {
+  /** Deployment name. */
+  readonly name: string;
+  readonly desired: number;
+  /** Updated replicas that are available. */
+  readonly ready: number;
+  readonly done: boolean;
+}
+
+export interface PortForward {
+  /** `http://127.0.0.1:<local port>`: every connection to it is forwarded to the pod's port. */
+  readonly url: string;
+  close(): Promise<void>;
+}
+
+export interface Cluster {
+  /** kubeconfig context in use. */
+  readonly context: string;
+  /** API server URL of that context. */
+  readonly server: string;
+  /** GET /version: `v1.33.7`. Throws a KubeError that says the cluster cannot be reached. */
+  version(signal?: AbortSignal): Promise<string>;
+  /**
+   * Server-side apply of each object, in order, with field manager `chaos-lab`. A 409 conflict
+   * throws an ApplyConflictError naming the object, the fields and their other managers; `force`
+   * takes them over.
+   */
+  apply(
+    objects: readonly KubeObject[],
+    options?: {
+      readonly force?: boolean;
+      readonly signal?: AbortSignal;
+      readonly progress?: (line: string) => void;
+    },
+  ): Promise<void>;
+  /** Deletes the objects in reverse order; one that is already gone is not an error. */
+  delete(
+    objects: readonly KubeObject[],
+    options?: { readonly signal?: AbortSignal; readonly progress?: (line: string) => void },
+  ): Promise<void>;
+  /**
+   * Watches the Deployments until every one has all its updated replicas available. On timeout,
+   * throws a RolloutTimeoutError naming each unready Deployment, a pod of it and that pod's failing
+   * condition or container problem.
+   */
+  waitForRollouts(
+    namespace: string,
+    deployments: readonly string[],
+    options: {
+      readonly timeoutMs: number;
+      readonly signal?: AbortSignal;
+      readonly progress?: (states: readonly RolloutState[]) => void;
+    },
+  ): Promise<void>;
+  listPods(namespace: string, labelSelector?: string, signal?: AbortSignal): Promise<PodInfo[]>;
+  /** Deletes one pod (grace period as given, default the pod's own). */
+  deletePod(
+    namespace: string,
+    pod: string,
+    options?: { readonly gracePeriodSeconds?: number },
+  ): Promise<void>;
+  /** Runs a command in a container; resolves with its exit code (non-zero is not a throw). */
+  exec(
+    namespace: string,
+    pod: string,
+    container: string,
+    command: readonly string[],
+    options?: { readonly timeoutMs?: number; readonly signal?: AbortSignal },
+  ): Promise<ExecResult>;
+  /**
+   * The decoded `data` of a Secret (the runner's Kubernetes target reads the admin token from the
+   * lab's Secret, the truth the pods started with). Optional so that a client without it still
+   * satisfies the interface; the target then falls back to the values `npm run synth` kept.
+   */
+  readSecret?(namespace: string, name: string, signal?: AbortSignal): Promise<Record<string, string>>;
+  /** Forwards a local loopback port to the pod's port until closed. */
+  portForward(namespace: string, pod: string, port: number): Promise<PortForward>;
+  /** Stops watches and closes forwards this client opened. */
+  close(): Promise<void>;
+}
+
+/** Any failure talking to the cluster, with a message that says what was asked and what came back. */
+export class KubeError extends Error {
+  constructor(
+    message: string,
+    /** HTTP status, when the API server answered. */
+    readonly status?: number,
+    /** The Status reason (`NotFound`, `Conflict`, …), when given. */
+    readonly reason?: string,
+  ) {
+    super(message);
+    this.name = 'KubeError';
+  }
+}
+
+export interface FieldConflict {
+  /** e.g. `.spec.replicas`. */
+  readonly field: string;
+  /** The other manager, e.g. `kubectl-scale`. */
+  readonly manager: string;
+}
+
+export class ApplyConflictError extends KubeError {
+  constructor(
+    /** `Deployment chaos-lab/account`. */
+    readonly object: string,
+    readonly conflicts: readonly FieldConflict[],
+  ) {
+    super(
+      `apply of ${object} conflicts with other field managers: ${conflicts
+        .map((c) => `${c.field} (owned by ${c.manager})`)
+        .join(', ')}; another tool changed these fields. Re-run with --force-conflicts to take them over.`,
+      409,
+      'Conflict',
+    );
+    this.name = 'ApplyConflictError';
+  }
+}
+
+export interface UnreadyDeployment {
+  readonly name: string;
+  readonly ready: number;
+  readonly desired: number;
+  /** A pod of it that is not ready, and why (`account-5d…: Ready=False ContainersNotReady; app: CrashLoopBackOff`). */
+  readonly pod?: string;
+  readonly why?: string;
+}
+
+export class RolloutTimeoutError extends KubeError {
+  constructor(
+    readonly timeoutMs: number,
+    readonly unready: readonly UnreadyDeployment[],
+  ) {
+    super(
+      `not ready after ${Math.round(timeoutMs / 1000)} s: ${unready
+        .map(
+          (u) =>
+            `${u.name} ${u.ready}/${u.desired}${u.pod ? ` (pod ${u.pod}: ${u.why ?? 'not ready'})` : ''}`,
+        )
+        .join('; ')}`,
+    );
+    this.name = 'RolloutTimeoutError';
+  }
+}
