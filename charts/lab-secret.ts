@@ -14,6 +14,8 @@ import { Construct } from 'constructs';
 
 export const ADMIN_TOKEN_KEY = 'CHAOS_ADMIN_TOKEN';
 export const TRUST_KEY_KEY = 'TRUST_KEY';
+/** The Secret's name unless the chart says otherwise; the Kubernetes target reads the token from it. */
+export const LAB_SECRET_NAME = 'chaos-lab-secrets';
 
 /** Shorter values are refused: they guard the admin API and sign every call. */
 const MIN_SECRET_LENGTH = 16;
@@ -29,7 +31,7 @@ export interface LabSecretProps {
   readonly values: LabSecretValues;
   /**
    * Name of the Secret object.
-   * @default 'chaos-lab-secrets'
+   * @default LAB_SECRET_NAME ('chaos-lab-secrets')
    */
   readonly name?: string;
 }
@@ -47,7 +49,7 @@ export class LabSecret extends Construct {
     checkSecretValue(props.values.adminToken, 'LabSecret values.adminToken');
     checkSecretValue(props.values.trustKey, 'LabSecret values.trustKey');
     this.secret = new Secret(this, 'secret', {
-      metadata: { name: props.name ?? 'chaos-lab-secrets', namespace: props.namespace },
+      metadata: { name: props.name ?? LAB_SECRET_NAME, namespace: props.namespace },
       stringData: {
         [ADMIN_TOKEN_KEY]: props.values.adminToken,
         [TRUST_KEY_KEY]: props.values.trustKey,

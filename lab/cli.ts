@@ -7,7 +7,7 @@
 
 import { Argument, Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { BACKENDS } from '../services/topology.ts';
-import { CliError } from './cli-error.ts';
+import { CliError, usageError } from './cli-error.ts';
 import { downCommand } from './commands/down.ts';
 import {
   DEFAULT_LEASE_MS,
@@ -257,6 +257,7 @@ export function createProgram(io: Io, outcome: { exitCode: number } = { exitCode
     .addOption(
       new Option('--target <target>', 'where the experiment runs').choices(TARGET_NAMES).default('local'),
     )
+    .option('--context <name>', 'kind: the kubeconfig context of the cluster (default kind-chaos-lab)')
     .addOption(
       new Option(
         '--driver <driver>',
@@ -274,15 +275,30 @@ export function createProgram(io: Io, outcome: { exitCode: number } = { exitCode
         '  npx chaos-lab run weak-dependency-latency',
         '  npx chaos-lab run ./my-experiment.yaml --out /tmp/results',
         '  npx chaos-lab run weak-dependency-latency --driver k6',
+        '  npx chaos-lab run weak-dependency-latency --target kind   # the lab deployed by up --target kind',
       ].join('\n'),
     )
     .action(
       async (
         experiment: string,
-        opts: { out?: string; target: TargetName; live: boolean; livePort?: number; driver?: Driver },
+        opts: {
+          out?: string;
+          target: TargetName;
+          context?: string;
+          live: boolean;
+          livePort?: number;
+          driver?: Driver;
+        },
       ) => {
+        if (opts.context !== undefined && opts.target !== 'kind') {
+          throw usageError(
+            '--context applies to --target kind only',
+            `npx chaos-lab run ${experiment} --target kind --context ${opts.context}`,
+          );
+        }
         outcome.exitCode = await runCommand(io, experiment, {
           target: opts.target,
+          ...(opts.context !== undefined ? { context: opts.context } : {}),
           ...(opts.driver !== undefined ? { driver: opts.driver } : {}),
           ...(opts.out !== undefined ? { out: opts.out } : {}),
           ...(opts.live ? { live: { port: opts.livePort ?? DEFAULT_RUN_LIVE_PORT } } : {}),

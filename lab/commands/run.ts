@@ -20,17 +20,29 @@ import { DEFAULT_TIMING, type RunContext, runExperiment, UnsupportedFaultError }
 import type { Target, TargetOptions } from '../runner/target.ts';
 import { labHome } from '../state.ts';
 
-export const TARGET_NAMES = ['local'] as const;
+export const TARGET_NAMES = ['local', 'kind'] as const;
 export type TargetName = (typeof TARGET_NAMES)[number];
 
-export type TargetFactory = (name: TargetName, options: TargetOptions) => Promise<Target>;
+export interface CreateTargetOptions extends TargetOptions {
+  /** kind: the kubeconfig context. @default kind-chaos-lab */
+  readonly context?: string;
+}
+
+export type TargetFactory = (name: TargetName, options: CreateTargetOptions) => Promise<Target>;
 
 /** Targets are loaded on demand: validating a file must not load (or start) any lab code. */
 export const createTarget: TargetFactory = async (name, options) => {
   switch (name) {
     case 'local': {
       const { createLocalTarget } = await import('../runner/local-target.ts');
-      return createLocalTarget(options);
+      return createLocalTarget({ home: options.home });
+    }
+    case 'kind': {
+      const { createKubeTarget } = await import('../kube/kube-target.ts');
+      return createKubeTarget({
+        home: options.home,
+        ...(options.context !== undefined ? { context: options.context } : {}),
+      });
     }
   }
 };
@@ -40,6 +52,8 @@ export interface RunCommandOptions {
   readonly out?: string;
   /** @default local */
   readonly target?: TargetName;
+  /** kind: the kubeconfig context. @default kind-chaos-lab */
+  readonly context?: string;
   /** Overrides the experiment's `load.driver`. @default the experiment's (builtin unless it says k6) */
   readonly driver?: Driver;
   /** Serve the live page, on this port if it is free. @default no page (the CLI asks for one unless --no-live) */
@@ -73,6 +87,7 @@ export async function runCommand(
 
   const target = await (deps.createTarget ?? createTarget)(options.target ?? 'local', {
     home: labHome(io.env),
+    ...(options.context !== undefined ? { context: options.context } : {}),
   });
   const live = options.live
     ? await startRunLive(io, {

@@ -222,7 +222,7 @@ export function injectorOf(kind: Fault['kind']): Injector {
 }
 
 /** One error for several failed calls, naming the first. */
-function combined(what: string, failed: readonly { error: Error }[]): Error {
+export function combined(what: string, failed: readonly { error: Error }[]): Error {
   const first = failed[0]?.error.message ?? '';
   return new Error(
     failed.length === 1 ? `${what}: ${first}` : `${what}: ${failed.length} calls failed; first: ${first}`,
@@ -230,7 +230,7 @@ function combined(what: string, failed: readonly { error: Error }[]): Error {
 }
 
 /** Throws for refusals; an unreachable instance (down, restarting) is let go: see the callers. */
-function refusals(what: string, failed: readonly { error: AdminError }[]): void {
+export function refusals(what: string, failed: readonly { error: AdminError }[]): void {
   const refused = failed.filter((f) => !isUnreachable(f.error));
   if (refused.length > 0) throw combined(what, refused);
 }
@@ -653,19 +653,7 @@ class LocalTarget implements Target {
   }
 
   #leftoversOfAgent(instance: string, view: AgentView): LeftoverFault[] {
-    const faults = view.faults.map(
-      (f): LeftoverFault => ({ instance, injector: 'fault-agent', id: f.id, kind: f.kind }),
-    );
-    if (!view.settings.overridden) return faults;
-    return [
-      ...faults,
-      {
-        instance,
-        injector: 'fault-agent',
-        id: this.#settingsId ?? 'settings',
-        kind: `settings (workerRecovery ${view.settings.workerRecovery ? 'on' : 'off'})`,
-      },
-    ];
+    return leftoversOfAgent(instance, view, this.#settingsId);
   }
 
   async clearAll(): Promise<void> {
@@ -703,6 +691,27 @@ class LocalTarget implements Target {
         : `the lab this run started (supervisor pid ${lab.child.pid}) had stopped before the end of the run`,
     );
   }
+}
+
+/** An agent's faults and settings override as leftovers; `settingsId` names the override when known. */
+export function leftoversOfAgent(
+  instance: string,
+  view: AgentView,
+  settingsId: string | undefined,
+): LeftoverFault[] {
+  const faults = view.faults.map(
+    (f): LeftoverFault => ({ instance, injector: 'fault-agent', id: f.id, kind: f.kind }),
+  );
+  if (!view.settings.overridden) return faults;
+  return [
+    ...faults,
+    {
+      instance,
+      injector: 'fault-agent',
+      id: settingsId ?? 'settings',
+      kind: `settings (workerRecovery ${view.settings.workerRecovery ? 'on' : 'off'})`,
+    },
+  ];
 }
 
 function leftoversOfProxy(instance: string, view: ProxyView): LeftoverFault[] {

@@ -1,0 +1,256 @@
+/**
+ * What stands behind the fake API server's pods in the Kubernetes target's tests: a real backend
+ * service per pod (in this process, on loopback, with its fault agent), a real gateway per
+ * strategy over them, and the real fault sidecar script per pod — run by /bin/sh with the `tc`
+ * stand-in of services/fault-sidecar/__fixtures__ first on PATH (this kernel has no sch_netem),
+ * each pod with its own lease state and qdisc.
+ */
+import { execFile } from 'node:child_process';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { pino } from 'pino';
+import { synthLab, TEST_SECRETS } from '../../../charts/__fixtures__/manifests.ts';
+import { FAULT_SIDECAR_CONTAINER } from '../../../charts/fault-sidecar.ts';
+import { LABELS } from '../../../charts/lab-pod.ts';
+import { type RunningBackend, startBackend } from '../../../services/backends/server.ts';
+import { type RunningGateway, startGateway } from '../../../services/gateway/server.ts';
+import {
+  BACKENDS,
+  type BackendName,
+  STRATEGIES,
+  type Strategy,
+  topology,
+} from '../../../services/topology.ts';
+import { type FakeApiServer, startFakeApiServer } from '../../../test/fake-kube/fake-api-server.ts';
+import { connectCluster } from '../client.ts';
+import type { Cluster, ExecResult } from '../cluster.ts';
+
+const SIDECAR = path.join(
+  import.meta.dirname,
+  '..',
+  '..',
+  '..',
+  'services',
+  'fault-sidecar',
+  'fault-sidecar.sh',
+);
+const TC_SHIM = path.join(
+  import.meta.dirname,
+  '..',
+  '..',
+  '..',
+  'services',
+  'fault-sidecar',
+  '__fixtures__',
+  'tc',
+);
+
+export interface LabPod {
+  readonly name: string;
+  readonly service: BackendName;
+  /** The backend behind the pod's service port. */
+  readonly backend: RunningBackend;
+  /** `host:port` of that backend, for a port-forward. */
+  readonly address: { readonly host: string; readonly port: number };
+}
+
+export interface PodLab {
+  /** The backend behind a pod, started on first ask. */
+  backendFor(pod: string, service: BackendName): Promise<LabPod>;
+  /** One gateway per strategy over the backends started so far; their URLs. */
+  startGateways(): Promise<Record<Strategy, string>>;
+  /** Runs `fault-sidecar <args>` as an exec in the pod's sidecar container would. */
+  sidecar(pod: string, args: readonly string[]): Promise<ExecResult>;
+  /** Every tc call the pod's sidecar made, one line each (`qdisc replace dev eth0 root netem delay 400ms`). */
+  tcCalls(pod: string): string[];
+  /** From now, `tc qdisc replace` in the pod fails with this message (undefined: works again). */
+  failTc(pod: string, message: string | undefined): void;
+  close(): Promise<void>;
+}
+
+// Recovered panics log at error level; the tests count them instead.
+const quiet = pino({ level: 'fatal' });
+
+/** `adminToken`: the token the backends' fault agents take, as the lab's Secret gives it to the pods. */
+export async function startPodLab(adminToken: string): Promise<PodLab> {
+  const work = mkdtempSync(path.join(tmpdir(), 'pod-lab-'));
+  const bin = path.join(work, 'bin');
+  mkdirSync(bin);
+  copyFileSync(TC_SHIM, path.join(bin, 'tc'));
+  chmodSync(path.join(bin, 'tc'), 0o755);
+  const failing = new Map<string, string>();
+  const pods = new Map<string, Promise<LabPod>>();
+  const gateways: RunningGateway[] = [];
+  const dirOf = (pod: string) => {
+    const dir = path.join(work, pod);
+    mkdirSync(dir, { recursive: true });
+    return dir;
+  };
+  return {
+    backendFor(pod, service) {
+      let started = pods.get(pod);
+      if (!started) {
+        started = startBackend(
+          {
+            name: service,
+            instanceId: pod,
+            port: 0,
+            host: '127.0.0.1',
+            adminToken,
+            trustMode: 'zero',
+            workerRecovery: true,
+          },
+          { log: quiet },
+        ).then((backend) => ({
+          name: pod,
+          service,
+          backend,
+          address: { host: '127.0.0.1', port: backend.port },
+        }));
+        pods.set(pod, started);
+      }
+      return started;
+    },
+    async startGateways() {
+      const started = await Promise.all(pods.values());
+      const upstreams = Object.fromEntries(
+        BACKENDS.map((b) => [b, started.filter((p) => p.service === b).map((p) => p.backend.url)]),
+      ) as Record<BackendName, string[]>;
+      for (const strategy of STRATEGIES) {
+        gateways.push(
+          await startGateway(
+            {
+              strategy,
+              instanceId: `gateway-${strategy}`,
+              port: 0,
+              host: '127.0.0.1',
+              upstreams,
+              budgetMs: topology.gateway.defaultBudgetMs,
+              maxConcurrency: 128,
+              probeIntervalMs: 250,
+              trustMode: 'zero',
+            },
+            { log: quiet },
+          ),
+        );
+      }
+      return Object.fromEntries(STRATEGIES.map((s, i) => [s, gateways[i]?.url ?? ''])) as Record<
+        Strategy,
+        string
+      >;
+    },
+    sidecar(pod, args) {
+      const dir = dirOf(pod);
+      const fail = failing.get(pod);
+      const env: NodeJS.ProcessEnv = {
+        PATH: `${bin}:${process.env.PATH ?? '/usr/bin:/bin'}`,
+        FAULT_STATE_DIR: path.join(dir, 'state'),
+        TC_SHIM_LOG: path.join(dir, 'tc.log'),
+        TC_SHIM_STATE: path.join(dir, 'qdisc'),
+        ...(fail ? { TC_SHIM_FAIL: fail } : {}),
+      };
+      return new Promise((resolve) => {
+        execFile('/bin/sh', [SIDECAR, ...args], { env, timeout: 20_000 }, (err, stdout, stderr) => {
+          const exitCode = err ? (typeof err.code === 'number' ? err.code : 1) : 0;
+          resolve({ stdout, stderr, exitCode });
+        });
+      });
+    },
+    tcCalls(pod) {
+      const log = path.join(work, pod, 'tc.log');
+      return existsSync(log) ? readFileSync(log, 'utf8').trim().split('\n').filter(Boolean) : [];
+    },
+    failTc(pod, message) {
+      if (message === undefined) failing.delete(pod);
+      else failing.set(pod, message);
+    },
+    async close() {
+      const started = await Promise.allSettled(pods.values());
+      await Promise.allSettled([
+        ...gateways.map((g) => g.close()),
+        ...started.flatMap((p) => (p.status === 'fulfilled' ? [p.value.backend.close()] : [])),
+      ]);
+      rmSync(work, { recursive: true, force: true });
+    },
+  };
+}
+
+/**
+ * The lab as `chaos-lab up --target kind` leaves it, on the fake API server: the synthesized
+ * manifests applied (the Secret stored with `data`, as the real API server turns `stringData`
+ * into it), every backend pod Running with its service port forwarded to a backend of its own and
+ * its fault-sidecar execs answered by the real script, and real gateways over those backends.
+ */
+export interface FakeLab {
+  readonly fake: FakeApiServer;
+  readonly lab: PodLab;
+  readonly cluster: Cluster;
+  readonly gateways: Record<Strategy, string>;
+  /** Backend pods now, by service, in name order. */
+  podsOf(service: BackendName): string[];
+  /** Gives a pod that appeared since (a replacement) its backend and forward. */
+  serve(pod: string): Promise<LabPod>;
+  close(): Promise<void>;
+}
+
+export async function startFakeLab(): Promise<FakeLab> {
+  const fake = await startFakeApiServer({ readyDelayMs: 20 });
+  const work = mkdtempSync(path.join(tmpdir(), 'fake-lab-'));
+  const cluster = connectCluster({ kubeconfigPath: await fake.kubeconfig(path.join(work, 'kubeconfig')) });
+  const lab = await startPodLab(TEST_SECRETS.adminToken);
+  const manifests = synthLab({ observability: false });
+  for (const manifest of manifests) fake.applyAs('chaos-lab', asStored(manifest));
+  const podsOf = (service: BackendName) =>
+    fake
+      .pods('chaos-lab')
+      .filter((p) => p.metadata.labels?.[LABELS.name] === service && !p.metadata.deletionTimestamp)
+      .map((p) => p.metadata.name)
+      .sort();
+  const replicas = manifests
+    .filter((m) => m.kind === 'Deployment')
+    .reduce((n, m) => n + (m.spec.replicas as number), 0);
+  const running = () =>
+    fake.pods('chaos-lab').filter((p) => (p.status as { phase?: string } | undefined)?.phase === 'Running');
+  for (let i = 0; i < 500 && running().length < replicas; i++) await new Promise((r) => setTimeout(r, 20));
+  const serve = async (pod: string) => {
+    const service = BACKENDS.find((b) => pod.startsWith(`${b}-`));
+    if (!service) throw new Error(`${pod} is not a backend pod`);
+    const served = await lab.backendFor(pod, service);
+    fake.forwardPodPort(pod, topology.backends[service].port, served.address);
+    return served;
+  };
+  for (const service of BACKENDS) for (const pod of podsOf(service)) await serve(pod);
+  fake.onExec((call) =>
+    call.container === FAULT_SIDECAR_CONTAINER && call.command[0] === 'fault-sidecar'
+      ? lab.sidecar(call.pod, call.command.slice(1))
+      : undefined,
+  );
+  const gateways = await lab.startGateways();
+  return {
+    fake,
+    lab,
+    cluster,
+    gateways,
+    podsOf,
+    serve,
+    async close() {
+      await cluster.close();
+      await fake.close();
+      await lab.close();
+      rmSync(work, { recursive: true, force: true });
+    },
+  };
+}
+
+/** A manifest as the API server stores it: a Secret's `stringData` becomes base64 `data`. */
+function asStored(manifest: Record<string, unknown>): Record<string, unknown> {
+  if (manifest.kind !== 'Secret' || !manifest.stringData) return manifest;
+  const { stringData, ...rest } = manifest as { stringData: Record<string, string> };
+  return {
+    ...rest,
+    data: Object.fromEntries(
+      Object.entries(stringData).map(([k, v]) => [k, Buffer.from(v, 'utf8').toString('base64')]),
+    ),
+  };
+}

@@ -1,0 +1,164 @@
+/**
+ * The Kubernetes target's pure parts: netem parameters from faults, the sidecar's lease argument,
+ * which pods a fault is for, and the gateways' host ports from a kind configuration.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { LABELS } from '../../charts/lab-pod.ts';
+import { parsePromText } from '../prom-text.ts';
+import type { Fault } from '../runner/experiment.ts';
+import type { PodInfo } from './cluster.ts';
+import {
+  dependencyTallies,
+  gatewayUrlsFromKindConfig,
+  leaseArg,
+  netemArgs,
+  observedAddedLatency,
+  podsForFault,
+} from './kube-target.ts';
+
+function pod(name: string, service: string, extra: Partial<PodInfo> = {}): PodInfo {
+  return {
+    name,
+    namespace: 'chaos-lab',
+    labels: { [LABELS.name]: service, [LABELS.component]: 'backend' },
+    phase: 'Running',
+    ready: true,
+    terminating: false,
+    restarts: {},
+    conditions: [],
+    containerProblems: [],
+    ...extra,
+  };
+}
+
+describe('netemArgs', () => {
+  it('maps latency to delay [jitter] and loss to a percentage, exactly as tc netem takes them', () => {
+    const base = { service: 'coin', instances: ['coin-1', 'coin-2'] } as const;
+    expect(netemArgs({ ...base, kind: 'latency', delayMs: 400, jitterMs: 20 })).toEqual([
+      'delay',
+      '400ms',
+      '20ms',
+    ]);
+    expect(netemArgs({ ...base, kind: 'latency', delayMs: 250, jitterMs: 0 })).toEqual(['delay', '250ms']);
+    expect(netemArgs({ ...base, kind: 'loss', percent: 12.5 })).toEqual(['loss', '12.5%']);
+    expect(netemArgs({ ...base, kind: 'http-error', status: 503, percent: 50 })).toBeUndefined();
+    expect(netemArgs({ ...base, kind: 'kill' })).toBeUndefined();
+  });
+});
+
+describe('leaseArg', () => {
+  it('rounds up to whole seconds, never below one', () => {
+    expect(leaseArg(10_000)).toBe('10s');
+    expect(leaseArg(10_001)).toBe('11s');
+    expect(leaseArg(300)).toBe('1s');
+  });
+});
+
+describe('podsForFault', () => {
+  const pods = [
+    pod('coin-7f9c-zz', 'coin'),
+    pod('coin-7f9c-aa', 'coin'),
+    pod('coin-7f9c-old', 'coin', { terminating: true }),
+    pod('coin-7f9c-new', 'coin', { phase: 'Pending' }),
+    pod('like-1a-bb', 'like'),
+  ];
+  const fault = (instances: string[]): Fault => ({ kind: 'kill', service: 'coin', instances });
+
+  it('gives every running pod of the service when the fault names every instance', () => {
+    expect(podsForFault(fault(['coin-1', 'coin-2']), pods)).toEqual(['coin-7f9c-aa', 'coin-7f9c-zz']);
+  });
+
+  it('takes coin-N as the N-th running pod in name order, and a pod name as it is', () => {
+    expect(podsForFault(fault(['coin-2']), pods)).toEqual(['coin-7f9c-zz']);
+    expect(podsForFault(fault(['coin-7f9c-zz']), pods)).toEqual(['coin-7f9c-zz']);
+  });
+
+  it('says which pods there are when an instance has none', () => {
+    expect(() => podsForFault(fault(['coin-3']), pods)).toThrow(
+      'no pod for instance coin-3: coin has 2 running pods (coin-7f9c-aa, coin-7f9c-zz)',
+    );
+  });
+});
+
+describe('gatewayUrlsFromKindConfig', () => {
+  let dir: string | undefined;
+  afterEach(() => {
+    if (dir) rmSync(dir, { recursive: true, force: true });
+    dir = undefined;
+  });
+
+  it("reads the repository's kind/cluster.yaml: the gateways on 127.0.0.1:18080-18082", () => {
+    expect(
+      gatewayUrlsFromKindConfig(path.join(import.meta.dirname, '..', '..', 'kind', 'cluster.yaml')),
+    ).toEqual({
+      naive: 'http://127.0.0.1:18080',
+      parallel: 'http://127.0.0.1:18081',
+      resilient: 'http://127.0.0.1:18082',
+    });
+  });
+
+  it('names the NodePort with no host port, and what to add', () => {
+    dir = mkdtempSync(path.join(tmpdir(), 'kind-config-'));
+    const file = path.join(dir, 'cluster.yaml');
+    writeFileSync(
+      file,
+      [
+        'kind: Cluster',
+        'apiVersion: kind.x-k8s.io/v1alpha4',
+        'nodes:',
+        '  - role: control-plane',
+        '    extraPortMappings:',
+        '      - { containerPort: 30080, hostPort: 28080 }',
+        '      - { containerPort: 30082, hostPort: 28082 }',
+      ].join('\n'),
+    );
+    expect(() => gatewayUrlsFromKindConfig(file)).toThrow(
+      `${file}: no extraPortMappings entry maps a host port to NodePort 30081 (gateway-parallel)`,
+    );
+  });
+});
+
+describe('latency calibration from the gateways', () => {
+  it('sums the time the gateways spent on each dependency, in ms', () => {
+    const tallies = dependencyTallies(
+      parsePromText(
+        [
+          'gateway_dependency_duration_seconds_sum{dependency="coin",outcome="ok"} 1.5',
+          'gateway_dependency_duration_seconds_count{dependency="coin",outcome="ok"} 10',
+          'gateway_dependency_duration_seconds_sum{dependency="coin",outcome="timeout"} 0.5',
+          'gateway_dependency_duration_seconds_count{dependency="coin",outcome="timeout"} 1',
+          'gateway_dependency_duration_seconds_sum{dependency="vip",outcome="ok"} 0.2',
+          'gateway_dependency_duration_seconds_count{dependency="vip",outcome="ok"} 4',
+        ].join('\n'),
+      ),
+    );
+    expect(tallies.coin).toEqual({ sumMs: 2000, count: 11 });
+    expect(tallies.vip).toEqual({ sumMs: 200, count: 4 });
+    expect(tallies.like).toEqual({ sumMs: 0, count: 0 });
+  });
+
+  it('gives the mean during the fault less the mean before it', () => {
+    const baseline = { from: { sumMs: 100, count: 10 }, to: { sumMs: 150, count: 20 } };
+    expect(
+      observedAddedLatency({ base: { sumMs: 150, count: 20 }, now: { sumMs: 4_200, count: 30 } }, baseline),
+    ).toEqual({
+      addedLatencyMs: 400,
+      samples: 10,
+    });
+    // No call during the fault, or none before it: no figure.
+    expect(
+      observedAddedLatency({ base: { sumMs: 150, count: 20 }, now: { sumMs: 150, count: 20 } }, baseline),
+    ).toEqual({
+      samples: 0,
+    });
+    expect(
+      observedAddedLatency(
+        { base: { sumMs: 150, count: 20 }, now: { sumMs: 4_200, count: 30 } },
+        { from: baseline.to, to: baseline.to },
+      ),
+    ).toEqual({ samples: 10 });
+  });
+});

@@ -1,0 +1,390 @@
+/**
+ * The Kubernetes target against the fake API server (real HTTP and WebSocket, the real client):
+ * every backend pod is a real backend on loopback reached through a port-forward, and every
+ * `fault-sidecar` exec runs the real script with the `tc` stand-in (this kernel has no sch_netem).
+ */
+
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { TEST_SECRETS } from '../../charts/__fixtures__/manifests.ts';
+import { startFakeApiServer } from '../../test/fake-kube/fake-api-server.ts';
+import { AgentClient } from '../admin-client.ts';
+import type { Fault } from '../runner/experiment.ts';
+import type { Target } from '../runner/target.ts';
+import { type FakeLab, startFakeLab } from './__fixtures__/pod-lab.ts';
+import { connectCluster } from './client.ts';
+import { createKubeTarget, type SidecarStatus } from './kube-target.ts';
+
+let lab: FakeLab;
+let target: Target | undefined;
+const home = mkdtempSync(path.join(tmpdir(), 'kube-target-home-'));
+
+beforeAll(async () => {
+  lab = await startFakeLab();
+}, 60_000);
+
+afterAll(async () => {
+  await lab?.close();
+  rmSync(home, { recursive: true, force: true });
+});
+
+afterEach(async () => {
+  if (target) {
+    await target.clearAll();
+    await target.release();
+  }
+  target = undefined;
+});
+
+async function prepared(): Promise<{ target: Target; lines: string[] }> {
+  const lines: string[] = [];
+  target = createKubeTarget({ home, cluster: lab.cluster, gatewayUrls: lab.gateways });
+  await target.prepare((line) => lines.push(line), new AbortController().signal);
+  return { target, lines };
+}
+
+async function sidecarStatus(pod: string): Promise<SidecarStatus> {
+  const run = await lab.lab.sidecar(pod, ['status']);
+  expect(run.exitCode, run.stderr).toBe(0);
+  return JSON.parse(run.stdout) as SidecarStatus;
+}
+
+/** The tc calls that changed the pod's qdisc (status only shows it). */
+function qdiscChanges(pod: string): string[] {
+  return lab.lab.tcCalls(pod).filter((call) => !call.startsWith('qdisc show'));
+}
+
+function sidecarExecs(pod: string): string[][] {
+  return lab.fake.execs
+    .filter((e) => e.pod === pod && e.container === 'fault-sidecar')
+    .map((e) => [...e.command]);
+}
+
+const latency: Fault = {
+  kind: 'latency',
+  service: 'coin',
+  instances: ['coin-1', 'coin-2'],
+  delayMs: 400,
+  jitterMs: 20,
+};
+
+describe('prepare', { timeout: 30_000 }, () => {
+  it('finds the deployed lab, its pods and gateways, and reads the token from the Secret', async () => {
+    const { target, lines } = await prepared();
+    expect(lines.join('\n')).toContain('using the lab in namespace chaos-lab of context kind-chaos-lab');
+    expect(lines.join('\n')).toContain('10 backend pods');
+    // The token came from the Secret: the agents accept it.
+    await target.applySettings({ workerRecovery: true }, 5_000, 'settings-probe');
+    const pod = lab.podsOf('account')[0] as string;
+    expect(await target.audit()).toContainEqual({
+      instance: pod,
+      injector: 'fault-agent',
+      id: 'settings-probe',
+      kind: 'settings (workerRecovery on)',
+    });
+    await target.clearSettings();
+    expect(await target.audit()).toEqual([]);
+    expect(
+      lab.fake.requests.some((r) => r.path === '/api/v1/namespaces/chaos-lab/secrets/chaos-lab-secrets'),
+    ).toBe(true);
+  });
+
+  it('names the Deployment that is not ready, and what to do', async () => {
+    lab.fake.neverReady('chaos-lab', 'like', { reason: 'CrashLoopBackOff' });
+    try {
+      const waiting = createKubeTarget({
+        home,
+        cluster: lab.cluster,
+        gatewayUrls: lab.gateways,
+        readyTimeoutMs: 300,
+      });
+      const lines: string[] = [];
+      const failure = waiting.prepare((line) => lines.push(line), new AbortController().signal);
+      await expect(failure).rejects.toThrow(
+        'the lab in namespace chaos-lab of context kind-chaos-lab is not ready after',
+      );
+      await expect(failure).rejects.toThrow(/like 0\/2 \(pod like-[^:]+: .*CrashLoopBackOff/);
+      await expect(failure).rejects.toThrow('or redeploy with npx chaos-lab up --target kind');
+      await waiting.release();
+    } finally {
+      lab.fake.heal('chaos-lab', 'like');
+    }
+    // Healed: the next test finds the lab ready again.
+    await lab.cluster.waitForRollouts('chaos-lab', ['like'], { timeoutMs: 5_000 });
+  });
+
+  it("reads the token from the synth's kind-secrets.json when the client cannot read Secrets", async () => {
+    const noSecrets = new Proxy(lab.cluster, {
+      get: (cluster, key) => {
+        if (key === 'readSecret') return undefined;
+        const value = Reflect.get(cluster, key);
+        return typeof value === 'function' ? value.bind(cluster) : value;
+      },
+    });
+    const secretsHome = mkdtempSync(path.join(tmpdir(), 'kube-target-secrets-'));
+    try {
+      const missing = createKubeTarget({ home: secretsHome, cluster: noSecrets, gatewayUrls: lab.gateways });
+      await expect(missing.prepare(() => {}, new AbortController().signal)).rejects.toThrow(
+        `cannot read the admin token: this client cannot read the Secret chaos-lab/chaos-lab-secrets, and ${path.join(secretsHome, 'kind-secrets.json')} gives none`,
+      );
+      writeFileSync(
+        path.join(secretsHome, 'kind-secrets.json'),
+        JSON.stringify({ adminToken: TEST_SECRETS.adminToken, trustKey: TEST_SECRETS.trustKey }),
+      );
+      target = createKubeTarget({ home: secretsHome, cluster: noSecrets, gatewayUrls: lab.gateways });
+      await target.prepare(() => {}, new AbortController().signal);
+      // The agents take the token read from the file.
+      await target.applySettings({ workerRecovery: true }, 5_000, 'file-token');
+      await target.clearSettings();
+    } finally {
+      rmSync(secretsHome, { recursive: true, force: true });
+    }
+  });
+
+  it('says to run up --target kind when the cluster has no lab', async () => {
+    const empty = await startFakeApiServer();
+    const dir = mkdtempSync(path.join(tmpdir(), 'kube-empty-'));
+    const cluster = connectCluster({ kubeconfigPath: await empty.kubeconfig(path.join(dir, 'kubeconfig')) });
+    try {
+      const bare = createKubeTarget({ home, cluster, gatewayUrls: lab.gateways });
+      await expect(bare.prepare(() => {}, new AbortController().signal)).rejects.toThrow(
+        'the lab is not deployed in namespace chaos-lab of context kind-chaos-lab: deploy it first with npx chaos-lab up --target kind',
+      );
+      await bare.release();
+    } finally {
+      await cluster.close();
+      await empty.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('latency and loss: tc netem through the fault sidecar', { timeout: 30_000 }, () => {
+  it('applies, renews and removes the lease in every pod of the service; the audit is clean after', async () => {
+    const { target } = await prepared();
+    const [first, second] = lab.podsOf('coin') as [string, string];
+    const applied = await target.inject(latency, 'f-latency', 10_000);
+    expect(applied.map((a) => [a.instance, a.injector, a.id])).toEqual([
+      [first, 'tc-netem', 'f-latency'],
+      [second, 'tc-netem', 'f-latency'],
+    ]);
+    for (const pod of [first, second]) {
+      expect(sidecarExecs(pod)).toContainEqual([
+        'fault-sidecar',
+        'apply',
+        '--for',
+        '10s',
+        'delay',
+        '400ms',
+        '20ms',
+      ]);
+      expect(lab.lab.tcCalls(pod)).toContain('qdisc replace dev eth0 root netem delay 400ms 20ms');
+    }
+    expect((await sidecarStatus(first)).lease?.remainingSeconds).toBeLessThanOrEqual(10);
+
+    const leftovers = await target.audit();
+    expect(leftovers).toEqual(
+      expect.arrayContaining([
+        { instance: first, injector: 'tc-netem', id: 'f-latency', kind: 'netem (delay 400ms 20ms)' },
+        { instance: second, injector: 'tc-netem', id: 'f-latency', kind: 'netem (delay 400ms 20ms)' },
+      ]),
+    );
+
+    await target.renew(applied, 60_000);
+    expect(sidecarExecs(first)).toContainEqual(['fault-sidecar', 'renew', '--for', '60s']);
+    expect((await sidecarStatus(first)).lease?.remainingSeconds).toBeGreaterThan(50);
+
+    await target.remove(applied);
+    expect(sidecarExecs(second).at(-1)).toEqual(['fault-sidecar', 'clear']);
+    for (const pod of [first, second]) {
+      const status = await sidecarStatus(pod);
+      expect(status.netemQdisc).toBe(false);
+      expect(status.lease).toBeNull();
+    }
+    expect(await target.audit()).toEqual([]);
+  });
+
+  it('applies the fault again when the sidecar has nothing to renew (its lease ran out)', async () => {
+    const { target } = await prepared();
+    const first = lab.podsOf('coin')[0] as string;
+    const applied = await target.inject({ ...latency, instances: ['coin-1'] }, 'f-lapsed', 10_000);
+    // As if renewals had failed for longer than the lease: the keeper removed the fault.
+    expect((await lab.lab.sidecar(first, ['clear'])).exitCode).toBe(0);
+    await target.renew(applied, 10_000);
+    const execs = sidecarExecs(first);
+    expect(execs.at(-2)).toEqual(['fault-sidecar', 'renew', '--for', '10s']);
+    expect(execs.at(-1)).toEqual(['fault-sidecar', 'apply', '--for', '10s', 'delay', '400ms', '20ms']);
+    expect((await sidecarStatus(first)).netemQdisc).toBe(true);
+    await target.remove(applied);
+  });
+
+  it('calibrates latency from the gateways without deadlines, against the phase before', async () => {
+    const { target } = await prepared();
+    const pages = async (n: number) => {
+      for (let i = 0; i < n; i++) {
+        for (const g of ['naive', 'parallel'] as const) {
+          const res = await fetch(`${lab.gateways[g]}/api/video/${i + 1}`);
+          expect(res.status).toBe(200);
+          await res.arrayBuffer();
+        }
+      }
+    };
+    await target.counters();
+    await pages(5);
+    await target.counters();
+    const applied = await target.inject(latency, 'f-calibrated', 10_000);
+    // The tc stand-in shapes nothing: the agents delay coin's answers as netem would.
+    const agents = new AgentClient(TEST_SECRETS.adminToken);
+    const coins = await Promise.all(lab.podsOf('coin').map((pod) => lab.serve(pod)));
+    for (const coin of coins) {
+      await agents.put({ id: coin.name, url: coin.backend.url }, 'stand-in', {
+        kind: 'http-delay',
+        params: { delayMs: 150, jitterMs: 0 },
+        leaseMs: 10_000,
+      });
+    }
+    await pages(3);
+    for (const coin of coins) await agents.remove({ id: coin.name, url: coin.backend.url }, 'stand-in');
+    await target.remove(applied);
+    const observed = await target.observe(applied);
+    expect(observed.samples).toBe(6);
+    expect(observed.addedLatencyMs).toBeGreaterThanOrEqual(145);
+  });
+
+  it('keeps latency and loss on one pod in one qdisc, and removing one leaves the other', async () => {
+    const { target } = await prepared();
+    const first = lab.podsOf('coin')[0] as string;
+    const slow = await target.inject(latency, 'f-slow', 10_000);
+    const lossy = await target.inject(
+      { kind: 'loss', service: 'coin', instances: ['coin-1'], percent: 5 },
+      'f-lossy',
+      10_000,
+    );
+    expect(lossy.map((a) => a.instance)).toEqual([first]);
+    expect(lab.lab.tcCalls(first)).toContain('qdisc replace dev eth0 root netem delay 400ms 20ms loss 5%');
+    await target.remove(slow);
+    expect(qdiscChanges(first).at(-1)).toBe('qdisc replace dev eth0 root netem loss 5%');
+    expect((await sidecarStatus(first)).lease?.netem).toBe('loss 5%');
+    await target.remove(lossy);
+    expect(await target.audit()).toEqual([]);
+  });
+
+  it('a failing tc fails the injection naming the pod, what tc said and sch_netem, and leaves no fault', async () => {
+    const { target } = await prepared();
+    const [first, second] = lab.podsOf('coin') as [string, string];
+    lab.lab.failTc(second, 'Error: Specified qdisc kind is unknown.');
+    try {
+      const failure = target.inject(latency, 'f-unknown', 10_000);
+      await expect(failure).rejects.toThrow(
+        `pod ${second}: fault-sidecar apply --for 10s delay 400ms 20ms exited 2`,
+      );
+      await expect(failure).rejects.toThrow('Specified qdisc kind is unknown');
+      await expect(failure).rejects.toThrow("the kernel of the cluster's node has no sch_netem");
+      // All or nothing: the pod where it worked was cleared again.
+      expect((await sidecarStatus(first)).netemQdisc).toBe(false);
+      expect(await target.audit()).toEqual([]);
+    } finally {
+      lab.lab.failTc(second, undefined);
+    }
+  });
+});
+
+describe('http-error and worker-panic: the fault agent through a port-forward', { timeout: 30_000 }, () => {
+  it('injects through the forward, shows in the pod, is observed and removed', async () => {
+    const { target } = await prepared();
+    const first = lab.podsOf('coin')[0] as string;
+    const backend = await lab.serve(first);
+    const applied = await target.inject(
+      { kind: 'http-error', service: 'coin', instances: ['coin-1'], status: 503, percent: 100 },
+      'f-errors',
+      10_000,
+    );
+    expect(applied).toMatchObject([{ instance: first, injector: 'fault-agent', id: 'f-errors' }]);
+    // The pod's agent has the lease, and answers its requests with 503.
+    const view = await new AgentClient(TEST_SECRETS.adminToken).view({ id: first, url: backend.backend.url });
+    expect(view.faults.map((f) => f.id)).toEqual(['f-errors']);
+    for (let i = 0; i < 4; i++) {
+      const res = await fetch(`${backend.backend.url}/coins/${i + 1}`);
+      expect(res.status).toBe(503);
+    }
+    expect(
+      lab.fake.requests.some((r) => r.path === `/api/v1/namespaces/chaos-lab/pods/${first}/portforward`),
+    ).toBe(true);
+    await target.remove(applied);
+    const observed = await target.observe(applied);
+    expect(observed).toEqual({ errorRate: 1, samples: 4 });
+    expect(await target.audit()).toEqual([]);
+  });
+
+  it('counts the panics the pods recovered', async () => {
+    const { target } = await prepared();
+    const before = await target.counters();
+    const applied = await target.inject(
+      { kind: 'worker-panic', service: 'like', instances: ['like-1', 'like-2'], percent: 100 },
+      'f-panics',
+      10_000,
+    );
+    for (const pod of lab.podsOf('like')) {
+      const { backend } = await lab.serve(pod);
+      for (let i = 0; i < 3; i++) await (await fetch(`${backend.url}/likes/${i + 1}`)).arrayBuffer();
+    }
+    await target.remove(applied);
+    const after = await target.counters();
+    expect(after.like.panicsRecovered - before.like.panicsRecovered).toBe(6);
+    expect(after.like.restarts).toBe(before.like.restarts);
+  });
+});
+
+describe('kill and restarts', { timeout: 30_000 }, () => {
+  it('deletes the pod, and the counters show the restart, and restartCount of the main container', async () => {
+    const { target } = await prepared();
+    const before = await target.counters();
+    const [victim] = lab.podsOf('vip') as [string];
+    const applied = await target.inject(
+      { kind: 'kill', service: 'vip', instances: ['vip-1'] },
+      'f-kill',
+      10_000,
+    );
+    expect(applied).toMatchObject([{ instance: victim, injector: 'kubernetes-api' }]);
+    // The Deployment's replacement is a pod of vip like any other.
+    for (let i = 0; i < 100 && lab.podsOf('vip').length < 2; i++) await new Promise((r) => setTimeout(r, 20));
+    for (const pod of lab.podsOf('vip')) await lab.serve(pod);
+    expect(lab.fake.pods('chaos-lab').map((p) => p.metadata.name)).not.toContain(victim);
+    expect(lab.fake.requests).toContainEqual(
+      expect.objectContaining({ method: 'DELETE', path: `/api/v1/namespaces/chaos-lab/pods/${victim}` }),
+    );
+    const account = lab.podsOf('account')[0] as string;
+    lab.fake.setRestartCount('chaos-lab', account, 'account', 2);
+    const after = await target.counters();
+    expect(after.vip.restarts - before.vip.restarts).toBe(1);
+    expect(after.account.restarts - before.account.restarts).toBe(2);
+    expect(lab.podsOf('vip')).toHaveLength(2);
+  });
+});
+
+describe('audit and clearAll', { timeout: 30_000 }, () => {
+  it('finds a qdisc and an agent fault left by someone else, and clears both', async () => {
+    const { target } = await prepared();
+    const pod = lab.podsOf('archive')[1] as string;
+    const apply = await lab.lab.sidecar(pod, ['apply', '--for', '60s', 'delay', '100ms']);
+    expect(apply.exitCode, apply.stderr).toBe(0);
+    const { backend } = await lab.serve(pod);
+    const agent = new AgentClient(TEST_SECRETS.adminToken);
+    await agent.put({ id: pod, url: backend.url }, 'stray', {
+      kind: 'http-error',
+      params: { status: 500, percent: 10 },
+      leaseMs: 60_000,
+    });
+    expect(await target.audit()).toEqual(
+      expect.arrayContaining([
+        { instance: pod, injector: 'tc-netem', id: 'tc-netem', kind: 'netem (delay 100ms)' },
+        { instance: pod, injector: 'fault-agent', id: 'stray', kind: 'http-error' },
+      ]),
+    );
+    await target.clearAll();
+    expect(qdiscChanges(pod).at(-1)).toBe('qdisc del dev eth0 root');
+    expect(await target.audit()).toEqual([]);
+  });
+});
