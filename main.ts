@@ -6,9 +6,12 @@
  * in .chaos-lab/kind-secrets.json (CHAOS_LAB_HOME moves it) are used, generated there the first
  * time. CHAOS_LAB_IMAGE names another image than chaos-lab:dev (a registry's, for a cluster
  * that cannot `kind load`).
+ *
+ * The k6 Job is a chart of its own (dist/k6-job.k8s.yaml), so that applying the lab starts no load.
  */
 import path from 'node:path';
 import { App } from 'cdk8s';
+import { K6JobChart } from './charts/k6-job.ts';
 import { LabChart } from './charts/lab-chart.ts';
 import { labSecretValues } from './charts/lab-secret.ts';
 
@@ -19,4 +22,5 @@ new LabChart(app, 'chaos-lab', {
   secrets: labSecretValues(process.env, path.join(home, 'kind-secrets.json')),
   ...(process.env.CHAOS_LAB_IMAGE ? { image: process.env.CHAOS_LAB_IMAGE } : {}),
 });
+new K6JobChart(app, 'k6-job');
 app.synth();

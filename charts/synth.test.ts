@@ -60,7 +60,7 @@ describe('npm run synth', () => {
       CHAOS_LAB_HOME: home,
     });
     expect(result.code, result.stderr).toBe(0);
-    expect(readdirSync(outdir)).toEqual(['chaos-lab.k8s.yaml']);
+    expect(readdirSync(outdir).sort()).toEqual(['chaos-lab.k8s.yaml', 'k6-job.k8s.yaml']);
     const manifests = readManifests(outdir);
     expect(manifests.map((m) => m.kind)).toContain('NetworkPolicy');
     expect((await Promise.all(manifests.map(schemaErrors))).flat()).toEqual([]);

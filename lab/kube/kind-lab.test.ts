@@ -1,0 +1,294 @@
+/**
+ * `up --target kind` and `down --target kind` through the CLI: fake `docker` and `kind`
+ * executables on PATH (Docker cannot run here), the fake API server behind the kubeconfig, the
+ * real client, the chart synthesized in-process. Each test has its own API server, so what one
+ * applies is not seen by another.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { type FakeApiServer, startFakeApiServer } from '../../test/fake-kube/fake-api-server.ts';
+import { main } from '../cli.ts';
+import type { Io } from '../io.ts';
+import { type FakeDockerKind, fakeDockerKind } from './__fixtures__/fake-docker-kind.ts';
+import { connectCluster } from './client.ts';
+import { processRunner } from './commands.ts';
+import {
+  hostUrlsFromKindConfig,
+  KIND_CONFIG,
+  kindUp,
+  LAB_IMAGE,
+  LAB_NAMESPACE,
+  labManifests,
+  rolloutLine,
+} from './kind-lab.ts';
+
+const REPO = path.join(import.meta.dirname, '..', '..');
+const PLACEHOLDER = { adminToken: 'placeholder-0123456789', trustKey: 'placeholder-0123456789' };
+const LAB_OBJECTS = labManifests({ secrets: PLACEHOLDER, image: LAB_IMAGE });
+
+let bins: FakeDockerKind;
+let fake: FakeApiServer | undefined;
+const home = mkdtempSync(path.join(tmpdir(), 'kind-lab-home-'));
+
+beforeAll(() => {
+  bins = fakeDockerKind();
+});
+
+afterAll(() => {
+  bins?.remove();
+  rmSync(home, { recursive: true, force: true });
+});
+
+afterEach(async () => {
+  await fake?.close();
+  fake = undefined;
+  bins.clusterExists(false);
+  bins.reset();
+});
+
+interface Captured {
+  readonly io: Io;
+  readonly out: () => string;
+  readonly err: () => string;
+}
+
+async function started(behaviour: Record<string, string> = {}): Promise<Captured> {
+  fake = await startFakeApiServer({ readyDelayMs: 20 });
+  const kubeconfig = await fake.kubeconfig();
+  let out = '';
+  let err = '';
+  return {
+    io: {
+      stdout: (text) => {
+        out += text;
+      },
+      stderr: (text) => {
+        err += text;
+      },
+      env: { ...bins.env(behaviour), KUBECONFIG: kubeconfig, CHAOS_LAB_HOME: home },
+    },
+    out: () => out,
+    err: () => err,
+  };
+}
+
+/** Answers the doctor's probes as a healthy kind cluster does. */
+function healthyProbes(server: FakeApiServer): void {
+  server.onExec((call) => {
+    if (call.command[0] === 'tc') return { exitCode: 0 };
+    if (call.command[0] === 'node') return { exitCode: call.pod.startsWith('chaos-lab-doctor') ? 1 : 0 };
+    return undefined;
+  });
+}
+
+/** The lab objects the fake API server holds. */
+function labObjectsHeld(server: FakeApiServer): string[] {
+  return LAB_OBJECTS.filter((o) =>
+    server.object(o.apiVersion, o.kind, o.metadata.namespace, o.metadata.name),
+  ).map((o) => `${o.kind} ${o.metadata.name}`);
+}
+
+describe('up --target kind', () => {
+  it('creates the cluster, builds and loads the image, applies, probes, waits and prints the URLs', async () => {
+    const cli = await started();
+    healthyProbes(fake as FakeApiServer);
+    const code = await main(['up', '--target', 'kind'], cli.io);
+    expect(code, cli.err()).toBe(0);
+    expect(bins.calls()).toEqual([
+      'docker info --format {{.ServerVersion}}',
+      'kind version',
+      'kind get clusters',
+      `kind create cluster --config ${path.join(REPO, 'kind', 'cluster.yaml')}`,
+      'docker build -t chaos-lab:dev .',
+      'kind load docker-image chaos-lab:dev --name chaos-lab',
+    ]);
+    const out = cli.out();
+    expect(out).toContain('- cluster         no kind cluster chaos-lab: creating it');
+    expect(out).toContain('   ✓ Starting control-plane'); // kind's own progress, streamed
+    expect(out).toContain('  #14 naming to docker.io/library/chaos-lab:dev done');
+    expect(out).toContain(`applied Deployment ${LAB_NAMESPACE}/account`);
+    expect(out).toContain('✓ netem');
+    expect(out).toContain('✓ network-policy');
+    // netem is probed before the rollouts, NetworkPolicy after: a backend must be up to be unreachable.
+    expect(out.indexOf('✓ netem')).toBeLessThan(out.indexOf('deployments'));
+    expect(out.indexOf(`ready ${LAB_OBJECTS.filter((o) => o.kind === 'Deployment').length}/`)).toBeLessThan(
+      out.indexOf('✓ network-policy'),
+    );
+    const deployments = LAB_OBJECTS.filter((o) => o.kind === 'Deployment').length;
+    expect(out).toContain(`ready ${deployments}/${deployments} deployments\n`);
+    expect(out).toContain('  naive      http://127.0.0.1:18080\n');
+    expect(out).toContain('  resilient  http://127.0.0.1:18082\n');
+    expect(out).toContain(
+      'grafana: http://127.0.0.1:3000 (anonymous viewing; user admin, password: the adminToken in',
+    );
+    expect(out).toContain('next: npx chaos-lab run tour --target kind');
+    expect(labObjectsHeld(fake as FakeApiServer)).toHaveLength(LAB_OBJECTS.length);
+    // The probe pod is gone; the lab's pods are running.
+    expect(fake?.pods(LAB_NAMESPACE).filter((p) => p.metadata.name.startsWith('chaos-lab-doctor'))).toEqual(
+      [],
+    );
+  }, 90_000);
+
+  it('stops at the doctor when docker is not running, and changes nothing', async () => {
+    const cli = await started({ FAKE_DOCKER: 'stopped' });
+    expect(await main(['up', '--target', 'kind'], cli.io)).toBe(1);
+    expect(cli.out()).toContain('✗ docker          docker is installed but its daemon is not running');
+    expect(cli.out()).toContain('fix: start Docker Desktop');
+    expect(cli.err()).toContain('the doctor found a problem (see ✗ above); nothing was changed');
+    expect(bins.calls()).not.toContain('docker build -t chaos-lab:dev .');
+    expect(labObjectsHeld(fake as FakeApiServer)).toEqual([]);
+  });
+
+  it('shows the last lines of a failed docker build and applies nothing', async () => {
+    const cli = await started({ FAKE_BUILD: 'fail' });
+    bins.clusterExists(true);
+    expect(await main(['up', '--target', 'kind'], cli.io)).toBe(1);
+    expect(cli.err()).toContain('chaos-lab: `docker build -t chaos-lab:dev .` failed with exit code 1');
+    expect(cli.err()).toContain('  ERROR: failed to build: failed to solve');
+    expect(bins.calls()).not.toContain('kind load docker-image chaos-lab:dev --name chaos-lab');
+    expect(labObjectsHeld(fake as FakeApiServer)).toEqual([]);
+  });
+
+  it('fails with a clear timeout naming the pod and its condition when a rollout never completes', async () => {
+    const cli = await started();
+    bins.clusterExists(true);
+    healthyProbes(fake as FakeApiServer);
+    fake?.neverReady(LAB_NAMESPACE, 'coin', { reason: 'CrashLoopBackOff' });
+    const code = await main(['up', '--target', 'kind', '--no-build', '--timeout', '2s'], cli.io);
+    expect(code).toBe(1);
+    expect(bins.calls()).not.toContain('docker build -t chaos-lab:dev .');
+    expect(cli.out()).toMatch(/ready \d+\/10 deployments \(waiting for coin 0\/2\)/);
+    const err = cli.err();
+    expect(err).toMatch(
+      /the lab did not become ready: not ready after 2 s: coin 0\/2 \(pod coin-[\w-]+: [^)]*CrashLoopBackOff/,
+    );
+    expect(err).toContain('npx chaos-lab down --target kind` removes the lab');
+    // The probe pod lived through the rollout (NetworkPolicy is probed once the lab is ready) and is gone.
+    expect(cli.out()).toContain('✓ netem');
+    expect(cli.out()).not.toContain('network-policy');
+    expect(fake?.pods(LAB_NAMESPACE).filter((p) => p.metadata.name.startsWith('chaos-lab-doctor'))).toEqual(
+      [],
+    );
+  }, 60_000);
+
+  it('stops on an apply conflict with the fields, their manager and --force-conflicts', async () => {
+    const cli = await started();
+    bins.clusterExists(true);
+    healthyProbes(fake as FakeApiServer);
+    const account = LAB_OBJECTS.find((o) => o.kind === 'Deployment' && o.metadata.name === 'account');
+    fake?.applyAs('chaos-lab', account as Record<string, unknown>);
+    // What `kubectl scale --replicas=4` leaves behind: another manager owning .spec.replicas.
+    fake?.applyAs(
+      'kubectl-scale',
+      {
+        apiVersion: 'apps/v1',
+        kind: 'Deployment',
+        metadata: { name: 'account', namespace: LAB_NAMESPACE },
+        spec: { replicas: 4 },
+      },
+      { force: true },
+    );
+    expect(await main(['up', '--target', 'kind', '--no-build'], cli.io)).toBe(1);
+    expect(cli.err()).toContain(
+      `apply of Deployment ${LAB_NAMESPACE}/account conflicts with other field managers: .spec.replicas (owned by kubectl-scale)`,
+    );
+    expect(cli.err()).toContain('hint: npx chaos-lab up --target kind --force-conflicts');
+
+    const again = await main(['up', '--target', 'kind', '--no-build', '--force-conflicts'], cli.io);
+    expect(again, cli.err()).toBe(0);
+  }, 90_000);
+
+  it('with --context and no CHAOS_LAB_IMAGE, says the image must come from a registry', async () => {
+    const cli = await started();
+    expect(await main(['up', '--target', 'kind', '--context', 'kind-chaos-lab'], cli.io)).toBe(1);
+    expect(cli.err()).toContain('the image cannot be `kind load`ed into it');
+    expect(cli.err()).toContain('CHAOS_LAB_IMAGE=<registry>/chaos-lab:<tag>');
+    expect(bins.calls()).toEqual([]);
+  });
+
+  it('on Ctrl-C during the build, kills it and says what state the lab is in', async () => {
+    const cli = await started({ FAKE_BUILD: 'slow' });
+    bins.clusterExists(true);
+    const abort = new AbortController();
+    const kubeconfig = cli.io.env.KUBECONFIG as string;
+    const run = processRunner(cli.io.env);
+    const code = await kindUp(
+      {
+        ...cli.io,
+        stdout: (text) => {
+          cli.io.stdout(text);
+          if (text.includes('FROM docker.io/library/node')) abort.abort();
+        },
+      },
+      { home, signal: abort.signal },
+      { run, connect: (context) => connectCluster({ context, kubeconfigPath: kubeconfig }) },
+    );
+    expect(code).toBe(130);
+    expect(cli.err()).toContain('interrupted during build: nothing was applied');
+    expect(labObjectsHeld(fake as FakeApiServer)).toEqual([]);
+  }, 30_000);
+});
+
+describe('down --target kind', () => {
+  it('removes every object up applied, then finds nothing to remove; --delete-cluster deletes the cluster', async () => {
+    const cli = await started();
+    healthyProbes(fake as FakeApiServer);
+    expect(await main(['up', '--target', 'kind', '--no-build'], cli.io), cli.err()).toBe(0);
+    expect(labObjectsHeld(fake as FakeApiServer)).toHaveLength(LAB_OBJECTS.length);
+
+    expect(await main(['down', '--target', 'kind'], cli.io), cli.err()).toBe(0);
+    expect(labObjectsHeld(fake as FakeApiServer)).toEqual([]);
+    expect(fake?.pods(LAB_NAMESPACE)).toEqual([]);
+    expect(cli.out()).toContain(`removed the lab from kind-chaos-lab: ${LAB_OBJECTS.length} objects`);
+
+    expect(await main(['down', '--target', 'kind', '--delete-cluster'], cli.io)).toBe(0);
+    expect(cli.out()).toContain('the lab is not deployed on kind-chaos-lab');
+    expect(bins.calls().at(-1)).toBe('kind delete cluster --name chaos-lab');
+  }, 90_000);
+
+  it('without a kind cluster: says so and exits 0', async () => {
+    const cli = await started();
+    expect(await main(['down', '--target', 'kind'], cli.io)).toBe(0);
+    expect(cli.out()).toContain('no kind cluster chaos-lab; nothing to remove');
+  });
+
+  it('keeps the local lab as it was: --target kind options are refused without it', async () => {
+    const cli = await started();
+    expect(await main(['down', '--delete-cluster'], cli.io)).toBe(2);
+    expect(cli.err()).toContain('--context and --delete-cluster apply to --target kind only');
+    expect(await main(['up', '--no-build'], cli.io)).toBe(2);
+  });
+});
+
+describe('doctor --target kind (CLI)', () => {
+  it('exits 1 when a check fails, and prints JSON with --json', async () => {
+    const cli = await started();
+    expect(await main(['doctor', '--json'], cli.io)).toBe(1);
+    const results = JSON.parse(cli.out()) as { name: string; status: string }[];
+    expect(results.find((r) => r.name === 'cluster')?.status).toBe('fail');
+  });
+});
+
+describe('helpers', () => {
+  it('reads the host URLs from kind/cluster.yaml', () => {
+    const urls = hostUrlsFromKindConfig(KIND_CONFIG);
+    expect(urls.get(30_080)).toBe('http://127.0.0.1:18080');
+    expect(urls.get(30_300)).toBe('http://127.0.0.1:3000');
+  });
+
+  it('shows at most four waiting deployments', () => {
+    const states = ['a', 'b', 'c', 'd', 'e', 'f'].map((name, i) => ({
+      name,
+      desired: 2,
+      ready: i % 2,
+      done: i === 0,
+    }));
+    expect(rolloutLine(states)).toBe('ready 1/6 deployments (waiting for b 1/2, c 0/2, d 1/2, e 0/2, …)');
+  });
+
+  it('puts the Namespace first', () => {
+    expect(LAB_OBJECTS[0]?.kind).toBe('Namespace');
+  });
+});

@@ -1,0 +1,577 @@
+/**
+ * `chaos-lab up --target kind` and `down --target kind`: the lab on a kind cluster (or, with
+ * `--context`, on any cluster of the kubeconfig), deployed as a user on a laptop would by hand —
+ * doctor, `docker build`, `kind load`, the chart synthesized in-process, server-side apply, the
+ * probes that need the image, rollouts — with one progress line per step and, for each failure,
+ * what to do.
+ *
+ * Nothing here is a half-applied fault: an interrupted `up` leaves some objects applied, which is
+ * harmless, and `down --target kind` removes them.
+ */
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { App } from 'cdk8s';
+import { parse as parseYaml } from 'yaml';
+import { gatewayNodePort } from '../../charts/gateway.ts';
+import { GRAFANA_NODE_PORT } from '../../charts/grafana.ts';
+import { LabChart } from '../../charts/lab-chart.ts';
+import {
+  ADMIN_TOKEN_KEY,
+  LAB_SECRET_NAME,
+  type LabSecretValues,
+  labSecretValues,
+} from '../../charts/lab-secret.ts';
+import { STRATEGIES } from '../../services/topology.ts';
+import { CliError } from '../cli-error.ts';
+import { formatDuration } from '../duration.ts';
+import { type Io, say, warn } from '../io.ts';
+import {
+  ApplyConflictError,
+  type Cluster,
+  KubeError,
+  type KubeObject,
+  type RolloutState,
+  RolloutTimeoutError,
+} from './cluster.ts';
+import { type CommandRunner, commandLine } from './commands.ts';
+import {
+  type CheckResult,
+  checkContext,
+  checkDocker,
+  checkKind,
+  failed,
+  KIND_CLUSTER,
+  kindClusterExists,
+  renderChecks,
+  runDoctor,
+  runProbes,
+} from './doctor.ts';
+
+const REPO_ROOT = path.join(import.meta.dirname, '..', '..');
+export const KIND_CONFIG = path.join(REPO_ROOT, 'kind', 'cluster.yaml');
+/** The tag the chart's default image names (charts/lab-chart.ts). */
+export const LAB_IMAGE = 'chaos-lab:dev';
+export const LAB_NAMESPACE = 'chaos-lab';
+export const DEFAULT_UP_TIMEOUT_MS = 5 * 60_000;
+/** How long `down` waits for the namespace's content to go. */
+const DOWN_WAIT_MS = 120_000;
+const DOWN_POLL_MS = 500;
+/** `up` prints its checks one step at a time: aligned as the doctor aligns its whole list. */
+const CHECK_WIDTH = 'network-policy'.length;
+
+export interface KindLabDeps {
+  /** Runs docker and kind. */
+  readonly run: CommandRunner;
+  /** Connects to a kubeconfig context (lab/kube/client.ts's connectCluster, bound to the env). */
+  readonly connect: (context: string) => Cluster;
+  /** Where `docker build` runs and kind/cluster.yaml is read from. @default the repository */
+  readonly repoRoot?: string;
+}
+
+export interface KindUpOptions {
+  /** The lab's home: kind-secrets.json lives there, as for `npm run synth`. */
+  readonly home: string;
+  /** Another cluster than kind's (the image then comes from CHAOS_LAB_IMAGE). */
+  readonly context?: string;
+  /** `docker build` before `kind load`. @default true */
+  readonly build?: boolean;
+  /** For the rollouts. @default 5 min */
+  readonly timeoutMs?: number;
+  /** Take over fields another manager owns. */
+  readonly forceConflicts?: boolean;
+  readonly signal?: AbortSignal;
+}
+
+/** The image the pods run: CHAOS_LAB_IMAGE, else the tag `up` builds and loads. */
+export function labImage(env: Io['env']): { image: string; fromRegistry: boolean } {
+  const given = env.CHAOS_LAB_IMAGE?.trim();
+  return given ? { image: given, fromRegistry: true } : { image: LAB_IMAGE, fromRegistry: false };
+}
+
+/**
+ * The chart, synthesized in this process as main.ts would (same secrets, same image), Namespace
+ * first: every other object lives in it.
+ */
+export function labManifests(options: { secrets: LabSecretValues; image: string }): KubeObject[] {
+  const app = new App();
+  const chart = new LabChart(app, 'chaos-lab', {
+    secrets: options.secrets,
+    ...(options.image !== LAB_IMAGE ? { image: options.image } : {}),
+  });
+  const objects = chart.toJson() as KubeObject[];
+  return [...objects.filter((o) => o.kind === 'Namespace'), ...objects.filter((o) => o.kind !== 'Namespace')];
+}
+
+/** Every extraPortMappings entry of the kind configuration: NodePort → `http://127.0.0.1:<hostPort>`. */
+export function hostUrlsFromKindConfig(file: string): Map<number, string> {
+  let config: unknown;
+  try {
+    config = parseYaml(readFileSync(file, 'utf8'));
+  } catch (err) {
+    throw new CliError(`cannot read the kind configuration ${file}: ${(err as Error).message}`);
+  }
+  const nodes = (config as { nodes?: { extraPortMappings?: unknown[] }[] } | null)?.nodes ?? [];
+  const urls = new Map<number, string>();
+  for (const mapping of nodes.flatMap((n) => n.extraPortMappings ?? []) as {
+    containerPort?: number;
+    hostPort?: number;
+    listenAddress?: string;
+  }[]) {
+    if (!mapping.containerPort || !mapping.hostPort) continue;
+    const listen = mapping.listenAddress;
+    const host = !listen || listen === '0.0.0.0' ? '127.0.0.1' : listen === '::' ? '[::1]' : listen;
+    urls.set(mapping.containerPort, `http://${host}:${mapping.hostPort}`);
+  }
+  return urls;
+}
+
+/** `ready 7/13 deployments (waiting for account 1/2, coin 0/2, …)`. */
+export function rolloutLine(states: readonly RolloutState[]): string {
+  const done = states.filter((s) => s.done).length;
+  const waiting = states.filter((s) => !s.done).map((s) => `${s.name} ${s.ready}/${s.desired}`);
+  const shown = waiting.slice(0, 4).join(', ');
+  return `ready ${done}/${states.length} deployments${
+    waiting.length > 0 ? ` (waiting for ${shown}${waiting.length > 4 ? ', …' : ''})` : ''
+  }`;
+}
+
+/** Step names for the message an interrupted `up` leaves. */
+type Step = 'doctor' | 'cluster' | 'build' | 'load' | 'apply' | 'probes' | 'rollout';
+
+const STATE_AFTER_ABORT: Readonly<Record<Step, string>> = {
+  doctor: 'nothing was changed',
+  cluster: 'the kind cluster may be half-created; `kind delete cluster --name chaos-lab` removes it',
+  build: 'nothing was applied; the image may be half-built (docker keeps its cache)',
+  load: 'nothing was applied; the image may not be loaded into every node',
+  apply: 'some of the lab objects are applied, not all',
+  probes: 'the lab is applied; the doctor probe pod is deleted',
+  rollout: 'the lab is applied and its pods are starting',
+};
+
+/** `up --target kind`: resolves with the exit code (0 up, 1 failed, 130 interrupted). */
+export async function kindUp(io: Io, options: KindUpOptions, deps: KindLabDeps): Promise<number> {
+  const repoRoot = deps.repoRoot ?? REPO_ROOT;
+  const { signal } = options;
+  const { image, fromRegistry } = labImage(io.env);
+  const onKind = options.context === undefined;
+  const context = options.context ?? `kind-${KIND_CLUSTER}`;
+  const began = Date.now();
+  // An object, so that the rollout callback's change of step is seen by the catch below.
+  const at: { step: Step } = { step: 'doctor' };
+  let cluster: Cluster | undefined;
+  const report = (results: readonly CheckResult[]) => {
+    for (const line of renderChecks(results, CHECK_WIDTH)) say(io, line);
+    if (failed(results)) throw new CliError('the doctor found a problem (see ✗ above); nothing was changed');
+  };
+  try {
+    say(io, `doctor (${onKind ? `kind cluster ${KIND_CLUSTER}` : `context ${context}`})`);
+    if (onKind) {
+      report([await checkDocker(deps.run, signal), await checkKind(deps.run, signal)]);
+      at.step = 'cluster';
+      await ensureKindCluster(io, deps, repoRoot, signal);
+    } else if (!fromRegistry) {
+      throw new CliError(
+        `--context ${context} is not the kind cluster: the image cannot be \`kind load\`ed into it`,
+        {
+          hint: 'push the image to a registry the cluster pulls from, then: CHAOS_LAB_IMAGE=<registry>/chaos-lab:<tag> npx chaos-lab up --target kind --context <name>',
+        },
+      );
+    }
+    at.step = 'doctor';
+    const contextCheck = await checkContext(deps.connect, context, signal);
+    report([contextCheck.result]);
+    cluster = contextCheck.cluster as Cluster;
+
+    if (onKind) {
+      if (options.build ?? true) {
+        at.step = 'build';
+        await runStep(io, deps.run, 'docker', ['build', '-t', image, '.'], { cwd: repoRoot, signal });
+      }
+      at.step = 'load';
+      await runStep(io, deps.run, 'kind', ['load', 'docker-image', image, '--name', KIND_CLUSTER], {
+        cwd: repoRoot,
+        signal,
+      });
+    }
+
+    at.step = 'apply';
+    const secrets = labSecretValues(io.env, path.join(options.home, 'kind-secrets.json'));
+    const objects = labManifests({ secrets, image });
+    say(io, `applying ${objects.length} objects (server-side apply, field manager chaos-lab)`);
+    try {
+      await cluster.apply(objects, {
+        force: options.forceConflicts ?? false,
+        ...(signal ? { signal } : {}),
+        progress: (line) => say(io, `  ${line}`),
+      });
+    } catch (err) {
+      if (err instanceof ApplyConflictError) {
+        throw new CliError(err.message, {
+          hint: 'npx chaos-lab up --target kind --force-conflicts (takes the fields over)',
+        });
+      }
+      throw err;
+    }
+
+    at.step = 'probes';
+    say(
+      io,
+      'probing the cluster with a short-lived pod of the lab image (tc netem, then NetworkPolicy once the lab is ready)',
+    );
+    let rolledOut = false;
+    const rollout = async () => {
+      at.step = 'rollout';
+      await waitForLab(io, cluster as Cluster, objects, options);
+      rolledOut = true;
+    };
+    const probes = await runProbes(cluster, {
+      namespace: LAB_NAMESPACE,
+      image,
+      networkPolicy: true,
+      beforeNetworkPolicy: rollout,
+      onResult: (result) => {
+        for (const line of renderChecks([result], CHECK_WIDTH)) say(io, line);
+      },
+      ...(signal ? { signal } : {}),
+    });
+    // The probe pod could not run: the rollouts are still to be waited for.
+    if (!rolledOut) await rollout();
+    summary(io, {
+      repoRoot,
+      onKind,
+      readyInMs: Date.now() - began,
+      secretsFile: path.join(options.home, 'kind-secrets.json'),
+      tokenFromEnv: Boolean(io.env[ADMIN_TOKEN_KEY]),
+      probes,
+      context,
+    });
+    return 0;
+  } catch (err) {
+    if (signal?.aborted) {
+      warn(io, `interrupted during ${at.step}: ${STATE_AFTER_ABORT[at.step]}.`);
+      if (at.step === 'apply' || at.step === 'probes' || at.step === 'rollout') {
+        warn(io, `\`npx chaos-lab down --target kind${onKind ? '' : ` --context ${context}`}\` removes it.`);
+      }
+      return 130;
+    }
+    if (err instanceof KubeError) throw new CliError(err.message);
+    throw err;
+  } finally {
+    await cluster?.close();
+  }
+}
+
+/** Waits for every Deployment of the lab, a progress line per change. */
+async function waitForLab(
+  io: Io,
+  cluster: Cluster,
+  objects: readonly KubeObject[],
+  options: KindUpOptions,
+): Promise<void> {
+  const deployments = objects
+    .filter((o) => o.kind === 'Deployment' && o.metadata.namespace === LAB_NAMESPACE)
+    .map((o) => o.metadata.name);
+  const timeoutMs = options.timeoutMs ?? DEFAULT_UP_TIMEOUT_MS;
+  try {
+    await cluster.waitForRollouts(LAB_NAMESPACE, deployments, {
+      timeoutMs,
+      ...(options.signal ? { signal: options.signal } : {}),
+      progress: (states) => say(io, rolloutLine(states)),
+    });
+  } catch (err) {
+    if (err instanceof RolloutTimeoutError) {
+      throw new CliError(`the lab did not become ready: ${err.message}`, {
+        hint: `\`kubectl -n ${LAB_NAMESPACE} describe pod <pod>\` says more; \`npx chaos-lab down --target kind\` removes the lab`,
+      });
+    }
+    throw err;
+  }
+}
+
+/** `kind create cluster --config kind/cluster.yaml` when `kind get clusters` does not list it. */
+async function ensureKindCluster(
+  io: Io,
+  deps: KindLabDeps,
+  repoRoot: string,
+  signal: AbortSignal | undefined,
+): Promise<void> {
+  const found = await kindClusterExists(deps.run, signal);
+  if ('error' in found) {
+    throw new CliError(`\`kind get clusters\` failed: ${found.error}`, {
+      hint: 'kind needs a running Docker: `docker info` should answer',
+    });
+  }
+  const cluster = (status: 'ok' | 'skipped', detail: string) => {
+    for (const line of renderChecks([{ name: 'cluster', status, detail }], CHECK_WIDTH)) say(io, line);
+  };
+  if (found.exists) {
+    cluster('ok', `kind cluster ${KIND_CLUSTER} exists`);
+    return;
+  }
+  cluster('skipped', `no kind cluster ${KIND_CLUSTER}: creating it (a minute or two)`);
+  await runStep(
+    io,
+    deps.run,
+    'kind',
+    ['create', 'cluster', '--config', path.join(repoRoot, 'kind', 'cluster.yaml')],
+    { cwd: repoRoot, signal },
+  );
+}
+
+/** Runs one docker/kind step with its output streamed; a failure shows its last lines. */
+async function runStep(
+  io: Io,
+  run: CommandRunner,
+  command: string,
+  args: readonly string[],
+  options: { cwd: string; signal: AbortSignal | undefined },
+): Promise<void> {
+  const line = commandLine(command, args);
+  say(io, `$ ${line}`);
+  const began = Date.now();
+  const result = await run(command, args, {
+    cwd: options.cwd,
+    ...(options.signal ? { signal: options.signal } : {}),
+    onLine: (output) => say(io, `  ${output}`),
+  });
+  options.signal?.throwIfAborted();
+  if (result.notFound) {
+    throw new CliError(`${command} is not installed (no \`${command}\` on PATH)`, {
+      hint: 'npx chaos-lab doctor --target kind says what to install',
+    });
+  }
+  if (result.exitCode !== 0) {
+    throw new CliError(`\`${line}\` failed with exit code ${result.exitCode}`, {
+      details: result.tail.map((l) => `  ${l}`),
+      hint: 'the last lines of its output are above',
+    });
+  }
+  say(io, `  done in ${formatDuration(Date.now() - began)}`);
+}
+
+function summary(
+  io: Io,
+  facts: {
+    repoRoot: string;
+    onKind: boolean;
+    readyInMs: number;
+    secretsFile: string;
+    tokenFromEnv: boolean;
+    probes: readonly CheckResult[];
+    context: string;
+  },
+): void {
+  say(io, `chaos-lab is up on ${facts.context} in ${formatDuration(facts.readyInMs)}`);
+  const password = facts.tokenFromEnv ? `$${ADMIN_TOKEN_KEY}` : `the adminToken in ${facts.secretsFile}`;
+  if (facts.onKind) {
+    const urls = hostUrlsFromKindConfig(path.join(facts.repoRoot, 'kind', 'cluster.yaml'));
+    say(io, 'gateways');
+    const width = Math.max(...STRATEGIES.map((s) => s.length));
+    for (const strategy of STRATEGIES) {
+      const url = urls.get(gatewayNodePort(strategy));
+      say(
+        io,
+        `  ${strategy.padEnd(width)}  ${url ?? `(no host port maps NodePort ${gatewayNodePort(strategy)} in kind/cluster.yaml)`}`,
+      );
+    }
+    const grafana = urls.get(GRAFANA_NODE_PORT);
+    if (grafana) say(io, `grafana: ${grafana} (anonymous viewing; user admin, password: ${password})`);
+    const resilient = urls.get(gatewayNodePort('resilient'));
+    if (resilient) say(io, `try: curl -s ${resilient}/api/video/42`);
+  } else {
+    say(
+      io,
+      `gateways: NodePorts ${STRATEGIES.map(gatewayNodePort).join(', ')} on the cluster's nodes; grafana: NodePort ${GRAFANA_NODE_PORT} (user admin, password: ${password})`,
+    );
+  }
+  const refused = facts.probes.filter((p) => p.status === 'fail' || p.status === 'warn');
+  if (refused.some((p) => p.name === 'netem' && p.status === 'fail')) {
+    say(
+      io,
+      'note: tc netem does not work here, so latency and loss experiments will be refused (see ✗ above)',
+    );
+  }
+  const target = `--target kind${facts.onKind ? '' : ` --context ${facts.context}`}`;
+  say(io, `next: npx chaos-lab run tour ${target}`);
+  say(io, `remove it: npx chaos-lab down ${target}${facts.onKind ? ' [--delete-cluster]' : ''}`);
+}
+
+// ---------------------------------------------------------------------------------------------
+
+export interface KindDownOptions {
+  readonly context?: string;
+  /** Also `kind delete cluster --name chaos-lab`. */
+  readonly deleteCluster?: boolean;
+  readonly signal?: AbortSignal;
+}
+
+/**
+ * Values for a synth whose objects are only deleted: `down` needs their kinds and names, and must
+ * not generate (or need) the lab's secrets to learn them.
+ */
+const PLACEHOLDER_SECRETS: LabSecretValues = {
+  adminToken: 'placeholder-for-down-only',
+  trustKey: 'placeholder-for-down-only',
+};
+
+/** `down --target kind`: 0 removed (or nothing to remove), 130 interrupted; failures throw CliError. */
+export async function kindDown(io: Io, options: KindDownOptions, deps: KindLabDeps): Promise<number> {
+  const onKind = options.context === undefined;
+  const context = options.context ?? `kind-${KIND_CLUSTER}`;
+  const { signal } = options;
+  if (onKind) {
+    const found = await kindClusterExists(deps.run, signal).catch(() => ({ error: 'kind did not run' }));
+    if ('error' in found || !found.exists) {
+      say(
+        io,
+        'error' in found
+          ? `no kind cluster to remove the lab from (\`kind get clusters\`: ${found.error}); nothing to remove`
+          : `no kind cluster ${KIND_CLUSTER}; nothing to remove`,
+      );
+      return 0;
+    }
+  }
+  let cluster: Cluster;
+  try {
+    cluster = deps.connect(context);
+    await cluster.version(signal);
+  } catch (err) {
+    throw new CliError(`cannot reach the cluster of context ${context}: ${(err as Error).message}`, {
+      hint: onKind
+        ? 'is the kind node running? `docker start chaos-lab-control-plane`; or delete it: `kind delete cluster --name chaos-lab`'
+        : 'check `kubectl --context <name> get --raw /version`',
+    });
+  }
+  try {
+    const objects = labManifests({ secrets: PLACEHOLDER_SECRETS, image: labImage(io.env).image });
+    let deleted = 0;
+    const began = Date.now();
+    await cluster.delete(objects, {
+      ...(signal ? { signal } : {}),
+      progress: (line) => {
+        if (line.startsWith('deleted ')) {
+          deleted++;
+          say(io, `  ${line}`);
+        }
+      },
+    });
+    if (deleted === 0) {
+      say(
+        io,
+        `the lab is not deployed on ${context} (none of its ${objects.length} objects exist); nothing to remove`,
+      );
+    } else {
+      await waitNamespaceEmpty(io, cluster, signal);
+      say(
+        io,
+        `removed the lab from ${context}: ${deleted} objects, namespace ${LAB_NAMESPACE} gone (${formatDuration(Date.now() - began)})`,
+      );
+    }
+  } catch (err) {
+    if (signal?.aborted) {
+      warn(io, 'interrupted: some of the lab objects may remain; run `down --target kind` again');
+      return 130;
+    }
+    if (err instanceof KubeError) throw new CliError(err.message);
+    throw err;
+  } finally {
+    await cluster.close();
+  }
+  if (onKind && options.deleteCluster) {
+    await runStep(io, deps.run, 'kind', ['delete', 'cluster', '--name', KIND_CLUSTER], {
+      cwd: deps.repoRoot ?? REPO_ROOT,
+      signal,
+    });
+  }
+  return 0;
+}
+
+/**
+ * The Cluster interface has no generic GET, so the namespace is seen to go through what it held:
+ * its pods and the lab's Secret. The namespace controller removes the namespace right after its
+ * content; a re-`up` before that gets "namespace is being terminated" from the API server.
+ */
+async function waitNamespaceEmpty(io: Io, cluster: Cluster, signal: AbortSignal | undefined): Promise<void> {
+  const deadline = Date.now() + DOWN_WAIT_MS;
+  let reported = -1;
+  for (;;) {
+    signal?.throwIfAborted();
+    const pods = await cluster.listPods(LAB_NAMESPACE, undefined, signal);
+    const secretLeft = cluster.readSecret
+      ? await cluster.readSecret(LAB_NAMESPACE, LAB_SECRET_NAME, signal).then(
+          () => true,
+          (err: unknown) => !(err instanceof KubeError && err.status === 404),
+        )
+      : false;
+    if (pods.length === 0 && !secretLeft) return;
+    if (pods.length !== reported) {
+      reported = pods.length;
+      say(io, `waiting for namespace ${LAB_NAMESPACE} to go: ${pods.length} pods left`);
+    }
+    if (Date.now() >= deadline) {
+      throw new CliError(
+        `namespace ${LAB_NAMESPACE} still holds ${pods.length} pods after ${formatDuration(DOWN_WAIT_MS)}`,
+        {
+          hint: `\`kubectl -n ${LAB_NAMESPACE} get pods\`; a stuck finalizer? \`kubectl get ns ${LAB_NAMESPACE} -o yaml\``,
+        },
+      );
+    }
+    await new Promise((resolve) => setTimeout(resolve, DOWN_POLL_MS));
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+/** `doctor --target kind`: 0 when nothing failed, 1 otherwise. */
+export async function kindDoctor(
+  io: Io,
+  options: { readonly context?: string; readonly json?: boolean; readonly signal?: AbortSignal },
+  deps: KindLabDeps,
+): Promise<number> {
+  const { image, fromRegistry } = labImage(io.env);
+  const results = await runDoctor({
+    ...(options.context !== undefined ? { context: options.context } : {}),
+    namespace: LAB_NAMESPACE,
+    image,
+    imageFromRegistry: fromRegistry,
+    run: deps.run,
+    connect: deps.connect,
+    ...(options.signal ? { signal: options.signal } : {}),
+  });
+  if (options.json) say(io, JSON.stringify(results, null, 2));
+  else for (const line of renderChecks(results)) say(io, line);
+  return failed(results) ? 1 : 0;
+}
+
+/** The real docker, kind and kubeconfig, as the environment says. */
+export async function defaultKindDeps(env: Io['env']): Promise<KindLabDeps> {
+  const { connectCluster } = await import('./client.ts');
+  const { processRunner } = await import('./commands.ts');
+  return {
+    run: processRunner(env),
+    connect: (context) => connectCluster({ context, env: env as NodeJS.ProcessEnv }),
+  };
+}
+
+/**
+ * Runs `fn` with an AbortSignal that SIGINT/SIGTERM/SIGHUP abort: Ctrl-C stops the child process
+ * or the request in flight, and the command says what state it leaves.
+ */
+export async function withInterrupt<T>(
+  io: Io,
+  fn: (signal: AbortSignal) => Promise<T>,
+  signals: Pick<NodeJS.Process, 'on' | 'off'> = process,
+): Promise<T> {
+  const abort = new AbortController();
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (!abort.signal.aborted) warn(io, `${signal}: stopping…`);
+    abort.abort(signal);
+  };
+  const names: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+  for (const name of names) signals.on(name, onSignal);
+  try {
+    return await fn(abort.signal);
+  } finally {
+    for (const name of names) signals.off(name, onSignal);
+  }
+}
