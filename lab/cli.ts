@@ -76,7 +76,18 @@ export function createProgram(io: Io, outcome: { exitCode: number } = { exitCode
 
   program
     .command('up')
-    .description('start every instance on 127.0.0.1 and wait until all are ready (Ctrl-C stops them)')
+    .description(
+      'start every instance on 127.0.0.1 and wait until all are ready (Ctrl-C stops them); --target kind deploys the lab to a kind cluster',
+    )
+    .addOption(new Option('--target <target>', 'where the lab runs').choices(TARGET_NAMES).default('local'))
+    .option('--context <name>', 'kind: another cluster of the kubeconfig (the image from CHAOS_LAB_IMAGE)')
+    .option('--no-build', 'kind: skip `docker build` (load the chaos-lab:dev image already built)')
+    .option(
+      '--timeout <duration>',
+      'kind: how long to wait for every Deployment to be ready (default 5m)',
+      durationArgument('--timeout', { min: 1_000, max: 3_600_000 }),
+    )
+    .option('--force-conflicts', 'kind: take over fields another field manager owns')
     .option('--detach', 'run the lab in the background; stop it with `chaos-lab down`')
     .option(
       '--port-base <n>',
@@ -111,7 +122,22 @@ export function createProgram(io: Io, outcome: { exitCode: number } = { exitCode
         readyTimeout?: number;
         logLevel: string;
         live: boolean;
+        target: TargetName;
+        context?: string;
+        build: boolean;
+        timeout?: number;
+        forceConflicts?: boolean;
       }) => {
+        if (opts.target === 'kind') {
+          outcome.exitCode = await upKind(io, opts);
+          return;
+        }
+        if (opts.context !== undefined || opts.timeout !== undefined || !opts.build || opts.forceConflicts) {
+          throw usageError(
+            '--context, --no-build, --timeout and --force-conflicts apply to --target kind only',
+            'npx chaos-lab up --target kind --help',
+          );
+        }
         const options: UpOptions = {
           home: home(),
           portBase: opts.portBase ?? UP_DEFAULTS.portBase,
@@ -137,9 +163,43 @@ export function createProgram(io: Io, outcome: { exitCode: number } = { exitCode
 
   program
     .command('down')
-    .description('stop the running lab and wait until every process is gone')
-    .action(async () => {
+    .description(
+      'stop the running lab and wait until every process is gone (--target kind: remove it from the cluster)',
+    )
+    .addOption(new Option('--target <target>', 'where the lab runs').choices(TARGET_NAMES).default('local'))
+    .option('--context <name>', 'kind: another cluster of the kubeconfig')
+    .option('--delete-cluster', 'kind: also delete the kind cluster (kind delete cluster --name chaos-lab)')
+    .action(async (opts: { target: TargetName; context?: string; deleteCluster?: boolean }) => {
+      if (opts.target === 'kind') {
+        outcome.exitCode = await downKind(io, opts);
+        return;
+      }
+      if (opts.context !== undefined || opts.deleteCluster) {
+        throw usageError(
+          '--context and --delete-cluster apply to --target kind only',
+          'npx chaos-lab down --target kind',
+        );
+      }
       outcome.exitCode = await downCommand(io, home());
+    });
+
+  program
+    .command('doctor')
+    .description(
+      'check what the kind lab needs: docker, kind >= 0.24, the cluster, the context, tc netem in a pod, NetworkPolicy',
+    )
+    .addOption(new Option('--target <target>', 'the target to check').choices(['kind']).default('kind'))
+    .option(
+      '--context <name>',
+      'another cluster of the kubeconfig (no docker/kind checks; the image from CHAOS_LAB_IMAGE)',
+    )
+    .option('--json', 'machine-readable output')
+    .action(async (opts: { context?: string; json?: boolean }) => {
+      const kind = await import('./kube/kind-lab.ts');
+      const deps = await kind.defaultKindDeps(io.env);
+      outcome.exitCode = await kind.withInterrupt(io, (signal) =>
+        kind.kindDoctor(io, { ...opts, signal }, deps),
+      );
     });
 
   const fault = program
@@ -276,6 +336,9 @@ export function createProgram(io: Io, outcome: { exitCode: number } = { exitCode
         '  npx chaos-lab run ./my-experiment.yaml --out /tmp/results',
         '  npx chaos-lab run weak-dependency-latency --driver k6',
         '  npx chaos-lab run weak-dependency-latency --target kind   # the lab deployed by up --target kind',
+        '',
+        'Environment (--target kind): CHAOS_LAB_KIND_CONFIG=<file> the kind configuration the cluster was',
+        '  created with, when not kind/cluster.yaml: its extraPortMappings say where the gateways answer.',
       ].join('\n'),
     )
     .action(
@@ -314,6 +377,58 @@ export function createProgram(io: Io, outcome: { exitCode: number } = { exitCode
     });
 
   return program;
+}
+
+/** `up --target kind`: loaded on demand, so that the local lab never loads cdk8s or the Kubernetes client. */
+async function upKind(
+  io: Io,
+  opts: {
+    detach?: boolean;
+    portBase?: number;
+    context?: string;
+    build: boolean;
+    timeout?: number;
+    forceConflicts?: boolean;
+  },
+): Promise<number> {
+  if (opts.detach || opts.portBase !== undefined) {
+    throw usageError(
+      '--detach and --port-base apply to the local lab only',
+      'npx chaos-lab up --target kind',
+    );
+  }
+  const kind = await import('./kube/kind-lab.ts');
+  const deps = await kind.defaultKindDeps(io.env);
+  return kind.withInterrupt(io, (signal) =>
+    kind.kindUp(
+      io,
+      {
+        home: labHome(io.env),
+        build: opts.build,
+        signal,
+        ...(opts.context !== undefined ? { context: opts.context } : {}),
+        ...(opts.timeout !== undefined ? { timeoutMs: opts.timeout } : {}),
+        ...(opts.forceConflicts ? { forceConflicts: true } : {}),
+      },
+      deps,
+    ),
+  );
+}
+
+async function downKind(io: Io, opts: { context?: string; deleteCluster?: boolean }): Promise<number> {
+  const kind = await import('./kube/kind-lab.ts');
+  const deps = await kind.defaultKindDeps(io.env);
+  return kind.withInterrupt(io, (signal) =>
+    kind.kindDown(
+      io,
+      {
+        signal,
+        ...(opts.context !== undefined ? { context: opts.context } : {}),
+        ...(opts.deleteCluster ? { deleteCluster: true } : {}),
+      },
+      deps,
+    ),
+  );
 }
 
 /** Runs the CLI with `argv` (without node and the script); resolves with the exit code. */

@@ -10,7 +10,13 @@ import { performance } from 'node:perf_hooks';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { Io } from '../io.ts';
 import { createFakeTarget, type FakeTarget, fakeGenerators } from '../runner/fake-target.ts';
-import { type RunCommandDeps, runCommand } from './run.ts';
+import {
+  type CreateTargetOptions,
+  KIND_CONFIG_ENV,
+  type RunCommandDeps,
+  runCommand,
+  type TargetFactory,
+} from './run.ts';
 
 const YAML = `
 name: cli-run
@@ -158,5 +164,33 @@ describe('runCommand', () => {
     );
     expect(target.calls).toEqual([]);
     expect(existsSync(path.join(dir, 'out'))).toBe(false);
+  });
+
+  it('gives the kind target the kind configuration of CHAOS_LAB_KIND_CONFIG, a relative one from the working directory', async () => {
+    const seen: CreateTargetOptions[] = [];
+    const target = createFakeTarget({ unsupported: { latency: 'stop here' } });
+    const createTarget: TargetFactory = async (_name, options) => {
+      seen.push(options);
+      return target;
+    };
+    const withEnv = (env: Io['env']): Io => ({ ...io, env });
+    await runCommand(
+      withEnv({ [KIND_CONFIG_ENV]: 'my-kind.yaml' }),
+      file,
+      { target: 'kind' },
+      { createTarget },
+    );
+    await runCommand(
+      withEnv({ [KIND_CONFIG_ENV]: '/etc/kind.yaml' }),
+      file,
+      { target: 'kind' },
+      { createTarget },
+    );
+    await runCommand(withEnv({}), file, { target: 'kind' }, { createTarget });
+    expect(seen.map((o) => o.kindConfig)).toEqual([
+      path.join(process.cwd(), 'my-kind.yaml'),
+      '/etc/kind.yaml',
+      undefined,
+    ]);
   });
 });

@@ -26,7 +26,16 @@ export type TargetName = (typeof TARGET_NAMES)[number];
 export interface CreateTargetOptions extends TargetOptions {
   /** kind: the kubeconfig context. @default kind-chaos-lab */
   readonly context?: string;
+  /** kind: the kind configuration the cluster was created with, for the gateways' host ports. @default kind/cluster.yaml */
+  readonly kindConfig?: string;
 }
+
+/**
+ * kind: the kind configuration file the cluster was created with, when it is not the repository's
+ * kind/cluster.yaml (a cluster of one's own, other host ports). Its extraPortMappings say where on
+ * this machine the gateways answer. A relative path is taken from the working directory.
+ */
+export const KIND_CONFIG_ENV = 'CHAOS_LAB_KIND_CONFIG';
 
 export type TargetFactory = (name: TargetName, options: CreateTargetOptions) => Promise<Target>;
 
@@ -42,6 +51,7 @@ export const createTarget: TargetFactory = async (name, options) => {
       return createKubeTarget({
         home: options.home,
         ...(options.context !== undefined ? { context: options.context } : {}),
+        ...(options.kindConfig !== undefined ? { kindConfig: options.kindConfig } : {}),
       });
     }
   }
@@ -85,9 +95,11 @@ export async function runCommand(
   const driver = await loadDriver(io, experiment, options.driver, deps);
   if (!driver) return 2;
 
+  const kindConfig = io.env[KIND_CONFIG_ENV];
   const target = await (deps.createTarget ?? createTarget)(options.target ?? 'local', {
     home: labHome(io.env),
     ...(options.context !== undefined ? { context: options.context } : {}),
+    ...(kindConfig ? { kindConfig: path.resolve(cwd, kindConfig) } : {}),
   });
   const live = options.live
     ? await startRunLive(io, {

@@ -94,7 +94,7 @@ export interface KubeTargetOptions {
   readonly namespace?: string;
   /** Gateway URLs, instead of the host ports kind/cluster.yaml maps (tests). @default from kindConfig */
   readonly gatewayUrls?: Readonly<Record<Strategy, string>>;
-  /** The kind configuration the cluster was created with. @default the repository's kind/cluster.yaml */
+  /** The kind configuration the cluster was created with (the CLI: env CHAOS_LAB_KIND_CONFIG). @default the repository's kind/cluster.yaml */
   readonly kindConfig?: string;
   /** How long prepare() waits for the lab's Deployments to be ready. @default 60 s */
   readonly readyTimeoutMs?: number;
@@ -377,9 +377,9 @@ class KubeTarget implements Target {
       throw new Error(`no running pod of ${missing.join(', ')} in ${where}: see kubectl -n ${ns} get pods`);
     }
     this.#token = await this.#adminToken(cluster, signal);
-    const gateways =
-      this.#options.gatewayUrls ?? gatewayUrlsFromKindConfig(this.#options.kindConfig ?? KIND_CONFIG);
-    await waitForGateways(gateways, signal);
+    const kindConfig = this.#options.kindConfig ?? KIND_CONFIG;
+    const gateways = this.#options.gatewayUrls ?? gatewayUrlsFromKindConfig(kindConfig);
+    await waitForGateways(gateways, signal, kindConfig);
     progress(
       `using the lab in ${where} (${cluster.server}): ${pods.length} backend pods, gateways at ${STRATEGIES.map((s) => gateways[s]).join(', ')}; it stays up after the run`,
     );
@@ -957,11 +957,19 @@ function groupByPod(applied: readonly AppliedFault[]): Map<string, AppliedFault[
   return byPod;
 }
 
-/** Each gateway must answer /readyz on its host port; a few seconds are allowed for a pod just started. */
+/**
+ * Each gateway must answer /readyz on its host port; a few seconds are allowed for a pod just started.
+ * `kindConfig`: the file the host ports came from, named when they do not answer.
+ */
 async function waitForGateways(
   gateways: Readonly<Record<Strategy, string>>,
   signal: AbortSignal,
+  kindConfig: string,
 ): Promise<void> {
+  const why =
+    kindConfig === KIND_CONFIG
+      ? 'the cluster must be created with kind/cluster.yaml, whose extraPortMappings give the gateways their host ports (kind create cluster --config kind/cluster.yaml), and those ports must be free (a cluster created with another kind configuration: set CHAOS_LAB_KIND_CONFIG to that file)'
+      : `the host ports are those of ${kindConfig}'s extraPortMappings (CHAOS_LAB_KIND_CONFIG): the cluster must be created with that file, and those ports must be free`;
   const deadline = Date.now() + 10_000;
   for (const strategy of STRATEGIES) {
     const url = `${gateways[strategy]}/readyz`;
@@ -978,9 +986,7 @@ async function waitForGateways(
       }
       if (signal.aborted) throw new Error('interrupted while checking the gateways');
       if (Date.now() >= deadline) {
-        throw new Error(
-          `gateway-${strategy} does not answer at ${url} (${last}): the cluster must be created with kind/cluster.yaml, whose extraPortMappings give the gateways their host ports (kind create cluster --config kind/cluster.yaml), and those ports must be free`,
-        );
+        throw new Error(`gateway-${strategy} does not answer at ${url} (${last}): ${why}`);
       }
       await sleep(500);
     }

@@ -3,9 +3,10 @@
  * service per pod (in this process, on loopback, with its fault agent), a real gateway per
  * strategy over them, and the real fault sidecar script per pod — run by /bin/sh with the `tc`
  * stand-in of services/fault-sidecar/__fixtures__ first on PATH (this kernel has no sch_netem),
- * each pod with its own lease state and qdisc.
+ * each pod with its own lease state and qdisc. With `leaseKeepers`, each pod's sidecar also runs its
+ * main process, the lease keeper (`fault-sidecar run`), on that same state, as the container does.
  */
-import { execFile } from 'node:child_process';
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -55,6 +56,17 @@ export interface LabPod {
   readonly address: { readonly host: string; readonly port: number };
 }
 
+/** How often the pods' lease keepers look at their lease (the script's FAULT_POLL_SECONDS). */
+export const KEEPER_POLL_SECONDS = 1;
+
+export interface PodLabOptions {
+  /**
+   * Run each pod's lease keeper (`fault-sidecar run`, the sidecar container's CMD) as a child
+   * process from the pod's first backend on, until close(). @default false: only the execs run
+   */
+  readonly leaseKeepers?: boolean;
+}
+
 export interface PodLab {
   /** The backend behind a pod, started on first ask. */
   backendFor(pod: string, service: BackendName): Promise<LabPod>;
@@ -66,6 +78,10 @@ export interface PodLab {
   tcCalls(pod: string): string[];
   /** From now, `tc qdisc replace` in the pod fails with this message (undefined: works again). */
   failTc(pod: string, message: string | undefined): void;
+  /** What the pod's lease keeper wrote to stderr so far (its log); '' without leaseKeepers. */
+  keeperLog(pod: string): string;
+  /** Pods whose lease keeper is running now. */
+  keepersRunning(): string[];
   close(): Promise<void>;
 }
 
@@ -73,7 +89,7 @@ export interface PodLab {
 const quiet = pino({ level: 'fatal' });
 
 /** `adminToken`: the token the backends' fault agents take, as the lab's Secret gives it to the pods. */
-export async function startPodLab(adminToken: string): Promise<PodLab> {
+export async function startPodLab(adminToken: string, options: PodLabOptions = {}): Promise<PodLab> {
   const work = mkdtempSync(path.join(tmpdir(), 'pod-lab-'));
   const bin = path.join(work, 'bin');
   mkdirSync(bin);
@@ -82,15 +98,38 @@ export async function startPodLab(adminToken: string): Promise<PodLab> {
   const failing = new Map<string, string>();
   const pods = new Map<string, Promise<LabPod>>();
   const gateways: RunningGateway[] = [];
+  const keepers = new Map<string, { child: ChildProcess; log: string[] }>();
   const dirOf = (pod: string) => {
     const dir = path.join(work, pod);
     mkdirSync(dir, { recursive: true });
     return dir;
   };
+  // The sidecar container's environment: execs and the keeper share the lease state and the qdisc.
+  const envOf = (pod: string): NodeJS.ProcessEnv => {
+    const dir = dirOf(pod);
+    return {
+      PATH: `${bin}:${process.env.PATH ?? '/usr/bin:/bin'}`,
+      FAULT_STATE_DIR: path.join(dir, 'state'),
+      FAULT_POLL_SECONDS: String(KEEPER_POLL_SECONDS),
+      TC_SHIM_LOG: path.join(dir, 'tc.log'),
+      TC_SHIM_STATE: path.join(dir, 'qdisc'),
+    };
+  };
+  const startKeeper = (pod: string) => {
+    const child = spawn('/bin/sh', ['-c', KEEPER_WRAPPER, SIDECAR], {
+      env: envOf(pod),
+      stdio: ['pipe', 'ignore', 'pipe'],
+      detached: true,
+    });
+    const log: string[] = [];
+    child.stderr?.setEncoding('utf8').on('data', (chunk: string) => log.push(chunk));
+    keepers.set(pod, { child, log });
+  };
   return {
     backendFor(pod, service) {
       let started = pods.get(pod);
       if (!started) {
+        if (options.leaseKeepers) startKeeper(pod);
         started = startBackend(
           {
             name: service,
@@ -141,15 +180,8 @@ export async function startPodLab(adminToken: string): Promise<PodLab> {
       >;
     },
     sidecar(pod, args) {
-      const dir = dirOf(pod);
       const fail = failing.get(pod);
-      const env: NodeJS.ProcessEnv = {
-        PATH: `${bin}:${process.env.PATH ?? '/usr/bin:/bin'}`,
-        FAULT_STATE_DIR: path.join(dir, 'state'),
-        TC_SHIM_LOG: path.join(dir, 'tc.log'),
-        TC_SHIM_STATE: path.join(dir, 'qdisc'),
-        ...(fail ? { TC_SHIM_FAIL: fail } : {}),
-      };
+      const env: NodeJS.ProcessEnv = { ...envOf(pod), ...(fail ? { TC_SHIM_FAIL: fail } : {}) };
       return new Promise((resolve) => {
         execFile('/bin/sh', [SIDECAR, ...args], { env, timeout: 20_000 }, (err, stdout, stderr) => {
           const exitCode = err ? (typeof err.code === 'number' ? err.code : 1) : 0;
@@ -165,7 +197,16 @@ export async function startPodLab(adminToken: string): Promise<PodLab> {
       if (message === undefined) failing.delete(pod);
       else failing.set(pod, message);
     },
+    keeperLog(pod) {
+      return keepers.get(pod)?.log.join('') ?? '';
+    },
+    keepersRunning() {
+      return [...keepers]
+        .filter(([, k]) => k.child.exitCode === null && k.child.signalCode === null)
+        .map(([pod]) => pod);
+    },
     async close() {
+      await Promise.all([...keepers.values()].map((k) => stopKeeper(k.child)));
       const started = await Promise.allSettled(pods.values());
       await Promise.allSettled([
         ...gateways.map((g) => g.close()),
@@ -174,6 +215,25 @@ export async function startPodLab(adminToken: string): Promise<PodLab> {
       rmSync(work, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * The keeper runs under a shell that stops it with SIGTERM, as the kubelet stops the container (the
+ * keeper then removes any fault), once its stdin closes: at close(), and also when the test process
+ * dies in any way, so that no keeper outlives the tests polling forever.
+ */
+const KEEPER_WRAPPER = '/bin/sh "$0" run & keeper=$!; cat >/dev/null; kill -TERM "$keeper"; wait "$keeper"';
+
+/** Closes the keeper's stdin (see KEEPER_WRAPPER); its process group is killed if it is not gone in 5 s. */
+async function stopKeeper(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const gone = new Promise((resolve) => child.once('exit', resolve));
+  child.stdin?.end();
+  const timer = setTimeout(() => {
+    if (child.pid !== undefined) process.kill(-child.pid, 'SIGKILL');
+  }, 5_000);
+  await gone;
+  clearTimeout(timer);
 }
 
 /**
@@ -194,11 +254,13 @@ export interface FakeLab {
   close(): Promise<void>;
 }
 
-export async function startFakeLab(): Promise<FakeLab> {
+export type FakeLabOptions = PodLabOptions;
+
+export async function startFakeLab(options: FakeLabOptions = {}): Promise<FakeLab> {
   const fake = await startFakeApiServer({ readyDelayMs: 20 });
   const work = mkdtempSync(path.join(tmpdir(), 'fake-lab-'));
   const cluster = connectCluster({ kubeconfigPath: await fake.kubeconfig(path.join(work, 'kubeconfig')) });
-  const lab = await startPodLab(TEST_SECRETS.adminToken);
+  const lab = await startPodLab(TEST_SECRETS.adminToken, options);
   const manifests = synthLab({ observability: false });
   for (const manifest of manifests) fake.applyAs('chaos-lab', asStored(manifest));
   const podsOf = (service: BackendName) =>
