@@ -9,14 +9,9 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { Io } from '../io.ts';
+import { KIND_CONFIG_ENV } from '../kube/kind-config.ts';
 import { createFakeTarget, type FakeTarget, fakeGenerators } from '../runner/fake-target.ts';
-import {
-  type CreateTargetOptions,
-  KIND_CONFIG_ENV,
-  type RunCommandDeps,
-  runCommand,
-  type TargetFactory,
-} from './run.ts';
+import { type CreateTargetOptions, type RunCommandDeps, runCommand, type TargetFactory } from './run.ts';
 
 const YAML = `
 name: cli-run

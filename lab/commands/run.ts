@@ -11,6 +11,7 @@
 import path from 'node:path';
 import { formatDuration } from '../duration.ts';
 import { type Io, say, warn } from '../io.ts';
+import { KIND_CONFIG_ENV } from '../kube/kind-config.ts';
 import { startRunLive, withLiveFeed } from '../live/run-live.ts';
 import type { K6Binary } from '../load/k6-binary.ts';
 import { resolveExperiment, UnknownExperimentError } from '../runner/catalog.ts';
@@ -29,13 +30,6 @@ export interface CreateTargetOptions extends TargetOptions {
   /** kind: the kind configuration the cluster was created with, for the gateways' host ports. @default kind/cluster.yaml */
   readonly kindConfig?: string;
 }
-
-/**
- * kind: the kind configuration file the cluster was created with, when it is not the repository's
- * kind/cluster.yaml (a cluster of one's own, other host ports). Its extraPortMappings say where on
- * this machine the gateways answer. A relative path is taken from the working directory.
- */
-export const KIND_CONFIG_ENV = 'CHAOS_LAB_KIND_CONFIG';
 
 export type TargetFactory = (name: TargetName, options: CreateTargetOptions) => Promise<Target>;
 

@@ -78,7 +78,7 @@ describe('connectCluster', () => {
   it('says how to create the cluster when there is no kubeconfig', async () => {
     const home = await mkdtemp(join(tmpdir(), 'no-kube-'));
     expect(() => connectCluster({ env: { HOME: home } })).toThrow(
-      /no kubeconfig found \(looked for .*\.kube\/config\).*kind create cluster --config kind\/cluster\.yaml.*KUBECONFIG/,
+      /no kubeconfig found \(looked for .*\.kube\/config\).*npx chaos-lab up --target kind.*KUBECONFIG/,
     );
   });
 
@@ -239,7 +239,22 @@ describe('delete', () => {
     const deletes = server.requests.filter((r) => r.method === 'DELETE');
     expect(deletes.every((r) => r.query.propagationPolicy === 'Background')).toBe(true);
     expect(server.object('apps/v1', 'Deployment', NS, 'account')).toBeUndefined();
+    // The namespace is Terminating until the namespace controller has emptied it, then gone.
+    expect(await cluster.namespacePhase(NS)).toBe('Terminating');
+    const again: string[] = [];
+    await cluster.delete([namespace], { progress: (l) => again.push(l) });
+    expect(again).toEqual(['already being deleted Namespace chaos-lab']);
+    await expect(cluster.apply([deployment('account')])).rejects.toThrow(
+      'unable to create new content in namespace chaos-lab because it is being terminated',
+    );
+    await expect.poll(() => cluster.namespacePhase(NS), { timeout: 5_000 }).toBeUndefined();
     expect(server.object('v1', 'Namespace', undefined, NS)).toBeUndefined();
+  });
+
+  it('reads a namespace phase: Active, and undefined for none', async () => {
+    await cluster.apply([namespace]);
+    expect(await cluster.namespacePhase(NS)).toBe('Active');
+    expect(await cluster.namespacePhase('no-such-namespace')).toBeUndefined();
   });
 });
 

@@ -43,11 +43,12 @@ import {
   RolloutTimeoutError,
   type UnreadyDeployment,
 } from './cluster.ts';
+import { DEFAULT_KIND_CLUSTER } from './kind-config.ts';
 
-/** The context `kind create cluster --config kind/cluster.yaml` writes. */
-export const DEFAULT_CONTEXT = 'kind-chaos-lab';
+/** The context `kind create cluster --config kind/cluster.yaml` writes (the CLI passes the one of CHAOS_LAB_KIND_CONFIG's cluster). */
+export const DEFAULT_CONTEXT = `kind-${DEFAULT_KIND_CLUSTER}`;
 const CREATE_HINT =
-  'Create the lab cluster with `kind create cluster --config kind/cluster.yaml`, or set KUBECONFIG.';
+  '`npx chaos-lab up --target kind` creates the lab cluster and deploys the lab, or set KUBECONFIG.';
 const DEFAULT_EXEC_TIMEOUT_MS = 30_000;
 /** Pause before re-listing after a watch failed, so a broken server is not hammered. */
 const REWATCH_DELAY_MS = 200;
@@ -231,6 +232,11 @@ class KubeCluster implements Cluster {
         );
         options.progress?.(`deleted ${what}`);
       } catch (err) {
+        // A Namespace already Terminating: the API server answers 409, and it is on its way out.
+        if (err instanceof KubeError && err.status === 409 && object.kind === 'Namespace') {
+          options.progress?.(`already being deleted ${what}`);
+          continue;
+        }
         if (!(err instanceof KubeError && err.status === 404)) throw err;
         options.progress?.(`already gone ${what}`);
       }
@@ -419,6 +425,21 @@ class KubeCluster implements Cluster {
     return Object.fromEntries(
       Object.entries(secret.data ?? {}).map(([k, v]) => [k, Buffer.from(v, 'base64').toString('utf8')]),
     );
+  }
+
+  async namespacePhase(name: string, signal?: AbortSignal): Promise<'Active' | 'Terminating' | undefined> {
+    try {
+      const namespace = await this.call(`read of Namespace ${name}`, signal, () =>
+        this.core.readNamespace({ name }),
+      );
+      // A namespace being deleted carries its deletionTimestamp before the controller sets the phase.
+      return namespace.status?.phase === 'Terminating' || namespace.metadata?.deletionTimestamp
+        ? 'Terminating'
+        : 'Active';
+    } catch (err) {
+      if (err instanceof KubeError && err.status === 404) return undefined;
+      throw err;
+    }
   }
 
   async exec(

@@ -128,6 +128,12 @@ export interface Cluster {
    * satisfies the interface; the target then falls back to the values `npm run synth` kept.
    */
   readSecret?(namespace: string, name: string, signal?: AbortSignal): Promise<Record<string, string>>;
+  /**
+   * A namespace's `status.phase`: `Active`, `Terminating` (deleted; the namespace controller is
+   * still removing what it holds), or undefined once it is gone. `down` waits for undefined; `up`
+   * cannot create anything in a Terminating one.
+   */
+  namespacePhase(name: string, signal?: AbortSignal): Promise<'Active' | 'Terminating' | undefined>;
   /** Forwards a local loopback port to the pod's port until closed. */
   portForward(namespace: string, pod: string, port: number): Promise<PortForward>;
   /** Stops watches and closes forwards this client opened. */

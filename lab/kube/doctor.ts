@@ -21,6 +21,7 @@ import { LABELS, PART_OF } from '../../charts/lab-pod.ts';
 import { topology } from '../../services/topology.ts';
 import { type Cluster, KubeError, type KubeObject } from './cluster.ts';
 import { type CommandResult, type CommandRunner, commandLine } from './commands.ts';
+import { DEFAULT_KIND_CLUSTER, type KindConfig } from './kind-config.ts';
 
 export type CheckStatus = 'ok' | 'fail' | 'warn' | 'skipped';
 
@@ -33,8 +34,8 @@ export interface CheckResult {
   readonly fix?: string;
 }
 
-/** The cluster `kind create cluster --config kind/cluster.yaml` creates (its `name:`). */
-export const KIND_CLUSTER = 'chaos-lab';
+/** The cluster `kind create cluster --config kind/cluster.yaml` creates (its `name:`); CHAOS_LAB_KIND_CONFIG may name another. */
+export const KIND_CLUSTER = DEFAULT_KIND_CLUSTER;
 /** kind v0.24.0 is the first whose default CNI (kindnet) enforces NetworkPolicy. */
 export const MIN_KIND_VERSION = [0, 24, 0] as const;
 const KIND_UPGRADE =
@@ -155,21 +156,27 @@ export async function checkKind(run: CommandRunner, signal?: AbortSignal): Promi
   return { name: 'kind', status: 'ok', detail: shown };
 }
 
-/** Whether `kind get clusters` lists the lab's cluster, or why kind could not say. */
+/** Whether `kind get clusters` lists the lab's cluster (`name`, of the kind configuration), or why kind could not say. */
 export async function kindClusterExists(
   run: CommandRunner,
   signal?: AbortSignal,
+  name = KIND_CLUSTER,
 ): Promise<{ exists: boolean } | { error: string }> {
   const result = await run('kind', ['get', 'clusters'], { ...(signal ? { signal } : {}) });
   if (result.notFound) return { error: 'kind is not installed (no `kind` on PATH)' };
   if (result.exitCode !== 0) return { error: lastWords(result) };
   // "No kind clusters found." goes to stderr with exit 0; the names go to stdout, one a line.
   const names = result.stdout.split('\n').map((l) => l.trim());
-  return { exists: names.includes(KIND_CLUSTER) };
+  return { exists: names.includes(name) };
 }
 
-export async function checkKindCluster(run: CommandRunner, signal?: AbortSignal): Promise<CheckResult> {
-  const found = await kindClusterExists(run, signal);
+export async function checkKindCluster(
+  run: CommandRunner,
+  signal?: AbortSignal,
+  config?: Pick<KindConfig, 'name' | 'file'>,
+): Promise<CheckResult> {
+  const name = config?.name ?? KIND_CLUSTER;
+  const found = await kindClusterExists(run, signal, name);
   if ('error' in found) {
     return {
       name: 'cluster',
@@ -179,12 +186,12 @@ export async function checkKindCluster(run: CommandRunner, signal?: AbortSignal)
     };
   }
   return found.exists
-    ? { name: 'cluster', status: 'ok', detail: `kind cluster ${KIND_CLUSTER} exists` }
+    ? { name: 'cluster', status: 'ok', detail: `kind cluster ${name} exists` }
     : {
         name: 'cluster',
         status: 'fail',
-        detail: `no kind cluster named ${KIND_CLUSTER}`,
-        fix: '`npx chaos-lab up --target kind` creates it (or `kind create cluster --config kind/cluster.yaml`)',
+        detail: `no kind cluster named ${name}`,
+        fix: `\`npx chaos-lab up --target kind\` creates it (or \`kind create cluster --config ${config?.file ?? 'kind/cluster.yaml'}\`)`,
       };
 }
 
@@ -196,7 +203,10 @@ export async function checkContext(
   connect: (context: string) => Cluster,
   context: string,
   signal?: AbortSignal,
+  /** The kind cluster's name, whose context is `kind-<name>`: the fixes then speak of kind. */
+  kindCluster = KIND_CLUSTER,
 ): Promise<{ result: CheckResult; cluster?: Cluster }> {
+  const onKind = context === `kind-${kindCluster}`;
   let cluster: Cluster;
   try {
     cluster = connect(context);
@@ -206,10 +216,9 @@ export async function checkContext(
         name: 'context',
         status: 'fail',
         detail: (err as Error).message,
-        fix:
-          context === `kind-${KIND_CLUSTER}`
-            ? '`kind export kubeconfig --name chaos-lab` writes the context again; `npx chaos-lab up --target kind` creates the cluster'
-            : 'pass --context with a context of your kubeconfig (`kubectl config get-contexts`)',
+        fix: onKind
+          ? `\`kind export kubeconfig --name ${kindCluster}\` writes the context again; \`npx chaos-lab up --target kind\` creates the cluster`
+          : 'pass --context with a context of your kubeconfig (`kubectl config get-contexts`)',
       },
     };
   }
@@ -230,10 +239,9 @@ export async function checkContext(
         name: 'context',
         status: 'fail',
         detail: `${context}: ${(err as Error).message}`,
-        fix:
-          context === `kind-${KIND_CLUSTER}`
-            ? 'is the kind node running? `docker ps --filter name=chaos-lab-control-plane`; `docker start chaos-lab-control-plane` restarts it'
-            : 'check the cluster is running and reachable: `kubectl --context <name> get --raw /version`',
+        fix: onKind
+          ? `is the kind node running? \`docker ps --filter name=${kindCluster}-control-plane\`; \`docker start ${kindCluster}-control-plane\` restarts it`
+          : 'check the cluster is running and reachable: `kubectl --context <name> get --raw /version`',
       },
     };
   }
@@ -559,6 +567,8 @@ export async function runProbes(cluster: Cluster, options: RunProbesOptions): Pr
 export interface DoctorOptions {
   /** Another cluster than kind's: no docker/kind checks, and the image must come from a registry. */
   readonly context?: string;
+  /** The kind configuration (CHAOS_LAB_KIND_CONFIG or kind/cluster.yaml): the cluster's name and context. @default chaos-lab */
+  readonly kindConfig?: KindConfig;
   readonly namespace: string;
   /** The lab's image (chaos-lab:dev, or CHAOS_LAB_IMAGE). */
   readonly image: string;
@@ -580,7 +590,9 @@ export async function machineChecks(
     const kind = await checkKind(run, signal);
     results.push(docker, kind);
     const cluster =
-      docker.status === 'ok' && kind.status !== 'fail' ? await checkKindCluster(run, signal) : undefined;
+      docker.status === 'ok' && kind.status !== 'fail'
+        ? await checkKindCluster(run, signal, options.kindConfig)
+        : undefined;
     results.push(
       cluster ?? { name: 'cluster', status: 'skipped', detail: 'not checked: needs docker and kind' },
     );
@@ -588,7 +600,7 @@ export async function machineChecks(
       results.push({
         name: 'context',
         status: 'skipped',
-        detail: `not checked: no kind cluster ${KIND_CLUSTER}`,
+        detail: `not checked: no kind cluster ${options.kindConfig?.name ?? KIND_CLUSTER}`,
       });
       return { results };
     }
@@ -604,8 +616,9 @@ export async function machineChecks(
           },
     );
   }
-  const context = options.context ?? `kind-${KIND_CLUSTER}`;
-  const { result, cluster } = await checkContext(options.connect, context, signal);
+  const kindCluster = options.kindConfig?.name ?? KIND_CLUSTER;
+  const context = options.context ?? `kind-${kindCluster}`;
+  const { result, cluster } = await checkContext(options.connect, context, signal, kindCluster);
   results.push(result);
   return { results, ...(cluster ? { cluster } : {}) };
 }

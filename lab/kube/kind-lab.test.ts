@@ -4,7 +4,7 @@
  * real client, the chart synthesized in-process. Each test has its own API server, so what one
  * applies is not seen by another.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -14,15 +14,8 @@ import type { Io } from '../io.ts';
 import { type FakeDockerKind, fakeDockerKind } from './__fixtures__/fake-docker-kind.ts';
 import { connectCluster } from './client.ts';
 import { processRunner } from './commands.ts';
-import {
-  hostUrlsFromKindConfig,
-  KIND_CONFIG,
-  kindUp,
-  LAB_IMAGE,
-  LAB_NAMESPACE,
-  labManifests,
-  rolloutLine,
-} from './kind-lab.ts';
+import { KIND_CONFIG_ENV } from './kind-config.ts';
+import { kindUp, LAB_IMAGE, LAB_NAMESPACE, labManifests, rolloutLine } from './kind-lab.ts';
 
 const REPO = path.join(import.meta.dirname, '..', '..');
 const PLACEHOLDER = { adminToken: 'placeholder-0123456789', trustKey: 'placeholder-0123456789' };
@@ -54,9 +47,17 @@ interface Captured {
   readonly err: () => string;
 }
 
-async function started(behaviour: Record<string, string> = {}): Promise<Captured> {
-  fake = await startFakeApiServer({ readyDelayMs: 20 });
-  const kubeconfig = await fake.kubeconfig();
+async function started(
+  behaviour: Record<string, string> = {},
+  setup: { namespaceTerminationMs?: number; context?: string } = {},
+): Promise<Captured> {
+  fake = await startFakeApiServer({
+    readyDelayMs: 20,
+    ...(setup.namespaceTerminationMs !== undefined
+      ? { namespaceTerminationMs: setup.namespaceTerminationMs }
+      : {}),
+  });
+  const kubeconfig = await fake.kubeconfig(undefined, setup.context ? { context: setup.context } : {});
   let out = '';
   let err = '';
   return {
@@ -129,6 +130,44 @@ describe('up --target kind', () => {
     expect(fake?.pods(LAB_NAMESPACE).filter((p) => p.metadata.name.startsWith('chaos-lab-doctor'))).toEqual(
       [],
     );
+  }, 90_000);
+
+  it(`follows ${KIND_CONFIG_ENV}: the cluster's name, its context, its host ports`, async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'kind-config-'));
+    try {
+      const file = path.join(dir, 'lab-two.yaml');
+      writeFileSync(
+        file,
+        [
+          'kind: Cluster',
+          'apiVersion: kind.x-k8s.io/v1alpha4',
+          'name: lab-two',
+          'nodes:',
+          '  - role: control-plane',
+          '    extraPortMappings:',
+          '      - { containerPort: 30080, hostPort: 28080, listenAddress: 127.0.0.1 }',
+          '      - { containerPort: 30081, hostPort: 28081, listenAddress: 127.0.0.1 }',
+          '      - { containerPort: 30082, hostPort: 28082, listenAddress: 127.0.0.1 }',
+        ].join('\n'),
+      );
+      const cli = await started({ [KIND_CONFIG_ENV]: file }, { context: 'kind-lab-two' });
+      healthyProbes(fake as FakeApiServer);
+      expect(await main(['up', '--target', 'kind', '--no-build'], cli.io), cli.err()).toBe(0);
+      expect(bins.calls()).toContain(`kind create cluster --config ${file}`);
+      expect(bins.calls()).toContain('kind load docker-image chaos-lab:dev --name lab-two');
+      const out = cli.out();
+      expect(out).toContain('doctor (kind cluster lab-two)');
+      expect(out).toContain('chaos-lab is up on kind-lab-two');
+      expect(out).toContain('  naive      http://127.0.0.1:28080\n');
+      expect(out).toContain('grafana: no host port maps NodePort 30300 in');
+      expect(out).toContain('-n chaos-lab port-forward svc/grafana 3000');
+      expect(labObjectsHeld(fake as FakeApiServer)).toHaveLength(LAB_OBJECTS.length);
+
+      expect(await main(['down', '--target', 'kind', '--delete-cluster'], cli.io), cli.err()).toBe(0);
+      expect(bins.calls().at(-1)).toBe('kind delete cluster --name lab-two');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   }, 90_000);
 
   it('stops at the doctor when docker is not running, and changes nothing', async () => {
@@ -248,6 +287,32 @@ describe('down --target kind', () => {
     expect(bins.calls().at(-1)).toBe('kind delete cluster --name chaos-lab');
   }, 90_000);
 
+  it('waits until the namespace is gone, and an up while it is still Terminating waits for it too', async () => {
+    const cli = await started({}, { namespaceTerminationMs: 700 });
+    const server = fake as FakeApiServer;
+    healthyProbes(server);
+    expect(await main(['up', '--target', 'kind', '--no-build'], cli.io), cli.err()).toBe(0);
+    expect(await main(['down', '--target', 'kind'], cli.io), cli.err()).toBe(0);
+    expect(cli.out()).toContain(`waiting for namespace ${LAB_NAMESPACE} to go`);
+    expect(server.object('v1', 'Namespace', undefined, LAB_NAMESPACE)).toBeUndefined();
+
+    // Up again, then delete the namespace behind its back (kubectl delete ns --wait=false) and up at once.
+    expect(await main(['up', '--target', 'kind', '--no-build'], cli.io), cli.err()).toBe(0);
+    const kubeconfig = cli.io.env.KUBECONFIG as string;
+    const cluster = connectCluster({ kubeconfigPath: kubeconfig });
+    const namespace = LAB_OBJECTS.find((o) => o.kind === 'Namespace') as (typeof LAB_OBJECTS)[number];
+    await cluster.delete([namespace]);
+    expect(await cluster.namespacePhase(LAB_NAMESPACE)).toBe('Terminating');
+    await cluster.close();
+    const before = cli.out().length;
+    expect(await main(['up', '--target', 'kind', '--no-build'], cli.io), cli.err()).toBe(0);
+    expect(cli.out().slice(before)).toContain(
+      `namespace ${LAB_NAMESPACE} is still being deleted (an earlier down): waiting for it to go`,
+    );
+    expect(server.object('v1', 'Namespace', undefined, LAB_NAMESPACE)?.status).toEqual({ phase: 'Active' });
+    expect(labObjectsHeld(server)).toHaveLength(LAB_OBJECTS.length);
+  }, 90_000);
+
   it('without a kind cluster: says so and exits 0', async () => {
     const cli = await started();
     expect(await main(['down', '--target', 'kind'], cli.io)).toBe(0);
@@ -272,12 +337,6 @@ describe('doctor --target kind (CLI)', () => {
 });
 
 describe('helpers', () => {
-  it('reads the host URLs from kind/cluster.yaml', () => {
-    const urls = hostUrlsFromKindConfig(KIND_CONFIG);
-    expect(urls.get(30_080)).toBe('http://127.0.0.1:18080');
-    expect(urls.get(30_300)).toBe('http://127.0.0.1:3000');
-  });
-
   it('shows at most four waiting deployments', () => {
     const states = ['a', 'b', 'c', 'd', 'e', 'f'].map((name, i) => ({
       name,

@@ -8,19 +8,12 @@
  * Nothing here is a half-applied fault: an interrupted `up` leaves some objects applied, which is
  * harmless, and `down --target kind` removes them.
  */
-import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { App } from 'cdk8s';
-import { parse as parseYaml } from 'yaml';
 import { gatewayNodePort } from '../../charts/gateway.ts';
-import { GRAFANA_NODE_PORT } from '../../charts/grafana.ts';
+import { GRAFANA_NODE_PORT, GRAFANA_PORT } from '../../charts/grafana.ts';
 import { LabChart } from '../../charts/lab-chart.ts';
-import {
-  ADMIN_TOKEN_KEY,
-  LAB_SECRET_NAME,
-  type LabSecretValues,
-  labSecretValues,
-} from '../../charts/lab-secret.ts';
+import { ADMIN_TOKEN_KEY, type LabSecretValues, labSecretValues } from '../../charts/lab-secret.ts';
 import { STRATEGIES } from '../../services/topology.ts';
 import { CliError } from '../cli-error.ts';
 import { formatDuration } from '../duration.ts';
@@ -40,15 +33,16 @@ import {
   checkDocker,
   checkKind,
   failed,
-  KIND_CLUSTER,
   kindClusterExists,
   renderChecks,
   runDoctor,
   runProbes,
 } from './doctor.ts';
+import { DEFAULT_KIND_CONFIG, type KindConfig, kindConfigFromEnv } from './kind-config.ts';
 
 const REPO_ROOT = path.join(import.meta.dirname, '..', '..');
-export const KIND_CONFIG = path.join(REPO_ROOT, 'kind', 'cluster.yaml');
+/** The repository's kind configuration (CHAOS_LAB_KIND_CONFIG names another: lab/kube/kind-config.ts). */
+export const KIND_CONFIG = DEFAULT_KIND_CONFIG;
 /** The tag the chart's default image names (charts/lab-chart.ts). */
 export const LAB_IMAGE = 'chaos-lab:dev';
 export const LAB_NAMESPACE = 'chaos-lab';
@@ -64,8 +58,10 @@ export interface KindLabDeps {
   readonly run: CommandRunner;
   /** Connects to a kubeconfig context (lab/kube/client.ts's connectCluster, bound to the env). */
   readonly connect: (context: string) => Cluster;
-  /** Where `docker build` runs and kind/cluster.yaml is read from. @default the repository */
+  /** Where `docker build` runs. @default the repository */
   readonly repoRoot?: string;
+  /** Where a relative CHAOS_LAB_KIND_CONFIG is taken from. @default process.cwd() */
+  readonly cwd?: string;
 }
 
 export interface KindUpOptions {
@@ -102,29 +98,6 @@ export function labManifests(options: { secrets: LabSecretValues; image: string 
   return [...objects.filter((o) => o.kind === 'Namespace'), ...objects.filter((o) => o.kind !== 'Namespace')];
 }
 
-/** Every extraPortMappings entry of the kind configuration: NodePort → `http://127.0.0.1:<hostPort>`. */
-export function hostUrlsFromKindConfig(file: string): Map<number, string> {
-  let config: unknown;
-  try {
-    config = parseYaml(readFileSync(file, 'utf8'));
-  } catch (err) {
-    throw new CliError(`cannot read the kind configuration ${file}: ${(err as Error).message}`);
-  }
-  const nodes = (config as { nodes?: { extraPortMappings?: unknown[] }[] } | null)?.nodes ?? [];
-  const urls = new Map<number, string>();
-  for (const mapping of nodes.flatMap((n) => n.extraPortMappings ?? []) as {
-    containerPort?: number;
-    hostPort?: number;
-    listenAddress?: string;
-  }[]) {
-    if (!mapping.containerPort || !mapping.hostPort) continue;
-    const listen = mapping.listenAddress;
-    const host = !listen || listen === '0.0.0.0' ? '127.0.0.1' : listen === '::' ? '[::1]' : listen;
-    urls.set(mapping.containerPort, `http://${host}:${mapping.hostPort}`);
-  }
-  return urls;
-}
-
 /** `ready 7/13 deployments (waiting for account 1/2, coin 0/2, …)`. */
 export function rolloutLine(states: readonly RolloutState[]): string {
   const done = states.filter((s) => s.done).length;
@@ -140,7 +113,7 @@ type Step = 'doctor' | 'cluster' | 'build' | 'load' | 'apply' | 'probes' | 'roll
 
 const STATE_AFTER_ABORT: Readonly<Record<Step, string>> = {
   doctor: 'nothing was changed',
-  cluster: 'the kind cluster may be half-created; `kind delete cluster --name chaos-lab` removes it',
+  cluster: 'the kind cluster may be half-created; `kind delete cluster --name <name>` removes it',
   build: 'nothing was applied; the image may be half-built (docker keeps its cache)',
   load: 'nothing was applied; the image may not be loaded into every node',
   apply: 'some of the lab objects are applied, not all',
@@ -154,7 +127,9 @@ export async function kindUp(io: Io, options: KindUpOptions, deps: KindLabDeps):
   const { signal } = options;
   const { image, fromRegistry } = labImage(io.env);
   const onKind = options.context === undefined;
-  const context = options.context ?? `kind-${KIND_CLUSTER}`;
+  // Read first: a kind configuration that cannot be read changes nothing.
+  const kind = onKind ? kindConfigFromEnv(io.env, deps.cwd) : undefined;
+  const context = options.context ?? (kind as KindConfig).context;
   const began = Date.now();
   // An object, so that the rollout callback's change of step is seen by the catch below.
   const at: { step: Step } = { step: 'doctor' };
@@ -164,11 +139,11 @@ export async function kindUp(io: Io, options: KindUpOptions, deps: KindLabDeps):
     if (failed(results)) throw new CliError('the doctor found a problem (see ✗ above); nothing was changed');
   };
   try {
-    say(io, `doctor (${onKind ? `kind cluster ${KIND_CLUSTER}` : `context ${context}`})`);
-    if (onKind) {
+    say(io, `doctor (${kind ? `kind cluster ${kind.name}` : `context ${context}`})`);
+    if (kind) {
       report([await checkDocker(deps.run, signal), await checkKind(deps.run, signal)]);
       at.step = 'cluster';
-      await ensureKindCluster(io, deps, repoRoot, signal);
+      await ensureKindCluster(io, deps, kind, repoRoot, signal);
     } else if (!fromRegistry) {
       throw new CliError(
         `--context ${context} is not the kind cluster: the image cannot be \`kind load\`ed into it`,
@@ -178,23 +153,28 @@ export async function kindUp(io: Io, options: KindUpOptions, deps: KindLabDeps):
       );
     }
     at.step = 'doctor';
-    const contextCheck = await checkContext(deps.connect, context, signal);
+    const contextCheck = await checkContext(deps.connect, context, signal, kind?.name);
     report([contextCheck.result]);
     cluster = contextCheck.cluster as Cluster;
 
-    if (onKind) {
+    if (kind) {
       if (options.build ?? true) {
         at.step = 'build';
         await runStep(io, deps.run, 'docker', ['build', '-t', image, '.'], { cwd: repoRoot, signal });
       }
       at.step = 'load';
-      await runStep(io, deps.run, 'kind', ['load', 'docker-image', image, '--name', KIND_CLUSTER], {
+      await runStep(io, deps.run, 'kind', ['load', 'docker-image', image, '--name', kind.name], {
         cwd: repoRoot,
         signal,
       });
     }
 
     at.step = 'apply';
+    // Right after a `down`, the namespace may still be going: nothing can be created in it until it is gone.
+    if ((await cluster.namespacePhase(LAB_NAMESPACE, signal)) === 'Terminating') {
+      say(io, `namespace ${LAB_NAMESPACE} is still being deleted (an earlier down): waiting for it to go`);
+      await waitNamespaceGone(io, cluster, signal);
+    }
     const secrets = labSecretValues(io.env, path.join(options.home, 'kind-secrets.json'));
     const objects = labManifests({ secrets, image });
     say(io, `applying ${objects.length} objects (server-side apply, field manager chaos-lab)`);
@@ -237,8 +217,7 @@ export async function kindUp(io: Io, options: KindUpOptions, deps: KindLabDeps):
     // The probe pod could not run: the rollouts are still to be waited for.
     if (!rolledOut) await rollout();
     summary(io, {
-      repoRoot,
-      onKind,
+      ...(kind ? { kind } : {}),
       readyInMs: Date.now() - began,
       secretsFile: path.join(options.home, 'kind-secrets.json'),
       tokenFromEnv: Boolean(io.env[ADMIN_TOKEN_KEY]),
@@ -248,7 +227,8 @@ export async function kindUp(io: Io, options: KindUpOptions, deps: KindLabDeps):
     return 0;
   } catch (err) {
     if (signal?.aborted) {
-      warn(io, `interrupted during ${at.step}: ${STATE_AFTER_ABORT[at.step]}.`);
+      const state = STATE_AFTER_ABORT[at.step].replace('<name>', kind?.name ?? '<name>');
+      warn(io, `interrupted during ${at.step}: ${state}.`);
       if (at.step === 'apply' || at.step === 'probes' || at.step === 'rollout') {
         warn(io, `\`npx chaos-lab down --target kind${onKind ? '' : ` --context ${context}`}\` removes it.`);
       }
@@ -288,14 +268,18 @@ async function waitForLab(
   }
 }
 
-/** `kind create cluster --config kind/cluster.yaml` when `kind get clusters` does not list it. */
+/**
+ * `kind create cluster --config <kind configuration>` when `kind get clusters` does not list its
+ * cluster; `--name chaos-lab` too when the file names none (kind would call it `kind`).
+ */
 async function ensureKindCluster(
   io: Io,
   deps: KindLabDeps,
+  kind: KindConfig,
   repoRoot: string,
   signal: AbortSignal | undefined,
 ): Promise<void> {
-  const found = await kindClusterExists(deps.run, signal);
+  const found = await kindClusterExists(deps.run, signal, kind.name);
   if ('error' in found) {
     throw new CliError(`\`kind get clusters\` failed: ${found.error}`, {
       hint: 'kind needs a running Docker: `docker info` should answer',
@@ -305,15 +289,15 @@ async function ensureKindCluster(
     for (const line of renderChecks([{ name: 'cluster', status, detail }], CHECK_WIDTH)) say(io, line);
   };
   if (found.exists) {
-    cluster('ok', `kind cluster ${KIND_CLUSTER} exists`);
+    cluster('ok', `kind cluster ${kind.name} exists`);
     return;
   }
-  cluster('skipped', `no kind cluster ${KIND_CLUSTER}: creating it (a minute or two)`);
+  cluster('skipped', `no kind cluster ${kind.name}: creating it (a minute or two)`);
   await runStep(
     io,
     deps.run,
     'kind',
-    ['create', 'cluster', '--config', path.join(repoRoot, 'kind', 'cluster.yaml')],
+    ['create', 'cluster', '--config', kind.file, ...(kind.named ? [] : ['--name', kind.name])],
     { cwd: repoRoot, signal },
   );
 }
@@ -352,8 +336,8 @@ async function runStep(
 function summary(
   io: Io,
   facts: {
-    repoRoot: string;
-    onKind: boolean;
+    /** Absent with --context. */
+    kind?: KindConfig;
     readyInMs: number;
     secretsFile: string;
     tokenFromEnv: boolean;
@@ -363,19 +347,26 @@ function summary(
 ): void {
   say(io, `chaos-lab is up on ${facts.context} in ${formatDuration(facts.readyInMs)}`);
   const password = facts.tokenFromEnv ? `$${ADMIN_TOKEN_KEY}` : `the adminToken in ${facts.secretsFile}`;
-  if (facts.onKind) {
-    const urls = hostUrlsFromKindConfig(path.join(facts.repoRoot, 'kind', 'cluster.yaml'));
+  const onKind = facts.kind !== undefined;
+  if (facts.kind) {
+    const urls = facts.kind.hostUrls;
+    const file = path.relative(process.cwd(), facts.kind.file) || facts.kind.file;
     say(io, 'gateways');
     const width = Math.max(...STRATEGIES.map((s) => s.length));
     for (const strategy of STRATEGIES) {
       const url = urls.get(gatewayNodePort(strategy));
       say(
         io,
-        `  ${strategy.padEnd(width)}  ${url ?? `(no host port maps NodePort ${gatewayNodePort(strategy)} in kind/cluster.yaml)`}`,
+        `  ${strategy.padEnd(width)}  ${url ?? `(no host port maps NodePort ${gatewayNodePort(strategy)} in ${file})`}`,
       );
     }
     const grafana = urls.get(GRAFANA_NODE_PORT);
-    if (grafana) say(io, `grafana: ${grafana} (anonymous viewing; user admin, password: ${password})`);
+    say(
+      io,
+      grafana
+        ? `grafana: ${grafana} (anonymous viewing; user admin, password: ${password})`
+        : `grafana: no host port maps NodePort ${GRAFANA_NODE_PORT} in ${file}; \`kubectl --context ${facts.context} -n ${LAB_NAMESPACE} port-forward svc/grafana ${GRAFANA_PORT}\` reaches it (user admin, password: ${password})`,
+    );
     const resilient = urls.get(gatewayNodePort('resilient'));
     if (resilient) say(io, `try: curl -s ${resilient}/api/video/42`);
   } else {
@@ -391,9 +382,9 @@ function summary(
       'note: tc netem does not work here, so latency and loss experiments will be refused (see ✗ above)',
     );
   }
-  const target = `--target kind${facts.onKind ? '' : ` --context ${facts.context}`}`;
+  const target = `--target kind${onKind ? '' : ` --context ${facts.context}`}`;
   say(io, `next: npx chaos-lab run tour ${target}`);
-  say(io, `remove it: npx chaos-lab down ${target}${facts.onKind ? ' [--delete-cluster]' : ''}`);
+  say(io, `remove it: npx chaos-lab down ${target}${onKind ? ' [--delete-cluster]' : ''}`);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -417,16 +408,19 @@ const PLACEHOLDER_SECRETS: LabSecretValues = {
 /** `down --target kind`: 0 removed (or nothing to remove), 130 interrupted; failures throw CliError. */
 export async function kindDown(io: Io, options: KindDownOptions, deps: KindLabDeps): Promise<number> {
   const onKind = options.context === undefined;
-  const context = options.context ?? `kind-${KIND_CLUSTER}`;
+  const kind = onKind ? kindConfigFromEnv(io.env, deps.cwd) : undefined;
+  const context = options.context ?? (kind as KindConfig).context;
   const { signal } = options;
-  if (onKind) {
-    const found = await kindClusterExists(deps.run, signal).catch(() => ({ error: 'kind did not run' }));
+  if (kind) {
+    const found = await kindClusterExists(deps.run, signal, kind.name).catch(() => ({
+      error: 'kind did not run',
+    }));
     if ('error' in found || !found.exists) {
       say(
         io,
         'error' in found
           ? `no kind cluster to remove the lab from (\`kind get clusters\`: ${found.error}); nothing to remove`
-          : `no kind cluster ${KIND_CLUSTER}; nothing to remove`,
+          : `no kind cluster ${kind.name}; nothing to remove`,
       );
       return 0;
     }
@@ -437,8 +431,8 @@ export async function kindDown(io: Io, options: KindDownOptions, deps: KindLabDe
     await cluster.version(signal);
   } catch (err) {
     throw new CliError(`cannot reach the cluster of context ${context}: ${(err as Error).message}`, {
-      hint: onKind
-        ? 'is the kind node running? `docker start chaos-lab-control-plane`; or delete it: `kind delete cluster --name chaos-lab`'
+      hint: kind
+        ? `is the kind node running? \`docker start ${kind.name}-control-plane\`; or delete it: \`kind delete cluster --name ${kind.name}\``
         : 'check `kubectl --context <name> get --raw /version`',
     });
   }
@@ -461,7 +455,7 @@ export async function kindDown(io: Io, options: KindDownOptions, deps: KindLabDe
         `the lab is not deployed on ${context} (none of its ${objects.length} objects exist); nothing to remove`,
       );
     } else {
-      await waitNamespaceEmpty(io, cluster, signal);
+      await waitNamespaceGone(io, cluster, signal);
       say(
         io,
         `removed the lab from ${context}: ${deleted} objects, namespace ${LAB_NAMESPACE} gone (${formatDuration(Date.now() - began)})`,
@@ -477,8 +471,8 @@ export async function kindDown(io: Io, options: KindDownOptions, deps: KindLabDe
   } finally {
     await cluster.close();
   }
-  if (onKind && options.deleteCluster) {
-    await runStep(io, deps.run, 'kind', ['delete', 'cluster', '--name', KIND_CLUSTER], {
+  if (kind && options.deleteCluster) {
+    await runStep(io, deps.run, 'kind', ['delete', 'cluster', '--name', kind.name], {
       cwd: deps.repoRoot ?? REPO_ROOT,
       signal,
     });
@@ -487,32 +481,26 @@ export async function kindDown(io: Io, options: KindDownOptions, deps: KindLabDe
 }
 
 /**
- * The Cluster interface has no generic GET, so the namespace is seen to go through what it held:
- * its pods and the lab's Secret. The namespace controller removes the namespace right after its
- * content; a re-`up` before that gets "namespace is being terminated" from the API server.
+ * Waits for the lab's namespace to be gone, not merely Terminating: the namespace controller deletes
+ * what it holds first, and until it is gone the API server refuses anything new in it (a re-`up`
+ * would fail with "namespace is being terminated"). Progress shows the pods still terminating.
  */
-async function waitNamespaceEmpty(io: Io, cluster: Cluster, signal: AbortSignal | undefined): Promise<void> {
+async function waitNamespaceGone(io: Io, cluster: Cluster, signal: AbortSignal | undefined): Promise<void> {
   const deadline = Date.now() + DOWN_WAIT_MS;
   let reported = -1;
   for (;;) {
     signal?.throwIfAborted();
-    const pods = await cluster.listPods(LAB_NAMESPACE, undefined, signal);
-    const secretLeft = cluster.readSecret
-      ? await cluster.readSecret(LAB_NAMESPACE, LAB_SECRET_NAME, signal).then(
-          () => true,
-          (err: unknown) => !(err instanceof KubeError && err.status === 404),
-        )
-      : false;
-    if (pods.length === 0 && !secretLeft) return;
-    if (pods.length !== reported) {
-      reported = pods.length;
-      say(io, `waiting for namespace ${LAB_NAMESPACE} to go: ${pods.length} pods left`);
+    if ((await cluster.namespacePhase(LAB_NAMESPACE, signal)) === undefined) return;
+    const pods = (await cluster.listPods(LAB_NAMESPACE, undefined, signal)).length;
+    if (pods !== reported) {
+      reported = pods;
+      say(io, `waiting for namespace ${LAB_NAMESPACE} to go: ${pods} pods left`);
     }
     if (Date.now() >= deadline) {
       throw new CliError(
-        `namespace ${LAB_NAMESPACE} still holds ${pods.length} pods after ${formatDuration(DOWN_WAIT_MS)}`,
+        `namespace ${LAB_NAMESPACE} is still Terminating after ${formatDuration(DOWN_WAIT_MS)} (${pods} pods left)`,
         {
-          hint: `\`kubectl -n ${LAB_NAMESPACE} get pods\`; a stuck finalizer? \`kubectl get ns ${LAB_NAMESPACE} -o yaml\``,
+          hint: `\`kubectl get ns ${LAB_NAMESPACE} -o yaml\` shows its conditions (a stuck finalizer?); \`kubectl -n ${LAB_NAMESPACE} get all\``,
         },
       );
     }
@@ -530,7 +518,9 @@ export async function kindDoctor(
 ): Promise<number> {
   const { image, fromRegistry } = labImage(io.env);
   const results = await runDoctor({
-    ...(options.context !== undefined ? { context: options.context } : {}),
+    ...(options.context !== undefined
+      ? { context: options.context }
+      : { kindConfig: kindConfigFromEnv(io.env, deps.cwd) }),
     namespace: LAB_NAMESPACE,
     image,
     imageFromRegistry: fromRegistry,

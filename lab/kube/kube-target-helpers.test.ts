@@ -1,23 +1,13 @@
 /**
  * The Kubernetes target's pure parts: netem parameters from faults, the sidecar's lease argument,
- * which pods a fault is for, and the gateways' host ports from a kind configuration.
+ * which pods a fault is for, latency calibration (the kind configuration: kind-config.test.ts).
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { LABELS } from '../../charts/lab-pod.ts';
 import { parsePromText } from '../prom-text.ts';
 import type { Fault } from '../runner/experiment.ts';
 import type { PodInfo } from './cluster.ts';
-import {
-  dependencyTallies,
-  gatewayUrlsFromKindConfig,
-  leaseArg,
-  netemArgs,
-  observedAddedLatency,
-  podsForFault,
-} from './kube-target.ts';
+import { dependencyTallies, leaseArg, netemArgs, observedAddedLatency, podsForFault } from './kube-target.ts';
 
 function pod(name: string, service: string, extra: Partial<PodInfo> = {}): PodInfo {
   return {
@@ -79,44 +69,6 @@ describe('podsForFault', () => {
   it('says which pods there are when an instance has none', () => {
     expect(() => podsForFault(fault(['coin-3']), pods)).toThrow(
       'no pod for instance coin-3: coin has 2 running pods (coin-7f9c-aa, coin-7f9c-zz)',
-    );
-  });
-});
-
-describe('gatewayUrlsFromKindConfig', () => {
-  let dir: string | undefined;
-  afterEach(() => {
-    if (dir) rmSync(dir, { recursive: true, force: true });
-    dir = undefined;
-  });
-
-  it("reads the repository's kind/cluster.yaml: the gateways on 127.0.0.1:18080-18082", () => {
-    expect(
-      gatewayUrlsFromKindConfig(path.join(import.meta.dirname, '..', '..', 'kind', 'cluster.yaml')),
-    ).toEqual({
-      naive: 'http://127.0.0.1:18080',
-      parallel: 'http://127.0.0.1:18081',
-      resilient: 'http://127.0.0.1:18082',
-    });
-  });
-
-  it('names the NodePort with no host port, and what to add', () => {
-    dir = mkdtempSync(path.join(tmpdir(), 'kind-config-'));
-    const file = path.join(dir, 'cluster.yaml');
-    writeFileSync(
-      file,
-      [
-        'kind: Cluster',
-        'apiVersion: kind.x-k8s.io/v1alpha4',
-        'nodes:',
-        '  - role: control-plane',
-        '    extraPortMappings:',
-        '      - { containerPort: 30080, hostPort: 28080 }',
-        '      - { containerPort: 30082, hostPort: 28082 }',
-      ].join('\n'),
-    );
-    expect(() => gatewayUrlsFromKindConfig(file)).toThrow(
-      `${file}: no extraPortMappings entry maps a host port to NodePort 30081 (gateway-parallel)`,
     );
   });
 });

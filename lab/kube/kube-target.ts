@@ -26,7 +26,6 @@
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { parse as parseYaml } from 'yaml';
 import { FAULT_SIDECAR_CONTAINER } from '../../charts/fault-sidecar.ts';
 import { gatewayNodePort } from '../../charts/gateway.ts';
 import { LABELS, PART_OF } from '../../charts/lab-pod.ts';
@@ -74,15 +73,15 @@ import {
   type PortForward,
   RolloutTimeoutError,
 } from './cluster.ts';
+import { DEFAULT_KIND_CONFIG, type KindConfig, readKindConfig } from './kind-config.ts';
 
 export const DEFAULT_NAMESPACE = 'chaos-lab';
-const KIND_CONFIG = path.join(import.meta.dirname, '..', '..', 'kind', 'cluster.yaml');
 const UP_HINT = 'npx chaos-lab up --target kind';
 
 export interface KubeTargetOptions {
   /** The lab home: where `npm run synth` keeps kind-secrets.json, read when the cluster cannot give the Secret. */
   readonly home: string;
-  /** kubeconfig context. @default client.ts's: 'kind-chaos-lab', the context kind creates for kind/cluster.yaml */
+  /** kubeconfig context. @default `kind-<name>` of the kind configuration (kindConfig): kind-chaos-lab for kind/cluster.yaml */
   readonly context?: string;
   /**
    * A connected cluster to use instead of connecting to `context` (tests). It belongs to the
@@ -192,34 +191,20 @@ export function podsForFault(fault: Fault, pods: readonly PodInfo[]): string[] {
 }
 
 /**
- * The gateways' URLs on this machine from the kind configuration: each gateway's NodePort is a
- * node's containerPort mapped to a host port (Docker Desktop cannot reach node IPs).
+ * The gateways' URLs on this machine: each gateway's NodePort is a node's containerPort mapped to
+ * a host port (Docker Desktop cannot reach node IPs). Throws when one is not mapped.
  */
-export function gatewayUrlsFromKindConfig(file: string): Record<Strategy, string> {
-  let config: unknown;
-  try {
-    config = parseYaml(readFileSync(file, 'utf8'));
-  } catch (err) {
-    throw new Error(`cannot read the kind configuration ${file}: ${(err as Error).message}`);
-  }
-  const nodes = (config as { nodes?: { extraPortMappings?: unknown[] }[] } | null)?.nodes ?? [];
-  const mappings = nodes.flatMap((n) => n.extraPortMappings ?? []) as {
-    containerPort?: number;
-    hostPort?: number;
-    listenAddress?: string;
-  }[];
+export function gatewayUrls(config: KindConfig): Record<Strategy, string> {
   return Object.fromEntries(
     STRATEGIES.map((strategy) => {
       const nodePort = gatewayNodePort(strategy);
-      const mapping = mappings.find((m) => m.containerPort === nodePort);
-      if (!mapping?.hostPort) {
+      const url = config.hostUrls.get(nodePort);
+      if (!url) {
         throw new Error(
-          `${file}: no extraPortMappings entry maps a host port to NodePort ${nodePort} (gateway-${strategy}); add { containerPort: ${nodePort}, hostPort: <free port>, listenAddress: 127.0.0.1 } and recreate the cluster`,
+          `${config.file}: no extraPortMappings entry maps a host port to NodePort ${nodePort} (gateway-${strategy}); add { containerPort: ${nodePort}, hostPort: <free port>, listenAddress: 127.0.0.1 } and recreate the cluster`,
         );
       }
-      const listen = mapping.listenAddress;
-      const host = !listen || listen === '0.0.0.0' ? '127.0.0.1' : listen === '::' ? '[::1]' : listen;
-      return [strategy, `http://${host}:${mapping.hostPort}`];
+      return [strategy, url];
     }),
   ) as Record<Strategy, string>;
 }
@@ -377,8 +362,8 @@ class KubeTarget implements Target {
       throw new Error(`no running pod of ${missing.join(', ')} in ${where}: see kubectl -n ${ns} get pods`);
     }
     this.#token = await this.#adminToken(cluster, signal);
-    const kindConfig = this.#options.kindConfig ?? KIND_CONFIG;
-    const gateways = this.#options.gatewayUrls ?? gatewayUrlsFromKindConfig(kindConfig);
+    const kindConfig = this.#options.kindConfig ?? DEFAULT_KIND_CONFIG;
+    const gateways = this.#options.gatewayUrls ?? gatewayUrls(readKindConfig(kindConfig));
     await waitForGateways(gateways, signal, kindConfig);
     progress(
       `using the lab in ${where} (${cluster.server}): ${pods.length} backend pods, gateways at ${STRATEGIES.map((s) => gateways[s]).join(', ')}; it stays up after the run`,
@@ -395,9 +380,11 @@ class KubeTarget implements Target {
     }
     // Its errors say what to do already (no kubeconfig, no such context: create the cluster).
     const { connectCluster } = await import('./client.ts');
-    this.#cluster = connectCluster(
-      this.#options.context !== undefined ? { context: this.#options.context } : {},
-    );
+    // Without --context: the context kind wrote for the cluster of the kind configuration.
+    this.#cluster = connectCluster({
+      context:
+        this.#options.context ?? readKindConfig(this.#options.kindConfig ?? DEFAULT_KIND_CONFIG).context,
+    });
     this.#ownCluster = true;
     return this.#cluster;
   }
@@ -967,7 +954,7 @@ async function waitForGateways(
   kindConfig: string,
 ): Promise<void> {
   const why =
-    kindConfig === KIND_CONFIG
+    kindConfig === DEFAULT_KIND_CONFIG
       ? 'the cluster must be created with kind/cluster.yaml, whose extraPortMappings give the gateways their host ports (kind create cluster --config kind/cluster.yaml), and those ports must be free (a cluster created with another kind configuration: set CHAOS_LAB_KIND_CONFIG to that file)'
       : `the host ports are those of ${kindConfig}'s extraPortMappings (CHAOS_LAB_KIND_CONFIG): the cluster must be created with that file, and those ports must be free`;
   const deadline = Date.now() + 10_000;

@@ -13,8 +13,12 @@
  *   a global counter.
  * - `POST` (create, 409 AlreadyExists), `GET` one (404 NotFound Status), `GET` list with
  *   `labelSelector` (`a=b,c!=d,e,!f`) and `fieldSelector` (`metadata.name=…`), `DELETE` (404 when
- *   missing; a Deployment takes its Pods with it, a Namespace everything in it; a Pod with a grace
- *   period is marked terminating first). Lists leave kind/apiVersion off their items, as the real
+ *   missing; a Deployment takes its Pods with it; a Pod with a grace period is marked terminating
+ *   first). A Namespace is deleted as the real one is: DELETE sets `metadata.deletionTimestamp` and
+ *   `status.phase: Terminating` and answers 200 with it, everything in it is deleted, and the
+ *   namespace itself goes `namespaceTerminationMs` later; meanwhile creating anything in it (apply
+ *   or POST of a new object) → 403 Forbidden with cause `NamespaceTerminating`, and another DELETE →
+ *   409 Conflict, with the real server's messages. Lists leave kind/apiVersion off their items, as the real
  *   server does.
  * - `GET …?watch=true[&resourceVersion=N][&timeoutSeconds=S]`: `{"type":"ADDED|MODIFIED|DELETED",
  *   "object":…}` lines; from N it replays what happened after N, without N it starts with an ADDED
@@ -27,10 +31,10 @@
  *   become Running/Ready after `readyDelayMs`, the Deployment's status follows, a deleted Pod is
  *   replaced; a Pod created directly runs too. No ReplicaSet objects exist (Pods' ownerReferences
  *   name one). A Secret's `stringData` is stored base64-encoded in `data`; a Namespace is `Active`
- *   at once and deleting it is immediate (a real one stays `Terminating` for a while).
+ *   at once.
  *
- * Options: `readyDelayMs` (30), `terminationDelayMs` (10), `token` (require a bearer token),
- * `gitVersion` ('v1.33.1').
+ * Options: `readyDelayMs` (30), `terminationDelayMs` (10), `namespaceTerminationMs` (100),
+ * `token` (require a bearer token), `gitVersion` ('v1.33.1').
  *
  * Scenario API (on the object startFakeApiServer resolves to):
  * - `kubeconfig(path?, { context?, namespace? })` writes a kubeconfig (context `kind-chaos-lab`,
@@ -79,6 +83,8 @@ export interface FakeApiServerOptions {
   readonly readyDelayMs?: number;
   /** From a graceful Pod delete to the Pod being gone. @default 10 */
   readonly terminationDelayMs?: number;
+  /** From a Namespace's DELETE (phase Terminating) to the Namespace being gone. @default 100 */
+  readonly namespaceTerminationMs?: number;
   /** When set, every request must carry `Authorization: Bearer <token>` (401 otherwise). */
   readonly token?: string;
   /** What `GET /version` reports. @default 'v1.33.1' */
@@ -115,6 +121,7 @@ export interface FakeApiServer {
 }
 
 const APPLY_PATCH = 'application/apply-patch+yaml';
+const NAMESPACES = resourceByKind('v1', 'Namespace') as ApiResource;
 
 export async function startFakeApiServer(options: FakeApiServerOptions = {}): Promise<FakeApiServer> {
   const store = new Store();
@@ -124,7 +131,8 @@ export async function startFakeApiServer(options: FakeApiServerOptions = {}): Pr
   const watches = new Set<ServerResponse>();
   /** Directories kubeconfig() made; close() removes them. */
   const tempDirs: string[] = [];
-  const context: HandlerContext = { store, workloads, watches, options };
+  const timers = new Set<NodeJS.Timeout>();
+  const context: HandlerContext = { store, workloads, watches, options, timers };
 
   const server = createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://fake');
@@ -203,6 +211,8 @@ export async function startFakeApiServer(options: FakeApiServerOptions = {}): Pr
     openWatches: () => watches.size,
     async close() {
       workloads.close();
+      for (const timer of timers) clearTimeout(timer);
+      timers.clear();
       for (const res of watches) res.end();
       watches.clear();
       await streams.close();
@@ -220,6 +230,8 @@ interface HandlerContext {
   readonly workloads: Workloads;
   readonly watches: Set<ServerResponse>;
   readonly options: FakeApiServerOptions;
+  /** Pending namespace removals (close() clears them). */
+  readonly timers: Set<NodeJS.Timeout>;
 }
 
 /** A parsed resource path: `/apis/apps/v1/namespaces/ns/deployments/name[/sub]`. */
@@ -397,6 +409,7 @@ async function apply(
     sendStatus(res, 400, 'BadRequest', problem);
     return;
   }
+  if (refusedInTerminatingNamespace(ctx, target, target.name ?? '', res)) return;
   try {
     const force = url.searchParams.get('force') === 'true';
     const { object, created } = ctx.store.apply(target.resource, patch, manager, force);
@@ -449,6 +462,7 @@ async function create(ctx: HandlerContext, target: Target, req: IncomingMessage,
   if (!object.metadata.name && typeof object.metadata.generateName === 'string') {
     object.metadata.name = `${object.metadata.generateName}${randomBytes(3).toString('hex').slice(0, 5)}`;
   }
+  if (refusedInTerminatingNamespace(ctx, target, object.metadata.name, res)) return;
   if (ctx.store.get(target.resource, target.namespace, object.metadata.name)) {
     sendJson(res, 409, {
       ...statusBody(
@@ -485,12 +499,81 @@ async function remove(
     return;
   }
   if (target.resource.kind === 'Namespace') {
-    for (const resource of RESOURCES) {
-      if (!resource.namespaced) continue;
-      for (const obj of ctx.store.list(resource, name)) ctx.store.remove(resource, name, obj.metadata.name);
-    }
+    terminateNamespace(ctx, target, name, res);
+    return;
   }
   sendJson(res, 200, ctx.store.remove(target.resource, target.namespace, name));
+}
+
+/**
+ * What the API server and the namespace controller do with a deleted Namespace: it stays, marked
+ * Terminating, while its content is deleted, and goes a moment later. A second DELETE meanwhile
+ * gets the registry's 409.
+ */
+function terminateNamespace(ctx: HandlerContext, target: Target, name: string, res: ServerResponse) {
+  const current = ctx.store.get(target.resource, undefined, name);
+  if (current?.metadata.deletionTimestamp) {
+    sendJson(res, 409, {
+      ...statusBody(
+        409,
+        'Conflict',
+        `Operation cannot be fulfilled on namespaces "${name}": The system is ensuring all content is removed from this namespace.  Upon completion, this namespace will automatically be purged by the system.`,
+      ),
+      details: { name, kind: 'namespaces' },
+    });
+    return;
+  }
+  const terminating = ctx.store.update(target.resource, undefined, name, (ns) => {
+    ns.metadata.deletionTimestamp = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
+    ns.spec = { finalizers: ['kubernetes'] };
+    ns.status = { phase: 'Terminating' };
+  });
+  for (const resource of RESOURCES) {
+    if (!resource.namespaced) continue;
+    for (const obj of ctx.store.list(resource, name)) ctx.store.remove(resource, name, obj.metadata.name);
+  }
+  const timer = setTimeout(() => {
+    ctx.timers.delete(timer);
+    ctx.store.remove(target.resource, undefined, name);
+  }, ctx.options.namespaceTerminationMs ?? 100);
+  ctx.timers.add(timer);
+  sendJson(res, 200, terminating);
+}
+
+/**
+ * The NamespaceLifecycle admission plugin: nothing new is created in a Terminating namespace
+ * (objects that exist may still be updated). Sends the real 403 and returns true when refused.
+ */
+function refusedInTerminatingNamespace(
+  ctx: HandlerContext,
+  target: Target,
+  name: string,
+  res: ServerResponse,
+): boolean {
+  if (!target.resource.namespaced || target.namespace === undefined) return false;
+  const namespace = ctx.store.get(NAMESPACES, undefined, target.namespace);
+  if (!namespace?.metadata.deletionTimestamp) return false;
+  if (ctx.store.get(target.resource, target.namespace, name)) return false;
+  sendJson(res, 403, {
+    ...statusBody(
+      403,
+      'Forbidden',
+      `${target.resource.plural}${groupSuffix(target.resource)} "${name}" is forbidden: unable to create new content in namespace ${target.namespace} because it is being terminated`,
+    ),
+    details: {
+      name,
+      group: groupOf(target.resource) || undefined,
+      kind: target.resource.plural,
+      causes: [
+        {
+          reason: 'NamespaceTerminating',
+          message: `namespace ${target.namespace} is being terminated`,
+          field: 'metadata.namespace',
+        },
+      ],
+    },
+  });
+  return true;
 }
 
 /** labelSelector (`a=b`, `a==b`, `a!=b`, `a`, `!a`) and fieldSelector (`metadata.name=`, `metadata.namespace=`). */

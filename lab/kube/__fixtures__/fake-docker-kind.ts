@@ -8,7 +8,8 @@
  *   permission denied);
  * - FAKE_BUILD: `ok` (default), `fail`, or `slow` (prints a step, then sleeps: for Ctrl-C);
  * - FAKE_KIND_VERSION: what `kind version` says (default 0.31.0);
- * - the kind cluster exists while `<state>/cluster` does (`kind create cluster` makes it).
+ * - the kind cluster exists while `<state>/cluster` holds its name (`kind create cluster` writes
+ *   the name kind would give it: `--name`, else the configuration's `name:`, else `kind`).
  */
 import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -54,18 +55,32 @@ echo "kind $*" >> "$FAKE_STATE/calls"
 case "$1" in
   version) echo "kind v\${FAKE_KIND_VERSION:-0.31.0} go1.24.6 linux/amd64" ;;
   get)
-    if [ -f "$FAKE_STATE/cluster" ]; then echo chaos-lab; else echo "No kind clusters found." >&2; fi ;;
+    if [ -s "$FAKE_STATE/cluster" ]; then cat "$FAKE_STATE/cluster"; else echo "No kind clusters found." >&2; fi ;;
   create)
-    echo 'Creating cluster "chaos-lab" ...' >&2
+    # kind's order: --name, else the configuration's name:, else "kind".
+    name=""; config=""; shift 2
+    while [ $# -gt 0 ]; do
+      case "$1" in
+        --name) name="$2"; shift 2 ;;
+        --config) config="$2"; shift 2 ;;
+        *) shift ;;
+      esac
+    done
+    if [ -n "$config" ] && [ ! -r "$config" ]; then
+      echo "ERROR: failed to create cluster: error reading file: open $config: no such file or directory" >&2; exit 1
+    fi
+    [ -z "$name" ] && [ -n "$config" ] && name=$(sed -n 's/^name: *//p' "$config" | head -n 1)
+    [ -z "$name" ] && name=kind
+    echo "Creating cluster \\"$name\\" ..." >&2
     echo ' ✓ Ensuring node image (kindest/node:v1.33.7) 🖼' >&2
     echo ' ✓ Preparing nodes 📦' >&2
     echo ' ✓ Starting control-plane 🕹️' >&2
-    echo 'Set kubectl context to "kind-chaos-lab"' >&2
-    touch "$FAKE_STATE/cluster" ;;
+    echo "Set kubectl context to \\"kind-$name\\"" >&2
+    echo "$name" > "$FAKE_STATE/cluster" ;;
   load)
     echo "Image: \\"$3\\" with ID \\"sha256:5f0c2d1e\\" not yet present on node \\"chaos-lab-control-plane\\", loading..." ;;
   delete)
-    echo 'Deleting cluster "chaos-lab" ...' >&2
+    echo "Deleting cluster \\"$4\\" ..." >&2
     rm -f "$FAKE_STATE/cluster" ;;
   *) echo "ERROR: unknown command \\"$1\\" for \\"kind\\"" >&2; exit 1 ;;
 esac
@@ -80,7 +95,8 @@ export interface FakeDockerKind {
   env(behaviour?: Record<string, string>): Record<string, string | undefined>;
   /** Every call, `docker build -t chaos-lab:dev .`, in order. */
   calls(): string[];
-  clusterExists(exists: boolean): void;
+  /** The kind cluster `name` exists (or none does). */
+  clusterExists(exists: boolean, name?: string): void;
   reset(): void;
   remove(): void;
 }
@@ -102,8 +118,8 @@ export function fakeDockerKind(): FakeDockerKind {
     path: searchPath,
     env: (behaviour = {}) => ({ ...process.env, PATH: searchPath, FAKE_STATE: dir, ...behaviour }),
     calls: () => (existsSync(calls) ? readFileSync(calls, 'utf8').trim().split('\n').filter(Boolean) : []),
-    clusterExists: (exists) => {
-      if (exists) writeFileSync(cluster, '');
+    clusterExists: (exists, name = 'chaos-lab') => {
+      if (exists) writeFileSync(cluster, `${name}\n`);
       else rmSync(cluster, { force: true });
     },
     reset: () => rmSync(calls, { force: true }),
