@@ -5,7 +5,7 @@ import type { AddressInfo } from 'node:net';
  * A stand-in for a fault agent or a fault proxy on loopback: the admin API's routes with
  * leases kept in a map (no expiry), the settings override (agents only), the stats window
  * (proxies only) and a `/metrics` text the test sets. Every call is recorded, and a test can
- * make it refuse PUTs (400) or stop answering.
+ * make it refuse PUTs (400) or scrapes (503), or stop answering.
  */
 
 export interface FakeLease {
@@ -29,6 +29,7 @@ export interface FakeInjector {
   stats: unknown;
   metrics: string;
   refusePuts: boolean;
+  refuseMetrics: boolean;
   close(): Promise<void>;
 }
 
@@ -42,6 +43,7 @@ export async function startFakeInjector(role: 'agent' | 'proxy', id: string): Pr
     stats: {},
     metrics: '',
     refusePuts: false,
+    refuseMetrics: false,
   };
   const server: Server = createServer((req, res) => {
     let text = '';
@@ -56,6 +58,11 @@ export async function startFakeInjector(role: 'agent' | 'proxy', id: string): Pr
         res.writeHead(status, { 'content-type': 'application/json' });
         res.end(JSON.stringify(answer));
       };
+      if (url === '/metrics' && fake.refuseMetrics) {
+        res.writeHead(503, { 'content-type': 'text/plain' });
+        res.end('not ready');
+        return;
+      }
       if (url === '/metrics') {
         res.writeHead(200, { 'content-type': 'text/plain' });
         res.end(fake.metrics);

@@ -582,7 +582,6 @@ class KubeTarget implements Target {
       this.#faultStarted(fault.service);
       return applied;
     }
-    if (fault.kind === 'http-error') await this.#rememberErrorBase(applied);
     const agents = new AgentClient(this.#tokenNow());
     const body = leaseBody(fault, leaseMs);
     const { ok, failed } = await onEvery(
@@ -595,6 +594,19 @@ class KubeTarget implements Target {
         async (p) => agents.remove(await this.#agent(p.id), id),
       );
       throw combined(what, failed);
+    }
+    if (fault.kind === 'http-error') {
+      // Read once the leases are on: every request the agents answer from here on met the fault
+      // (but for the few in flight now), so the observed share is the configured one.
+      try {
+        await this.#rememberErrorBase(applied);
+      } catch (err) {
+        await onEvery(
+          pods.map((pod) => ({ id: pod, url: '' })),
+          async (p) => agents.remove(await this.#agent(p.id), id),
+        );
+        throw err;
+      }
     }
     this.#faultStarted(fault.service);
     return applied;

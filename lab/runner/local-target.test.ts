@@ -289,7 +289,24 @@ describe('the local target on a running lab', () => {
     expect(proxies['coin-2']!.calls[0]).toBe('DELETE /__chaos/stats');
   });
 
-  it('puts http-error and worker-panic on the agents, reading their metrics first for http-error', async () => {
+  it('takes an http-error off again when the agents cannot be read once it is on', async () => {
+    agents['like-1']!.refuseMetrics = true;
+    await expect(
+      target.inject(
+        { kind: 'http-error', service: 'like', instances: [], status: 503, percent: 100 },
+        'err',
+        5_000,
+      ),
+    ).rejects.toThrow(/like-1/);
+    expect(agents['like-1']!.calls).toEqual([
+      'PUT /__chaos/faults/err',
+      'GET /metrics',
+      'DELETE /__chaos/faults/err',
+    ]);
+    expect(agents['like-1']!.faults.size).toBe(0);
+  });
+
+  it('puts http-error and worker-panic on the agents, reading their metrics for http-error once the lease is on', async () => {
     agents['like-1']!.metrics =
       'chaos_injected_total{kind="http-error"} 2\nhttp_server_request_duration_seconds_count{route="/likes/:aid"} 10\n';
     const applied = await target.inject(
@@ -298,7 +315,7 @@ describe('the local target on a running lab', () => {
       5_000,
     );
     expect(applied.map((a) => a.injector)).toEqual(['fault-agent']);
-    expect(agents['like-1']!.calls).toEqual(['GET /metrics', 'PUT /__chaos/faults/err']);
+    expect(agents['like-1']!.calls).toEqual(['PUT /__chaos/faults/err', 'GET /metrics']);
     expect(proxies['like-1']!.calls).toEqual([]);
     agents['like-1']!.metrics =
       'chaos_injected_total{kind="http-error"} 7\nhttp_server_request_duration_seconds_count{route="/likes/:aid"} 20\n';

@@ -438,7 +438,6 @@ class LocalTarget implements Target {
       await this.#kill(instances.map((i) => i.id));
       return applied;
     }
-    if (fault.kind === 'http-error') await this.#rememberErrorBase(applied);
     if (injector === 'fault-proxy') await this.#rememberProxyBase(applied);
     const client = this.#client(injector);
     const targets = applied.map((a) => ({ ...this.#endpoint(a), applied: a }));
@@ -451,6 +450,17 @@ class LocalTarget implements Target {
       );
       this.#forget(applied);
       throw combined(`injecting ${fault.kind} ${id} on ${fault.service}`, failed);
+    }
+    if (fault.kind === 'http-error') {
+      // Read once the leases are on: every request the agents answer from here on met the fault
+      // (but for the few in flight now), so the observed share is the configured one.
+      try {
+        await this.#rememberErrorBase(applied);
+      } catch (err) {
+        await onEvery(targets, (t) => client.remove(t, id));
+        this.#forget(applied);
+        throw err;
+      }
     }
     for (const a of applied) {
       if (a.injector !== 'fault-proxy') continue;

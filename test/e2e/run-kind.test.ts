@@ -123,10 +123,10 @@ describe('chaos-lab run --target kind', () => {
     expect(commands).toEqual(expect.arrayContaining(['apply', 'renew', 'clear', 'status']));
     expect(commands.indexOf('apply')).toBeLessThan(commands.indexOf('renew'));
     expect(commands.lastIndexOf('renew')).toBeLessThan(commands.lastIndexOf('clear'));
-    // The agents' own figures calibrate http-error: the vip calls of the phase failed, but for those
-    // answered between the agents' reading and the lease (the load does not stop for the injection).
+    // The agents' own figures calibrate http-error, read once the leases are on: every vip call
+    // answered since failed, but for one or two in flight at the reading (the load does not stop).
     const errors = result.calibration.find((c) => c.kind === 'http-error');
-    expect(errors?.observed.errorRate).toBeGreaterThan(0.9);
+    expect(errors?.observed.errorRate).toBeGreaterThan(0.97);
     expect(errors?.observed.errorRate).toBeLessThanOrEqual(1);
     // Latency is calibrated from the gateways' side, whatever shaped it: here the tc stand-in shaped
     // nothing, and the figure is what the gateways saw, not the 300 ms configured.
