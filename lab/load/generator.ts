@@ -83,6 +83,34 @@ export interface WindowSummary {
   readonly fellBehind: boolean;
 }
 
+/**
+ * Each window's figures from its tallies (`byTarget`), from its start to its end (`end` for the one still
+ * open); `t0` is the run's start. Shared by the built-in generator and the k6 driver.
+ */
+export function summariseWindows<T>(
+  windows: readonly {
+    readonly name: string;
+    readonly start: number;
+    readonly end: number | undefined;
+    readonly tallies: T;
+  }[],
+  t0: number,
+  end: number,
+  byTarget: (tallies: T, durationMs: number) => Record<string, TargetStats>,
+): WindowSummary[] {
+  return windows.map((window) => {
+    const windowMs = (window.end ?? end) - window.start;
+    const stats = byTarget(window.tallies, windowMs);
+    return {
+      name: window.name,
+      startMs: window.start - t0,
+      durationMs: windowMs,
+      targets: stats,
+      fellBehind: Object.values(stats).some((s) => s.fellBehind),
+    };
+  });
+}
+
 /** Requests by the second of their intended time; reported once every one of them has an outcome. */
 export interface SecondSummary {
   /** 0 for the run's first second. */
@@ -346,17 +374,7 @@ export function createLoadGenerator(options: LoadGeneratorOptions): LoadGenerato
       startedAt,
       durationMs,
       targets: total,
-      windows: windows.map((window) => {
-        const windowMs = (window.end ?? end) - window.start;
-        const stats = byTarget(window.tallies, windowMs);
-        return {
-          name: window.name,
-          startMs: window.start - t0,
-          durationMs: windowMs,
-          targets: stats,
-          fellBehind: Object.values(stats).some((s) => s.fellBehind),
-        };
-      }),
+      windows: summariseWindows(windows, t0, end, byTarget),
       seconds,
       fellBehind: reasons.length > 0,
       fellBehindReason: reasons.length > 0 ? reasons.join('; ') : undefined,

@@ -18,7 +18,7 @@
  */
 import { METRICS } from '../../experiments/load/config.ts';
 import type { ResponseClass } from './classify.ts';
-import type { LoadSummary, SecondSummary, TargetStats, WindowSummary } from './generator.ts';
+import { type LoadSummary, type SecondSummary, summariseWindows, type TargetStats } from './generator.ts';
 import { Tally } from './tally.ts';
 
 const DROPPED = 'dropped_iterations';
@@ -180,17 +180,7 @@ export class K6SampleTally {
     const seconds: SecondSummary[] = [];
     for (let index = 0; t0 + index * 1_000 < end; index++) seconds.push(this.secondSummary(index));
     const targets = this.byTarget(this.totals, durationMs);
-    const windows: WindowSummary[] = this.windows.map((window) => {
-      const windowMs = (window.end ?? end) - window.start;
-      const stats = this.byTarget(window.tallies, windowMs);
-      return {
-        name: window.name,
-        startMs: window.start - t0,
-        durationMs: windowMs,
-        targets: stats,
-        fellBehind: Object.values(stats).some((s) => s.fellBehind),
-      };
-    });
+    const windows = summariseWindows(this.windows, t0, end, (tallies, ms) => this.byTarget(tallies, ms));
     const reasons = Object.entries(targets)
       .filter(([, stats]) => stats.fellBehind)
       .map(
