@@ -34,8 +34,6 @@ export interface CheckResult {
   readonly fix?: string;
 }
 
-/** The cluster `kind create cluster --config kind/cluster.yaml` creates (its `name:`); CHAOS_LAB_KIND_CONFIG may name another. */
-export const KIND_CLUSTER = DEFAULT_KIND_CLUSTER;
 /** kind v0.24.0 is the first whose default CNI (kindnet) enforces NetworkPolicy. */
 export const MIN_KIND_VERSION = [0, 24, 0] as const;
 const KIND_UPGRADE =
@@ -160,7 +158,7 @@ export async function checkKind(run: CommandRunner, signal?: AbortSignal): Promi
 export async function kindClusterExists(
   run: CommandRunner,
   signal?: AbortSignal,
-  name = KIND_CLUSTER,
+  name = DEFAULT_KIND_CLUSTER,
 ): Promise<{ exists: boolean } | { error: string }> {
   const result = await run('kind', ['get', 'clusters'], { ...(signal ? { signal } : {}) });
   if (result.notFound) return { error: 'kind is not installed (no `kind` on PATH)' };
@@ -175,7 +173,7 @@ export async function checkKindCluster(
   signal?: AbortSignal,
   config?: Pick<KindConfig, 'name' | 'file'>,
 ): Promise<CheckResult> {
-  const name = config?.name ?? KIND_CLUSTER;
+  const name = config?.name ?? DEFAULT_KIND_CLUSTER;
   const found = await kindClusterExists(run, signal, name);
   if ('error' in found) {
     return {
@@ -204,7 +202,7 @@ export async function checkContext(
   context: string,
   signal?: AbortSignal,
   /** The kind cluster's name, whose context is `kind-<name>`: the fixes then speak of kind. */
-  kindCluster = KIND_CLUSTER,
+  kindCluster = DEFAULT_KIND_CLUSTER,
 ): Promise<{ result: CheckResult; cluster?: Cluster }> {
   const onKind = context === `kind-${kindCluster}`;
   let cluster: Cluster;
@@ -600,7 +598,7 @@ export async function machineChecks(
       results.push({
         name: 'context',
         status: 'skipped',
-        detail: `not checked: no kind cluster ${options.kindConfig?.name ?? KIND_CLUSTER}`,
+        detail: `not checked: no kind cluster ${options.kindConfig?.name ?? DEFAULT_KIND_CLUSTER}`,
       });
       return { results };
     }
@@ -616,7 +614,7 @@ export async function machineChecks(
           },
     );
   }
-  const kindCluster = options.kindConfig?.name ?? KIND_CLUSTER;
+  const kindCluster = options.kindConfig?.name ?? DEFAULT_KIND_CLUSTER;
   const context = options.context ?? `kind-${kindCluster}`;
   const { result, cluster } = await checkContext(options.connect, context, signal, kindCluster);
   results.push(result);

@@ -38,11 +38,9 @@ import {
   runDoctor,
   runProbes,
 } from './doctor.ts';
-import { DEFAULT_KIND_CONFIG, type KindConfig, kindConfigFromEnv } from './kind-config.ts';
+import { type KindConfig, kindConfigFromEnv } from './kind-config.ts';
 
 const REPO_ROOT = path.join(import.meta.dirname, '..', '..');
-/** The repository's kind configuration (CHAOS_LAB_KIND_CONFIG names another: lab/kube/kind-config.ts). */
-export const KIND_CONFIG = DEFAULT_KIND_CONFIG;
 /** The tag the chart's default image names (charts/lab-chart.ts). */
 export const LAB_IMAGE = 'chaos-lab:dev';
 export const LAB_NAMESPACE = 'chaos-lab';

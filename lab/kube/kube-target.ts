@@ -288,6 +288,8 @@ class KubeTarget implements Target {
   /** Per applied http-error (`id@pod`): the agent's reading at injection. */
   readonly #errorBase = new Map<string, ReturnType<typeof readingOf>>();
   #settingsId: string | undefined;
+  /** The kind configuration, read once: it gives the default context and the gateways' host ports. */
+  #kindConfig: KindConfig | undefined;
   #gateways: Readonly<Record<Strategy, string>> | undefined;
   /** The gateways' dependency tallies at the last two counters() calls: the window before a fault. */
   #tallies: (Record<BackendName, DependencyTally> | undefined)[] = [];
@@ -362,9 +364,8 @@ class KubeTarget implements Target {
       throw new Error(`no running pod of ${missing.join(', ')} in ${where}: see kubectl -n ${ns} get pods`);
     }
     this.#token = await this.#adminToken(cluster, signal);
-    const kindConfig = this.#options.kindConfig ?? DEFAULT_KIND_CONFIG;
-    const gateways = this.#options.gatewayUrls ?? gatewayUrls(readKindConfig(kindConfig));
-    await waitForGateways(gateways, signal, kindConfig);
+    const gateways = this.#options.gatewayUrls ?? gatewayUrls(this.#kind());
+    await waitForGateways(gateways, signal, this.#options.kindConfig ?? DEFAULT_KIND_CONFIG);
     progress(
       `using the lab in ${where} (${cluster.server}): ${pods.length} backend pods, gateways at ${STRATEGIES.map((s) => gateways[s]).join(', ')}; it stays up after the run`,
     );
@@ -381,12 +382,14 @@ class KubeTarget implements Target {
     // Its errors say what to do already (no kubeconfig, no such context: create the cluster).
     const { connectCluster } = await import('./client.ts');
     // Without --context: the context kind wrote for the cluster of the kind configuration.
-    this.#cluster = connectCluster({
-      context:
-        this.#options.context ?? readKindConfig(this.#options.kindConfig ?? DEFAULT_KIND_CONFIG).context,
-    });
+    this.#cluster = connectCluster({ context: this.#options.context ?? this.#kind().context });
     this.#ownCluster = true;
     return this.#cluster;
+  }
+
+  #kind(): KindConfig {
+    this.#kindConfig ??= readKindConfig(this.#options.kindConfig ?? DEFAULT_KIND_CONFIG);
+    return this.#kindConfig;
   }
 
   /**
