@@ -30,6 +30,9 @@ ENV NODE_ENV=production
 COPY --from=deps /app/node_modules ./node_modules
 COPY package.json tsconfig.json ./
 COPY services ./services
-COPY --chmod=0755 services/fault-sidecar/fault-sidecar.sh /usr/local/bin/fault-sidecar
+# COPY then chmod, not `COPY --chmod`: the classic builder (a distro's or colima's docker, no
+# BuildKit) rejects --chmod, and a checkout may have lost the script's executable bit.
+COPY services/fault-sidecar/fault-sidecar.sh /usr/local/bin/fault-sidecar
+RUN chmod 0755 /usr/local/bin/fault-sidecar
 USER 10001:10001
 ENTRYPOINT ["node", "--import", "tsx", "services/main.ts"]

@@ -4,7 +4,11 @@
  * Go from the Go module proxy), its build context computed from .dockerignore as the Docker
  * CLI does, and what the image must hold checked against that context. What this cannot
  * verify: that the base image exists, that apt and npm succeed, that the image runs — that
- * needs a `docker build`, which the README leaves to the user.
+ * needs a `docker build`, which the README leaves to the user (and tools/cluster/images/
+ * lab-image.sh runs for the test cluster).
+ *
+ * Also checked without Go: that the Dockerfile builds with the classic builder (no BuildKit-only
+ * syntax), and that git checks the files the image runs out with LF line endings.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -98,14 +102,22 @@ describe.skipIf(goMissing)('Dockerfile', () => {
     expect(apt?.original).toMatch(/\biproute2\b/);
     expect(apt?.original).toMatch(/\bnftables\b/);
     const command = container(find(synthLab(), 'Deployment', 'coin'), FAULT_SIDECAR_CONTAINER).command[0];
-    expect(
-      stage.some(
-        (i) =>
-          i.instruction === 'COPY' &&
-          i.original.includes('--chmod=0755') &&
-          i.original.endsWith(` services/fault-sidecar/fault-sidecar.sh /usr/local/bin/${command}`),
-      ),
-    ).toBe(true);
+    const target = `/usr/local/bin/${command}`;
+    const copy = stage.findIndex(
+      (i) =>
+        i.instruction === 'COPY' && i.original.endsWith(` services/fault-sidecar/fault-sidecar.sh ${target}`),
+    );
+    expect(copy, `COPY services/fault-sidecar/fault-sidecar.sh ${target}`).toBeGreaterThan(0);
+    // Executable whatever mode the checkout gave the script, made so by root before USER (the
+    // classic builder has no COPY --chmod).
+    const chmod = stage.findIndex(
+      (i, index) =>
+        index > copy &&
+        i.instruction === 'RUN' &&
+        /\bchmod\s+(0?755|\+x|a\+rx)\s+(\S+)/.exec(i.original)?.[2] === target,
+    );
+    expect(chmod, `RUN chmod 0755 ${target} after the COPY`).toBeGreaterThan(copy);
+    expect(chmod).toBeLessThan(stage.findIndex((i) => i.instruction === 'USER'));
   });
 
   it('sends a build context of the services and the package files, without tests, fixtures or state', () => {
@@ -166,5 +178,110 @@ describe.skipIf(goMissing)('Dockerfile', () => {
     for (const name of packages)
       expect(production.has(name), `${name} is a production dependency`).toBe(true);
     expect(production.has('tsx'), 'tsx runs the services in the image').toBe(true);
+  });
+});
+
+/**
+ * Flags the classic builder knows (Docker's builder without BuildKit: a distro's docker, colima's,
+ * the test cluster's private engine). Any other flag — RUN --mount/--network, COPY/ADD --chmod,
+ * --link, --parents, --exclude, ADD --checksum — needs BuildKit.
+ */
+const CLASSIC_FLAGS: Readonly<Record<string, readonly string[]>> = {
+  FROM: ['platform'],
+  COPY: ['from', 'chown'],
+  ADD: ['chown'],
+  HEALTHCHECK: ['interval', 'timeout', 'start-period', 'retries'],
+};
+
+/** BuildKit-only syntax in a Dockerfile, one finding per use, with its line. */
+function buildKitOnlySyntax(dockerfile: string): string[] {
+  const findings: string[] = [];
+  const lines = dockerfile.split('\n');
+  // Parser directives come first, before any comment or instruction; these two need BuildKit.
+  for (const [index, line] of lines.entries()) {
+    const directive = /^#\s*([a-z]+)\s*=/i.exec(line);
+    if (!directive) break;
+    if (['syntax', 'check'].includes(directive[1]?.toLowerCase() ?? '')) {
+      findings.push(`line ${index + 1}: the # ${directive[1]}= directive`);
+    }
+  }
+  let start = 0;
+  let text = '';
+  for (const [index, line] of lines.entries()) {
+    if (text === '' && /^\s*(#|$)/.test(line)) continue;
+    if (text !== '' && /^\s*#/.test(line)) continue; // a comment inside a continued instruction
+    if (text === '') start = index + 1;
+    text += `${line.replace(/\\\s*$/, '')} `;
+    if (/\\\s*$/.test(line)) continue;
+    const words = text.trim().split(/\s+/);
+    text = '';
+    if (words[0]?.toUpperCase() === 'ONBUILD') words.shift();
+    const instruction = words[0]?.toUpperCase() ?? '';
+    for (const word of words.slice(1)) {
+      if (!word.startsWith('--')) break;
+      const flag = word.slice(2).split('=')[0] ?? '';
+      if (!(CLASSIC_FLAGS[instruction] ?? []).includes(flag)) {
+        findings.push(`line ${start}: ${instruction} --${flag}`);
+      }
+    }
+    if (['RUN', 'COPY', 'ADD'].includes(instruction) && words.some((w) => /^<<-?["']?[A-Za-z_]/.test(w))) {
+      findings.push(`line ${start}: a heredoc in ${instruction}`);
+    }
+  }
+  return findings;
+}
+
+describe('Dockerfile for the classic builder', () => {
+  it('uses no BuildKit-only syntax: it builds where there is no BuildKit', () => {
+    expect(buildKitOnlySyntax(readFileSync(path.join(REPO, 'Dockerfile'), 'utf8'))).toEqual([]);
+  });
+
+  it('would say so if it did', () => {
+    const buildKit = [
+      '# syntax=docker/dockerfile:1.7',
+      '# One image.',
+      'FROM --platform=linux/amd64 node:20 AS deps',
+      'RUN --mount=type=cache,target=/root/.npm \\',
+      '  npm ci',
+      'COPY --from=deps --link /app /app',
+      'COPY --chmod=0755 services/fault-sidecar/fault-sidecar.sh /usr/local/bin/fault-sidecar',
+      'ADD --checksum=sha256:0000 https://example.com/x.tgz /x.tgz',
+      'RUN <<EOF',
+      'echo hi',
+      'EOF',
+      'COPY --chown=10001:10001 package.json ./',
+      'USER 10001:10001',
+    ].join('\n');
+    expect(buildKitOnlySyntax(buildKit)).toEqual([
+      'line 1: the # syntax= directive',
+      'line 4: RUN --mount',
+      'line 6: COPY --link',
+      'line 7: COPY --chmod',
+      'line 8: ADD --checksum',
+      'line 9: a heredoc in RUN',
+    ]);
+  });
+});
+
+describe('line endings', () => {
+  // In a git checkout (CI's is a fresh clone) git itself says which line endings it writes.
+  const git = (...args: string[]) => spawnSync('git', args, { cwd: REPO, encoding: 'utf8' });
+  const inCheckout = git('rev-parse', '--is-inside-work-tree').stdout?.trim() === 'true';
+  const sidecar = 'services/fault-sidecar/fault-sidecar.sh';
+
+  it('.gitattributes keeps LF for scripts and sources on every platform', () => {
+    const rules = readFileSync(path.join(REPO, '.gitattributes'), 'utf8')
+      .split('\n')
+      .map((line) => line.trim().split(/\s+/).join(' '));
+    // A CRLF shebang (`#!/bin/sh\r`) stops the sidecar from starting: it would crash-loop.
+    expect(rules).toContain('* text=auto eol=lf');
+    expect(rules).toContain('*.sh text eol=lf');
+  });
+
+  it.skipIf(!inCheckout && !process.env.CI)('git writes the sidecar and the Dockerfile with LF', () => {
+    const attributes = git('check-attr', 'eol', '--', sidecar, 'Dockerfile');
+    expect(attributes.stderr).toBe('');
+    expect(attributes.stdout).toBe(`${sidecar}: eol: lf\nDockerfile: eol: lf\n`);
+    expect(readFileSync(path.join(REPO, sidecar), 'utf8')).not.toContain('\r');
   });
 });
