@@ -2,6 +2,7 @@ import { Size } from 'cdk8s';
 import { Deployment, EnvValue, Service, Volume } from 'cdk8s-plus-27';
 import { Construct } from 'constructs';
 import type { BackendSpec } from '../services/topology.ts';
+import { shareProcessNamespace } from './cdk8s-plus-workarounds.ts';
 import { faultSidecarContainer } from './fault-sidecar.ts';
 import {
   commonServiceEnv,
@@ -32,7 +33,10 @@ export interface BackendProps extends LabPodSettings {
 
 /**
  * One backend of the topology: a Deployment whose pods run the service and the fault sidecar,
- * and a ClusterIP Service the gateways call it by.
+ * and a ClusterIP Service the gateways call it by. The pod's containers share one PID namespace:
+ * a `kill` fault is the sidecar's SIGKILL of the service, a crash the kubelet restarts in the
+ * same pod (with PID 1 the pause process, the service is not its namespace's init, which SIGKILL
+ * from inside could not end).
  */
 export class Backend extends Construct {
   readonly spec: BackendSpec;
@@ -78,6 +82,7 @@ export class Backend extends Construct {
         faultSidecarContainer({ image: props.image, stateVolume: faultState }),
       ],
     });
+    shareProcessNamespace(this.deployment);
 
     this.service = new Service(this, 'service', {
       metadata: { name: spec.name, namespace: props.namespace, labels },

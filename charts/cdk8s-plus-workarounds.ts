@@ -4,7 +4,8 @@
  * problem, so that a reader finds them in one place and the tests can prove each one is in
  * effect (charts/workarounds.test.ts).
  */
-import { type Capability, ImagePullPolicy } from 'cdk8s-plus-27';
+import { ApiObject, JsonPatch } from 'cdk8s';
+import { type Capability, type Deployment, ImagePullPolicy } from 'cdk8s-plus-27';
 
 /**
  * cdk8s-plus-27's `Capability` enum holds the kernel's names (`NET_ADMIN = "CAP_NET_ADMIN"`),
@@ -16,6 +17,16 @@ import { type Capability, ImagePullPolicy } from 'cdk8s-plus-27';
  */
 export function kubernetesCapability(capability: Capability | 'ALL'): Capability {
   return capability.replace(/^CAP_/, '') as Capability;
+}
+
+/**
+ * cdk8s-plus-27's pod properties have no `shareProcessNamespace` (its PodProps stop at
+ * hostNetwork, dns, securityContext and the like), though the L1 PodSpec has the field. The
+ * backends need it so that the fault sidecar can SIGKILL the service (fault-sidecar.sh
+ * kill-main), so the field is patched into the Deployment's pod template.
+ */
+export function shareProcessNamespace(deployment: Deployment): void {
+  ApiObject.of(deployment).addJsonPatch(JsonPatch.add('/spec/template/spec/shareProcessNamespace', true));
 }
 
 /**

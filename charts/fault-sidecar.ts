@@ -2,7 +2,9 @@
  * The fault sidecar of every backend pod: the same image, running
  * services/fault-sidecar/fault-sidecar.sh as its main process (the netem lease keeper). It
  * shares the pod's network namespace, so `tc qdisc … dev eth0` here shapes the backend's
- * traffic; the runner execs `fault-sidecar apply|renew|clear|status` in it.
+ * traffic, and its PID namespace (the backend's Deployment shares it), so `kill-main` here
+ * crashes the backend's process; the runner execs `fault-sidecar apply|renew|clear|status|kill-main`
+ * in it.
  */
 import { Size } from 'cdk8s';
 import { Capability, type ContainerProps, Cpu, EnvValue, type Volume } from 'cdk8s-plus-27';
@@ -43,14 +45,15 @@ export function faultSidecarContainer(options: FaultSidecarOptions): ContainerPr
     },
     securityContext: {
       // tc changes the pod's qdisc through netlink, which needs root with CAP_NET_ADMIN in the
-      // pod's network namespace; every other capability is dropped.
+      // pod's network namespace; `kill-main` signals the service, which runs as another user
+      // (SERVICE_USER), which needs CAP_KILL. Every other capability is dropped.
       user: 0,
       group: 0,
       ensureNonRoot: false,
       readOnlyRootFilesystem: true,
       allowPrivilegeEscalation: false,
       capabilities: {
-        add: [kubernetesCapability(Capability.NET_ADMIN)],
+        add: [kubernetesCapability(Capability.NET_ADMIN), kubernetesCapability(Capability.KILL)],
         drop: [kubernetesCapability('ALL')],
       },
     },

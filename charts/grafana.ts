@@ -116,9 +116,11 @@ export class Grafana extends Construct {
             initialDelaySeconds: Duration.seconds(30),
             periodSeconds: Duration.seconds(10),
           }),
+          // The scheduler reserves the request: what it needs idle with the lab's few series, so
+          // that the lab fits a 2 GiB VM (see SERVICE_RESOURCES); the limit allows a busy moment.
           resources: {
             cpu: { request: Cpu.millis(50) },
-            memory: { request: Size.mebibytes(128), limit: Size.mebibytes(512) },
+            memory: { request: Size.mebibytes(96), limit: Size.mebibytes(512) },
           },
           securityContext: {
             user: GRAFANA_USER,

@@ -163,11 +163,12 @@ describe('LabChart', () => {
       expect(sidecar.command).toEqual(['fault-sidecar']);
       expect(sidecar.args).toEqual(['run']);
       expect(sidecar.image).toBe(container(find(manifests, 'Deployment', name), name).image);
+      // NET_ADMIN for tc, KILL to SIGKILL the service, which runs as another user (kill-main).
       expect(sidecar.securityContext).toMatchObject({
         runAsUser: 0,
         runAsNonRoot: false,
         readOnlyRootFilesystem: true,
-        capabilities: { add: ['NET_ADMIN'], drop: ['ALL'] },
+        capabilities: { add: ['NET_ADMIN', 'KILL'], drop: ['ALL'] },
       });
       expect(sidecar.ports).toBeUndefined();
       expect(sidecar.volumeMounts).toEqual([{ mountPath: '/run/fault-sidecar', name: 'fault-state' }]);
@@ -177,6 +178,16 @@ describe('LabChart', () => {
         (c: Manifest) => c.name,
       );
       expect(names).toEqual(['gateway']);
+    }
+  });
+
+  it('shares one PID namespace among the containers of a backend pod, so the sidecar can kill the service', () => {
+    for (const name of BACKENDS) {
+      expect(find(manifests, 'Deployment', name).spec.template.spec.shareProcessNamespace, name).toBe(true);
+    }
+    for (const strategy of STRATEGIES) {
+      const spec = find(manifests, 'Deployment', `gateway-${strategy}`).spec.template.spec;
+      expect(spec.shareProcessNamespace, strategy).toBeUndefined();
     }
   });
 });
@@ -315,6 +326,27 @@ describe('LabChart observability', () => {
       .filter((d) => peers.some((p) => selects(p.podSelector, podLabels(d))))
       .map((d) => d.metadata.name);
     expect(admittedNames).toEqual(['grafana']);
+  });
+
+  it('can go without Grafana (a cluster that cannot get its image): Prometheus still scrapes the backends', () => {
+    const alone = synthLab({ grafana: false });
+    expect(alone.filter((o) => o.metadata.name.startsWith('grafana')).map((o) => o.metadata.name)).toEqual(
+      [],
+    );
+    expect(find(alone, 'Deployment', 'prometheus')).toBeDefined();
+    expect(
+      alone.some((o) => o.kind === 'NetworkPolicy' && o.metadata.name === 'prometheus-from-grafana'),
+    ).toBe(false);
+    for (const name of BACKENDS) {
+      const peers = (
+        find(alone, 'NetworkPolicy', `${name}-from-gateways`).spec.ingress as Manifest[]
+      ).flatMap((rule) => rule.from as Manifest[]);
+      const prometheusLabels = podLabels(find(alone, 'Deployment', 'prometheus'));
+      expect(
+        peers.some((peer) => selects(peer.podSelector, prometheusLabels)),
+        `${name}-from-gateways lets Prometheus in`,
+      ).toBe(true);
+    }
   });
 
   it('can be left out, and says which file is missing when the dashboards are not generated', () => {

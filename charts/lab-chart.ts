@@ -57,6 +57,12 @@ export interface LabChartProps extends ChartProps {
    */
   readonly observability?: boolean;
   /**
+   * Grafana, when `observability` is on. Off for a cluster that cannot get its image (the
+   * project's own test cluster, where nothing can be pulled): Prometheus is deployed alone.
+   * @default true
+   */
+  readonly grafana?: boolean;
+  /**
    * Where those files are read from when the chart is built.
    * @default the repository's dashboards/ folder
    */
@@ -71,6 +77,7 @@ const DEFAULTS = {
   logLevel: 'info',
   networkPolicies: true,
   observability: true,
+  grafana: true,
   dashboardsDir: path.join(import.meta.dirname, '..', 'dashboards'),
 } as const satisfies Partial<LabChartProps>;
 
@@ -134,19 +141,22 @@ export class LabChart extends Chart {
         namespace,
         configFile: path.join(options.dashboardsDir, 'prometheus', 'kubernetes.yml'),
       });
-      this.grafana = new Grafana(this, 'grafana', {
-        namespace,
-        prometheus: this.prometheus,
-        secret: this.secret,
-        dashboardsDir: options.dashboardsDir,
-      });
+      if (options.grafana) {
+        this.grafana = new Grafana(this, 'grafana', {
+          namespace,
+          prometheus: this.prometheus,
+          secret: this.secret,
+          dashboardsDir: options.dashboardsDir,
+        });
+      }
     }
     if (options.networkPolicies) {
       this.networkPolicies = new LabNetworkPolicies(this, 'network-policies', {
         namespace,
         backends: this.backends,
         gateways: this.gateways,
-        ...(this.prometheus && this.grafana ? { prometheus: this.prometheus, grafana: this.grafana } : {}),
+        ...(this.prometheus ? { prometheus: this.prometheus } : {}),
+        ...(this.grafana ? { grafana: this.grafana } : {}),
       });
     }
   }

@@ -32,14 +32,20 @@ export interface ServiceContainerOptions {
 
 /**
  * Requests sized for a laptop kind cluster: 13 pods of about 80–100 MiB resident each when
- * idle (measured with `ps` on the services run by node 20). cdk8s-plus-27 would otherwise ask
+ * idle (measured with `ps` on the services run by node 20). A request is what the scheduler
+ * reserves, not a cap: it is set at the low end of that, so that the whole lab (about 1.3 GiB
+ * requested, `doctor`'s resources check sums it) fits a 2 GiB VM (colima's default) beside
+ * kube-system; the limit leaves room for a busy process. cdk8s-plus-27 would otherwise ask
  * 1 CPU and 512 MiB per container — 13 CPUs for the lab, which no laptop node can schedule.
  * No CPU limit: CFS throttling would add latency the lab would then report as the fault's.
  */
 export const SERVICE_RESOURCES = {
   cpu: { request: Cpu.millis(50) },
-  memory: { request: Size.mebibytes(128), limit: Size.mebibytes(384) },
+  memory: { request: Size.mebibytes(80), limit: Size.mebibytes(384) },
 } as const;
+
+/** Startup probes (every 2 s) that may fail before the kubelet gives up on a start: 3 minutes. */
+export const STARTUP_FAILURES = 90;
 
 export function serviceContainer(options: ServiceContainerOptions): ContainerProps {
   const { port } = options;
@@ -56,11 +62,19 @@ export function serviceContainer(options: ServiceContainerOptions): ContainerPro
       failureThreshold: 2,
       timeoutSeconds: Duration.seconds(1),
     }),
+    // A cold start of node + tsx on a busy node can take far longer than any liveness budget:
+    // on the project's real test cluster (2 cores, 13 pods starting at once) the gateways took
+    // over 25 s, and a liveness probe with a 10 s initial delay killed them mid-start, again and
+    // again. The startup probe gives a start up to 3 minutes; liveness begins only after it.
+    // (HTTP, not cdk8s-plus-27's default TCP one: see containerPorts.)
+    startup: Probe.fromHttpGet('/healthz', {
+      port,
+      periodSeconds: Duration.seconds(2),
+      failureThreshold: STARTUP_FAILURES,
+      timeoutSeconds: Duration.seconds(2),
+    }),
     liveness: Probe.fromHttpGet('/healthz', {
       port,
-      // No startup probe (see containerPorts): the first liveness check waits out a cold start
-      // of node + tsx on a busy laptop.
-      initialDelaySeconds: Duration.seconds(10),
       periodSeconds: Duration.seconds(5),
       failureThreshold: 3,
       timeoutSeconds: Duration.seconds(2),

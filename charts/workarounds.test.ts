@@ -24,7 +24,7 @@ function libraryDefaults(): Manifest {
       {
         image: 'x',
         portNumber: 8080,
-        securityContext: { capabilities: { add: [Capability.NET_ADMIN] } },
+        securityContext: { capabilities: { add: [Capability.NET_ADMIN, Capability.KILL] } },
       },
     ],
   });
@@ -35,12 +35,26 @@ function libraryDefaults(): Manifest {
 describe('cdk8s-plus-27 workarounds', () => {
   const plain = libraryDefaults();
 
-  it('renders NET_ADMIN, not CAP_NET_ADMIN (containerd refuses CAP_CAP_NET_ADMIN)', () => {
-    expect(plain.securityContext.capabilities.add).toEqual(['CAP_NET_ADMIN']);
+  it('renders NET_ADMIN and KILL, not CAP_NET_ADMIN and CAP_KILL (containerd refuses CAP_CAP_…)', () => {
+    expect(plain.securityContext.capabilities.add).toEqual(['CAP_NET_ADMIN', 'CAP_KILL']);
     expect(JSON.stringify(manifests)).not.toContain('CAP_');
     for (const name of BACKENDS) {
       const sidecar = container(find(manifests, 'Deployment', name), 'fault-sidecar');
-      expect(sidecar.securityContext.capabilities).toEqual({ add: ['NET_ADMIN'], drop: ['ALL'] });
+      expect(sidecar.securityContext.capabilities).toEqual({ add: ['NET_ADMIN', 'KILL'], drop: ['ALL'] });
+    }
+  });
+
+  it('patches shareProcessNamespace into the backend pods, which the pod properties cannot say', () => {
+    const chart = Testing.chart();
+    new Deployment(chart, 'plain', {
+      containers: [{ image: 'x' }],
+      // @ts-expect-error: the field the lab needs is not among cdk8s-plus-27's pod properties
+      shareProcessNamespace: true,
+    });
+    const [deployment] = Testing.synth(chart) as Manifest[];
+    expect(deployment?.spec.template.spec.shareProcessNamespace).toBeUndefined();
+    for (const name of BACKENDS) {
+      expect(find(manifests, 'Deployment', name).spec.template.spec.shareProcessNamespace, name).toBe(true);
     }
   });
 
@@ -71,7 +85,7 @@ describe('cdk8s-plus-27 workarounds', () => {
         });
       } else {
         expect(c.resources, where).toEqual({
-          requests: { cpu: '50m', memory: '128Mi' },
+          requests: { cpu: '50m', memory: '80Mi' },
           limits: { memory: '384Mi' },
         });
       }
@@ -89,15 +103,27 @@ describe('cdk8s-plus-27 workarounds', () => {
           deployment.spec.replicas * Number.parseInt(c.resources.requests.memory, 10),
       )
       .reduce((a, b) => a + b, 0);
-    expect(requestedMebibytes, 'memory the whole lab requests, in MiB').toBeLessThanOrEqual(2_048);
+    // colima's default VM has 2 GiB, and kube-system requests about 300 MiB of it.
+    expect(requestedMebibytes, 'memory the whole lab requests, in MiB').toBeLessThanOrEqual(1_400);
   });
 
-  it('adds no TCP startup probe; readiness and liveness probe /readyz and /healthz over HTTP', () => {
+  it('adds no TCP startup probe; the services start on /healthz over HTTP, then readiness and liveness probe /readyz and /healthz', () => {
     expect(plain.startupProbe?.tcpSocket).toEqual({ port: 8080 });
     for (const { deployment, container: c } of allContainers) {
       const where = `${deployment.metadata.name}/${c.name}`;
-      expect(c.startupProbe, where).toBeUndefined();
-      if (c.name === 'fault-sidecar') continue;
+      expect(c.startupProbe?.tcpSocket, where).toBeUndefined();
+      if (c.name === 'fault-sidecar') {
+        expect(c.startupProbe, where).toBeUndefined();
+        continue;
+      }
+      if (isLabService(deployment)) {
+        // A slow cold start must not be killed by liveness (seen on the real test cluster).
+        expect(c.startupProbe?.httpGet?.path, where).toBe('/healthz');
+        expect(c.startupProbe.periodSeconds * c.startupProbe.failureThreshold, where).toBeGreaterThanOrEqual(
+          120,
+        );
+        expect(c.livenessProbe.initialDelaySeconds ?? 0, where).toBe(0);
+      }
       expect(c.readinessProbe.httpGet, where).toBeDefined();
       expect(c.livenessProbe.httpGet, where).toBeDefined();
       if (!isLabService(deployment)) continue;

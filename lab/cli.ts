@@ -88,6 +88,10 @@ export function createProgram(io: Io, outcome: { exitCode: number } = { exitCode
       durationArgument('--timeout', { min: 1_000, max: 3_600_000 }),
     )
     .option('--force-conflicts', 'kind: take over fields another field manager owns')
+    .option(
+      '--no-grafana',
+      'kind: deploy Prometheus without Grafana (for a cluster that cannot get its image)',
+    )
     .option('--detach', 'run the lab in the background; stop it with `chaos-lab down`')
     .option(
       '--port-base <n>',
@@ -127,14 +131,21 @@ export function createProgram(io: Io, outcome: { exitCode: number } = { exitCode
         build: boolean;
         timeout?: number;
         forceConflicts?: boolean;
+        grafana: boolean;
       }) => {
         if (opts.target === 'kind') {
           outcome.exitCode = await upKind(io, opts);
           return;
         }
-        if (opts.context !== undefined || opts.timeout !== undefined || !opts.build || opts.forceConflicts) {
+        if (
+          opts.context !== undefined ||
+          opts.timeout !== undefined ||
+          !opts.build ||
+          opts.forceConflicts ||
+          !opts.grafana
+        ) {
           throw usageError(
-            '--context, --no-build, --timeout and --force-conflicts apply to --target kind only',
+            '--context, --no-build, --no-grafana, --timeout and --force-conflicts apply to --target kind only',
             'npx chaos-lab up --target kind --help',
           );
         }
@@ -389,6 +400,7 @@ async function upKind(
     build: boolean;
     timeout?: number;
     forceConflicts?: boolean;
+    grafana: boolean;
   },
 ): Promise<number> {
   if (opts.detach || opts.portBase !== undefined) {
@@ -409,6 +421,7 @@ async function upKind(
         ...(opts.context !== undefined ? { context: opts.context } : {}),
         ...(opts.timeout !== undefined ? { timeoutMs: opts.timeout } : {}),
         ...(opts.forceConflicts ? { forceConflicts: true } : {}),
+        ...(opts.grafana ? {} : { grafana: false }),
       },
       deps,
     ),

@@ -11,7 +11,7 @@
 import path from 'node:path';
 import { formatDuration } from '../duration.ts';
 import { type Io, say, warn } from '../io.ts';
-import { KIND_CONFIG_ENV } from '../kube/kind-config.ts';
+import { GATEWAY_HOST_ENV, KIND_CONFIG_ENV } from '../kube/kind-config.ts';
 import { startRunLive, withLiveFeed } from '../live/run-live.ts';
 import type { K6Binary } from '../load/k6-binary.ts';
 import { resolveExperiment, UnknownExperimentError } from '../runner/catalog.ts';
@@ -29,6 +29,8 @@ export interface CreateTargetOptions extends TargetOptions {
   readonly context?: string;
   /** kind: the kind configuration the cluster was created with, for the gateways' host ports. @default kind/cluster.yaml */
   readonly kindConfig?: string;
+  /** kind, with a --context that is not kind's: the host of the gateways' NodePorts (CHAOS_LAB_GATEWAY_HOST). */
+  readonly gatewayHost?: string;
 }
 
 export type TargetFactory = (name: TargetName, options: CreateTargetOptions) => Promise<Target>;
@@ -46,6 +48,7 @@ export const createTarget: TargetFactory = async (name, options) => {
         home: options.home,
         ...(options.context !== undefined ? { context: options.context } : {}),
         ...(options.kindConfig !== undefined ? { kindConfig: options.kindConfig } : {}),
+        ...(options.gatewayHost !== undefined ? { gatewayHost: options.gatewayHost } : {}),
       });
     }
   }
@@ -90,10 +93,12 @@ export async function runCommand(
   if (!driver) return 2;
 
   const kindConfig = io.env[KIND_CONFIG_ENV];
+  const gatewayHost = io.env[GATEWAY_HOST_ENV]?.trim();
   const target = await (deps.createTarget ?? createTarget)(options.target ?? 'local', {
     home: labHome(io.env),
     ...(options.context !== undefined ? { context: options.context } : {}),
     ...(kindConfig ? { kindConfig: path.resolve(cwd, kindConfig) } : {}),
+    ...(gatewayHost ? { gatewayHost } : {}),
   });
   const live = options.live
     ? await startRunLive(io, {

@@ -16,6 +16,7 @@ import {
   type Cluster,
   KubeError,
   type KubeObject,
+  quantity,
   type RolloutState,
   RolloutTimeoutError,
 } from './cluster.ts';
@@ -379,6 +380,59 @@ describe('pods', () => {
       CHAOS_ADMIN_TOKEN: 'tok-1',
       TRUST_KEY: 'key-1',
     });
+  });
+});
+
+describe('nodes', () => {
+  it('lists them with their readiness, allocatable CPU and memory, and addresses', async () => {
+    const other = await startFakeApiServer({
+      nodes: [
+        { name: 'b-worker', cpu: '3500m', memory: '2Gi', ready: false },
+        {
+          name: 'a-control-plane',
+          cpu: '2',
+          memory: '1970380Ki',
+          addresses: [
+            { type: 'ExternalIP', address: '203.0.113.7' },
+            { type: 'InternalIP', address: '10.0.0.4' },
+          ],
+        },
+      ],
+    });
+    const client = connectCluster({ kubeconfigPath: await other.kubeconfig() });
+    try {
+      expect(await client.listNodes()).toEqual([
+        {
+          name: 'a-control-plane',
+          ready: true,
+          allocatable: { cpuMillis: 2000, memoryBytes: 1970380 * 1024 },
+          addresses: [
+            { type: 'ExternalIP', address: '203.0.113.7' },
+            { type: 'InternalIP', address: '10.0.0.4' },
+          ],
+        },
+        expect.objectContaining({
+          name: 'b-worker',
+          ready: false,
+          allocatable: { cpuMillis: 3500, memoryBytes: 2 * 2 ** 30 },
+        }),
+      ]);
+    } finally {
+      await client.close();
+      await other.close();
+    }
+  });
+
+  it('reads quantities as the API server writes them', () => {
+    expect(quantity('50m')).toBeCloseTo(0.05);
+    expect(quantity('4')).toBe(4);
+    expect(quantity('1.5')).toBe(1.5);
+    expect(quantity('128Mi')).toBe(128 * 2 ** 20);
+    expect(quantity('8025424Ki')).toBe(8025424 * 1024);
+    expect(quantity('2G')).toBe(2e9);
+    expect(quantity('1e3')).toBe(1000);
+    expect(quantity(3)).toBe(3);
+    expect(() => quantity('lots')).toThrow('"lots" is not a Kubernetes quantity');
   });
 });
 

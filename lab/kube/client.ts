@@ -23,6 +23,7 @@ import {
   PortForward as PortForwarder,
   ServerConfiguration,
   type V1Deployment,
+  type V1Node,
   type V1Pod,
   type V1Status,
   VersionApi,
@@ -37,8 +38,11 @@ import {
   type FieldConflict,
   KubeError,
   type KubeObject,
+  type NodeInfo,
   type PodInfo,
   type PortForward,
+  podProblem,
+  quantity,
   type RolloutState,
   RolloutTimeoutError,
   type UnreadyDeployment,
@@ -402,6 +406,11 @@ class KubeCluster implements Cluster {
     return list.items.map(podInfo);
   }
 
+  async listNodes(signal?: AbortSignal): Promise<NodeInfo[]> {
+    const list = await this.call('list of nodes', signal, () => this.core.listNode());
+    return list.items.map(nodeInfo).sort((a, b) => a.name.localeCompare(b.name));
+  }
+
   async deletePod(
     namespace: string,
     pod: string,
@@ -712,18 +721,17 @@ export function podInfo(pod: V1Pod): PodInfo {
   };
 }
 
-/** `Ready=False ContainersNotReady; app: CrashLoopBackOff`. */
-function podProblem(pod: PodInfo): string {
-  const failing =
-    pod.conditions.find((c) => c.type === 'Ready' && c.status !== 'True') ??
-    pod.conditions.find((c) => c.status !== 'True');
-  const parts = [
-    failing
-      ? `${failing.type}=${failing.status}${failing.reason ? ` ${failing.reason}` : ''}`
-      : `phase ${pod.phase}`,
-    ...pod.containerProblems,
-  ];
-  return parts.join('; ');
+export function nodeInfo(node: V1Node): NodeInfo {
+  const allocatable = node.status?.allocatable ?? {};
+  return {
+    name: node.metadata?.name ?? '',
+    ready: (node.status?.conditions ?? []).some((c) => c.type === 'Ready' && c.status === 'True'),
+    allocatable: {
+      cpuMillis: Math.round(quantity(allocatable.cpu ?? '0') * 1000),
+      memoryBytes: Math.round(quantity(allocatable.memory ?? '0')),
+    },
+    addresses: (node.status?.addresses ?? []).map((a) => ({ type: a.type, address: a.address })),
+  };
 }
 
 /** Exit code from the status channel: Success → 0, NonZeroExitCode → its ExitCode cause. */

@@ -53,6 +53,16 @@ export interface PodInfo {
   readonly containerProblems: readonly string[];
 }
 
+export interface NodeInfo {
+  readonly name: string;
+  /** The Ready condition is True. */
+  readonly ready: boolean;
+  /** status.allocatable: what the scheduler may give pods on it. */
+  readonly allocatable: { readonly cpuMillis: number; readonly memoryBytes: number };
+  /** status.addresses: `InternalIP`, `ExternalIP`, `Hostname`, … */
+  readonly addresses: readonly { readonly type: string; readonly address: string }[];
+}
+
 export interface RolloutState {
   /** Deployment name. */
   readonly name: string;
@@ -108,6 +118,8 @@ export interface Cluster {
     },
   ): Promise<void>;
   listPods(namespace: string, labelSelector?: string, signal?: AbortSignal): Promise<PodInfo[]>;
+  /** Every node of the cluster, in name order. */
+  listNodes(signal?: AbortSignal): Promise<NodeInfo[]>;
   /** Deletes one pod (grace period as given, default the pod's own). */
   deletePod(
     namespace: string,
@@ -202,4 +214,50 @@ export class RolloutTimeoutError extends KubeError {
     );
     this.name = 'RolloutTimeoutError';
   }
+}
+
+const QUANTITY = /^([+-]?(?:\d+(?:\.\d*)?|\.\d+))(?:[eE]([+-]?\d+)|(Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E))?$/;
+const SUFFIXES: Readonly<Record<string, number>> = {
+  n: 1e-9,
+  u: 1e-6,
+  m: 1e-3,
+  k: 1e3,
+  M: 1e6,
+  G: 1e9,
+  T: 1e12,
+  P: 1e15,
+  E: 1e18,
+  Ki: 2 ** 10,
+  Mi: 2 ** 20,
+  Gi: 2 ** 30,
+  Ti: 2 ** 40,
+  Pi: 2 ** 50,
+  Ei: 2 ** 60,
+};
+
+/**
+ * A Kubernetes resource quantity (`50m`, `1.5`, `128Mi`, `8025424Ki`, `1e3`) in its base unit:
+ * cores for CPU, bytes for memory. Throws on anything else, naming it.
+ */
+export function quantity(value: string | number): number {
+  if (typeof value === 'number') return value;
+  const match = QUANTITY.exec(value.trim());
+  if (!match) throw new Error(`"${value}" is not a Kubernetes quantity (like 250m, 2, 128Mi or 1Gi)`);
+  const number = Number(match[1]);
+  if (match[2] !== undefined) return number * 10 ** Number(match[2]);
+  return number * (match[3] ? (SUFFIXES[match[3]] ?? 1) : 1);
+}
+
+/** `Ready=False ContainersNotReady; app: CrashLoopBackOff`: why a pod is not ready, in one line. */
+export function podProblem(pod: PodInfo): string {
+  const failing =
+    pod.conditions.find((c) => c.type === 'Ready' && c.status !== 'True') ??
+    pod.conditions.find((c) => c.status !== 'True');
+  const parts = [
+    failing
+      ? `${failing.type}=${failing.status}${failing.reason ? ` ${failing.reason}` : ''}`
+      : `phase ${pod.phase}`,
+    ...pod.containerProblems,
+  ];
+  return parts.join('; ');
 }

@@ -4,10 +4,16 @@
  * client. The probe's `tc` answers are those of a real `tc` on a kernel without sch_netem (this
  * machine's), and of one with it.
  */
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { parse as parseYaml } from 'yaml';
 import { TEST_SECRETS } from '../../charts/__fixtures__/manifests.ts';
-import { type FakeApiServer, startFakeApiServer } from '../../test/fake-kube/fake-api-server.ts';
+import {
+  type FakeApiServer,
+  type FakeNode,
+  startFakeApiServer,
+} from '../../test/fake-kube/fake-api-server.ts';
 import { type FakeDockerKind, fakeDockerKind } from './__fixtures__/fake-docker-kind.ts';
 import { connectCluster } from './client.ts';
 import { type Cluster, KubeError } from './cluster.ts';
@@ -18,15 +24,26 @@ import {
   checkDocker,
   checkKind,
   checkKindCluster,
+  checkResources,
+  DEFAULT_PROBE_LIFETIME_MS,
+  MIN_KIND_VERSION,
+  PINNED_NODE_IMAGE,
   PROBE_LABEL,
   parseKindVersion,
+  probeLifetimeMs,
   probeNetworkPolicy,
   renderChecks,
+  requestsOf,
   runDoctor,
   runProbes,
   withProbePod,
 } from './doctor.ts';
 import { LAB_IMAGE, LAB_NAMESPACE, labManifests } from './kind-lab.ts';
+
+/** The lab as `up` applies it: what the resources check sums. */
+const MANIFESTS = labManifests({ secrets: TEST_SECRETS, image: LAB_IMAGE });
+
+const REPO = path.join(import.meta.dirname, '..', '..');
 
 /** What `tc qdisc add dev lo root netem delay 1ms` answers on a kernel without sch_netem (exit 2). */
 const NO_NETEM = { stderr: 'Error: Specified qdisc kind is unknown.\n', exitCode: 2 };
@@ -86,17 +103,29 @@ describe('docker and kind', () => {
     expect(denied.fix).toContain('usermod -aG docker');
   });
 
-  it('accepts kind v0.31.0 and refuses one older than v0.24 (no NetworkPolicy)', async () => {
+  it('accepts kind v0.31.0, the release of the pinned node image, and refuses an older one', async () => {
     expect(await checkKind(runner())).toMatchObject({ status: 'ok', detail: 'kind v0.31.0' });
-    expect(await checkKind(runner({ FAKE_KIND_VERSION: '0.24.0' }))).toMatchObject({ status: 'ok' });
-    const old = await checkKind(runner({ FAKE_KIND_VERSION: '0.23.0' }));
+    expect(await checkKind(runner({ FAKE_KIND_VERSION: '0.32.1' }))).toMatchObject({ status: 'ok' });
+    // v0.30.0 enforces NetworkPolicy, but was not made for kindest/node:v1.33.7.
+    const old = await checkKind(runner({ FAKE_KIND_VERSION: '0.30.0' }));
     expect(old).toMatchObject({
       status: 'fail',
-      detail: 'kind v0.23.0 is too old: NetworkPolicies would not be enforced',
+      detail:
+        'kind v0.30.0 is too old for the node image kind/cluster.yaml pins (kindest/node:v1.33.7, published with kind v0.31.0)',
     });
+    expect(old.fix).toContain('install kind v0.31.0 or newer');
     expect(old.fix).toContain('go install sigs.k8s.io/kind@v0.31.0');
+    expect((await checkKind(runner({ FAKE_KIND_VERSION: '0.24.0' }))).status).toBe('fail');
     expect(parseKindVersion('kind v0.31.0 go1.24.6 linux/amd64')).toEqual([0, 31, 0]);
     expect(parseKindVersion('kind v1.0.0-alpha go1.25 darwin/arm64')).toEqual([1, 0, 0]);
+  });
+
+  it('requires the kind release of the node image kind/cluster.yaml pins: change them together', () => {
+    const config = parseYaml(readFileSync(path.join(REPO, 'kind', 'cluster.yaml'), 'utf8')) as {
+      nodes: { image: string }[];
+    };
+    expect(config.nodes.map((n) => n.image)).toEqual([PINNED_NODE_IMAGE]);
+    expect(MIN_KIND_VERSION).toEqual([0, 31, 0]);
   });
 
   it('reports a missing kind cluster with how to create it', async () => {
@@ -169,6 +198,7 @@ describe('the doctor with the lab deployed (probes in a pod)', () => {
       namespace: LAB_NAMESPACE,
       image: LAB_IMAGE,
       imageFromRegistry: false,
+      manifests: MANIFESTS,
       run: runner(),
       connect,
     });
@@ -194,6 +224,7 @@ describe('the doctor with the lab deployed (probes in a pod)', () => {
       ['kind', 'ok'],
       ['cluster', 'ok'],
       ['context', 'ok'],
+      ['resources', 'ok'],
       ['netem', 'ok'],
       ['network-policy', 'ok'],
     ]);
@@ -207,10 +238,11 @@ describe('the doctor with the lab deployed (probes in a pod)', () => {
         {
           image: 'chaos-lab:dev',
           imagePullPolicy: 'IfNotPresent',
-          command: ['sleep', '300'],
+          command: ['sleep', 'infinity'],
           securityContext: { runAsUser: 0, capabilities: { add: ['NET_ADMIN'] } },
         },
       ],
+      activeDeadlineSeconds: DEFAULT_PROBE_LIFETIME_MS / 1000,
     });
     const tcCalls = fake.execs.filter((e) => e.command[0] === 'tc').map((e) => e.command.join(' '));
     expect(tcCalls.slice(-2)).toEqual([
@@ -289,6 +321,33 @@ describe('the doctor with the lab deployed (probes in a pod)', () => {
     expect(results).toEqual([expect.objectContaining({ name: 'netem', status: 'ok' })]);
   }, 30_000);
 
+  it('keeps the probe pod as long as up waits between the probes, and deletes it after', async () => {
+    cluster_answers({ exitCode: 0 });
+    const upTimeoutMs = 10 * 60_000;
+    let during: Record<string, unknown> | undefined;
+    const results = await runProbes(cluster, {
+      namespace: LAB_NAMESPACE,
+      image: LAB_IMAGE,
+      networkPolicy: true,
+      lifetimeMs: probeLifetimeMs(upTimeoutMs),
+      beforeNetworkPolicy: async () => {
+        during = probePods()[0]?.spec as Record<string, unknown>;
+      },
+    });
+    expect(results.map((r) => [r.name, r.status])).toEqual([
+      ['netem', 'ok'],
+      ['network-policy', 'ok'],
+    ]);
+    // It outlives the longest wait for the rollouts (a fixed `sleep 300` did not), and still ends by
+    // itself should the doctor be killed before deleting it.
+    expect(during).toMatchObject({
+      activeDeadlineSeconds: 90 + 600 + 120,
+      containers: [expect.objectContaining({ command: ['sleep', 'infinity'] })],
+    });
+    expect(during?.activeDeadlineSeconds as number).toBeGreaterThan(upTimeoutMs / 1000);
+    expect(probePods()).toEqual([]);
+  }, 30_000);
+
   it('says PodSecurity refused NET_ADMIN when the probe pod is forbidden', async () => {
     const results = await runProbes(
       refusing(
@@ -323,6 +382,7 @@ describe('the doctor with the lab deployed (probes in a pod)', () => {
       namespace: LAB_NAMESPACE,
       image: LAB_IMAGE,
       imageFromRegistry: false,
+      manifests: MANIFESTS,
       run: processRunner({ PATH: '/nonexistent' }),
       connect,
     });
@@ -333,12 +393,88 @@ describe('the doctor with the lab deployed (probes in a pod)', () => {
   }, 60_000);
 });
 
+describe('resources: the lab must fit the nodes', () => {
+  it('sums every container request, times the replicas, as the scheduler does', () => {
+    // 13 service pods (50m, 80 MiB), 10 fault sidecars (5m, 8 MiB), Prometheus and Grafana (50m, 96 MiB).
+    expect(requestsOf(MANIFESTS)).toEqual({
+      cpuMillis: 13 * 50 + 10 * 5 + 2 * 50,
+      memoryBytes: (13 * 80 + 10 * 8 + 2 * 96) * 2 ** 20,
+    });
+    const withInit = {
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name: 'p' },
+      spec: {
+        initContainers: [{ resources: { requests: { memory: '1Gi' } } }],
+        containers: [{ resources: { requests: { cpu: '1', memory: '100Mi' } } }, {}],
+      },
+    };
+    expect(requestsOf([withInit])).toEqual({ cpuMillis: 1000, memoryBytes: 2 ** 30 });
+  });
+
+  /** The lab's resources check against a fake cluster of these nodes. */
+  async function checkOn(nodes: FakeNode[], onKind = true): Promise<CheckResult> {
+    const server = await startFakeApiServer({ nodes });
+    const client = connectCluster({ kubeconfigPath: await server.kubeconfig() });
+    try {
+      return await checkResources(client, MANIFESTS, { onKind });
+    } finally {
+      await client.close();
+      await server.close();
+    }
+  }
+
+  it("fails with the figures and how to give colima's VM more memory when the lab does not fit", async () => {
+    const result = await checkOn([
+      // A bigger node that is not Ready gives nothing.
+      { name: 'big-but-down', cpu: '8', memory: '16Gi', ready: false },
+      { name: 'colima', cpu: '2', memory: '1Gi' },
+    ]);
+    expect(result).toMatchObject({
+      name: 'resources',
+      status: 'fail',
+      detail:
+        'the lab requests 0.8 CPU and 1.3 GiB of memory, but the Ready node (colima) allocates 2 CPU and 1.0 GiB: not enough memory, so some of its pods would stay Pending',
+    });
+    expect(result.fix).toContain('colima stop && colima start --memory 4 --cpu 2');
+    expect(result.fix).toContain('Docker Desktop: Settings → Resources');
+    const lines = renderChecks([result]);
+    expect(lines[0]).toMatch(/^✗ resources/);
+    expect(lines[1]).toContain('fix: give the VM that runs Docker more memory');
+  });
+
+  it('adds up every Ready node, warns when little is left, and speaks of nodes off kind', async () => {
+    expect(
+      await checkOn([
+        { name: 'a', cpu: '600m', memory: '1Gi' },
+        { name: 'b', cpu: '600m', memory: '1Gi' },
+      ]),
+    ).toMatchObject({
+      status: 'ok',
+      detail:
+        'the lab requests 0.8 CPU and 1.3 GiB of memory; the 2 Ready nodes (a, b) allocate 1.2 CPU and 2.0 GiB',
+    });
+    expect(await checkOn([{ name: 'snug', cpu: '4', memory: '1500Mi' }])).toMatchObject({
+      status: 'warn',
+      detail: expect.stringContaining("little is left for kube-system's own pods"),
+    });
+    const elsewhere = await checkOn([{ name: 'small', cpu: '500m', memory: '8Gi' }], false);
+    expect(elsewhere.detail).toContain('not enough CPU');
+    expect(elsewhere.fix).toContain('add a node to the cluster');
+    expect(await checkOn([{ name: 'down', ready: false }])).toMatchObject({
+      status: 'fail',
+      detail: 'the lab requests 0.8 CPU and 1.3 GiB of memory, and no node is Ready (down)',
+    });
+  });
+});
+
 describe('the doctor without a cluster', () => {
   it('reports the missing cluster clearly and leaves the probes as not yet checked', async () => {
     const results = await runDoctor({
       namespace: LAB_NAMESPACE,
       image: LAB_IMAGE,
       imageFromRegistry: false,
+      manifests: MANIFESTS,
       run: runner(),
       connect,
     });
@@ -347,6 +483,7 @@ describe('the doctor without a cluster', () => {
       ['kind', 'ok'],
       ['cluster', 'fail'],
       ['context', 'skipped'],
+      ['resources', 'skipped'],
       ['netem', 'skipped'],
       ['network-policy', 'skipped'],
     ]);
@@ -361,6 +498,7 @@ describe('the doctor without a cluster', () => {
       namespace: LAB_NAMESPACE,
       image: LAB_IMAGE,
       imageFromRegistry: false,
+      manifests: MANIFESTS,
       run: runner({ FAKE_DOCKER: 'stopped' }),
       connect,
     });

@@ -5,13 +5,18 @@
  * doctor fails early and says why.
  *
  * 1. docker runs (not installed and daemon stopped are different fixes);
- * 2. kind >= 0.24 (the first release whose kindnet enforces NetworkPolicy);
+ * 2. kind is the release the pinned node image was made for (>= 0.31; >= 0.24 is also the first
+ *    whose kindnet enforces NetworkPolicy);
  * 3. the kind cluster `chaos-lab` exists (`up` creates it; the doctor only reports);
  * 4. the kube context exists and its API server answers;
- * 5. tc netem works in a pod: root with NET_ADMIN, and the node kernel has sch_netem — a real probe
+ * 5. the lab's resource requests fit the Ready nodes' allocatable CPU and memory (a colima VM of
+ *    2 GiB is small for it): otherwise its pods would sit Pending;
+ * 6. tc netem works in a pod: root with NET_ADMIN, and the node kernel has sch_netem — a real probe
  *    in a short-lived pod of the lab's image, which needs that image in the cluster;
- * 6. NetworkPolicy is enforced: the same probe pod, which no policy lets in anywhere, tries a
+ * 7. NetworkPolicy is enforced: the same probe pod, which no policy lets in anywhere, tries a
  *    backend; reaching it means the trust experiments' isolation is not real.
+ *
+ * With `--context` (a cluster that is not kind) 1–3 are not checked: nothing there needs docker or kind.
  *
  * Checks are data (CheckResult), rendered by one function; `--json` prints them as they are.
  */
@@ -19,14 +24,14 @@ import { randomBytes } from 'node:crypto';
 import { FAULT_DEVICE } from '../../charts/fault-sidecar.ts';
 import { LABELS, PART_OF } from '../../charts/lab-pod.ts';
 import { topology } from '../../services/topology.ts';
-import { type Cluster, KubeError, type KubeObject } from './cluster.ts';
+import { type Cluster, KubeError, type KubeObject, type NodeInfo, quantity } from './cluster.ts';
 import { type CommandResult, type CommandRunner, commandLine } from './commands.ts';
 import { DEFAULT_KIND_CLUSTER, type KindConfig } from './kind-config.ts';
 
 export type CheckStatus = 'ok' | 'fail' | 'warn' | 'skipped';
 
 export interface CheckResult {
-  /** Short and stable: `docker`, `kind`, `cluster`, `context`, `netem`, `network-policy`, `image`. */
+  /** Short and stable: `docker`, `kind`, `cluster`, `context`, `resources`, `netem`, `network-policy`, `image`. */
   readonly name: string;
   readonly status: CheckStatus;
   readonly detail: string;
@@ -34,12 +39,24 @@ export interface CheckResult {
   readonly fix?: string;
 }
 
-/** kind v0.24.0 is the first whose default CNI (kindnet) enforces NetworkPolicy. */
-export const MIN_KIND_VERSION = [0, 24, 0] as const;
-const KIND_UPGRADE =
-  'kind >= 0.24 enforces NetworkPolicy; upgrade: `go install sigs.k8s.io/kind@v0.31.0`, or the release binary from https://kind.sigs.k8s.io/docs/user/quick-start/#installation';
+/**
+ * The node image kind/cluster.yaml pins, and the kind release it was published with. kind supports
+ * a node image only with the release it was built for (best effort with others): the "Images
+ * pre-built for this release" of kind v0.31.0's release notes list this digest; v0.30.0's list
+ * v1.33.4 instead. A test reads kind/cluster.yaml, so that the two are changed together. (kind
+ * v0.24.0, the first whose kindnet enforces NetworkPolicy, is older still.)
+ */
+export const PINNED_NODE_IMAGE =
+  'kindest/node:v1.33.7@sha256:d26ef333bdb2cbe9862a0f7c3803ecc7b4303d8cea8e814b481b09949d353040';
+export const MIN_KIND_VERSION = [0, 31, 0] as const;
+const MIN_KIND = `v${MIN_KIND_VERSION.join('.')}`;
+const KIND_UPGRADE = `install kind ${MIN_KIND} or newer, the release the node image kind/cluster.yaml pins (kindest/node:v1.33.7) was made for: \`go install sigs.k8s.io/kind@${MIN_KIND}\`, \`brew upgrade kind\`, or the release binary from https://kind.sigs.k8s.io/docs/user/quick-start/#installation`;
 /** The probe pod waits this long at most for its container to run. */
 const PROBE_START_TIMEOUT_MS = 90_000;
+/** What the probes themselves take at most, beyond the start: two execs of 15 s each, and the rest. */
+const PROBE_WORK_MS = 120_000;
+/** How long the probe pod lives unless told (see probeLifetimeMs). */
+export const DEFAULT_PROBE_LIFETIME_MS = PROBE_START_TIMEOUT_MS + PROBE_WORK_MS;
 const PROBE_POLL_MS = 250;
 /** Label every probe pod carries, so that one left by a killed doctor is easy to find. */
 export const PROBE_LABEL = 'chaos-lab.dev/doctor-probe';
@@ -130,7 +147,7 @@ export async function checkKind(run: CommandRunner, signal?: AbortSignal): Promi
       name: 'kind',
       status: 'fail',
       detail: 'kind is not installed (no `kind` on PATH)',
-      fix: 'install kind v0.31.0: `go install sigs.k8s.io/kind@v0.31.0`, `brew install kind`, or the release binary from https://kind.sigs.k8s.io/docs/user/quick-start/#installation',
+      fix: `install kind ${MIN_KIND}: \`go install sigs.k8s.io/kind@${MIN_KIND}\`, \`brew install kind\`, or the release binary from https://kind.sigs.k8s.io/docs/user/quick-start/#installation`,
     };
   }
   const version = parseKindVersion(result.stdout);
@@ -147,7 +164,7 @@ export async function checkKind(run: CommandRunner, signal?: AbortSignal): Promi
     return {
       name: 'kind',
       status: 'fail',
-      detail: `${shown} is too old: NetworkPolicies would not be enforced`,
+      detail: `${shown} is too old for the node image kind/cluster.yaml pins (kindest/node:v1.33.7, published with kind ${MIN_KIND})`,
       fix: KIND_UPGRADE,
     };
   }
@@ -246,7 +263,139 @@ export async function checkContext(
 }
 
 // ---------------------------------------------------------------------------------------------
-// 5–6: the probes, in one short-lived pod of the lab's image.
+// 5: resources.
+
+export interface Requests {
+  readonly cpuMillis: number;
+  readonly memoryBytes: number;
+}
+
+/** The pod spec and how many pods run it, of an object that makes pods. */
+function podsOf(object: KubeObject): { spec: PodSpecLike; count: number } | undefined {
+  const spec = object.spec as
+    | { replicas?: number; parallelism?: number; template?: { spec?: PodSpecLike } }
+    | undefined;
+  switch (object.kind) {
+    case 'Pod':
+      return { spec: (object.spec ?? {}) as PodSpecLike, count: 1 };
+    case 'Deployment':
+    case 'StatefulSet':
+    case 'ReplicaSet':
+      return spec?.template?.spec ? { spec: spec.template.spec, count: spec.replicas ?? 1 } : undefined;
+    case 'Job':
+      return spec?.template?.spec ? { spec: spec.template.spec, count: spec.parallelism ?? 1 } : undefined;
+    default:
+      return undefined;
+  }
+}
+
+interface PodSpecLike {
+  readonly containers?: readonly ContainerLike[];
+  readonly initContainers?: readonly ContainerLike[];
+}
+interface ContainerLike {
+  readonly resources?: {
+    readonly requests?: { readonly cpu?: string | number; readonly memory?: string | number };
+  };
+}
+
+function containerRequests(c: ContainerLike): Requests {
+  return {
+    cpuMillis: quantity(c.resources?.requests?.cpu ?? 0) * 1000,
+    memoryBytes: quantity(c.resources?.requests?.memory ?? 0),
+  };
+}
+
+/**
+ * What the objects' pods ask the scheduler for, as it counts it: per pod, the sum of its
+ * containers or its largest init container, whichever is more; times the pods that run it.
+ */
+export function requestsOf(objects: readonly KubeObject[]): Requests {
+  let cpuMillis = 0;
+  let memoryBytes = 0;
+  for (const object of objects) {
+    const pods = podsOf(object);
+    if (!pods) continue;
+    const main = (pods.spec.containers ?? []).map(containerRequests);
+    const init = (pods.spec.initContainers ?? []).map(containerRequests);
+    const pod = (pick: (r: Requests) => number) =>
+      Math.max(
+        main.reduce((n, r) => n + pick(r), 0),
+        ...init.map(pick),
+      );
+    cpuMillis += pods.count * pod((r) => r.cpuMillis);
+    memoryBytes += pods.count * pod((r) => r.memoryBytes);
+  }
+  return { cpuMillis: Math.round(cpuMillis), memoryBytes: Math.round(memoryBytes) };
+}
+
+const GIB = 2 ** 30;
+const gib = (bytes: number) => `${(bytes / GIB).toFixed(1)} GiB`;
+const cpus = (millis: number) => `${Number((millis / 1000).toFixed(2))} CPU`;
+/** Above this share of the nodes' allocatable, kube-system's own pods (about 1 CPU and 300 MiB on kind) may not fit beside the lab. */
+const TIGHT_SHARE = 0.8;
+
+/**
+ * Whether the lab's requests fit the Ready nodes' allocatable CPU and memory: the scheduler leaves
+ * pods Pending ("Insufficient memory") when they do not, and `up` would only time out. On kind the
+ * node is a container of the VM Docker runs in, so the fix is a bigger VM.
+ */
+export async function checkResources(
+  cluster: Cluster,
+  objects: readonly KubeObject[],
+  options: { readonly onKind: boolean; readonly signal?: AbortSignal },
+): Promise<CheckResult> {
+  const requested = requestsOf(objects);
+  const nodes = await cluster.listNodes(options.signal);
+  const ready = nodes.filter((n) => n.ready);
+  const asked = `the lab requests ${cpus(requested.cpuMillis)} and ${gib(requested.memoryBytes)} of memory`;
+  if (ready.length === 0) {
+    return {
+      name: 'resources',
+      status: 'fail',
+      detail: `${asked}, and no node is Ready (${nodes.map((n) => n.name).join(', ') || 'no node at all'})`,
+      fix: '`kubectl get nodes` and `kubectl describe node <name>` say why',
+    };
+  }
+  const allocatable: Requests = {
+    cpuMillis: ready.reduce((n, node) => n + node.allocatable.cpuMillis, 0),
+    memoryBytes: ready.reduce((n, node) => n + node.allocatable.memoryBytes, 0),
+  };
+  const where = `${ready.length === 1 ? 'the Ready node' : `the ${ready.length} Ready nodes`} (${ready
+    .map((n: NodeInfo) => n.name)
+    .join(', ')})`;
+  const offered = `${where} allocate${ready.length === 1 ? 's' : ''} ${cpus(allocatable.cpuMillis)} and ${gib(allocatable.memoryBytes)}`;
+  const fix = options.onKind
+    ? 'give the VM that runs Docker more memory and CPUs (4 GiB and 2 CPUs are enough for the lab): colima: `colima stop && colima start --memory 4 --cpu 2`; Docker Desktop: Settings → Resources → Memory; Linux without a VM: free memory on this machine. The kind node sees the new size once it restarts.'
+    : 'add a node to the cluster, or use nodes with more allocatable memory and CPU (`kubectl describe node <name>` shows Allocatable)';
+  const short = [
+    ...(requested.memoryBytes > allocatable.memoryBytes ? ['memory'] : []),
+    ...(requested.cpuMillis > allocatable.cpuMillis ? ['CPU'] : []),
+  ];
+  if (short.length > 0) {
+    return {
+      name: 'resources',
+      status: 'fail',
+      detail: `${asked}, but ${offered}: not enough ${short.join(' or ')}, so some of its pods would stay Pending`,
+      fix,
+    };
+  }
+  const tight =
+    requested.memoryBytes > TIGHT_SHARE * allocatable.memoryBytes ||
+    requested.cpuMillis > TIGHT_SHARE * allocatable.cpuMillis;
+  if (tight) {
+    return {
+      name: 'resources',
+      status: 'warn',
+      detail: `${asked}, and ${offered}: little is left for kube-system's own pods beside it`,
+      fix,
+    };
+  }
+  return { name: 'resources', status: 'ok', detail: `${asked}; ${offered}` };
+}
+
+// ---------------------------------------------------------------------------------------------
+// 6–7: the probes, in one short-lived pod of the lab's image.
 
 /** A probe that could not run: the reason is the check's detail. */
 export class ProbeError extends Error {
@@ -260,13 +409,28 @@ export class ProbeError extends Error {
 }
 
 /**
+ * How long the probe pod of `up` must be able to live: its start, the rollouts it waits for between
+ * the two probes (`waitMs`, up's --timeout), and the probes themselves.
+ */
+export function probeLifetimeMs(waitMs: number): number {
+  return PROBE_START_TIMEOUT_MS + waitMs + PROBE_WORK_MS;
+}
+
+/**
  * The probe pod: the lab's image as root with NET_ADMIN, which is what the fault sidecar needs
- * (NET_ADMIN, not CAP_NET_ADMIN: containerd adds the prefix itself). It sleeps, so that the probes
- * can exec in it; the deadline ends it even if the doctor is killed before it deletes the pod.
+ * (NET_ADMIN, not CAP_NET_ADMIN: containerd adds the prefix itself). It sleeps for as long as it
+ * is needed, so that the probes can exec in it, and is deleted when they are done; a fixed sleep
+ * could end before a slow rollout lets the NetworkPolicy probe run. activeDeadlineSeconds
+ * (`lifetimeMs`) stops it even if the doctor is killed before it deletes the pod.
  * Its labels match no NetworkPolicy rule: it is let in nowhere, and reaches a backend only when
  * policies are not enforced.
  */
-export function probePodManifest(namespace: string, name: string, image: string): KubeObject {
+export function probePodManifest(
+  namespace: string,
+  name: string,
+  image: string,
+  lifetimeMs = DEFAULT_PROBE_LIFETIME_MS,
+): KubeObject {
   return {
     apiVersion: 'v1',
     kind: 'Pod',
@@ -277,7 +441,7 @@ export function probePodManifest(namespace: string, name: string, image: string)
     },
     spec: {
       restartPolicy: 'Never',
-      activeDeadlineSeconds: 300,
+      activeDeadlineSeconds: Math.ceil(lifetimeMs / 1000),
       terminationGracePeriodSeconds: 0,
       automountServiceAccountToken: false,
       containers: [
@@ -285,7 +449,7 @@ export function probePodManifest(namespace: string, name: string, image: string)
           name: PROBE_CONTAINER,
           image,
           imagePullPolicy: 'IfNotPresent',
-          command: ['sleep', '300'],
+          command: ['sleep', 'infinity'],
           resources: { requests: { cpu: '10m', memory: '32Mi' }, limits: { memory: '128Mi' } },
           securityContext: {
             runAsUser: 0,
@@ -351,6 +515,11 @@ export interface ProbeOptions {
   readonly signal?: AbortSignal;
   /** A name for the pod; @default `chaos-lab-doctor-<random>` */
   readonly podName?: string;
+  /**
+   * How long the probe pod may be needed (its activeDeadlineSeconds): longer when the caller
+   * waits between the probes (probeLifetimeMs). @default DEFAULT_PROBE_LIFETIME_MS
+   */
+  readonly lifetimeMs?: number;
 }
 
 /**
@@ -366,7 +535,7 @@ export async function withProbePod<T>(
   const name = options.podName ?? `chaos-lab-doctor-${randomBytes(3).toString('hex')}`;
   try {
     try {
-      await applyProbePod(cluster, probePodManifest(namespace, name, image), signal);
+      await applyProbePod(cluster, probePodManifest(namespace, name, image, options.lifetimeMs), signal);
     } catch (err) {
       if (err instanceof KubeError && (err.status === 403 || /PodSecurity|forbidden/i.test(err.message))) {
         throw new ProbeError(
@@ -521,7 +690,7 @@ export async function probeNetworkPolicy(
 }
 
 export interface RunProbesOptions extends ProbeOptions {
-  /** Probe 6 too. */
+  /** Probe 7 (NetworkPolicy) too. */
   readonly networkPolicy: boolean;
   /**
    * Runs between the two probes, with the probe pod alive: `up` waits for the rollouts there, since
@@ -533,7 +702,7 @@ export interface RunProbesOptions extends ProbeOptions {
 }
 
 /**
- * Probe 5 and 6 in one pod. A pod that could not run fails the netem check, saying why, and
+ * Probes 6 and 7 in one pod. A pod that could not run fails the netem check, saying why, and
  * leaves the NetworkPolicy check undone (`beforeNetworkPolicy` is then not called).
  */
 export async function runProbes(cluster: Cluster, options: RunProbesOptions): Promise<CheckResult[]> {
@@ -572,6 +741,8 @@ export interface DoctorOptions {
   readonly image: string;
   /** CHAOS_LAB_IMAGE was set. */
   readonly imageFromRegistry: boolean;
+  /** The lab's objects as `up` applies them (kind-lab.ts's labManifests): what the resources check sums. */
+  readonly manifests: readonly KubeObject[];
   readonly run: CommandRunner;
   readonly connect: (context: string) => Cluster;
   readonly signal?: AbortSignal;
@@ -622,16 +793,27 @@ export async function machineChecks(
 }
 
 /**
- * The doctor alone: checks 1–4, then the probes when the lab is deployed (its image is then in the
+ * The doctor alone: checks 1–5, then the probes when the lab is deployed (its image is then in the
  * cluster and its namespace exists); otherwise they are reported as not yet checked.
  */
 export async function runDoctor(options: DoctorOptions): Promise<CheckResult[]> {
   const { results, cluster } = await machineChecks(options);
   if (!cluster) {
     const reached = results.some((r) => r.name === 'context' && r.status !== 'skipped');
-    return [...results, ...notYet(reached ? 'the API server did not answer' : 'no cluster yet')];
+    const why = reached ? 'the API server did not answer' : 'no cluster yet';
+    return [
+      ...results,
+      { name: 'resources', status: 'skipped', detail: `not checked: ${why}` },
+      ...notYet(why),
+    ];
   }
   try {
+    results.push(
+      await checkResources(cluster, options.manifests, {
+        onKind: options.context === undefined,
+        ...(options.signal ? { signal: options.signal } : {}),
+      }),
+    );
     const labPods = await cluster.listPods(options.namespace, `${LABELS.partOf}=${PART_OF}`, options.signal);
     if (!labPods.some((p) => p.phase === 'Running' && !p.labels[PROBE_LABEL])) {
       return [

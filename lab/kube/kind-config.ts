@@ -17,6 +17,11 @@ import { CliError } from '../cli-error.ts';
  */
 export const KIND_CONFIG_ENV = 'CHAOS_LAB_KIND_CONFIG';
 export const DEFAULT_KIND_CONFIG = path.join(import.meta.dirname, '..', '..', 'kind', 'cluster.yaml');
+/**
+ * On a cluster that is not kind (`--context`), the host that reaches its NodePorts when its nodes'
+ * InternalIPs do not (see gateway-urls.ts). Here, light, for the same reason as KIND_CONFIG_ENV.
+ */
+export const GATEWAY_HOST_ENV = 'CHAOS_LAB_GATEWAY_HOST';
 /** The `name:` of kind/cluster.yaml, and the name `up` gives a cluster whose file has none. */
 export const DEFAULT_KIND_CLUSTER = 'chaos-lab';
 

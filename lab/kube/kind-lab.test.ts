@@ -8,7 +8,11 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { type FakeApiServer, startFakeApiServer } from '../../test/fake-kube/fake-api-server.ts';
+import {
+  type FakeApiServer,
+  type FakeNode,
+  startFakeApiServer,
+} from '../../test/fake-kube/fake-api-server.ts';
 import { main } from '../cli.ts';
 import type { Io } from '../io.ts';
 import { type FakeDockerKind, fakeDockerKind } from './__fixtures__/fake-docker-kind.ts';
@@ -18,6 +22,9 @@ import { KIND_CONFIG_ENV } from './kind-config.ts';
 import { kindUp, LAB_IMAGE, LAB_NAMESPACE, labManifests, rolloutLine } from './kind-lab.ts';
 
 const REPO = path.join(import.meta.dirname, '..', '..');
+/** The image id the fake docker gives a build unless told another, and the tag `up` deploys for it. */
+const IMAGE_ID = '5f0c2d1e8a9b7c6d5e4f3a2b1c0d9e8f7a6b5c4d3e2f1a0b9c8d7e6f5a4b3c2d';
+const BUILT = `chaos-lab:${IMAGE_ID.slice(0, 12)}`;
 const PLACEHOLDER = { adminToken: 'placeholder-0123456789', trustKey: 'placeholder-0123456789' };
 const LAB_OBJECTS = labManifests({ secrets: PLACEHOLDER, image: LAB_IMAGE });
 
@@ -49,13 +56,14 @@ interface Captured {
 
 async function started(
   behaviour: Record<string, string> = {},
-  setup: { namespaceTerminationMs?: number; context?: string } = {},
+  setup: { namespaceTerminationMs?: number; context?: string; nodes?: FakeNode[] } = {},
 ): Promise<Captured> {
   fake = await startFakeApiServer({
     readyDelayMs: 20,
     ...(setup.namespaceTerminationMs !== undefined
       ? { namespaceTerminationMs: setup.namespaceTerminationMs }
       : {}),
+    ...(setup.nodes ? { nodes: setup.nodes } : {}),
   });
   const kubeconfig = await fake.kubeconfig(undefined, setup.context ? { context: setup.context } : {});
   let out = '';
@@ -84,6 +92,19 @@ function healthyProbes(server: FakeApiServer): void {
   });
 }
 
+/** Every image the lab's Deployments run, once each. */
+function deploymentImages(server: FakeApiServer): string[] {
+  const images = server
+    .objects('apps/v1', 'Deployment', LAB_NAMESPACE)
+    .filter((d) => ['backend', 'gateway'].includes(d.metadata.labels?.['app.kubernetes.io/component'] ?? ''))
+    .flatMap((d) =>
+      (d.spec as { template: { spec: { containers: { image: string }[] } } }).template.spec.containers.map(
+        (c) => c.image,
+      ),
+    );
+  return [...new Set(images)];
+}
+
 /** The lab objects the fake API server holds. */
 function labObjectsHeld(server: FakeApiServer): string[] {
   return LAB_OBJECTS.filter((o) =>
@@ -103,8 +124,12 @@ describe('up --target kind', () => {
       'kind get clusters',
       `kind create cluster --config ${path.join(REPO, 'kind', 'cluster.yaml')}`,
       'docker build -t chaos-lab:dev .',
-      'kind load docker-image chaos-lab:dev --name chaos-lab',
+      'docker image inspect --format {{.Id}} chaos-lab:dev',
+      `docker tag chaos-lab:dev ${BUILT}`,
+      `kind load docker-image ${BUILT} chaos-lab:dev --name chaos-lab`,
     ]);
+    // The pods run the build's own tag, and so does the probe pod.
+    expect(deploymentImages(fake as FakeApiServer)).toEqual([BUILT]);
     const out = cli.out();
     expect(out).toContain('- cluster         no kind cluster chaos-lab: creating it');
     expect(out).toContain('   ✓ Starting control-plane'); // kind's own progress, streamed
@@ -154,7 +179,7 @@ describe('up --target kind', () => {
       healthyProbes(fake as FakeApiServer);
       expect(await main(['up', '--target', 'kind', '--no-build'], cli.io), cli.err()).toBe(0);
       expect(bins.calls()).toContain(`kind create cluster --config ${file}`);
-      expect(bins.calls()).toContain('kind load docker-image chaos-lab:dev --name lab-two');
+      expect(bins.calls()).toContain(`kind load docker-image ${BUILT} chaos-lab:dev --name lab-two`);
       const out = cli.out();
       expect(out).toContain('doctor (kind cluster lab-two)');
       expect(out).toContain('chaos-lab is up on kind-lab-two');
@@ -168,6 +193,87 @@ describe('up --target kind', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  }, 90_000);
+
+  it('keeps the probe pod alive through the rollouts it waits for, however long --timeout allows', async () => {
+    const cli = await started();
+    const server = fake as FakeApiServer;
+    bins.clusterExists(true);
+    healthyProbes(server);
+    const deadlines: unknown[] = [];
+    server.onExec((call) => {
+      if (call.command[0] === 'node' && call.pod.startsWith('chaos-lab-doctor')) {
+        const spec = server.object('v1', 'Pod', LAB_NAMESPACE, call.pod)?.spec as
+          | { activeDeadlineSeconds?: number }
+          | undefined;
+        deadlines.push(spec?.activeDeadlineSeconds);
+      }
+      return undefined;
+    });
+    expect(await main(['up', '--target', 'kind', '--no-build', '--timeout', '7m'], cli.io), cli.err()).toBe(
+      0,
+    );
+    expect(cli.out()).toContain('✓ network-policy');
+    // Its start (90 s), the rollouts (7 min), the probes (2 min): a fixed 300 s would end it first.
+    expect(deadlines).toEqual([90 + 420 + 120]);
+  }, 90_000);
+
+  it("stops at the doctor when the lab's requests do not fit the nodes, and builds nothing", async () => {
+    const cli = await started({}, { nodes: [{ name: 'chaos-lab-control-plane', cpu: '2', memory: '1Gi' }] });
+    bins.clusterExists(true);
+    expect(await main(['up', '--target', 'kind'], cli.io)).toBe(1);
+    expect(cli.out()).toContain(
+      '✗ resources       the lab requests 0.8 CPU and 1.3 GiB of memory, but the Ready node (chaos-lab-control-plane) allocates 2 CPU and 1.0 GiB: not enough memory',
+    );
+    expect(cli.out()).toContain('colima stop && colima start --memory 4 --cpu 2');
+    expect(cli.err()).toContain('the doctor found a problem (see ✗ above); nothing was changed');
+    expect(bins.calls()).not.toContain('docker build -t chaos-lab:dev .');
+    expect(labObjectsHeld(fake as FakeApiServer)).toEqual([]);
+  });
+
+  it("with --context, deploys CHAOS_LAB_IMAGE without docker or kind and prints the gateways at a node's InternalIP", async () => {
+    const image = { CHAOS_LAB_IMAGE: 'registry.example/chaos-lab:v7' };
+    const cli = await started(image, { context: 'ci-cluster' });
+    healthyProbes(fake as FakeApiServer);
+    expect(await main(['up', '--target', 'kind', '--context', 'ci-cluster'], cli.io), cli.err()).toBe(0);
+    expect(bins.calls()).toEqual([]);
+    const out = cli.out();
+    expect(out).toContain('✓ resources');
+    expect(out).toContain(
+      "gateways (NodePorts on 172.18.0.2, a Ready node's InternalIP; CHAOS_LAB_GATEWAY_HOST names another host)",
+    );
+    expect(out).toContain('  naive      http://172.18.0.2:30080\n');
+    expect(out).toContain('  resilient  http://172.18.0.2:30082\n');
+    expect(out).toContain('grafana: http://172.18.0.2:30300 (anonymous viewing');
+    expect(out).toContain('next: npx chaos-lab run tour --target kind --context ci-cluster');
+
+    const tunnelled = { ...cli.io, env: { ...cli.io.env, CHAOS_LAB_GATEWAY_HOST: 'gw.example' } };
+    expect(await main(['up', '--target', 'kind', '--context', 'ci-cluster'], tunnelled), cli.err()).toBe(0);
+    expect(cli.out()).toContain('gateways (NodePorts on gw.example, from CHAOS_LAB_GATEWAY_HOST)');
+    expect(cli.out()).toContain('  parallel   http://gw.example:30081\n');
+  }, 90_000);
+
+  it('--no-grafana deploys Prometheus without Grafana, and says so instead of a Grafana URL', async () => {
+    const cli = await started(
+      { CHAOS_LAB_IMAGE: 'registry.example/chaos-lab:v7' },
+      { context: 'ci-cluster' },
+    );
+    const server = fake as FakeApiServer;
+    healthyProbes(server);
+    expect(
+      await main(['up', '--target', 'kind', '--context', 'ci-cluster', '--no-grafana'], cli.io),
+      cli.err(),
+    ).toBe(0);
+    expect(server.object('apps/v1', 'Deployment', LAB_NAMESPACE, 'prometheus')).toBeDefined();
+    expect(server.object('apps/v1', 'Deployment', LAB_NAMESPACE, 'grafana')).toBeUndefined();
+    expect(cli.out()).toContain(
+      'grafana: not deployed (--no-grafana); Prometheus: `kubectl --context ci-cluster',
+    );
+    expect(cli.out()).not.toContain(':30300');
+
+    const local = await started();
+    expect(await main(['up', '--no-grafana'], local.io)).toBe(2);
+    expect(local.err()).toContain('--no-grafana');
   }, 90_000);
 
   it('stops at the doctor when docker is not running, and changes nothing', async () => {
@@ -186,7 +292,65 @@ describe('up --target kind', () => {
     expect(await main(['up', '--target', 'kind'], cli.io)).toBe(1);
     expect(cli.err()).toContain('chaos-lab: `docker build -t chaos-lab:dev .` failed with exit code 1');
     expect(cli.err()).toContain('  ERROR: failed to build: failed to solve');
-    expect(bins.calls()).not.toContain('kind load docker-image chaos-lab:dev --name chaos-lab');
+    expect(bins.calls().filter((c) => c.startsWith('kind load'))).toEqual([]);
+    expect(labObjectsHeld(fake as FakeApiServer)).toEqual([]);
+  });
+
+  it('deploys a tag of the image id: a rebuild that changed the image rolls out, an unchanged one does not', async () => {
+    const cli = await started();
+    const server = fake as FakeApiServer;
+    bins.clusterExists(true);
+    healthyProbes(server);
+    const podNames = () =>
+      server
+        .pods(LAB_NAMESPACE)
+        .filter((p) => p.metadata.labels?.['app.kubernetes.io/name'] === 'coin')
+        .map((p) => p.metadata.name)
+        .sort();
+    expect(await main(['up', '--target', 'kind'], cli.io), cli.err()).toBe(0);
+    const first = podNames();
+    const generation = server.object('apps/v1', 'Deployment', LAB_NAMESPACE, 'coin')?.metadata.generation;
+
+    // The same image again (a build from the cache): nothing to roll out.
+    expect(await main(['up', '--target', 'kind'], cli.io), cli.err()).toBe(0);
+    expect(podNames()).toEqual(first);
+    expect(server.object('apps/v1', 'Deployment', LAB_NAMESPACE, 'coin')?.metadata.generation).toBe(
+      generation,
+    );
+
+    // A build that changed the image: its tag is new, and the pods are replaced by ones running it.
+    const rebuilt = `${'ab12cd34ef56'}${'0'.repeat(52)}`;
+    const rebuiltIo = { ...cli.io, env: { ...cli.io.env, FAKE_IMAGE_ID: rebuilt } };
+    expect(await main(['up', '--target', 'kind'], rebuiltIo), cli.err()).toBe(0);
+    expect(bins.calls()).toContain('docker tag chaos-lab:dev chaos-lab:ab12cd34ef56');
+    expect(bins.calls().at(-1)).toBe(
+      'kind load docker-image chaos-lab:ab12cd34ef56 chaos-lab:dev --name chaos-lab',
+    );
+    expect(deploymentImages(server)).toEqual(['chaos-lab:ab12cd34ef56']);
+    expect(podNames().some((name) => first.includes(name))).toBe(false);
+  }, 120_000);
+
+  it('deploys CHAOS_LAB_IMAGE as it is, with no tag of its own', async () => {
+    const cli = await started({ CHAOS_LAB_IMAGE: 'registry.example/chaos-lab:v7' });
+    bins.clusterExists(true);
+    healthyProbes(fake as FakeApiServer);
+    expect(await main(['up', '--target', 'kind'], cli.io), cli.err()).toBe(0);
+    expect(bins.calls().slice(-2)).toEqual([
+      'docker build -t registry.example/chaos-lab:v7 .',
+      'kind load docker-image registry.example/chaos-lab:v7 --name chaos-lab',
+    ]);
+    expect(deploymentImages(fake as FakeApiServer)).toEqual(['registry.example/chaos-lab:v7']);
+  }, 90_000);
+
+  it('with --no-build and no image built yet, says to build it, and applies nothing', async () => {
+    const cli = await started({ FAKE_IMAGE: 'missing' });
+    bins.clusterExists(true);
+    expect(await main(['up', '--target', 'kind', '--no-build'], cli.io)).toBe(1);
+    expect(cli.err()).toContain(
+      '`docker image inspect --format "{{.Id}}" chaos-lab:dev` failed with exit code 1: the image chaos-lab:dev to deploy cannot be told apart from an earlier build',
+    );
+    expect(cli.err()).toContain('Error response from daemon: No such image: chaos-lab:dev');
+    expect(cli.err()).toContain('without --no-build, which builds it');
     expect(labObjectsHeld(fake as FakeApiServer)).toEqual([]);
   });
 
@@ -333,6 +497,24 @@ describe('doctor --target kind (CLI)', () => {
     expect(await main(['doctor', '--json'], cli.io)).toBe(1);
     const results = JSON.parse(cli.out()) as { name: string; status: string }[];
     expect(results.find((r) => r.name === 'cluster')?.status).toBe('fail');
+  });
+
+  it('with --context, needs neither docker nor kind, and checks the resources', async () => {
+    const cli = await started(
+      { CHAOS_LAB_IMAGE: 'registry.example/chaos-lab:v7' },
+      { context: 'ci-cluster' },
+    );
+    const noTools = { ...cli.io, env: { ...cli.io.env, PATH: '/nonexistent' } };
+    expect(await main(['doctor', '--target', 'kind', '--context', 'ci-cluster', '--json'], noTools)).toBe(0);
+    const results = JSON.parse(cli.out()) as { name: string; status: string }[];
+    expect(results.map((r) => [r.name, r.status])).toEqual([
+      ['image', 'ok'],
+      ['context', 'ok'],
+      ['resources', 'ok'],
+      ['netem', 'skipped'],
+      ['network-policy', 'skipped'],
+    ]);
+    expect(bins.calls()).toEqual([]);
   });
 });
 

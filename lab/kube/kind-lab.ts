@@ -14,7 +14,7 @@ import { gatewayNodePort } from '../../charts/gateway.ts';
 import { GRAFANA_NODE_PORT, GRAFANA_PORT } from '../../charts/grafana.ts';
 import { LabChart } from '../../charts/lab-chart.ts';
 import { ADMIN_TOKEN_KEY, type LabSecretValues, labSecretValues } from '../../charts/lab-secret.ts';
-import { STRATEGIES } from '../../services/topology.ts';
+import { STRATEGIES, type Strategy } from '../../services/topology.ts';
 import { CliError } from '../cli-error.ts';
 import { formatDuration } from '../duration.ts';
 import { type Io, say, warn } from '../io.ts';
@@ -32,17 +32,22 @@ import {
   checkContext,
   checkDocker,
   checkKind,
+  checkResources,
   failed,
   kindClusterExists,
+  probeLifetimeMs,
   renderChecks,
   runDoctor,
   runProbes,
 } from './doctor.ts';
-import { type KindConfig, kindConfigFromEnv } from './kind-config.ts';
+import { nodePortHost, nodePortUrls } from './gateway-urls.ts';
+import { GATEWAY_HOST_ENV, type KindConfig, kindConfigFromEnv } from './kind-config.ts';
 
 const REPO_ROOT = path.join(import.meta.dirname, '..', '..');
-/** The tag the chart's default image names (charts/lab-chart.ts). */
+/** The tag the chart's default image names (charts/lab-chart.ts), and the one `up` builds. */
 export const LAB_IMAGE = 'chaos-lab:dev';
+/** The repository of LAB_IMAGE: `up` deploys `chaos-lab:<the image id's first 12 hex digits>`. */
+const LAB_IMAGE_REPOSITORY = 'chaos-lab';
 export const LAB_NAMESPACE = 'chaos-lab';
 export const DEFAULT_UP_TIMEOUT_MS = 5 * 60_000;
 /** How long `down` waits for the namespace's content to go. */
@@ -73,6 +78,11 @@ export interface KindUpOptions {
   readonly timeoutMs?: number;
   /** Take over fields another manager owns. */
   readonly forceConflicts?: boolean;
+  /**
+   * Grafana beside Prometheus. Off (`--no-grafana`) for a cluster that cannot get its image, as
+   * the project's own test cluster, where nothing can be pulled. @default true
+   */
+  readonly grafana?: boolean;
   readonly signal?: AbortSignal;
 }
 
@@ -86,11 +96,16 @@ export function labImage(env: Io['env']): { image: string; fromRegistry: boolean
  * The chart, synthesized in this process as main.ts would (same secrets, same image), Namespace
  * first: every other object lives in it.
  */
-export function labManifests(options: { secrets: LabSecretValues; image: string }): KubeObject[] {
+export function labManifests(options: {
+  secrets: LabSecretValues;
+  image: string;
+  grafana?: boolean;
+}): KubeObject[] {
   const app = new App();
   const chart = new LabChart(app, 'chaos-lab', {
     secrets: options.secrets,
     ...(options.image !== LAB_IMAGE ? { image: options.image } : {}),
+    ...(options.grafana === false ? { grafana: false } : {}),
   });
   const objects = chart.toJson() as KubeObject[];
   return [...objects.filter((o) => o.kind === 'Namespace'), ...objects.filter((o) => o.kind !== 'Namespace')];
@@ -124,6 +139,7 @@ export async function kindUp(io: Io, options: KindUpOptions, deps: KindLabDeps):
   const repoRoot = deps.repoRoot ?? REPO_ROOT;
   const { signal } = options;
   const { image, fromRegistry } = labImage(io.env);
+  const grafana = options.grafana ?? true;
   const onKind = options.context === undefined;
   // Read first: a kind configuration that cannot be read changes nothing.
   const kind = onKind ? kindConfigFromEnv(io.env, deps.cwd) : undefined;
@@ -154,14 +170,26 @@ export async function kindUp(io: Io, options: KindUpOptions, deps: KindLabDeps):
     const contextCheck = await checkContext(deps.connect, context, signal, kind?.name);
     report([contextCheck.result]);
     cluster = contextCheck.cluster as Cluster;
+    // Before anything is built or applied: pods that cannot be scheduled would only time out.
+    report([
+      await checkResources(cluster, labManifests({ secrets: PLACEHOLDER_SECRETS, image, grafana }), {
+        onKind: kind !== undefined,
+        ...(signal ? { signal } : {}),
+      }),
+    ]);
 
+    // What the pods run: CHAOS_LAB_IMAGE as it is, else the build's own tag (see tagById).
+    let podImage = image;
     if (kind) {
       if (options.build ?? true) {
         at.step = 'build';
         await runStep(io, deps.run, 'docker', ['build', '-t', image, '.'], { cwd: repoRoot, signal });
       }
       at.step = 'load';
-      await runStep(io, deps.run, 'kind', ['load', 'docker-image', image, '--name', kind.name], {
+      if (!fromRegistry) podImage = await tagById(io, deps.run, image, { cwd: repoRoot, signal });
+      // chaos-lab:dev goes along: the doctor's probe pod (`doctor --target kind`) names it.
+      const images = podImage === image ? [image] : [podImage, image];
+      await runStep(io, deps.run, 'kind', ['load', 'docker-image', ...images, '--name', kind.name], {
         cwd: repoRoot,
         signal,
       });
@@ -174,8 +202,11 @@ export async function kindUp(io: Io, options: KindUpOptions, deps: KindLabDeps):
       await waitNamespaceGone(io, cluster, signal);
     }
     const secrets = labSecretValues(io.env, path.join(options.home, 'kind-secrets.json'));
-    const objects = labManifests({ secrets, image });
-    say(io, `applying ${objects.length} objects (server-side apply, field manager chaos-lab)`);
+    const objects = labManifests({ secrets, image: podImage, grafana });
+    say(
+      io,
+      `applying ${objects.length} objects (server-side apply, field manager chaos-lab; image ${podImage})`,
+    );
     try {
       await cluster.apply(objects, {
         force: options.forceConflicts ?? false,
@@ -204,7 +235,9 @@ export async function kindUp(io: Io, options: KindUpOptions, deps: KindLabDeps):
     };
     const probes = await runProbes(cluster, {
       namespace: LAB_NAMESPACE,
-      image,
+      image: podImage,
+      // The pod lives through the rollouts, which the NetworkPolicy probe waits for.
+      lifetimeMs: probeLifetimeMs(options.timeoutMs ?? DEFAULT_UP_TIMEOUT_MS),
       networkPolicy: true,
       beforeNetworkPolicy: rollout,
       onResult: (result) => {
@@ -214,13 +247,18 @@ export async function kindUp(io: Io, options: KindUpOptions, deps: KindLabDeps):
     });
     // The probe pod could not run: the rollouts are still to be waited for.
     if (!rolledOut) await rollout();
+    const nodePorts = kind
+      ? undefined
+      : await nodePortsOf(cluster, io.env[GATEWAY_HOST_ENV], context, signal);
     summary(io, {
       ...(kind ? { kind } : {}),
+      ...(nodePorts ? { nodePorts } : {}),
       readyInMs: Date.now() - began,
       secretsFile: path.join(options.home, 'kind-secrets.json'),
       tokenFromEnv: Boolean(io.env[ADMIN_TOKEN_KEY]),
       probes,
       context,
+      grafana,
     });
     return 0;
   } catch (err) {
@@ -236,6 +274,31 @@ export async function kindUp(io: Io, options: KindUpOptions, deps: KindLabDeps):
     throw err;
   } finally {
     await cluster?.close();
+  }
+}
+
+type NodePorts =
+  | {
+      readonly host: string;
+      readonly overridden: boolean;
+      readonly gateways: Readonly<Record<Strategy, string>>;
+      readonly grafana: string;
+    }
+  | { readonly error: string };
+
+/** Where a cluster's NodePorts answer from here (see gateway-urls.ts), or why that is not known. */
+async function nodePortsOf(
+  cluster: Cluster,
+  override: string | undefined,
+  context: string,
+  signal: AbortSignal | undefined,
+): Promise<NodePorts> {
+  try {
+    const host = nodePortHost(await cluster.listNodes(signal), override, context);
+    return { host, overridden: Boolean(override?.trim()), ...nodePortUrls(host) };
+  } catch (err) {
+    if (signal?.aborted) throw err;
+    return { error: (err as Error).message };
   }
 }
 
@@ -300,6 +363,45 @@ async function ensureKindCluster(
   );
 }
 
+/**
+ * Tags the image `source` names by its content, `chaos-lab:<the first 12 hex digits of its id>`,
+ * and returns that tag. `chaos-lab:dev` never changes, so pods naming it would not be replaced
+ * after a rebuild (the template is the same, and IfNotPresent keeps the image the node has): a tag
+ * that changes exactly when the image does rolls a new build out and leaves an unchanged one be.
+ */
+async function tagById(
+  io: Io,
+  run: CommandRunner,
+  source: string,
+  options: { cwd: string; signal: AbortSignal | undefined },
+): Promise<string> {
+  const args = ['image', 'inspect', '--format', '{{.Id}}', source];
+  const result = await run('docker', args, {
+    cwd: options.cwd,
+    ...(options.signal ? { signal: options.signal } : {}),
+  });
+  options.signal?.throwIfAborted();
+  const id = /^sha256:([0-9a-f]{12})[0-9a-f]*$/.exec(result.stdout.trim())?.[1];
+  if (result.exitCode !== 0 || !id) {
+    throw new CliError(
+      `\`${commandLine('docker', args)}\` ${
+        result.exitCode !== 0
+          ? `failed with exit code ${result.exitCode}`
+          : `printed no image id (${result.stdout.trim() || 'nothing'})`
+      }: the image ${source} to deploy cannot be told apart from an earlier build`,
+      {
+        details: result.tail.map((l) => `  ${l}`),
+        hint: /No such image/i.test(result.stderr)
+          ? `there is no ${source} yet: run \`npx chaos-lab up --target kind\` without --no-build, which builds it`
+          : 'the last lines of its output are above',
+      },
+    );
+  }
+  const tag = `${LAB_IMAGE_REPOSITORY}:${id}`;
+  await runStep(io, run, 'docker', ['tag', source, tag], options);
+  return tag;
+}
+
 /** Runs one docker/kind step with its output streamed; a failure shows its last lines. */
 async function runStep(
   io: Io,
@@ -331,16 +433,30 @@ async function runStep(
   say(io, `  done in ${formatDuration(Date.now() - began)}`);
 }
 
+/** The Grafana line of the summary, or what stands in for it when Grafana was left out. */
+function sayGrafana(io: Io, facts: { grafana: boolean; context: string }, line: string): void {
+  say(
+    io,
+    facts.grafana
+      ? line
+      : `grafana: not deployed (--no-grafana); Prometheus: \`kubectl --context ${facts.context} -n ${LAB_NAMESPACE} port-forward svc/prometheus 9090\``,
+  );
+}
+
 function summary(
   io: Io,
   facts: {
     /** Absent with --context. */
     kind?: KindConfig;
+    /** With --context: where the NodePorts answer, or why that is not known. */
+    nodePorts?: NodePorts;
     readyInMs: number;
     secretsFile: string;
     tokenFromEnv: boolean;
     probes: readonly CheckResult[];
     context: string;
+    /** Grafana was deployed (not `--no-grafana`). */
+    grafana: boolean;
   },
 ): void {
   say(io, `chaos-lab is up on ${facts.context} in ${formatDuration(facts.readyInMs)}`);
@@ -359,18 +475,29 @@ function summary(
       );
     }
     const grafana = urls.get(GRAFANA_NODE_PORT);
-    say(
+    sayGrafana(
       io,
+      facts,
       grafana
         ? `grafana: ${grafana} (anonymous viewing; user admin, password: ${password})`
         : `grafana: no host port maps NodePort ${GRAFANA_NODE_PORT} in ${file}; \`kubectl --context ${facts.context} -n ${LAB_NAMESPACE} port-forward svc/grafana ${GRAFANA_PORT}\` reaches it (user admin, password: ${password})`,
     );
     const resilient = urls.get(gatewayNodePort('resilient'));
     if (resilient) say(io, `try: curl -s ${resilient}/api/video/42`);
+  } else if (facts.nodePorts && 'gateways' in facts.nodePorts) {
+    const { gateways, grafana, host, overridden } = facts.nodePorts;
+    say(
+      io,
+      `gateways (NodePorts on ${overridden ? `${host}, from ${GATEWAY_HOST_ENV}` : `${host}, a Ready node's InternalIP; ${GATEWAY_HOST_ENV} names another host`})`,
+    );
+    const width = Math.max(...STRATEGIES.map((s) => s.length));
+    for (const strategy of STRATEGIES) say(io, `  ${strategy.padEnd(width)}  ${gateways[strategy]}`);
+    sayGrafana(io, facts, `grafana: ${grafana} (anonymous viewing; user admin, password: ${password})`);
+    say(io, `try: curl -s ${gateways.resilient}/api/video/42`);
   } else {
     say(
       io,
-      `gateways: NodePorts ${STRATEGIES.map(gatewayNodePort).join(', ')} on the cluster's nodes; grafana: NodePort ${GRAFANA_NODE_PORT} (user admin, password: ${password})`,
+      `gateways: NodePorts ${STRATEGIES.map(gatewayNodePort).join(', ')} on the cluster's nodes; grafana: NodePort ${GRAFANA_NODE_PORT} (user admin, password: ${password})${facts.nodePorts ? ` — ${facts.nodePorts.error}` : ''}`,
     );
   }
   const refused = facts.probes.filter((p) => p.status === 'fail' || p.status === 'warn');
@@ -395,12 +522,13 @@ export interface KindDownOptions {
 }
 
 /**
- * Values for a synth whose objects are only deleted: `down` needs their kinds and names, and must
- * not generate (or need) the lab's secrets to learn them.
+ * Values for a synth whose objects are only deleted or counted: `down` needs their kinds and
+ * names, the resources check their requests, and neither must generate (or need) the lab's
+ * secrets to learn them.
  */
 const PLACEHOLDER_SECRETS: LabSecretValues = {
-  adminToken: 'placeholder-for-down-only',
-  trustKey: 'placeholder-for-down-only',
+  adminToken: 'placeholder-never-deployed',
+  trustKey: 'placeholder-never-deployed',
 };
 
 /** `down --target kind`: 0 removed (or nothing to remove), 130 interrupted; failures throw CliError. */
@@ -522,6 +650,7 @@ export async function kindDoctor(
     namespace: LAB_NAMESPACE,
     image,
     imageFromRegistry: fromRegistry,
+    manifests: labManifests({ secrets: PLACEHOLDER_SECRETS, image }),
     run: deps.run,
     connect: deps.connect,
     ...(options.signal ? { signal: options.signal } : {}),

@@ -1,13 +1,22 @@
 /**
  * The Kubernetes target's pure parts: netem parameters from faults, the sidecar's lease argument,
- * which pods a fault is for, latency calibration (the kind configuration: kind-config.test.ts).
+ * which pods a fault is for, latency calibration, which pods keep the lab from being settled, and
+ * where a cluster's NodePorts answer (the kind configuration: kind-config.test.ts).
  */
 import { describe, expect, it } from 'vitest';
 import { LABELS } from '../../charts/lab-pod.ts';
 import { parsePromText } from '../prom-text.ts';
 import type { Fault } from '../runner/experiment.ts';
-import type { PodInfo } from './cluster.ts';
-import { dependencyTallies, leaseArg, netemArgs, observedAddedLatency, podsForFault } from './kube-target.ts';
+import type { NodeInfo, PodInfo } from './cluster.ts';
+import { nodePortHost, nodePortUrls } from './gateway-urls.ts';
+import {
+  dependencyTallies,
+  leaseArg,
+  netemArgs,
+  observedAddedLatency,
+  podsForFault,
+  unsettled,
+} from './kube-target.ts';
 
 function pod(name: string, service: string, extra: Partial<PodInfo> = {}): PodInfo {
   return {
@@ -23,6 +32,68 @@ function pod(name: string, service: string, extra: Partial<PodInfo> = {}): PodIn
     ...extra,
   };
 }
+
+function node(name: string, addresses: NodeInfo['addresses'], ready = true): NodeInfo {
+  return { name, ready, allocatable: { cpuMillis: 4000, memoryBytes: 8 * 2 ** 30 }, addresses };
+}
+
+describe('NodePorts on a cluster that is not kind', () => {
+  const internal = (address: string) => ({ type: 'InternalIP', address });
+  const external = (address: string) => ({ type: 'ExternalIP', address });
+
+  it('takes the InternalIP of the first Ready node, even where it has an ExternalIP', () => {
+    const nodes = [
+      node('c-worker', [internal('10.0.0.7')]),
+      node('a-down', [internal('10.0.0.5')], false),
+      node('b-worker', [external('203.0.113.9'), internal('10.0.0.6'), { type: 'Hostname', address: 'b' }]),
+    ];
+    expect(nodePortHost(nodes, undefined, 'ci')).toBe('10.0.0.6');
+    expect(nodePortUrls('10.0.0.6')).toEqual({
+      gateways: {
+        naive: 'http://10.0.0.6:30080',
+        parallel: 'http://10.0.0.6:30081',
+        resilient: 'http://10.0.0.6:30082',
+      },
+      grafana: 'http://10.0.0.6:30300',
+    });
+    expect(nodePortHost([node('v6', [internal('fd00::4')])], undefined, 'ci')).toBe('[fd00::4]');
+  });
+
+  it('takes CHAOS_LAB_GATEWAY_HOST over the nodes, and names the nodes and it when no node will do', () => {
+    expect(nodePortHost([node('a', [internal('10.0.0.5')])], ' gw.example ', 'ci')).toBe('gw.example');
+    expect(() =>
+      nodePortHost(
+        [node('a', [internal('10.0.0.5')], false), node('b', [external('203.0.113.9')])],
+        '',
+        'ci',
+      ),
+    ).toThrow(
+      "no Ready node of context ci has an InternalIP to reach the lab's NodePorts at (nodes: a (not Ready), b (no InternalIP)); set CHAOS_LAB_GATEWAY_HOST",
+    );
+  });
+});
+
+describe('unsettled', () => {
+  it('names every live backend pod that is not Ready, with why, and a backend without pods', () => {
+    const crashing = pod('like-1a-cc', 'like', {
+      ready: false,
+      conditions: [{ type: 'Ready', status: 'False', reason: 'ContainersNotReady' }],
+      containerProblems: ['like: CrashLoopBackOff'],
+    });
+    const everyBackend = ['account', 'archive', 'vip', 'coin'].map((s) => pod(`${s}-1`, s));
+    expect(unsettled([...everyBackend, pod('like-1a-bb', 'like')])).toEqual([]);
+    expect(
+      unsettled([
+        ...everyBackend.filter((p) => !p.name.startsWith('vip')),
+        pod('like-1a-bb', 'like'),
+        crashing,
+        // Going away, or ended: their Deployment runs others, which are the ones to wait for.
+        pod('like-1a-old', 'like', { ready: false, terminating: true }),
+        pod('coin-evicted', 'coin', { ready: false, phase: 'Failed' }),
+      ]),
+    ).toEqual(['vip: no pod', 'like-1a-cc: Ready=False ContainersNotReady; like: CrashLoopBackOff']);
+  });
+});
 
 describe('netemArgs', () => {
   it('maps latency to delay [jitter] and loss to a percentage, exactly as tc netem takes them', () => {

@@ -5,10 +5,13 @@
  */
 
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { connect, createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { TEST_SECRETS } from '../../charts/__fixtures__/manifests.ts';
+import { gatewayNodePort } from '../../charts/gateway.ts';
+import { STRATEGIES } from '../../services/topology.ts';
 import { startFakeApiServer } from '../../test/fake-kube/fake-api-server.ts';
 import { AgentClient } from '../admin-client.ts';
 import type { Fault } from '../runner/experiment.ts';
@@ -22,7 +25,19 @@ let target: Target | undefined;
 const home = mkdtempSync(path.join(tmpdir(), 'kube-target-home-'));
 
 beforeAll(async () => {
-  lab = await startFakeLab();
+  lab = await startFakeLab({
+    nodes: [
+      // First in name order, but not Ready: its address is no place to look for the gateways.
+      { name: 'node-a', ready: false, addresses: [{ type: 'InternalIP', address: '192.0.2.1' }] },
+      {
+        name: 'node-b',
+        addresses: [
+          { type: 'ExternalIP', address: '203.0.113.9' },
+          { type: 'InternalIP', address: '127.0.0.1' },
+        ],
+      },
+    ],
+  });
 }, 60_000);
 
 afterAll(async () => {
@@ -157,6 +172,60 @@ describe('prepare', { timeout: 30_000 }, () => {
       await cluster.close();
       await empty.close();
       rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('on a cluster that is not kind (--context)', { timeout: 30_000 }, () => {
+  /** The gateways' NodePorts on this machine, as a node would serve them: forwarded to the fake lab's gateways. */
+  async function nodePorts(): Promise<{ close(): Promise<void> }> {
+    const sockets = new Set<Socket>();
+    const servers = await Promise.all(
+      STRATEGIES.map(
+        (strategy) =>
+          new Promise<Server>((resolve, reject) => {
+            const upstream = new URL(lab.gateways[strategy]);
+            const server = createServer((socket) => {
+              const up = connect(Number(upstream.port), upstream.hostname);
+              for (const s of [socket, up]) {
+                sockets.add(s);
+                s.on('close', () => sockets.delete(s));
+              }
+              socket.pipe(up).pipe(socket);
+              up.on('error', () => socket.destroy());
+              socket.on('error', () => up.destroy());
+            });
+            server.once('error', (err) =>
+              reject(
+                new Error(`NodePort ${gatewayNodePort(strategy)} is taken on 127.0.0.1: ${err.message}`),
+              ),
+            );
+            server.listen(gatewayNodePort(strategy), '127.0.0.1', () => resolve(server));
+          }),
+      ),
+    );
+    return {
+      async close() {
+        for (const socket of sockets) socket.destroy();
+        await Promise.all(servers.map((server) => new Promise((resolve) => server.close(resolve))));
+      },
+    };
+  }
+
+  it("reaches the gateways on their NodePorts at a Ready node's InternalIP", async () => {
+    const ports = await nodePorts();
+    try {
+      const lines: string[] = [];
+      target = createKubeTarget({ home, cluster: lab.cluster, context: 'ci-cluster' });
+      const info = await target.prepare((line) => lines.push(line), new AbortController().signal);
+      expect(info.gateways).toEqual({
+        naive: 'http://127.0.0.1:30080',
+        parallel: 'http://127.0.0.1:30081',
+        resilient: 'http://127.0.0.1:30082',
+      });
+      expect(lines.at(-1)).toContain('gateways at http://127.0.0.1:30080, http://127.0.0.1:30081');
+    } finally {
+      await ports.close();
     }
   });
 });
@@ -338,29 +407,120 @@ describe('http-error and worker-panic: the fault agent through a port-forward', 
 });
 
 describe('kill and restarts', { timeout: 30_000 }, () => {
-  it('deletes the pod, and the counters show the restart, and restartCount of the main container', async () => {
+  /** The main container's restartCount of a pod, as the API server has it. */
+  const restartCount = (pod: string, container: string) => {
+    const status = lab.fake.pods('chaos-lab').find((p) => p.metadata.name === pod)?.status as
+      | { containerStatuses: { name: string; restartCount: number }[] }
+      | undefined;
+    return status?.containerStatuses.find((c) => c.name === container)?.restartCount;
+  };
+
+  it("SIGKILLs the service's process through the fault sidecar: its container restarts in the same pod, counted at once and once", async () => {
     const { target } = await prepared();
     const before = await target.counters();
-    const [victim] = lab.podsOf('vip') as [string];
+    const pods = lab.podsOf('vip');
+    const victim = pods[0] as string;
+    const process = lab.lab.mainPid(victim);
     const applied = await target.inject(
       { kind: 'kill', service: 'vip', instances: ['vip-1'] },
       'f-kill',
       10_000,
     );
-    expect(applied).toMatchObject([{ instance: victim, injector: 'kubernetes-api' }]);
-    // The Deployment's replacement is a pod of vip like any other.
-    for (let i = 0; i < 100 && lab.podsOf('vip').length < 2; i++) await new Promise((r) => setTimeout(r, 20));
-    for (const pod of lab.podsOf('vip')) await lab.serve(pod);
-    expect(lab.fake.pods('chaos-lab').map((p) => p.metadata.name)).not.toContain(victim);
-    expect(lab.fake.requests).toContainEqual(
-      expect.objectContaining({ method: 'DELETE', path: `/api/v1/namespaces/chaos-lab/pods/${victim}` }),
-    );
-    const account = lab.podsOf('account')[0] as string;
-    lab.fake.setRestartCount('chaos-lab', account, 'account', 2);
+    expect(applied).toMatchObject([{ instance: victim, injector: 'fault-sidecar' }]);
+    expect(sidecarExecs(victim)).toContainEqual(['fault-sidecar', 'kill-main', 'vip']);
+    // A crash, not a replacement: no pod is deleted, the same pods are there.
+    expect(lab.fake.requests.filter((r) => r.method === 'DELETE' && r.path.includes('/pods/'))).toEqual([]);
+    expect(lab.podsOf('vip')).toEqual(pods);
+    // The phase that killed counts the restart whether or not the kubelet has reported it yet…
+    const right = await target.counters();
+    expect(right.vip.restarts - before.vip.restarts).toBe(1);
+    for (let i = 0; i < 100 && restartCount(victim, 'vip') === 0; i++)
+      await new Promise((r) => setTimeout(r, 20));
+    expect(restartCount(victim, 'vip')).toBe(1);
+    expect(lab.lab.mainPid(victim)).not.toBe(process);
+    // …and once the kubelet has, the count does not grow by it again.
     const after = await target.counters();
     expect(after.vip.restarts - before.vip.restarts).toBe(1);
-    expect(after.account.restarts - before.account.restarts).toBe(2);
-    expect(lab.podsOf('vip')).toHaveLength(2);
+    // A restart nobody caused here is counted from restartCount alone.
+    const account = lab.podsOf('account')[0] as string;
+    lab.fake.setRestartCount('chaos-lab', account, 'account', 2);
+    const later = await target.counters();
+    expect(later.account.restarts - before.account.restarts).toBe(2);
+    expect(later.vip.restarts - before.vip.restarts).toBe(1);
+    // The killed pod is Ready again: the next phase finds the lab settled.
+    expect(await target.settle!(() => {}, new AbortController().signal)).toBeDefined();
+  });
+
+  it('says so when the sidecar finds no process to kill, naming the pod', async () => {
+    const { target } = await prepared();
+    const victim = lab.podsOf('coin')[1] as string;
+    let refusing = true;
+    lab.fake.onExec((call) =>
+      refusing && call.pod === victim && call.command[1] === 'kill-main'
+        ? {
+            stderr:
+              "fault-sidecar: no `node … services/main.ts coin` process in this pod's PID namespace (/proc): the pod must share one among its containers (shareProcessNamespace: true; …)\n",
+            exitCode: 5,
+          }
+        : undefined,
+    );
+    try {
+      const failure = target.inject(
+        { kind: 'kill', service: 'coin', instances: ['coin-2'] },
+        'f-nothing',
+        10_000,
+      );
+      await expect(failure).rejects.toThrow(`pod ${victim}: fault-sidecar kill-main coin exited 5`);
+      await expect(failure).rejects.toThrow('shareProcessNamespace: true');
+    } finally {
+      // Answered by the real script again for the tests after.
+      refusing = false;
+    }
+  });
+});
+
+describe('settle: every backend pod Ready before a variant or a phase', { timeout: 30_000 }, () => {
+  it('waits for a pod that is not Ready, saying which and why, and how long it waited', async () => {
+    const { target } = await prepared();
+    const signal = new AbortController().signal;
+    expect(await target.settle!(() => {}, signal)).toEqual({ waitedMs: 0 });
+    lab.fake.neverReady('chaos-lab', 'like', { reason: 'CrashLoopBackOff' });
+    const healed = setTimeout(() => lab.fake.heal('chaos-lab', 'like'), 1_200);
+    try {
+      const lines: string[] = [];
+      const settled = await target.settle!((line) => lines.push(line), signal);
+      expect(settled.waitedMs).toBeGreaterThanOrEqual(1_000);
+      expect(lines[0]).toMatch(
+        /^waiting for backend pods to be Ready in namespace chaos-lab \(\d+ms so far\): like-[\w-]+: Ready=False ContainersNotReady; like: CrashLoopBackOff; like-[\w-]+: /,
+      );
+      expect(lines.at(-1)).toMatch(
+        /^every backend pod in namespace chaos-lab is Ready again, after 1\.\d+s$/,
+      );
+    } finally {
+      clearTimeout(healed);
+      lab.fake.heal('chaos-lab', 'like');
+    }
+  });
+
+  it('gives up after its bound, naming every pod not Ready and why', async () => {
+    target = createKubeTarget({
+      home,
+      cluster: lab.cluster,
+      gatewayUrls: lab.gateways,
+      settleTimeoutMs: 600,
+    });
+    await target.prepare(() => {}, new AbortController().signal);
+    lab.fake.neverReady('chaos-lab', 'archive', { reason: 'CrashLoopBackOff' });
+    try {
+      const failure = target.settle!(() => {}, new AbortController().signal);
+      await expect(failure).rejects.toThrow(
+        /^the lab in namespace chaos-lab did not settle: after 600ms, 2 backend pods are still not Ready \(archive-[\w-]+: Ready=False ContainersNotReady; archive: CrashLoopBackOff; archive-/,
+      );
+      await expect(failure).rejects.toThrow('kubectl -n chaos-lab logs <pod> -c <service> --previous');
+    } finally {
+      lab.fake.heal('chaos-lab', 'archive');
+    }
+    await lab.cluster.waitForRollouts('chaos-lab', ['archive'], { timeoutMs: 5_000 });
   });
 });
 

@@ -9,7 +9,10 @@
  *   port-forward of the pod's service port (the NetworkPolicies keep everything but the gateways
  *   off the backends, and the API server's pods/proxy drops the Authorization header the agent
  *   needs). One forward per pod for the whole run.
- * - kill: the pod is deleted; its Deployment starts another.
+ * - kill: a crash, as SIGKILL is in the local lab: the fault sidecar kills the service's process
+ *   (`fault-sidecar kill-main`; the backend pods share one PID namespace), with no SIGTERM and no
+ *   draining, and the kubelet restarts the container in the same pod. Deleting the pod would be a
+ *   graceful replacement whatever its grace period: the kubelet still sends SIGTERM first.
  *
  * Instances: experiments name them as the local lab does (`coin-1`, `coin-2`). Here `coin-N` is
  * the N-th running pod of coin in name order at the moment of the injection; the results name
@@ -20,14 +23,19 @@
  * it (netem keeps no per-packet figures); loss is not measured.
  *
  * Restarts: the main container's restartCount, summed over every pod seen during the run (a pod
- * that is gone keeps the count last seen, so the sum never goes back), plus one for each pod this
- * target deleted: the replacement starts at zero, yet the lab did cause a restart, and the phase
- * that killed must show it as the local lab's supervisor does.
+ * that is gone keeps the count last seen, so the sum never goes back). A kill counts at once: the
+ * pod's count is taken as at least one more than when it was killed, so the phase that killed
+ * shows the restart even when the kubelet reports it a moment after the phase's counters are read
+ * (then the count catches up, and nothing is counted twice).
+ *
+ * Settling: before each variant and each phase, settle() waits until every backend pod is Ready
+ * (a pod whose process panicked with recovery off is in CrashLoopBackOff for 10 s, 20 s, 40 s …),
+ * so that a phase does not measure the previous one's crashes; how long it waited goes to the
+ * run's progress and result.
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { FAULT_SIDECAR_CONTAINER } from '../../charts/fault-sidecar.ts';
-import { gatewayNodePort } from '../../charts/gateway.ts';
 import { LABELS, PART_OF } from '../../charts/lab-pod.ts';
 import { ADMIN_TOKEN_KEY, LAB_SECRET_NAME } from '../../charts/lab-secret.ts';
 import {
@@ -71,9 +79,13 @@ import {
   KubeError,
   type PodInfo,
   type PortForward,
+  podProblem,
   RolloutTimeoutError,
 } from './cluster.ts';
+import { GATEWAY_HOST_ENV, gatewayUrls, nodePortHost, nodePortUrls } from './gateway-urls.ts';
 import { DEFAULT_KIND_CONFIG, type KindConfig, readKindConfig } from './kind-config.ts';
+
+export { gatewayUrls } from './gateway-urls.ts';
 
 export const DEFAULT_NAMESPACE = 'chaos-lab';
 const UP_HINT = 'npx chaos-lab up --target kind';
@@ -81,7 +93,11 @@ const UP_HINT = 'npx chaos-lab up --target kind';
 export interface KubeTargetOptions {
   /** The lab home: where `npm run synth` keeps kind-secrets.json, read when the cluster cannot give the Secret. */
   readonly home: string;
-  /** kubeconfig context. @default `kind-<name>` of the kind configuration (kindConfig): kind-chaos-lab for kind/cluster.yaml */
+  /**
+   * kubeconfig context. Another context than the kind configuration's is a cluster that is not
+   * kind: its gateways are reached on a node's InternalIP (see gateway-urls.ts).
+   * @default `kind-<name>` of the kind configuration (kindConfig): kind-chaos-lab for kind/cluster.yaml
+   */
   readonly context?: string;
   /**
    * A connected cluster to use instead of connecting to `context` (tests). It belongs to the
@@ -91,12 +107,16 @@ export interface KubeTargetOptions {
   readonly cluster?: Cluster;
   /** @default 'chaos-lab' */
   readonly namespace?: string;
-  /** Gateway URLs, instead of the host ports kind/cluster.yaml maps (tests). @default from kindConfig */
+  /** Gateway URLs, instead of the host ports kind/cluster.yaml maps (tests). @default from kindConfig, or the nodes */
   readonly gatewayUrls?: Readonly<Record<Strategy, string>>;
+  /** On a cluster that is not kind: the host of the gateways' NodePorts (env CHAOS_LAB_GATEWAY_HOST). @default a Ready node's InternalIP */
+  readonly gatewayHost?: string;
   /** The kind configuration the cluster was created with (the CLI: env CHAOS_LAB_KIND_CONFIG). @default the repository's kind/cluster.yaml */
   readonly kindConfig?: string;
   /** How long prepare() waits for the lab's Deployments to be ready. @default 60 s */
   readonly readyTimeoutMs?: number;
+  /** How long settle() waits, before a variant or a phase, for every backend pod to be Ready. @default 3 min */
+  readonly settleTimeoutMs?: number;
 }
 
 /** `fault-sidecar status`, as one JSON line. */
@@ -153,8 +173,25 @@ export function injectorOfKube(kind: Fault['kind']): Injector {
     case 'worker-panic':
       return 'fault-agent';
     case 'kill':
-      return 'kubernetes-api';
+      return 'fault-sidecar';
   }
+}
+
+/**
+ * The backend pods that keep the lab from being settled, each with why (`like-7d…: Ready=False
+ * ContainersNotReady; like: CrashLoopBackOff`), and a service that has no pod at all. A pod being
+ * deleted or that has ended (evicted) is not waited for: its Deployment runs another.
+ */
+export function unsettled(pods: readonly PodInfo[]): string[] {
+  const live = pods.filter((p) => !p.terminating && p.phase !== 'Failed' && p.phase !== 'Succeeded');
+  return BACKENDS.flatMap((service) => {
+    const mine = live.filter((p) => p.labels[LABELS.name] === service);
+    if (mine.length === 0) return [`${service}: no pod`];
+    return mine
+      .filter((p) => !p.ready)
+      .sort((a, b) => a.name.localeCompare(b.name))
+      .map((p) => `${p.name}: ${podProblem(p)}`);
+  });
 }
 
 /** Running pods of a backend, not being deleted, in name order. */
@@ -188,25 +225,6 @@ export function podsForFault(fault: Fault, pods: readonly PodInfo[]): string[] {
     }
     return pod;
   });
-}
-
-/**
- * The gateways' URLs on this machine: each gateway's NodePort is a node's containerPort mapped to
- * a host port (Docker Desktop cannot reach node IPs). Throws when one is not mapped.
- */
-export function gatewayUrls(config: KindConfig): Record<Strategy, string> {
-  return Object.fromEntries(
-    STRATEGIES.map((strategy) => {
-      const nodePort = gatewayNodePort(strategy);
-      const url = config.hostUrls.get(nodePort);
-      if (!url) {
-        throw new Error(
-          `${config.file}: no extraPortMappings entry maps a host port to NodePort ${nodePort} (gateway-${strategy}); add { containerPort: ${nodePort}, hostPort: <free port>, listenAddress: 127.0.0.1 } and recreate the cluster`,
-        );
-      }
-      return [strategy, url];
-    }),
-  ) as Record<Strategy, string>;
 }
 
 /** The time gateways spent calling one dependency, as sums so that windows can be subtracted. */
@@ -266,8 +284,24 @@ function oneLine(text: string): string {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** Resolves after `ms`, or at once when `signal` aborts. */
+function pause(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener('abort', done, { once: true });
+  });
+}
+
 /** Timeout of one sidecar command: it runs tc once, or waits up to 10 s for the state lock. */
 const SIDECAR_TIMEOUT_MS = 20_000;
+/** How often settle() looks at the pods, and how often it repeats a progress line that did not change. */
+const SETTLE_POLL_MS = 500;
+const SETTLE_REPEAT_MS = 15_000;
 
 class KubeTarget implements Target {
   readonly name = 'kind';
@@ -281,9 +315,11 @@ class KubeTarget implements Target {
   readonly #forwards = new Map<string, Promise<PortForward>>();
   /** Per pod: the netem faults this target keeps there, by lease id (the sidecar holds one qdisc). */
   readonly #netem = new Map<string, Map<string, readonly string[]>>();
-  /** Per pod seen during the run: its service and its main container's last restartCount. */
-  readonly #restarts = new Map<string, { service: BackendName; restarts: number }>();
-  readonly #kills = new Map<BackendName, number>();
+  /**
+   * Per pod seen during the run: its service, its main container's highest restartCount seen, and
+   * what the count is at least since this target killed it (see "Restarts" above).
+   */
+  readonly #restarts = new Map<string, { service: BackendName; seen: number; killed: number }>();
   readonly #panics = new Map<string, { service: BackendName; counter: RestartSafeCounter }>();
   /** Per applied http-error (`id@pod`): the agent's reading at injection. */
   readonly #errorBase = new Map<string, ReturnType<typeof readingOf>>();
@@ -329,7 +365,7 @@ class KubeTarget implements Target {
       await cluster.version(signal);
     } catch (err) {
       throw new Error(
-        `cannot reach the cluster of context ${cluster.context} (${cluster.server}): ${(err as Error).message}; is the kind cluster running? (kind get clusters)`,
+        `cannot reach the cluster of context ${cluster.context} (${cluster.server}): ${(err as Error).message}; ${this.#onKind() ? 'is the kind cluster running? (kind get clusters)' : 'is the cluster running, and reachable from here?'}`,
       );
     }
     const labPods = await cluster.listPods(ns, `${LABELS.partOf}=${PART_OF}`, signal);
@@ -364,13 +400,45 @@ class KubeTarget implements Target {
       throw new Error(`no running pod of ${missing.join(', ')} in ${where}: see kubectl -n ${ns} get pods`);
     }
     this.#token = await this.#adminToken(cluster, signal);
-    const gateways = this.#options.gatewayUrls ?? gatewayUrls(this.#kind());
-    await waitForGateways(gateways, signal, this.#options.kindConfig ?? DEFAULT_KIND_CONFIG);
+    const gateways = this.#options.gatewayUrls ?? (await this.#gatewayUrls(cluster, signal));
+    await waitForGateways(gateways, signal, this.#unreachableWhy());
     progress(
       `using the lab in ${where} (${cluster.server}): ${pods.length} backend pods, gateways at ${STRATEGIES.map((s) => gateways[s]).join(', ')}; it stays up after the run`,
     );
     this.#gateways = gateways;
     return { name: 'kind', gateways };
+  }
+
+  async settle(progress: (line: string) => void, signal: AbortSignal): Promise<{ waitedMs: number }> {
+    const began = Date.now();
+    const timeoutMs = this.#options.settleTimeoutMs ?? 180_000;
+    const where = `namespace ${this.#namespace}`;
+    let shown = '';
+    let shownAt = 0;
+    for (let look = 0; ; look++) {
+      signal.throwIfAborted();
+      const waiting = unsettled(await this.#listBackendPods(signal));
+      const waited = Date.now() - began;
+      if (waiting.length === 0) {
+        if (look > 0)
+          progress(`every backend pod in ${where} is Ready again, after ${formatDuration(waited)}`);
+        return { waitedMs: look === 0 ? 0 : waited };
+      }
+      const line = waiting.join('; ');
+      if (waited >= timeoutMs) {
+        throw new Error(
+          `the lab in ${where} did not settle: after ${formatDuration(timeoutMs)}, ${waiting.length} backend pod${waiting.length === 1 ? ' is' : 's are'} still not Ready (${line}); a pod in CrashLoopBackOff restarts a process that keeps dying: \`kubectl -n ${this.#namespace} logs <pod> -c <service> --previous\` shows its last words`,
+        );
+      }
+      if (line !== shown || Date.now() - shownAt >= SETTLE_REPEAT_MS) {
+        progress(
+          `waiting for backend pods to be Ready in ${where} (${formatDuration(waited)} so far): ${line}`,
+        );
+        shown = line;
+        shownAt = Date.now();
+      }
+      await pause(SETTLE_POLL_MS, signal);
+    }
   }
 
   async #connect(): Promise<Cluster> {
@@ -385,6 +453,38 @@ class KubeTarget implements Target {
     this.#cluster = connectCluster({ context: this.#options.context ?? this.#kind().context });
     this.#ownCluster = true;
     return this.#cluster;
+  }
+
+  /**
+   * Whether the cluster is the kind configuration's: no --context, or that configuration's own. A
+   * configuration that cannot be read is no kind cluster's when a context is given.
+   */
+  #onKind(): boolean {
+    if (this.#options.context === undefined) return true;
+    try {
+      return this.#options.context === this.#kind().context;
+    } catch {
+      return false;
+    }
+  }
+
+  async #gatewayUrls(cluster: Cluster, signal: AbortSignal): Promise<Record<Strategy, string>> {
+    if (this.#onKind()) return gatewayUrls(this.#kind());
+    const host = nodePortHost(await cluster.listNodes(signal), this.#options.gatewayHost, cluster.context);
+    return nodePortUrls(host).gateways;
+  }
+
+  /** Why the gateways may not answer where they are looked for: what to check. */
+  #unreachableWhy(): string {
+    if (!this.#onKind()) {
+      return this.#options.gatewayHost?.trim()
+        ? `${GATEWAY_HOST_ENV} (${this.#options.gatewayHost.trim()}) must reach the cluster's NodePorts from this machine`
+        : `the node's InternalIP must be reachable from this machine; where it is not, set ${GATEWAY_HOST_ENV} to a host that reaches the cluster's NodePorts (an SSH tunnel, an external address opened for them)`;
+    }
+    const kindConfig = this.#options.kindConfig ?? DEFAULT_KIND_CONFIG;
+    return kindConfig === DEFAULT_KIND_CONFIG
+      ? 'the cluster must be created with kind/cluster.yaml, whose extraPortMappings give the gateways their host ports (kind create cluster --config kind/cluster.yaml), and those ports must be free (a cluster created with another kind configuration: set CHAOS_LAB_KIND_CONFIG to that file)'
+      : `the host ports are those of ${kindConfig}'s extraPortMappings (CHAOS_LAB_KIND_CONFIG): the cluster must be created with that file, and those ports must be free`;
   }
 
   #kind(): KindConfig {
@@ -626,27 +726,33 @@ class KubeTarget implements Target {
   }
 
   /**
-   * Deletes the pods without a grace period: the fault is a crash, as SIGKILL is in the local
-   * lab, not a graceful shutdown that drains connections first.
+   * SIGKILL of the service's process in each pod, by its fault sidecar: a crash, as in the local
+   * lab, not a graceful shutdown that drains connections first. The pod, its qdisc and its
+   * port-forward stay; the kubelet restarts the container.
    */
   async #kill(service: BackendName, pods: readonly string[]): Promise<void> {
-    const cluster = this.#clusterNow();
-    const results = await Promise.allSettled(
-      pods.map((pod) => cluster.deletePod(this.#namespace, pod, { gracePeriodSeconds: 0 })),
-    );
+    this.#seeRestarts(this.#pods);
+    const results = await Promise.allSettled(pods.map((pod) => this.#sidecar(pod, ['kill-main', service])));
     const failed: { error: Error }[] = [];
     results.forEach((r, i) => {
       const pod = pods[i] as string;
-      const gone = r.status === 'rejected' && r.reason instanceof KubeError && r.reason.status === 404;
-      if (r.status === 'rejected' && !gone) {
-        failed.push({ error: new Error(`pod ${pod}: ${(r.reason as Error).message}`) });
+      if (r.status === 'rejected') {
+        failed.push({ error: r.reason as Error });
         return;
       }
-      this.#kills.set(service, (this.#kills.get(service) ?? 0) + 1);
-      this.#netem.delete(pod);
-      void this.#closeForward(pod);
+      const entry = this.#restarts.get(pod) ?? { service, seen: 0, killed: 0 };
+      this.#restarts.set(pod, { ...entry, killed: Math.max(entry.seen, entry.killed) + 1 });
     });
-    if (failed.length > 0) throw combined(`killing ${pods.join(', ')}`, failed);
+    if (failed.length > 0) throw combined(`killing ${service}'s process in ${pods.join(', ')}`, failed);
+  }
+
+  /** Takes the main containers' restartCounts in: each pod's highest count seen. */
+  #seeRestarts(pods: readonly PodInfo[]): void {
+    for (const pod of pods) {
+      const service = pod.labels[LABELS.name] as BackendName;
+      const entry = this.#restarts.get(pod.name) ?? { service, seen: 0, killed: 0 };
+      this.#restarts.set(pod.name, { ...entry, seen: Math.max(entry.seen, pod.restarts[service] ?? 0) });
+    }
   }
 
   async #rememberErrorBase(applied: readonly AppliedFault[]): Promise<void> {
@@ -725,9 +831,7 @@ class KubeTarget implements Target {
   }
 
   async remove(applied: readonly AppliedFault[]): Promise<void> {
-    const leases = new Map(
-      applied.filter((a) => a.injector !== 'kubernetes-api').map((a) => [a.id, a.fault]),
-    );
+    const leases = new Map(applied.filter((a) => a.fault.kind !== 'kill').map((a) => [a.id, a.fault]));
     for (const { service } of leases.values()) this.#faultEnded(service, 1);
     const agentLeases = applied.filter((a) => a.injector === 'fault-agent');
     const agents = new AgentClient(this.#tokenNow());
@@ -752,12 +856,7 @@ class KubeTarget implements Target {
     this.#tallies = [...this.#tallies, await this.#gatewayTallies()].slice(-2);
     this.#talliesTaken++;
     const pods = await this.#listBackendPods();
-    for (const pod of pods) {
-      const service = pod.labels[LABELS.name] as BackendName;
-      const restarts = pod.restarts[service] ?? 0;
-      const seen = this.#restarts.get(pod.name)?.restarts ?? 0;
-      this.#restarts.set(pod.name, { service, restarts: Math.max(seen, restarts) });
-    }
+    this.#seeRestarts(pods);
     const running = BACKENDS.flatMap((b) => podsOfService(pods, b));
     const scraped = await onEvery(
       running.map((p) => ({ id: p.name, url: '' })),
@@ -776,11 +875,10 @@ class KubeTarget implements Target {
       [...values].filter((v) => v.service === service).reduce((n, v) => n + v.n, 0);
     const result = Object.fromEntries(
       BACKENDS.map((service) => {
-        const restarts =
-          sum(
-            service,
-            [...this.#restarts.values()].map((r) => ({ service: r.service, n: r.restarts })),
-          ) + (this.#kills.get(service) ?? 0);
+        const restarts = sum(
+          service,
+          [...this.#restarts.values()].map((r) => ({ service: r.service, n: Math.max(r.seen, r.killed) })),
+        );
         const panicsRecovered = sum(
           service,
           [...this.#panics.values()].map((p) => ({ service: p.service, n: p.counter.total() })),
@@ -960,18 +1058,14 @@ function groupByPod(applied: readonly AppliedFault[]): Map<string, AppliedFault[
 }
 
 /**
- * Each gateway must answer /readyz on its host port; a few seconds are allowed for a pod just started.
- * `kindConfig`: the file the host ports came from, named when they do not answer.
+ * Each gateway must answer /readyz where it is looked for; a few seconds are allowed for a pod just
+ * started. `why`: what to check when one does not answer.
  */
 async function waitForGateways(
   gateways: Readonly<Record<Strategy, string>>,
   signal: AbortSignal,
-  kindConfig: string,
+  why: string,
 ): Promise<void> {
-  const why =
-    kindConfig === DEFAULT_KIND_CONFIG
-      ? 'the cluster must be created with kind/cluster.yaml, whose extraPortMappings give the gateways their host ports (kind create cluster --config kind/cluster.yaml), and those ports must be free (a cluster created with another kind configuration: set CHAOS_LAB_KIND_CONFIG to that file)'
-      : `the host ports are those of ${kindConfig}'s extraPortMappings (CHAOS_LAB_KIND_CONFIG): the cluster must be created with that file, and those ports must be free`;
   const deadline = Date.now() + 10_000;
   for (const strategy of STRATEGIES) {
     const url = `${gateways[strategy]}/readyz`;

@@ -33,6 +33,11 @@ export interface FakeTarget extends Target {
   settings: { readonly workerRecovery?: boolean; readonly id: string } | undefined;
   /** Cumulative counters; tests bump them to make phases differ. `kill` adds a restart. */
   readonly counterValues: Record<BackendName, { restarts: number; panicsRecovered: number }>;
+  /**
+   * What the next settle() calls report they waited, in order (a test's script of a lab that had to
+   * settle); once it is empty, settle() waits for nothing.
+   */
+  readonly settleWaits: number[];
   /** The next call of `method` for which `when` is true (default: the next call) fails with `error`. */
   failOn(method: Method, when?: (...args: unknown[]) => boolean, error?: Error): void;
   /** The next call of `method` never settles. */
@@ -84,6 +89,7 @@ export function createFakeTarget(options: FakeTargetOptions = {}): FakeTarget {
     leases,
     settings: undefined,
     counterValues,
+    settleWaits: [],
     unsupported: (kind) => options.unsupported?.[kind],
     failOn(method, when = () => true, error = new Error(`fake ${method} failure`)) {
       failures.push({ method, when, error });
@@ -98,6 +104,16 @@ export function createFakeTarget(options: FakeTargetOptions = {}): FakeTarget {
       signal.throwIfAborted();
       progress('fake lab ready');
       return { name: 'local', gateways: FAKE_GATEWAYS } satisfies TargetInfo;
+    },
+    async settle(progress, signal) {
+      await enter('settle', '', []);
+      signal.throwIfAborted();
+      const waitedMs = target.settleWaits.shift() ?? 0;
+      if (waitedMs > 0) {
+        progress(`fake lab: waiting ${waitedMs} ms for its instances`);
+        await new Promise((resolve) => setTimeout(resolve, waitedMs));
+      }
+      return { waitedMs };
     },
     async applySettings(settings, leaseMs, id) {
       await enter('applySettings', `${JSON.stringify(settings)} ${leaseMs} ${id}`, [settings, leaseMs, id]);

@@ -48,6 +48,14 @@ export type RunEvent =
       readonly leaseMs: number;
     }
   | { readonly type: 'settings-cleared'; readonly variant: string }
+  | {
+      /** The target had to wait for every backend instance to be ready before a variant or a phase. */
+      readonly type: 'lab-settled';
+      readonly variant: string;
+      /** Absent before the variant itself. */
+      readonly phase?: string;
+      readonly waitedMs: number;
+    }
   | { readonly type: 'load-started'; readonly variant: string; readonly warmupMs: number }
   | {
       readonly type: 'phase-started';

@@ -284,6 +284,15 @@ class LocalTarget implements Target {
     return { name: 'local', gateways: this.#gateways(this.#lab.state) };
   }
 
+  /**
+   * Nothing to wait for: the local supervisor's back-off tops out at 8 s, not the kubelet's
+   * minutes of CrashLoopBackOff, and a crashed instance's peer serves meanwhile, as the local
+   * lab's experiments are written to show.
+   */
+  async settle(): Promise<{ waitedMs: number }> {
+    return { waitedMs: 0 };
+  }
+
   async #findOrStart(progress: (line: string) => void, signal: AbortSignal): Promise<PreparedLab> {
     const found = lookupLab(this.#home);
     if (found.kind === 'stale') {

@@ -66,6 +66,11 @@ export interface PhaseResult {
   readonly gateways: Readonly<Partial<Record<Strategy, GatewayPhaseStats>>>;
   /** Deltas over the phase; empty when the phase was cut short before they were read. */
   readonly services: Readonly<Partial<Record<BackendName, ServiceCounters>>>;
+  /**
+   * How long the runner waited before the phase for every backend instance to be ready again (the
+   * target's settle); present when it had to wait. Restarts meanwhile belong to no phase.
+   */
+  readonly settledMs?: number;
 }
 
 export interface GatewaySecond {
@@ -90,6 +95,8 @@ export interface VariantRun {
   readonly settings: { readonly workerRecovery?: boolean };
   /** The warm-up before the first phase, excluded from phases and claims. */
   readonly warmupMs: number;
+  /** How long the runner waited before the variant for every backend instance to be ready; present when it had to. */
+  readonly settledMs?: number;
   readonly phases: readonly PhaseResult[];
   readonly timeseries: readonly TimeseriesPoint[];
 }
@@ -222,6 +229,8 @@ export interface PhaseRecord {
   partial: boolean;
   /** Index of the phase's own window among the generator's windows; undefined until it opens. */
   window: number | undefined;
+  /** See PhaseResult.settledMs. */
+  settledMs?: number;
 }
 
 /**
@@ -231,7 +240,11 @@ export interface PhaseRecord {
  * figures.
  */
 export function variantRun(
-  variant: { readonly name: string; readonly settings: { readonly workerRecovery?: boolean } },
+  variant: {
+    readonly name: string;
+    readonly settings: { readonly workerRecovery?: boolean };
+    readonly settledMs?: number;
+  },
   warmupMs: number,
   records: readonly PhaseRecord[],
   summary: LoadSummary | undefined,
@@ -248,12 +261,14 @@ export function variantRun(
       faults: record.faults,
       gateways: window ? byGateway(window.targets, gateways, gatewayPhaseStats) : {},
       services: record.services,
+      ...(record.settledMs ? { settledMs: record.settledMs } : {}),
     };
   });
   return {
     variant: variant.name,
     settings: variant.settings,
     warmupMs,
+    ...(variant.settledMs ? { settledMs: variant.settledMs } : {}),
     phases,
     timeseries: summary ? timeseriesOf(summary.seconds, gateways) : [],
   };

@@ -238,6 +238,14 @@ describe('runExperiment', () => {
       'http://127.0.0.1:2',
       'http://127.0.0.1:3',
     ]);
+    // Settled before the variant and before each phase, with nothing to wait for.
+    expect(t.callsTo('settle')).toHaveLength(4);
+    expect(t.calls.slice(1, 3)).toEqual([
+      'settle',
+      'applySettings {"workerRecovery":true} 3000 r20261124093512-v0-settings',
+    ]);
+    expect(run).not.toHaveProperty('settledMs');
+    expect(run?.phases.some((p) => 'settledMs' in p)).toBe(false);
   });
 
   it('renders report.html with the report module when no renderer is given', async () => {
@@ -247,6 +255,44 @@ describe('runExperiment', () => {
     expect(outcome.files.report).toBe(path.join(outcome.dir, 'report.html'));
     expect(readFileSync(outcome.files.report as string, 'utf8')).toMatch(/^<!doctype html>/i);
     expect(h.notes.filter((n) => n.startsWith('warning'))).toEqual([]);
+  });
+
+  it('waits for the lab to settle before the variant and each phase, says how long, and counts no restart of the wait', async () => {
+    const target = createFakeTarget();
+    // Before the variant, before baseline, before fault, before recovery.
+    target.settleWaits.push(1_500, 0, 0, 2_000);
+    const settle = target.settle?.bind(target);
+    target.settle = async (progress, signal) => {
+      const settled = await (settle as NonNullable<typeof settle>)(progress, signal);
+      // A backend crash-looping while the lab settles: its restarts are the wait's, not a phase's.
+      if (settled.waitedMs > 0) target.counterValues.like.restarts += 3;
+      return settled;
+    };
+    const h = harness(undefined, { target });
+    const outcome = await runFor(h.ctx, 15_000);
+    const { result, journal } = files(outcome);
+    expect(result.status).toBe('completed');
+    const [run] = result.runs;
+    expect(run?.settledMs).toBe(1_500);
+    expect(run?.phases.map((p) => [p.name, p.settledMs, p.services.like?.restarts])).toEqual([
+      ['baseline', undefined, 0],
+      ['fault', undefined, 0],
+      ['recovery', 2_000, 0],
+    ]);
+    // The wait is outside the phase's window: recovery starts 2 s later than it would have.
+    expect(run?.phases.map((p) => p.startMs)).toEqual([1_000, 3_000, 8_000]);
+    expect(journal.filter((e) => e.type === 'lab-settled')).toEqual([
+      expect.objectContaining({ variant: 'recovery-on', waitedMs: 1_500 }),
+      expect.objectContaining({ variant: 'recovery-on', phase: 'recovery', waitedMs: 2_000 }),
+    ]);
+    expect(journal.find((e) => e.type === 'lab-settled')).not.toHaveProperty('phase');
+    expect(h.notes).toContain('fake lab: waiting 2000 ms for its instances');
+    expect(h.notes).toContain(
+      'the lab settled before phase "recovery": waited 2s for every backend instance to be ready',
+    );
+    expect(h.notes).toContain(
+      'the lab settled before variant "recovery-on": waited 1.5s for every backend instance to be ready',
+    );
   });
 
   it('renews the leases while a long phase runs, and never after removing them', async () => {

@@ -4,9 +4,9 @@
  *   refuse   — every fault the target cannot inject is named before anything is touched;
  *   journal  — `<out>/<runId>/journal.jsonl` exists before the lab is touched, and grows line by line;
  *   prepare  — the target brings the lab up if needed;
- *   method   — per variant: settings (a lease), one load generator for every gateway, a warm-up, then per
- *              phase: mark the generator's window, inject (leases renewed while the phase runs), wait,
- *              remove, calibrate, count;
+ *   method   — per variant: settle, settings (a lease), one load generator for every gateway, a warm-up,
+ *              then per phase: settle, mark the generator's window, inject (leases renewed while the phase
+ *              runs), wait, remove, calibrate, count;
  *   rollback — after an error or an abort, always: remove what is applied (clear everything as a last
  *              resort), clear settings, stop the load, each step bounded in time;
  *   audit    — ask the target what is still active, whatever happened before;
@@ -218,6 +218,8 @@ interface VariantState {
   generator: LoadGenerator | undefined;
   settingsApplied: boolean;
   finished: boolean;
+  /** How long the target took to settle before the variant (0: no wait). */
+  settledMs: number;
 }
 
 class Abort extends Error {}
@@ -359,9 +361,11 @@ class ExperimentRun {
       generator: undefined,
       settingsApplied: false,
       finished: false,
+      settledMs: 0,
     };
     this.current = state;
     this.emit({ type: 'variant-started', variant: variant.name, settings: variant.settings });
+    state.settledMs = await this.settle(variant.name, undefined);
     const settingsId = `${this.leasePrefix}-v${index}-settings`;
     const hasSettings = Object.keys(variant.settings).length > 0;
     if (hasSettings) {
@@ -434,9 +438,13 @@ class ExperimentRun {
     generator: LoadGenerator,
     phase: Phase,
     phaseIndex: number,
-    before: Readonly<Record<BackendName, ServiceCounters>>,
+    previous: Readonly<Record<BackendName, ServiceCounters>>,
   ): Promise<Readonly<Record<BackendName, ServiceCounters>>> {
     const variant = state.variant.name;
+    // Before the phase's first window: the wait belongs to the in-between window before it, like the
+    // warm-up. Restarts while the lab settles belong to no phase: the counters are read again after.
+    const settledMs = await this.settle(variant, phase.name);
+    const before = settledMs > 0 ? await this.interruptible(this.target.counters()) : previous;
     const mark = (window: string) => {
       generator.mark(window);
       state.windows++;
@@ -452,6 +460,7 @@ class ExperimentRun {
       services: {},
       partial: true,
       window: undefined,
+      ...(settledMs > 0 ? { settledMs } : {}),
     };
     state.records.push(record);
     this.emit({
@@ -591,7 +600,7 @@ class ExperimentRun {
 
   private finishVariant(state: VariantState, summary: LoadSummary | undefined): void {
     const run = variantRun(
-      state.variant,
+      { ...state.variant, settledMs: state.settledMs },
       this.timing.warmupMs,
       state.records,
       summary,
@@ -604,6 +613,25 @@ class ExperimentRun {
       variant: state.variant.name,
       phases: run.phases.map((p) => ({ name: p.name, gateways: p.gateways })),
     });
+  }
+
+  /**
+   * Waits for the target to settle before a variant (`phase` undefined) or a phase, and says so when
+   * it had to wait; resolves with how long that was.
+   */
+  private async settle(variant: string, phase: string | undefined): Promise<number> {
+    if (!this.target.settle) return 0;
+    const signal = AbortSignal.any([this.ctx.signal, this.failed.signal]);
+    const { waitedMs } = await this.interruptible(
+      this.target.settle((line) => this.ctx.progress.note(line), signal),
+    );
+    if (waitedMs <= 0) return 0;
+    this.emit({ type: 'lab-settled', variant, ...(phase !== undefined ? { phase } : {}), waitedMs });
+    const where = phase !== undefined ? `phase "${phase}"` : `variant "${variant}"`;
+    this.ctx.progress.note(
+      `the lab settled before ${where}: waited ${formatDuration(waitedMs)} for every backend instance to be ready`,
+    );
+    return waitedMs;
   }
 
   /** Waits `ms`, or less when the run is aborted or has failed (then throws). */

@@ -6,8 +6,11 @@
 import type { BackendName, Strategy } from '../../services/topology.ts';
 import type { Fault } from './experiment.ts';
 
-/** Which mechanism applied a fault: results say it, so a surprising number can be traced to its cause. */
-export type Injector = 'fault-agent' | 'fault-proxy' | 'supervisor' | 'tc-netem' | 'kubernetes-api';
+/**
+ * Which mechanism applied a fault: results say it, so a surprising number can be traced to its cause.
+ * `fault-sidecar`: on Kubernetes, the pod's sidecar SIGKILLs the service's process (kill).
+ */
+export type Injector = 'fault-agent' | 'fault-proxy' | 'supervisor' | 'tc-netem' | 'fault-sidecar';
 
 export interface TargetInfo {
   readonly name: 'local' | 'kind';
@@ -47,6 +50,14 @@ export interface Target {
   unsupported(kind: Fault['kind']): string | undefined;
   /** Makes sure the lab is up (starting it if needed, remembering that it did), returns the gateway URLs. */
   prepare(progress: (line: string) => void, signal: AbortSignal): Promise<TargetInfo>;
+  /**
+   * Waits until every backend instance is ready again, so that a phase does not measure what an
+   * earlier one broke (a pod whose process panicked with recovery off sits in CrashLoopBackOff for
+   * 10 s, 20 s, 40 s …). The runner calls it before each variant and each phase; it resolves with how
+   * long it waited (0 when nothing was waited for) and throws, naming what is not ready and why, when
+   * the lab does not settle within the target's bound. A target without it is always settled.
+   */
+  settle?(progress: (line: string) => void, signal: AbortSignal): Promise<{ readonly waitedMs: number }>;
   /**
    * Applies variant settings (workerRecovery) as leases on every backend instance. Calling it again with
    * the same id renews the lease (the runner does so every leaseMs/3 while the variant runs).

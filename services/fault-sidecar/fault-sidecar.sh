@@ -1,33 +1,43 @@
 #!/bin/sh
 # fault-sidecar: keeps a tc netem fault in this pod's network namespace on a lease.
 #
-# It runs as a sidecar container (root, NET_ADMIN) beside every backend. The runner execs
-# `apply` / `renew` / `clear` / `status` in it; the container's main process is `run`, which
-# removes the fault once its lease runs out and when the pod stops. So a runner that is killed
-# leaves no qdisc behind: the lease expires inside the pod, with no one outside to ask.
+# It runs as a sidecar container (root, NET_ADMIN, KILL) beside every backend. The runner execs
+# `apply` / `renew` / `clear` / `status` / `kill-main` in it; the container's main process is
+# `run`, which removes the fault once its lease runs out and when the pod stops. So a runner that
+# is killed leaves no qdisc behind: the lease expires inside the pod, with no one outside to ask.
 #
 #   fault-sidecar apply --for 10s delay 400ms 20ms   # tc qdisc replace dev eth0 root netem …
 #   fault-sidecar renew --for 10s                    # extend the lease of the applied fault
 #   fault-sidecar clear                              # remove it now
 #   fault-sidecar status                             # one line of JSON: lease and qdisc
+#   fault-sidecar kill-main coin                     # SIGKILL the pod's `… services/main.ts coin`
 #   fault-sidecar run                                # the lease keeper (the container's CMD)
 #
+# kill-main is a crash, as SIGKILL is in the local lab: the service gets no SIGTERM and drains
+# nothing, and the kubelet restarts its container in the same pod (its restartCount counts it).
+# It needs the pod to share one PID namespace among its containers (shareProcessNamespace), so
+# that the service's process is visible here and is not PID 1 (the pause process is), which
+# ignores SIGKILL sent from inside its namespace; and it needs CAP_KILL, the service running as
+# another user.
+#
 # Exit codes: 0 done; tc's own status when tc fails; 2 bad usage; 3 nothing to renew;
-# 4 the state lock could not be taken.
+# 4 the state lock could not be taken; 5 no main process to kill; 6 the signal was refused.
 #
 # Environment: FAULT_DEV (eth0), FAULT_STATE_DIR (/run/fault-sidecar, an emptyDir that
 # survives a restart of this container, so a restarted keeper still honours the lease),
-# FAULT_POLL_SECONDS (1; how often `run` looks at the lease).
+# FAULT_POLL_SECONDS (1; how often `run` looks at the lease), FAULT_PROC_DIR (/proc; where
+# kill-main looks for processes: a test gives it a directory of its own processes only).
 #
-# POSIX sh plus tc (iproute2), flock (util-linux) and date: nothing else is in the image's
-# sidecar path, and a shell starts in a millisecond where node would take half a second for
-# every exec.
+# POSIX sh plus tc (iproute2), flock (util-linux), date, tr, grep and sed: nothing else is in
+# the image's sidecar path, and a shell starts in a millisecond where node would take half a
+# second for every exec.
 
 set -u
 
 DEV=${FAULT_DEV:-eth0}
 STATE_DIR=${FAULT_STATE_DIR:-/run/fault-sidecar}
 POLL_SECONDS=${FAULT_POLL_SECONDS:-1}
+PROC_DIR=${FAULT_PROC_DIR:-/proc}
 LEASE_FILE="$STATE_DIR/lease"
 LOCK_FILE="$STATE_DIR/lock"
 MAX_LEASE_SECONDS=3600
@@ -36,7 +46,7 @@ PROG=fault-sidecar
 
 die_usage() {
   echo "$PROG: $1" >&2
-  echo "usage: $PROG apply --for <duration> <netem args…> | renew --for <duration> | clear | status | run" >&2
+  echo "usage: $PROG apply --for <duration> <netem args…> | renew --for <duration> | clear | status | kill-main <service> | run" >&2
   exit 2
 }
 
@@ -213,6 +223,48 @@ cmd_status() {
   print_status
 }
 
+# The pids whose command line runs services/main.ts for the service $1 (the main container's
+# `node --import tsx services/main.ts <service>`): the word after services/main.ts names it.
+# grep -l picks the candidates in one process, so a host with many processes is quick too.
+main_pids() {
+  grep -lF services/main.ts "$PROC_DIR"/[0-9]*/cmdline 2>/dev/null | while IFS= read -r file; do
+    pid=${file%/cmdline}
+    pid=${pid##*/}
+    named=$(tr '\0' '\n' 2>/dev/null <"$file" | sed -n '/^\(.*\/\)\{0,1\}services\/main\.ts$/{n;p;q;}')
+    if [ "$named" = "$1" ]; then echo "$pid"; fi
+  done
+}
+
+cmd_kill_main() {
+  [ $# -eq 1 ] || die_usage "kill-main needs the service, like: kill-main coin"
+  case $1 in
+    '' | *[!a-z0-9-]*) die_usage "service \"$1\" is invalid: expected lower-case letters, digits and - only" ;;
+  esac
+  pids=$(main_pids "$1")
+  if [ -z "$pids" ]; then
+    echo "$PROG: no \`node … services/main.ts $1\` process in this pod's PID namespace ($PROC_DIR): the pod must share one among its containers (shareProcessNamespace: true; redeploy the lab with \`npx chaos-lab up --target kind\`), and $1 must be running (a container that is restarting has no process yet)" >&2
+    exit 5
+  fi
+  for pid in $pids; do
+    if [ "$pid" = 1 ]; then
+      echo "$PROG: $1 runs as PID 1 of this PID namespace, which ignores SIGKILL sent from inside it: the pod must share one among its containers (shareProcessNamespace: true), so that PID 1 is the pause process" >&2
+      exit 5
+    fi
+  done
+  killed=''
+  for pid in $pids; do
+    if ! out=$(kill -s KILL "$pid" 2>&1); then
+      echo "$PROG: kill -s KILL $pid ($1) failed: $out" >&2
+      case $out in
+        *'not permitted'*) echo "$PROG: the sidecar needs the KILL capability: $1 runs as another user" >&2 ;;
+      esac
+      exit 6
+    fi
+    killed="$killed${killed:+,}$pid"
+  done
+  echo "{\"service\":\"$1\",\"signal\":\"KILL\",\"pids\":[$killed]}"
+}
+
 # One look at the lease: remove the fault once the lease has run out. A netem qdisc with no
 # lease is a leftover (a keeper restarted after an apply that died), so it goes too.
 expire_if_due() {
@@ -266,6 +318,7 @@ case $command in
   renew) cmd_renew "$@" ;;
   clear) cmd_clear "$@" ;;
   status) cmd_status "$@" ;;
+  kill-main) cmd_kill_main "$@" ;;
   run) cmd_run "$@" ;;
   '') die_usage "no command given" ;;
   *) die_usage "unknown command \"$command\"" ;;

@@ -1,14 +1,17 @@
 /**
  * The fault sidecar's lease keeper, run for real by /bin/sh: with a `tc` stand-in first on
  * PATH that records its calls (this kernel has no sch_netem), and once with the real tc in a
- * network namespace of its own.
+ * network namespace of its own. `kill-main` kills real processes that look like a pod's main
+ * process.
  */
 import { type ChildProcess, execFile, spawn, spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { eventually } from '../../test/e2e/helpers.ts';
+import { type MainStandIn, startMainStandIn } from './__fixtures__/main-process.ts';
 
 const SCRIPT = path.join(import.meta.dirname, 'fault-sidecar.sh');
 const TC_SHIM = path.join(import.meta.dirname, '__fixtures__', 'tc');
@@ -238,6 +241,64 @@ describe('fault-sidecar run (the lease keeper)', { timeout: 30_000 }, () => {
       100,
     );
     expect(stderr()).toContain('netem on eth0 without a lease: removing it');
+  });
+});
+
+describe('fault-sidecar kill-main', { timeout: 30_000 }, () => {
+  const standIns: MainStandIn[] = [];
+  // A service name of this test's own: another test's `services/main.ts coin` is none of its business.
+  const service = `svc-${randomBytes(4).toString('hex')}`;
+  const started = (name: string) => {
+    const standIn = startMainStandIn(name);
+    standIns.push(standIn);
+    return standIn;
+  };
+
+  afterEach(async () => {
+    await Promise.all(standIns.splice(0).map((s) => s.stop()));
+  });
+
+  it("sends SIGKILL to the service's main process, and to no other", async () => {
+    const main = started(service);
+    const other = started(`${service}-other`);
+    const run = await sidecar(['kill-main', service]);
+    expect(run.code, run.stderr).toBe(0);
+    expect(JSON.parse(run.stdout)).toEqual({ service, signal: 'KILL', pids: [main.pid] });
+    // SIGKILL, not SIGTERM: the process had no chance to drain or exit by itself.
+    expect(await main.ended).toEqual({ code: null, signal: 'SIGKILL' });
+    expect(other.running()).toBe(true);
+  });
+
+  it('exits 5 when there is no such process, saying the pod must share its PID namespace', async () => {
+    const run = await sidecar(['kill-main', service]);
+    expect(run.code).toBe(5);
+    expect(run.stderr).toContain(
+      `no \`node … services/main.ts ${service}\` process in this pod's PID namespace`,
+    );
+    expect(run.stderr).toContain('shareProcessNamespace: true');
+  });
+
+  it('looks only where FAULT_PROC_DIR says, and refuses a main process that is PID 1 there', async () => {
+    const main = started(service);
+    const procDir = path.join(work, 'proc');
+    mkdirSync(procDir);
+    const elsewhere = await sidecar(['kill-main', service], { FAULT_PROC_DIR: procDir });
+    expect(elsewhere.code).toBe(5);
+    // As in a pod without shareProcessNamespace: the service is its namespace's init, which SIGKILL from inside cannot end.
+    main.linkInto(procDir, '1');
+    const init = await sidecar(['kill-main', service], { FAULT_PROC_DIR: procDir });
+    expect(init.code).toBe(5);
+    expect(init.stderr).toContain(`${service} runs as PID 1 of this PID namespace, which ignores SIGKILL`);
+    expect(main.running()).toBe(true);
+  });
+
+  it('needs exactly one service name of letters, digits and dashes', async () => {
+    expect((await sidecar(['kill-main'])).stderr).toContain(
+      'kill-main needs the service, like: kill-main coin',
+    );
+    const odd = await sidecar(['kill-main', 'coin;reboot']);
+    expect(odd.code).toBe(2);
+    expect(odd.stderr).toContain('service "coin;reboot" is invalid');
   });
 });
 

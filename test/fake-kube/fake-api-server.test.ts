@@ -214,6 +214,61 @@ describe('workloads', () => {
     await fetch(`${server.url}/apis/apps/v1/namespaces/${NS}/deployments/account`, { method: 'DELETE' });
     await until(() => server.pods(NS).length === 0);
   });
+
+  it('restarts a container in its pod as the kubelet does: restartCount up, not Ready for a while', async () => {
+    await apply(`/apis/apps/v1/namespaces/${NS}/deployments/account`, deployment);
+    await until(() => server.pods(NS).every((p) => isReady(p)) && server.pods(NS).length === 2);
+    const pod = server.pods(NS)[0]?.metadata.name ?? '';
+    const container = () => {
+      const status = server.pods(NS).find((p) => p.metadata.name === pod)?.status as
+        | { containerStatuses: Status[] }
+        | undefined;
+      return status?.containerStatuses[0];
+    };
+    server.restartContainer(NS, pod, 'app', { readyAfterMs: 150 });
+    expect(container()).toMatchObject({
+      restartCount: 1,
+      ready: false,
+      lastState: { terminated: { exitCode: 137, reason: 'Error' } },
+    });
+    expect(isReady(server.pods(NS).find((p) => p.metadata.name === pod))).toBe(false);
+    // The same pod, not a replacement.
+    expect(server.pods(NS).map((p) => p.metadata.name)).toContain(pod);
+    await until(() => isReady(server.pods(NS).find((p) => p.metadata.name === pod)));
+    expect(container()).toMatchObject({ restartCount: 1, ready: true });
+  });
+});
+
+type Status = Record<string, unknown>;
+
+function isReady(pod: Record<string, unknown> | undefined): boolean {
+  const conditions = (pod?.status as { conditions?: { type: string; status: string }[] } | undefined)
+    ?.conditions;
+  return conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false;
+}
+
+describe('nodes', () => {
+  it("has kind's one Ready node unless told otherwise, and the nodes it is given", async () => {
+    const res = await fetch(`${server.url}/api/v1/nodes`);
+    const list = (await res.json()) as { items: { metadata: { name: string }; status: Status }[] };
+    expect(list.items.map((n) => n.metadata.name)).toEqual(['chaos-lab-control-plane']);
+    expect(list.items[0]?.status).toMatchObject({
+      allocatable: { cpu: '4', memory: '8025424Ki' },
+      addresses: [{ type: 'InternalIP', address: '172.18.0.2' }, { type: 'Hostname' }],
+    });
+    const small = await startFakeApiServer({
+      nodes: [{ name: 'tiny', cpu: '2', memory: '1Gi', ready: false }],
+    });
+    try {
+      const node = (await (await fetch(`${small.url}/api/v1/nodes/tiny`)).json()) as { status: Status };
+      expect(node.status).toMatchObject({
+        allocatable: { cpu: '2', memory: '1Gi' },
+        conditions: expect.arrayContaining([expect.objectContaining({ type: 'Ready', status: 'Unknown' })]),
+      });
+    } finally {
+      await small.close();
+    }
+  });
 });
 
 describe('exec and port-forward', () => {

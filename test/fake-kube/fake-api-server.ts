@@ -5,7 +5,9 @@
  *
  * Served:
  * - `GET /version`, `/api`, `/apis`, `/api/v1`, `/apis/<group>/<version>` (discovery for the kinds in
- *   resources.ts: everything `npm run synth` emits, plus Pod, ReplicaSet, Job, ClusterRole(Binding)).
+ *   resources.ts: everything `npm run synth` emits, plus Pod, Node, ReplicaSet, Job, ClusterRole(Binding)).
+ * - Nodes as their kubelets register them (`nodes`, default one: kind's `chaos-lab-control-plane`,
+ *   Ready, 4 CPUs and about 7.7 GiB allocatable, InternalIP 172.18.0.2).
  * - Server-side apply: `PATCH <object path>?fieldManager=…&force=…` with Content-Type
  *   `application/apply-patch+yaml` (any other patch type → 415), create-or-update, field ownership and
  *   409 Conflict Status with `FieldManagerConflict` causes as the real server sends them (the
@@ -34,13 +36,14 @@
  *   at once.
  *
  * Options: `readyDelayMs` (30), `terminationDelayMs` (10), `namespaceTerminationMs` (100),
- * `token` (require a bearer token), `gitVersion` ('v1.33.1').
+ * `token` (require a bearer token), `gitVersion` ('v1.33.1'), `nodes` ([DEFAULT_NODE]).
  *
  * Scenario API (on the object startFakeApiServer resolves to):
  * - `kubeconfig(path?, { context?, namespace? })` writes a kubeconfig (context `kind-chaos-lab`,
  *   bearer token when the server was started with one) and resolves to its path.
  * - `neverReady(ns, deployment, { reason?, message?, container?, restartCount? })`, `heal(ns, deployment)`,
- *   `setRestartCount(ns, pod, container, n)`.
+ *   `setRestartCount(ns, pod, container, n)`, `restartContainer(ns, pod, container, { exitCode?, readyAfterMs? })`
+ *   (the kubelet after the container's process died: restartCount + 1, the pod not Ready for a while).
  * - `onExec((call) => ({ stdout?, stderr?, exitCode?, error? }) | Promise<…>)`: the last handler
  *   registered that does not return undefined answers; default: exit 127 `<cmd>: not found`.
  *   `execs` records every call.
@@ -73,10 +76,10 @@ import {
 } from './resources.ts';
 import { ApplyConflict, type Obj, Store, type StoreEvent } from './store.ts';
 import { type ExecCall, type ExecHandler, PodStreams, type PortTarget } from './streams.ts';
-import { type PodFailure, Workloads } from './workloads.ts';
+import { DEFAULT_NODE, type FakeNode, NODES, nodeObject, type PodFailure, Workloads } from './workloads.ts';
 
 export type { ExecCall, ExecHandler, ExecReply, PortTarget } from './streams.ts';
-export type { PodFailure } from './workloads.ts';
+export type { FakeNode, PodFailure } from './workloads.ts';
 
 export interface FakeApiServerOptions {
   /** From Pod creation to Running/Ready. @default 30 */
@@ -89,6 +92,8 @@ export interface FakeApiServerOptions {
   readonly token?: string;
   /** What `GET /version` reports. @default 'v1.33.1' */
   readonly gitVersion?: string;
+  /** The cluster's nodes. @default [DEFAULT_NODE] */
+  readonly nodes?: readonly FakeNode[];
 }
 
 export interface RecordedRequest {
@@ -107,6 +112,12 @@ export interface FakeApiServer {
   neverReady(namespace: string, deployment: string, failure?: PodFailure): void;
   heal(namespace: string, deployment: string): void;
   setRestartCount(namespace: string, pod: string, container: string, restartCount: number): void;
+  restartContainer(
+    namespace: string,
+    pod: string,
+    container: string,
+    options?: { readonly exitCode?: number; readonly readyAfterMs?: number },
+  ): void;
   onExec(handler: ExecHandler): void;
   forwardPodPort(pod: string | RegExp, port: number, target: PortTarget): void;
   applyAs(manager: string, object: Record<string, unknown>, options?: { force?: boolean }): Obj;
@@ -125,6 +136,7 @@ const NAMESPACES = resourceByKind('v1', 'Namespace') as ApiResource;
 
 export async function startFakeApiServer(options: FakeApiServerOptions = {}): Promise<FakeApiServer> {
   const store = new Store();
+  for (const node of options.nodes ?? [DEFAULT_NODE]) store.create(NODES, nodeObject(node));
   const workloads = new Workloads(store, options);
   const streams = new PodStreams(store);
   const requests: RecordedRequest[] = [];
@@ -190,6 +202,8 @@ export async function startFakeApiServer(options: FakeApiServerOptions = {}): Pr
     neverReady: (ns, deployment, failure) => workloads.neverReady(ns, deployment, failure),
     heal: (ns, deployment) => workloads.heal(ns, deployment),
     setRestartCount: (ns, pod, container, n) => workloads.setRestartCount(ns, pod, container, n),
+    restartContainer: (ns, pod, container, restartOptions) =>
+      workloads.restartContainer(ns, pod, container, restartOptions),
     onExec: (handler) => streams.onExec(handler),
     forwardPodPort: (pod, podPort, target) => streams.forwardPodPort(pod, podPort, target),
     applyAs(manager, object, applyOptions = {}) {

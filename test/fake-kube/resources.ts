@@ -1,5 +1,5 @@
 /**
- * The API resources the fake API server serves: the kinds `npm run synth` emits, plus Pod and Job.
+ * The API resources the fake API server serves: the kinds `npm run synth` emits, plus Pod, Node and Job.
  * Discovery (`GET /api/v1`, `GET /apis/apps/v1`, …) answers from this table, because client-node's
  * KubernetesObjectApi asks it whether a kind is namespaced and what its plural is before every call.
  */
@@ -29,6 +29,7 @@ export const RESOURCES: readonly ApiResource[] = [
     shortNames: ['sa'],
   },
   { groupVersion: 'v1', kind: 'Pod', plural: 'pods', namespaced: true, shortNames: ['po'] },
+  { groupVersion: 'v1', kind: 'Node', plural: 'nodes', namespaced: false, shortNames: ['no'] },
   {
     groupVersion: 'apps/v1',
     kind: 'Deployment',

@@ -11,6 +11,7 @@ import type { Obj, Store, StoreEvent } from './store.ts';
 
 const DEPLOYMENTS = resourceByKind('apps/v1', 'Deployment')!;
 const PODS = resourceByKind('v1', 'Pod')!;
+export const NODES = resourceByKind('v1', 'Node')!;
 /** The characters Kubernetes uses for generated name suffixes (no vowels, no look-alikes). */
 const SAFE = 'bcdfghjklmnpqrstvwxz2456789';
 
@@ -23,6 +24,60 @@ export interface PodFailure {
   readonly container?: string;
   /** @default 3 */
   readonly restartCount?: number;
+}
+
+/** A node as its kubelet registers it. */
+export interface FakeNode {
+  readonly name: string;
+  /** status.allocatable.cpu. @default '4' */
+  readonly cpu?: string;
+  /** status.allocatable.memory. @default '8025424Ki' (a kind node on a laptop with 8 GiB) */
+  readonly memory?: string;
+  /** The Ready condition. @default true */
+  readonly ready?: boolean;
+  /** status.addresses. @default InternalIP 172.18.0.2 (kind's first node on its docker network), Hostname */
+  readonly addresses?: readonly { readonly type: string; readonly address: string }[];
+}
+
+/** The one node a fake cluster has unless told otherwise: kind's control-plane node. */
+export const DEFAULT_NODE: FakeNode = { name: 'chaos-lab-control-plane' };
+
+export function nodeObject(node: FakeNode): Obj {
+  const ready = node.ready ?? true;
+  const allocatable = { cpu: node.cpu ?? '4', memory: node.memory ?? '8025424Ki', pods: '110' };
+  return {
+    apiVersion: 'v1',
+    kind: 'Node',
+    metadata: {
+      name: node.name,
+      labels: { 'kubernetes.io/hostname': node.name, 'kubernetes.io/os': 'linux' },
+    },
+    spec: {},
+    status: {
+      capacity: allocatable,
+      allocatable,
+      conditions: [
+        { type: 'MemoryPressure', status: 'False', reason: 'KubeletHasSufficientMemory' },
+        ready
+          ? {
+              type: 'Ready',
+              status: 'True',
+              reason: 'KubeletReady',
+              message: 'kubelet is posting ready status',
+            }
+          : {
+              type: 'Ready',
+              status: 'Unknown',
+              reason: 'NodeStatusUnknown',
+              message: 'Kubelet stopped posting node status.',
+            },
+      ],
+      addresses: node.addresses ?? [
+        { type: 'InternalIP', address: '172.18.0.2' },
+        { type: 'Hostname', address: node.name },
+      ],
+    },
+  };
 }
 
 export interface WorkloadOptions {
@@ -82,6 +137,44 @@ export class Workloads {
       if (!status) throw new Error(`pod ${namespace}/${pod} has no container ${container}`);
       status.restartCount = restartCount;
     });
+  }
+
+  /**
+   * What the kubelet does when a container's process dies (a SIGKILL, a crash): the container
+   * restarts in the same pod, its restartCount goes up by one, its last state says how it ended,
+   * and the pod is not Ready until the new container is, `readyAfterMs` later.
+   */
+  restartContainer(
+    namespace: string,
+    pod: string,
+    container: string,
+    options: { readonly exitCode?: number; readonly readyAfterMs?: number } = {},
+  ): void {
+    const now = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
+    const updated = this.store.update(PODS, namespace, pod, (o) => {
+      const status = o.status as {
+        conditions?: { type: string; status: string; reason?: string; message?: string }[];
+        containerStatuses?: Record<string, unknown>[];
+      };
+      const found = status?.containerStatuses?.find((s) => s.name === container);
+      if (!found) throw new Error(`pod ${namespace}/${pod} has no container ${container}`);
+      found.restartCount = Number(found.restartCount ?? 0) + 1;
+      found.ready = false;
+      found.started = true;
+      found.lastState = {
+        terminated: { exitCode: options.exitCode ?? 137, reason: 'Error', finishedAt: now },
+      };
+      found.state = { running: { startedAt: now } };
+      const unready = {
+        status: 'False',
+        reason: 'ContainersNotReady',
+        message: `containers with unready status: [${container}]`,
+      };
+      status.conditions = (status.conditions ?? []).map((c) =>
+        c.type === 'Ready' || c.type === 'ContainersReady' ? { type: c.type, ...unready } : c,
+      );
+    });
+    this.later(options.readyAfterMs ?? this.readyDelayMs, () => this.start(updated));
   }
 
   /**
@@ -235,7 +328,7 @@ export class Workloads {
     this.store.update(PODS, namespace, name, (o) => {
       const previous = (o.status ?? {}) as {
         podIP?: string;
-        containerStatuses?: { restartCount?: number }[];
+        containerStatuses?: { restartCount?: number; lastState?: unknown }[];
       };
       const ready = failing === undefined;
       o.status = {
@@ -283,6 +376,9 @@ export class Workloads {
                 ready: true,
                 started: true,
                 restartCount: previous.containerStatuses?.[i]?.restartCount ?? 0,
+                ...(previous.containerStatuses?.[i]?.lastState
+                  ? { lastState: previous.containerStatuses[i]?.lastState }
+                  : {}),
                 state: { running: { startedAt: now } },
               },
         ),

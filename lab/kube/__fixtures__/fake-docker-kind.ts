@@ -7,6 +7,8 @@
  * - FAKE_DOCKER: `running` (default), `stopped` (the daemon is not running), `denied` (socket
  *   permission denied);
  * - FAKE_BUILD: `ok` (default), `fail`, or `slow` (prints a step, then sleeps: for Ctrl-C);
+ * - FAKE_IMAGE_ID: the 64 hex digits `docker image inspect --format {{.Id}}` gives the image after
+ *   `sha256:` (a rebuild that changed it gives another); FAKE_IMAGE=missing: there is no image;
  * - FAKE_KIND_VERSION: what `kind version` says (default 0.31.0);
  * - the kind cluster exists while `<state>/cluster` holds its name (`kind create cluster` writes
  *   the name kind would give it: `--name`, else the configuration's `name:`, else `kind`).
@@ -46,6 +48,15 @@ case "$1" in
     echo '#14 exporting to image' >&2
     echo '#14 naming to docker.io/library/chaos-lab:dev done' >&2
     echo '#14 DONE 0.4s' >&2 ;;
+  image)
+    # docker image inspect --format {{.Id}} <image>
+    if [ "\${FAKE_IMAGE:-present}" = missing ]; then
+      echo '[]'
+      echo "Error response from daemon: No such image: $5" >&2
+      exit 1
+    fi
+    echo "sha256:\${FAKE_IMAGE_ID:-5f0c2d1e8a9b7c6d5e4f3a2b1c0d9e8f7a6b5c4d3e2f1a0b9c8d7e6f5a4b3c2d}" ;;
+  tag) ;;
   *) echo "docker: '$1' is not a docker command." >&2; exit 1 ;;
 esac
 `;
@@ -78,7 +89,11 @@ case "$1" in
     echo "Set kubectl context to \\"kind-$name\\"" >&2
     echo "$name" > "$FAKE_STATE/cluster" ;;
   load)
-    echo "Image: \\"$3\\" with ID \\"sha256:5f0c2d1e\\" not yet present on node \\"chaos-lab-control-plane\\", loading..." ;;
+    shift 2
+    while [ $# -gt 0 ] && [ "$1" != --name ]; do
+      echo "Image: \\"$1\\" with ID \\"sha256:5f0c2d1e\\" not yet present on node \\"chaos-lab-control-plane\\", loading..."
+      shift
+    done ;;
   delete)
     echo "Deleting cluster \\"$4\\" ..." >&2
     rm -f "$FAKE_STATE/cluster" ;;

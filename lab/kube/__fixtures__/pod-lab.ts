@@ -5,6 +5,12 @@
  * stand-in of services/fault-sidecar/__fixtures__ first on PATH (this kernel has no sch_netem),
  * each pod with its own lease state and qdisc. With `leaseKeepers`, each pod's sidecar also runs its
  * main process, the lease keeper (`fault-sidecar run`), on that same state, as the container does.
+ *
+ * Each pod also has a main process for `fault-sidecar kill-main` to kill: a stand-in whose command
+ * line is the main container's (`… services/main.ts <service>`), alone in the pod's FAULT_PROC_DIR
+ * as it would be in the pod's shared PID namespace. When it is killed, the pod's kubelet part
+ * starts another and calls `onMainRestart` (the fake API server's restartContainer: restartCount
+ * up, the pod not Ready for a moment). The backend behind the pod's port stays up meanwhile.
  */
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -15,6 +21,10 @@ import { synthLab, TEST_SECRETS } from '../../../charts/__fixtures__/manifests.t
 import { FAULT_SIDECAR_CONTAINER } from '../../../charts/fault-sidecar.ts';
 import { LABELS } from '../../../charts/lab-pod.ts';
 import { type RunningBackend, startBackend } from '../../../services/backends/server.ts';
+import {
+  type MainStandIn,
+  startMainStandIn,
+} from '../../../services/fault-sidecar/__fixtures__/main-process.ts';
 import { type RunningGateway, startGateway } from '../../../services/gateway/server.ts';
 import {
   BACKENDS,
@@ -23,7 +33,11 @@ import {
   type Strategy,
   topology,
 } from '../../../services/topology.ts';
-import { type FakeApiServer, startFakeApiServer } from '../../../test/fake-kube/fake-api-server.ts';
+import {
+  type FakeApiServer,
+  type FakeNode,
+  startFakeApiServer,
+} from '../../../test/fake-kube/fake-api-server.ts';
 import { connectCluster } from '../client.ts';
 import type { Cluster, ExecResult } from '../cluster.ts';
 
@@ -65,6 +79,8 @@ export interface PodLabOptions {
    * process from the pod's first backend on, until close(). @default false: only the execs run
    */
   readonly leaseKeepers?: boolean;
+  /** Called when a pod's main process was killed and another started (the kubelet's restart). */
+  readonly onMainRestart?: (pod: string, service: BackendName) => void;
 }
 
 export interface PodLab {
@@ -82,6 +98,8 @@ export interface PodLab {
   keeperLog(pod: string): string;
   /** Pods whose lease keeper is running now. */
   keepersRunning(): string[];
+  /** The pid of the pod's main process now (a new one after each kill). */
+  mainPid(pod: string): number | undefined;
   close(): Promise<void>;
 }
 
@@ -99,6 +117,8 @@ export async function startPodLab(adminToken: string, options: PodLabOptions = {
   const pods = new Map<string, Promise<LabPod>>();
   const gateways: RunningGateway[] = [];
   const keepers = new Map<string, { child: ChildProcess; log: string[] }>();
+  const mains = new Map<string, MainStandIn>();
+  let closing = false;
   const dirOf = (pod: string) => {
     const dir = path.join(work, pod);
     mkdirSync(dir, { recursive: true });
@@ -113,7 +133,22 @@ export async function startPodLab(adminToken: string, options: PodLabOptions = {
       FAULT_POLL_SECONDS: String(KEEPER_POLL_SECONDS),
       TC_SHIM_LOG: path.join(dir, 'tc.log'),
       TC_SHIM_STATE: path.join(dir, 'qdisc'),
+      FAULT_PROC_DIR: path.join(dir, 'proc'),
     };
+  };
+  /** The pod's main process, alone in its proc directory; started again after it is killed. */
+  const startMain = (pod: string, service: BackendName) => {
+    const procDir = path.join(dirOf(pod), 'proc');
+    mkdirSync(procDir, { recursive: true });
+    const main = startMainStandIn(service);
+    main.linkInto(procDir);
+    mains.set(pod, main);
+    void main.ended.then(({ signal }) => {
+      rmSync(path.join(procDir, String(main.pid)), { force: true });
+      if (closing || signal !== 'SIGKILL') return;
+      startMain(pod, service);
+      options.onMainRestart?.(pod, service);
+    });
   };
   const startKeeper = (pod: string) => {
     const child = spawn('/bin/sh', ['-c', KEEPER_WRAPPER, SIDECAR], {
@@ -130,6 +165,7 @@ export async function startPodLab(adminToken: string, options: PodLabOptions = {
       let started = pods.get(pod);
       if (!started) {
         if (options.leaseKeepers) startKeeper(pod);
+        startMain(pod, service);
         started = startBackend(
           {
             name: service,
@@ -200,13 +236,18 @@ export async function startPodLab(adminToken: string, options: PodLabOptions = {
     keeperLog(pod) {
       return keepers.get(pod)?.log.join('') ?? '';
     },
+    mainPid(pod) {
+      return mains.get(pod)?.pid;
+    },
     keepersRunning() {
       return [...keepers]
         .filter(([, k]) => k.child.exitCode === null && k.child.signalCode === null)
         .map(([pod]) => pod);
     },
     async close() {
+      closing = true;
       await Promise.all([...keepers.values()].map((k) => stopKeeper(k.child)));
+      await Promise.all([...mains.values()].map((m) => m.stop()));
       const started = await Promise.allSettled(pods.values());
       await Promise.allSettled([
         ...gateways.map((g) => g.close()),
@@ -254,13 +295,31 @@ export interface FakeLab {
   close(): Promise<void>;
 }
 
-export type FakeLabOptions = PodLabOptions;
+export interface FakeLabOptions extends Omit<PodLabOptions, 'onMainRestart'> {
+  /** The fake cluster's nodes. @default the fake API server's one kind node */
+  readonly nodes?: readonly FakeNode[];
+}
+
+/** How long a restarted main container stays not Ready in the fake lab. */
+export const RESTART_READY_MS = 200;
 
 export async function startFakeLab(options: FakeLabOptions = {}): Promise<FakeLab> {
-  const fake = await startFakeApiServer({ readyDelayMs: 20 });
+  const fake = await startFakeApiServer({
+    readyDelayMs: 20,
+    ...(options.nodes ? { nodes: options.nodes } : {}),
+  });
   const work = mkdtempSync(path.join(tmpdir(), 'fake-lab-'));
   const cluster = connectCluster({ kubeconfigPath: await fake.kubeconfig(path.join(work, 'kubeconfig')) });
-  const lab = await startPodLab(TEST_SECRETS.adminToken, options);
+  const { nodes: _nodes, ...podLabOptions } = options;
+  const lab = await startPodLab(TEST_SECRETS.adminToken, {
+    ...podLabOptions,
+    // The kubelet's part: the killed container restarts in its pod, and the API says so.
+    onMainRestart: (pod, service) => {
+      if (fake.pods('chaos-lab').some((p) => p.metadata.name === pod)) {
+        fake.restartContainer('chaos-lab', pod, service, { readyAfterMs: RESTART_READY_MS });
+      }
+    },
+  });
   const manifests = synthLab({ observability: false });
   for (const manifest of manifests) fake.applyAs('chaos-lab', asStored(manifest));
   const podsOf = (service: BackendName) =>
