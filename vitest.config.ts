@@ -1,7 +1,10 @@
 import { defineConfig } from 'vitest/config';
 
-// Two tiers, selectable with `--project`: fast in-process tests, and end-to-end tests
-// that start real processes on loopback.
+// Tiers, selectable with `--project`: fast in-process tests, end-to-end tests that start real
+// processes on loopback, and — only when the test cluster is up (`npm run test:cluster` starts
+// it and sets CHAOS_LAB_TEST_CLUSTER) — the lab on a real Kubernetes.
+const onTestCluster = Boolean(process.env.CHAOS_LAB_TEST_CLUSTER);
+
 export default defineConfig({
   test: {
     projects: [
@@ -30,6 +33,20 @@ export default defineConfig({
           fileParallelism: false,
         },
       },
+      ...(onTestCluster
+        ? [
+            {
+              extends: true as const,
+              test: {
+                name: 'cluster',
+                include: ['test/cluster/**/*.test.ts'],
+                testTimeout: 15 * 60_000,
+                hookTimeout: 5 * 60_000,
+                fileParallelism: false,
+              },
+            },
+          ]
+        : []),
     ],
   },
 });
