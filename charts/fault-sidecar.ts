@@ -7,7 +7,7 @@
  * in it.
  */
 import { Size } from 'cdk8s';
-import { Capability, type ContainerProps, Cpu, EnvValue, type Volume } from 'cdk8s-plus-27';
+import { Capability, type ContainerProps, Cpu, EnvFieldPaths, EnvValue, type Volume } from 'cdk8s-plus-27';
 import { kubernetesCapability, LAB_IMAGE_PULL_POLICY } from './cdk8s-plus-workarounds.ts';
 
 /** Container name the Kubernetes target execs into. */
@@ -36,6 +36,9 @@ export function faultSidecarContainer(options: FaultSidecarOptions): ContainerPr
       FAULT_DEV: EnvValue.fromValue(FAULT_DEVICE),
       FAULT_STATE_DIR: EnvValue.fromValue(FAULT_STATE_DIR),
       FAULT_POLL_SECONDS: EnvValue.fromValue('1'),
+      // The node's address: the kubelet's probes come from there, and netem must not delay their
+      // answers (fault-sidecar.sh sorts them into a class netem never sees).
+      HOST_IP: EnvValue.fromFieldRef(EnvFieldPaths.NODE_IP),
     },
     // A shell that sleeps, and tc now and then: cdk8s-plus-27's default 1 CPU / 512 MiB would
     // be reserved for nothing.

@@ -172,6 +172,8 @@ describe('LabChart', () => {
       });
       expect(sidecar.ports).toBeUndefined();
       expect(sidecar.volumeMounts).toEqual([{ mountPath: '/run/fault-sidecar', name: 'fault-state' }]);
+      // The node's address, whose packets (the kubelet's probes' answers) netem never delays.
+      expect(envOf(sidecar).HOST_IP?.valueFrom).toEqual({ fieldRef: { fieldPath: 'status.hostIP' } });
     }
     for (const strategy of STRATEGIES) {
       const names = find(manifests, 'Deployment', `gateway-${strategy}`).spec.template.spec.containers.map(

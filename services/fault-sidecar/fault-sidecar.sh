@@ -6,7 +6,7 @@
 # `run`, which removes the fault once its lease runs out and when the pod stops. So a runner that
 # is killed leaves no qdisc behind: the lease expires inside the pod, with no one outside to ask.
 #
-#   fault-sidecar apply --for 10s delay 400ms 20ms   # tc qdisc replace dev eth0 root netem …
+#   fault-sidecar apply --for 10s delay 400ms 20ms   # netem on eth0, for the pod's traffic only
 #   fault-sidecar renew --for 10s                    # extend the lease of the applied fault
 #   fault-sidecar clear                              # remove it now
 #   fault-sidecar status                             # one line of JSON: lease and qdisc
@@ -20,13 +20,23 @@
 # ignores SIGKILL sent from inside its namespace; and it needs CAP_KILL, the service running as
 # another user.
 #
+# The kubelet's probes are not faulted. netem on eth0 delays (or drops) what the pod sends, and
+# the answers to the kubelet's probes go out there too: a 1 s latency would fail readiness (the
+# fault would become an outage) and liveness (the kubelet would restart the pods). So the root
+# qdisc is an htb whose default class carries netem, and packets to the node's own addresses —
+# where the probes come from: HOST_IP (the downward API's status.hostIP) and the pod's default
+# gateway (the node's end of a bridge CNI) — go to a class that is never faulted. htb, not prio:
+# it is the classful qdisc that even minimal kernels carry.
+#
 # Exit codes: 0 done; tc's own status when tc fails; 2 bad usage; 3 nothing to renew;
 # 4 the state lock could not be taken; 5 no main process to kill; 6 the signal was refused.
 #
 # Environment: FAULT_DEV (eth0), FAULT_STATE_DIR (/run/fault-sidecar, an emptyDir that
 # survives a restart of this container, so a restarted keeper still honours the lease),
 # FAULT_POLL_SECONDS (1; how often `run` looks at the lease), FAULT_PROC_DIR (/proc; where
-# kill-main looks for processes: a test gives it a directory of its own processes only).
+# kill-main looks for processes: a test gives it a directory of its own processes only),
+# FAULT_NODE_ADDRESSES (the node's IPv4 addresses, space-separated; default: HOST_IP and the
+# default gateway).
 #
 # POSIX sh plus tc (iproute2), flock (util-linux), date, tr, grep and sed: nothing else is in
 # the image's sidecar path, and a shell starts in a millisecond where node would take half a
@@ -124,10 +134,41 @@ netem_present() {
   tc qdisc show dev "$DEV" 2>/dev/null | grep -q 'qdisc netem'
 }
 
-# Removes the netem root qdisc if there is one, and the lease. Deleting the root qdisc when
-# none was added fails in tc ("handle of zero"), so look first.
+# The htb root this script makes (see the top): its class 1:10 carries netem, 1:20 the node's.
+shaping_present() {
+  tc qdisc show dev "$DEV" 2>/dev/null | grep -q '^qdisc htb 1: root'
+}
+
+# The node's IPv4 addresses, whose traffic is never faulted (see the top).
+node_addresses() {
+  if [ -n "${FAULT_NODE_ADDRESSES+set}" ]; then
+    addresses=$FAULT_NODE_ADDRESSES
+  else
+    addresses="${HOST_IP:-} $(ip -4 route show default 2>/dev/null | sed -n 's/.* via \([0-9.]*\).*/\1/p')"
+  fi
+  for address in $addresses; do
+    case $address in
+      *[!0-9.]*) echo "$PROG: ignoring \"$address\": not an IPv4 address" >&2 ;;
+      *) echo "$address" ;;
+    esac
+  done | sort -u
+}
+
+# The htb root with the pod's class (netem goes under it) and the node's class, and a filter for
+# each address given. Rates far above any pod's: htb only sorts here, it never shapes.
+make_shaping() {
+  tc qdisc replace dev "$DEV" root handle 1: htb default 10 &&
+    tc class replace dev "$DEV" parent 1: classid 1:10 htb rate 10gbit quantum 60000 &&
+    tc class replace dev "$DEV" parent 1: classid 1:20 htb rate 10gbit quantum 60000 || return
+  for address in "$@"; do
+    tc filter add dev "$DEV" parent 1: protocol ip prio 1 u32 match ip dst "$address/32" flowid 1:20 || return
+  done
+}
+
+# Removes what apply made (netem, and the htb root it hangs from) if it is there, and the lease.
+# Deleting the root qdisc when none was added fails in tc ("handle of zero"), so look first.
 remove_fault() {
-  if netem_present; then
+  if netem_present || shaping_present; then
     out=$(tc qdisc del dev "$DEV" root 2>&1)
     status=$?
     if [ "$status" -ne 0 ]; then
@@ -179,18 +220,28 @@ cmd_apply() {
   # The lease is written before tc runs: an apply killed halfway still leaves a lease for the
   # keeper to expire, never a qdisc that nothing will remove.
   write_lease "$(($(now) + seconds))" "$*" || exit 4
-  out=$(tc qdisc replace dev "$DEV" root netem "$@" 2>&1)
-  status=$?
-  if [ "$status" -ne 0 ]; then
+  step="the htb root for netem on $DEV"
+  failure=0
+  # shellcheck disable=SC2046 # one word per address
+  shaping_present || out=$(make_shaping $(node_addresses) 2>&1) || failure=$?
+  if [ "$failure" -eq 0 ]; then
+    step="tc qdisc replace dev $DEV parent 1:10 handle 10: netem $*"
+    out=$(tc qdisc replace dev "$DEV" parent 1:10 handle 10: netem "$@" 2>&1) || failure=$?
+  fi
+  if [ "$failure" -ne 0 ]; then
+    message="$PROG: $step failed (exit $failure): $out"
+    hint=$(hint_for "$out")
     if [ -n "$previous" ]; then
       printf '%s\n' "$previous" >"$LEASE_FILE"
     else
+      # Nothing was faulted before: what this apply made goes (netem's replace is atomic, so a
+      # fault that was there is left as it was).
+      remove_fault >/dev/null 2>&1
       rm -f "$LEASE_FILE"
     fi
-    echo "$PROG: tc qdisc replace dev $DEV root netem $* failed (exit $status): $out" >&2
-    hint=$(hint_for "$out")
+    echo "$message" >&2
     [ -z "$hint" ] || echo "$PROG: $hint" >&2
-    exit "$status"
+    exit "$failure"
   fi
   print_status
   release_lock
@@ -275,7 +326,7 @@ expire_if_due() {
       echo "$PROG: lease expired: removing netem $(lease_field netem) from $DEV" >&2
       remove_fault
     fi
-  elif netem_present; then
+  elif netem_present || shaping_present; then
     echo "$PROG: netem on $DEV without a lease: removing it" >&2
     remove_fault
   fi

@@ -6,7 +6,16 @@
  */
 import { type ChildProcess, execFile, spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import {
+  chmodSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -83,6 +92,8 @@ beforeEach(() => {
     FAULT_POLL_SECONDS: '0.1',
     TC_SHIM_LOG: path.join(work, 'tc.log'),
     TC_SHIM_STATE: path.join(work, 'qdisc'),
+    // As in a pod: the node's end of the pod network and the node itself.
+    FAULT_NODE_ADDRESSES: '10.244.0.1 172.18.0.2',
   };
 });
 
@@ -97,11 +108,21 @@ afterEach(async () => {
 });
 
 describe('fault-sidecar apply', { timeout: 30_000 }, () => {
-  it('replaces the root qdisc of eth0 with netem and takes a lease', async () => {
+  it("puts netem under an htb root of eth0, for the pod's traffic only, and takes a lease", async () => {
     const before = Math.floor(Date.now() / 1000);
     const run = await sidecar(['apply', '--for', '10s', 'delay', '400ms', '20ms']);
     expect(run.code, run.stderr).toBe(0);
-    expect(tcCalls()).toContain('qdisc replace dev eth0 root netem delay 400ms 20ms');
+    expect(tcCalls()).toEqual([
+      'qdisc show dev eth0',
+      'qdisc replace dev eth0 root handle 1: htb default 10',
+      'class replace dev eth0 parent 1: classid 1:10 htb rate 10gbit quantum 60000',
+      'class replace dev eth0 parent 1: classid 1:20 htb rate 10gbit quantum 60000',
+      'filter add dev eth0 parent 1: protocol ip prio 1 u32 match ip dst 10.244.0.1/32 flowid 1:20',
+      'filter add dev eth0 parent 1: protocol ip prio 1 u32 match ip dst 172.18.0.2/32 flowid 1:20',
+      'qdisc replace dev eth0 parent 1:10 handle 10: netem delay 400ms 20ms',
+      'qdisc show dev eth0',
+      'qdisc show dev eth0',
+    ]);
     const printed = JSON.parse(run.stdout) as Status;
     expect(printed.netemQdisc).toBe(true);
     expect(printed.lease?.netem).toBe('delay 400ms 20ms');
@@ -112,7 +133,7 @@ describe('fault-sidecar apply', { timeout: 30_000 }, () => {
   it('takes the interface from FAULT_DEV', async () => {
     const run = await sidecar(['apply', '--for', '1m', 'loss', '20%'], { FAULT_DEV: 'net1' });
     expect(run.code, run.stderr).toBe(0);
-    expect(tcCalls()).toContain('qdisc replace dev net1 root netem loss 20%');
+    expect(tcCalls()).toContain('qdisc replace dev net1 parent 1:10 handle 10: netem loss 20%');
   });
 
   it("propagates a failing tc's exit status, says why, and keeps no lease", async () => {
@@ -121,10 +142,51 @@ describe('fault-sidecar apply', { timeout: 30_000 }, () => {
     });
     expect(run.code).toBe(2);
     expect(run.stderr).toContain(
-      'fault-sidecar: tc qdisc replace dev eth0 root netem delay 100ms failed (exit 2): Error: Specified qdisc kind is unknown.',
+      'fault-sidecar: tc qdisc replace dev eth0 parent 1:10 handle 10: netem delay 100ms failed (exit 2): Error: Specified qdisc kind is unknown.',
     );
     expect(run.stderr).toContain('no sch_netem');
-    expect((await status()).lease).toBeNull();
+    const after = await status();
+    expect(after.lease).toBeNull();
+    // The htb root made for it is gone too: nothing is left on the interface.
+    expect(after.qdisc).toBe('qdisc noqueue 0: root refcnt 2');
+    expect(tcCalls()).toContain('qdisc del dev eth0 root');
+  });
+
+  it("never faults the node's addresses, where the kubelet's probes come from: HOST_IP and the default gateway", async () => {
+    const run = await sidecar(['apply', '--for', '10s', 'delay', '1s'], {
+      FAULT_NODE_ADDRESSES: undefined,
+      HOST_IP: '172.18.0.7',
+    });
+    expect(run.code, run.stderr).toBe(0);
+    const filters = tcCalls().filter((c) => c.startsWith('filter add'));
+    expect(filters).toContain(
+      'filter add dev eth0 parent 1: protocol ip prio 1 u32 match ip dst 172.18.0.7/32 flowid 1:20',
+    );
+    // The default gateway of the machine running the test, as `ip route` gives it.
+    const gateway = /via (\d+\.\d+\.\d+\.\d+)/.exec(
+      spawnSync('ip', ['-4', 'route', 'show', 'default'], { encoding: 'utf8' }).stdout,
+    )?.[1];
+    if (gateway) {
+      expect(filters).toContain(
+        `filter add dev eth0 parent 1: protocol ip prio 1 u32 match ip dst ${gateway}/32 flowid 1:20`,
+      );
+    }
+    // A second fault replaces netem's parameters and keeps the classes and filters as they are.
+    const before = tcCalls().length;
+    expect((await sidecar(['apply', '--for', '10s', 'loss', '5%'])).code).toBe(0);
+    expect(
+      tcCalls()
+        .slice(before)
+        .filter((c) => !c.startsWith('qdisc show')),
+    ).toEqual(['qdisc replace dev eth0 parent 1:10 handle 10: netem loss 5%']);
+    expect((await sidecar(['clear'])).code).toBe(0);
+    const refused = await sidecar(['apply', '--for', '10s', 'delay', '1s'], {
+      FAULT_NODE_ADDRESSES: '10.0.0.1 10.0.0.1;reboot',
+    });
+    expect(refused.stderr).toContain('ignoring "10.0.0.1;reboot": not an IPv4 address');
+    expect(tcCalls().filter((c) => c.includes('10.0.0.1'))).toEqual([
+      'filter add dev eth0 parent 1: protocol ip prio 1 u32 match ip dst 10.0.0.1/32 flowid 1:20',
+    ]);
   });
 
   it('keeps the lease of the fault still in place when replacing it fails', async () => {
@@ -231,7 +293,16 @@ describe('fault-sidecar run (the lease keeper)', { timeout: 30_000 }, () => {
 
   it('removes a netem qdisc that has no lease (left by an apply that died)', async () => {
     // As if `apply` had been killed after tc ran and the lease file were lost.
-    spawnSync('tc', ['qdisc', 'replace', 'dev', 'eth0', 'root', 'netem', 'delay', '1s'], { env });
+    spawnSync('tc', ['qdisc', 'replace', 'dev', 'eth0', 'root', 'handle', '1:', 'htb', 'default', '10'], {
+      env,
+    });
+    spawnSync(
+      'tc',
+      ['qdisc', 'replace', 'dev', 'eth0', 'parent', '1:10', 'handle', '10:', 'netem', 'delay', '1s'],
+      {
+        env,
+      },
+    );
     expect((await status()).netemQdisc).toBe(true);
     const { stderr } = startKeeper();
     await eventually(
@@ -335,6 +406,61 @@ describe('fault-sidecar with the real tc, in a network namespace of its own', { 
         expect(run.stderr).toContain("the node's kernel has no sch_netem module");
       }
       expect(finalStatus).toMatchObject({ dev: 'lo', lease: null, netemQdisc: false });
+      // Nothing of what apply made is left: no htb root either.
+      expect(finalStatus.qdisc).not.toContain('htb');
+    },
+  );
+
+  it.skipIf(reason !== undefined)(
+    "sorts packets to the node's addresses into the class netem never sees, the pod's into netem's",
+    () => {
+      // Two network namespaces joined by a veth pair: the "pod" (10.99.0.1) and, beyond it, the
+      // "node" (10.99.0.2) and another pod (10.99.0.3). The real tc does the work, with netem —
+      // which this kernel may lack — stood in for by pfifo: what is checked is where packets go.
+      const tag = randomBytes(3).toString('hex');
+      const [pod, peer] = [`fs-pod-${tag}`, `fs-peer-${tag}`];
+      const realTc = spawnSync('sh', ['-c', 'command -v tc'], { encoding: 'utf8' }).stdout.trim();
+      const bin = path.join(work, 'real-bin');
+      mkdirSync(bin);
+      writeFileSync(
+        path.join(bin, 'tc'),
+        // No argument of the sidecar's has a space: a word list is enough.
+        `#!/bin/sh\n# The real tc, with netem stood in for by pfifo.\nargs=''\nfor a; do if [ "$a" = netem ]; then args="$args pfifo"; break; fi; args="$args $a"; done\n# shellcheck disable=SC2086\nexec ${realTc} $args\n`,
+      );
+      chmodSync(path.join(bin, 'tc'), 0o755);
+      const send = `const d=require('dgram').createSocket('udp4');const one=(h)=>new Promise((r)=>d.send('x',9,h,r));(async()=>{for(let i=0;i<3;i++)await one('10.99.0.2');for(let i=0;i<5;i++)await one('10.99.0.3');d.close()})()`;
+      const script = [
+        'set -e',
+        `ip netns add ${pod}`,
+        `ip netns add ${peer}`,
+        `ip -n ${pod} link add vx0 type veth peer name vx1 netns ${peer}`,
+        `ip -n ${pod} addr add 10.99.0.1/24 dev vx0`,
+        `ip -n ${pod} link set vx0 up`,
+        `ip -n ${peer} addr add 10.99.0.2/24 dev vx1`,
+        `ip -n ${peer} addr add 10.99.0.3/24 dev vx1`,
+        `ip -n ${peer} link set vx1 up`,
+        `ip netns exec ${pod} env PATH=${bin}:$PATH FAULT_DEV=vx0 FAULT_NODE_ADDRESSES=10.99.0.2 sh ${JSON.stringify(SCRIPT)} apply --for 30s delay 1s >/dev/null`,
+        `ip netns exec ${pod} ${JSON.stringify(process.execPath)} -e ${JSON.stringify(send)}`,
+        `ip netns exec ${pod} tc -s class show dev vx0`,
+      ].join('\n');
+      try {
+        const run = spawnSync('sh', ['-c', script], {
+          env: { ...process.env, FAULT_STATE_DIR: path.join(work, 'state') },
+          encoding: 'utf8',
+          timeout: 20_000,
+        });
+        expect(run.status, run.stderr).toBe(0);
+        const sent = (classid: string) =>
+          Number(
+            new RegExp(`class htb ${classid} [^\\n]*\\n\\s*Sent \\d+ bytes (\\d+) pkt`).exec(run.stdout)?.[1],
+          );
+        // The 3 packets to the node bypass netem; the 5 to the other pod (and ARP) go through it.
+        expect(sent('1:20'), run.stdout).toBe(3);
+        expect(sent('1:10'), run.stdout).toBeGreaterThanOrEqual(5);
+      } finally {
+        spawnSync('ip', ['netns', 'del', pod]);
+        spawnSync('ip', ['netns', 'del', peer]);
+      }
     },
   );
 });

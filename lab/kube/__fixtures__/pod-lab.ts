@@ -90,7 +90,7 @@ export interface PodLab {
   startGateways(): Promise<Record<Strategy, string>>;
   /** Runs `fault-sidecar <args>` as an exec in the pod's sidecar container would. */
   sidecar(pod: string, args: readonly string[]): Promise<ExecResult>;
-  /** Every tc call the pod's sidecar made, one line each (`qdisc replace dev eth0 root netem delay 400ms`). */
+  /** Every tc call the pod's sidecar made, one line each (`qdisc replace dev eth0 parent 1:10 handle 10: netem delay 400ms`). */
   tcCalls(pod: string): string[];
   /** From now, `tc qdisc replace` in the pod fails with this message (undefined: works again). */
   failTc(pod: string, message: string | undefined): void;
