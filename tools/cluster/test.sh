@@ -42,7 +42,17 @@ export KUBECONFIG=$KUBECONFIG_FILE
 export CHAOS_LAB_TEST_CLUSTER=$CONTEXT
 CHAOS_LAB_IMAGE=$(cat "$IMAGES/chaos-lab.tag")
 export CHAOS_LAB_IMAGE
-timed tests npx vitest run --project cluster "$@"
+# The load generator is the instrument: on two cores shared with the whole cluster it must not
+# wait for CPU (else the run withholds its verdict). With autogroup scheduling the session is what
+# the kernel weighs, so the tests' session gets a higher weight while they run.
+autogroup_nice=''
+if [ -w /proc/self/autogroup ]; then
+  autogroup_nice=$(sed -n 's/.* nice \(-\{0,1\}[0-9]*\)$/\1/p' /proc/self/autogroup)
+  echo -10 > /proc/self/autogroup 2>/dev/null || autogroup_nice=''
+fi
+timed tests npx vitest run --project cluster "$@" || tests_status=$?
+[ -z "$autogroup_nice" ] || echo "$autogroup_nice" > /proc/self/autogroup
+[ "${tests_status:-0}" = 0 ] || exit "$tests_status"
 timed down bash "$SRC/down.sh"
 stopped=1
 # Nothing of the cluster is left: no process, no bridge, no rule, no mount.

@@ -142,6 +142,17 @@ kctl -n kube-system rollout status deploy/coredns --timeout=180s >/dev/null
 for daemon in etcd kube-apiserver kube-controller-manager kube-scheduler containerd kubelet kube-proxy kube-router; do
   alive "$daemon"
 done
+# With autogroup scheduling (the kernel's default), nice counts only within a session, and each
+# daemon is a session of its own: it would weigh as much as the whole load generator's session.
+# Each daemon's autogroup is niced instead (the pods are weighed by the kubepods cgroup).
+if [ -e /proc/self/autogroup ]; then
+  own=$(cut -d' ' -f1 /proc/self/autogroup)
+  for pidfile in "$RUNDIR"/*.pid; do
+    pid=$(cat "$pidfile")
+    group=$(cut -d' ' -f1 "/proc/$pid/autogroup" 2>/dev/null) || continue
+    [ "$group" = "$own" ] || echo 10 > "/proc/$pid/autogroup" 2>/dev/null || true
+  done
+fi
 log "cluster DNS ready; the test cluster is up"
 trap - EXIT
 echo "export KUBECONFIG=$KUBECONFIG_FILE   # context $CONTEXT"
