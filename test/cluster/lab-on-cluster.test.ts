@@ -43,6 +43,19 @@ function kubectl(args: readonly string[], timeoutMs = 60_000): Promise<CliRun> {
   });
 }
 
+/** `kubectl port-forward pod/<pod> <local>:<remote>` in the lab's namespace; kill it when done. */
+function portForward(pod: string, local: number, remote: number): ChildProcess {
+  return spawn(KUBECTL, [
+    '--context',
+    CONTEXT,
+    '-n',
+    NAMESPACE,
+    'port-forward',
+    `pod/${pod}`,
+    `${local}:${remote}`,
+  ]);
+}
+
 /** One field of each pod of a component (`account`, `gateway-naive`), by a kubectl jsonpath. */
 async function podFields(component: string, jsonpath: string): Promise<string[]> {
   const out = await kubectl([
@@ -239,15 +252,7 @@ describe.sequential(`the lab on the real cluster ${CONTEXT}`, () => {
   it("Prometheus finds the lab's pods through the API server and scrapes them", async () => {
     const [prometheus] = await podsOf('prometheus');
     expect(prometheus).toBeDefined();
-    const forward = spawn(KUBECTL, [
-      '--context',
-      CONTEXT,
-      '-n',
-      NAMESPACE,
-      'port-forward',
-      `pod/${prometheus}`,
-      '19090:9090',
-    ]);
+    const forward = portForward(prometheus as string, 19090, 9090);
     try {
       const up = await eventually(
         'every backend and gateway pod as an up target of Prometheus',
@@ -285,15 +290,7 @@ describe.sequential(`the lab on the real cluster ${CONTEXT}`, () => {
     ]);
     expect(status.code, status.stderr).toBe(0);
     const port = backend('coin').port;
-    const forward = spawn(KUBECTL, [
-      '--context',
-      CONTEXT,
-      '-n',
-      NAMESPACE,
-      'port-forward',
-      `pod/${pod}`,
-      `19081:${port}`,
-    ]);
+    const forward = portForward(pod as string, 19081, port);
     try {
       const res = await eventually(
         'the agent through the port-forward',
@@ -365,17 +362,7 @@ describe.sequential(`the lab on the real cluster ${CONTEXT}`, () => {
       adminToken: string;
     };
     const port = backend('vip').port;
-    const forwards = vip.map((pod, i) =>
-      spawn(KUBECTL, [
-        '--context',
-        CONTEXT,
-        '-n',
-        NAMESPACE,
-        'port-forward',
-        `pod/${pod}`,
-        `${19100 + i}:${port}`,
-      ]),
-    );
+    const forwards = vip.map((pod, i) => portForward(pod, 19100 + i, port));
     const agentFaults = async () => {
       let count = 0;
       for (let i = 0; i < vip.length; i++) {
