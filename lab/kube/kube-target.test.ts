@@ -249,7 +249,9 @@ describe('latency and loss: tc netem through the fault sidecar', { timeout: 30_0
         '400ms',
         '20ms',
       ]);
-      expect(lab.lab.tcCalls(pod)).toContain('qdisc replace dev eth0 parent 1:10 handle 10: netem delay 400ms 20ms');
+      expect(lab.lab.tcCalls(pod)).toContain(
+        'qdisc replace dev eth0 parent 1:10 handle 10: netem delay 400ms 20ms',
+      );
     }
     expect((await sidecarStatus(first)).lease?.remainingSeconds).toBeLessThanOrEqual(10);
 
@@ -332,7 +334,9 @@ describe('latency and loss: tc netem through the fault sidecar', { timeout: 30_0
       10_000,
     );
     expect(lossy.map((a) => a.instance)).toEqual([first]);
-    expect(lab.lab.tcCalls(first)).toContain('qdisc replace dev eth0 parent 1:10 handle 10: netem delay 400ms 20ms loss 5%');
+    expect(lab.lab.tcCalls(first)).toContain(
+      'qdisc replace dev eth0 parent 1:10 handle 10: netem delay 400ms 20ms loss 5%',
+    );
     await target.remove(slow);
     expect(qdiscChanges(first).at(-1)).toBe('qdisc replace dev eth0 parent 1:10 handle 10: netem loss 5%');
     expect((await sidecarStatus(first)).lease?.netem).toBe('loss 5%');
