@@ -35,6 +35,7 @@
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
 import { FAULT_SIDECAR_CONTAINER } from '../../charts/fault-sidecar.ts';
 import { LABELS, PART_OF } from '../../charts/lab-pod.ts';
 import { ADMIN_TOKEN_KEY, LAB_SECRET_NAME } from '../../charts/lab-secret.ts';
@@ -284,19 +285,6 @@ function oneLine(text: string): string {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** Resolves after `ms`, or at once when `signal` aborts. */
-function pause(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const done = () => {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal.addEventListener('abort', done, { once: true });
-  });
-}
-
 /** Timeout of one sidecar command: it runs tc once, or waits up to 10 s for the state lock. */
 const SIDECAR_TIMEOUT_MS = 20_000;
 /** How often settle() looks at the pods, and how often it repeats a progress line that did not change. */
@@ -437,7 +425,8 @@ class KubeTarget implements Target {
         shown = line;
         shownAt = Date.now();
       }
-      await pause(SETTLE_POLL_MS, signal);
+      // An abort ends the pause at once; the loop's first line then throws the signal's reason.
+      await delay(SETTLE_POLL_MS, undefined, { signal }).catch(() => undefined);
     }
   }
 
