@@ -121,15 +121,37 @@ function atClusterRate(name: string): string {
   return file;
 }
 
-/** Runs an experiment of the catalog on the cluster; returns its result.json and report.html. */
+/**
+ * Runs an experiment of the catalog on the cluster; returns its result.json and report.html.
+ *
+ * A run whose load generator fell behind gives no verdict by design (its figures would not describe
+ * the gateways at the asked rate). On this shared two-core VM that is the machine's doing, not the
+ * lab's — a fresh-clone CI run had 7.3% of the worker-panics' sends over 50 ms late while the
+ * hypervisor stole up to a quarter of the CPU — so such a run is run once more, saying why; a second
+ * run that falls behind fails the test.
+ */
 async function runExperiment(name: string): Promise<{ run: CliRun; result: RunResult; report: string }> {
-  const out = path.join(dir, `out-${name}`);
+  const first = await runExperimentOnce(name, 1);
+  if (!first.result.generator.fellBehind) return first;
+  console.log(
+    `run ${name}: ${first.result.generator.reason ?? 'the load generator fell behind'} — the machine was too busy to keep the asked rate, so the run gives no verdict; running it once more`,
+  );
+  return runExperimentOnce(name, 2);
+}
+
+async function runExperimentOnce(
+  name: string,
+  attempt: number,
+): Promise<{ run: CliRun; result: RunResult; report: string }> {
+  const out = path.join(dir, `out-${name}-${attempt}`);
   const run = await cli(
     home,
     ['run', atClusterRate(name), ...TARGET, '--no-live', '--out', out],
     10 * 60_000,
   );
-  console.log(`run ${name} on ${CONTEXT} (exit ${run.code}):\n${run.stdout}${run.stderr}`);
+  console.log(
+    `run ${name} on ${CONTEXT}, attempt ${attempt} (exit ${run.code}):\n${run.stdout}${run.stderr}`,
+  );
   const [runDir] = readdirSync(out);
   const folder = path.join(out, runDir as string);
   return {
