@@ -15,7 +15,7 @@ import { K6JobChart } from './charts/k6-job.ts';
 import { LabChart } from './charts/lab-chart.ts';
 import { labSecretValues } from './charts/lab-secret.ts';
 
-// The lab's home, resolved as the local lab resolves it (lab/state.ts).
+// The lab's home, resolved as the local lab resolves it (lab/local/state.ts).
 const home = path.resolve(process.env.CHAOS_LAB_HOME || path.join(import.meta.dirname, '.chaos-lab'));
 const app = new App({ outdir: process.env.CDK8S_OUTDIR || 'dist' });
 new LabChart(app, 'chaos-lab', {

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { LABELS } from '../charts/lab-pod.ts';
-import { labLayout } from '../lab/layout.ts';
+import { labLayout } from '../lab/local/layout.ts';
 import { BACKENDS, STRATEGIES } from '../services/topology.ts';
 import {
   DASHBOARDS,

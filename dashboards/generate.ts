@@ -8,7 +8,7 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
-import { DEFAULT_PORT_BASE, labLayout } from '../lab/layout.ts';
+import { DEFAULT_PORT_BASE, labLayout } from '../lab/local/layout.ts';
 import { gatewayOverview } from './gateway-overview.ts';
 import { dashboardProvisioning, datasourceProvisioning } from './provisioning.ts';
 import { kubernetesScrapeConfig, localScrapeConfig } from './scrape-configs.ts';

@@ -10,7 +10,7 @@
  * It also sets `service`/`instance` on the target, so that `up` has them too.
  */
 
-import type { LabLayout } from '../lab/layout.ts';
+import type { LabLayout } from '../lab/local/layout.ts';
 
 /** What the dashboards' rate windows and annotation steps assume (the datasource's `timeInterval`). */
 export const SCRAPE_INTERVAL = '5s';

@@ -1,6 +1,6 @@
 import type { ProxyStatsSnapshot } from '../services/fault-proxy/stats.ts';
-import type { LabStatus } from './control-server.ts';
-import type { LabState } from './state.ts';
+import type { LabStatus } from './local/control-server.ts';
+import type { LabState } from './local/state.ts';
 /**
  * A client of the fault admin APIs — the fault agent's (`/__chaos` on every instance) and the
  * fault proxy's (`/__chaos` on each proxy's admin port), which share paths, bodies and lease

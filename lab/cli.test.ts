@@ -4,10 +4,10 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { startStandInSupervisor } from './__fixtures__/stand-in-supervisor.ts';
 import { main } from './cli.ts';
 import type { Io } from './io.ts';
-import { type LabState, readState, writeState } from './state.ts';
+import { startStandInSupervisor } from './local/__fixtures__/stand-in-supervisor.ts';
+import { type LabState, readState, writeState } from './local/state.ts';
 
 interface Run {
   code: number;

@@ -24,10 +24,10 @@ import { upDetachedCommand, upForegroundCommand } from './commands/up.ts';
 import { durationArgument, formatDuration } from './duration.ts';
 import { FAULT_KIND_NAMES, FAULT_KINDS, type FaultKind, PARAM_FLAGS, type ParamName } from './fault-kinds.ts';
 import { type Io, processIo, warn } from './io.ts';
-import { UP_DEFAULTS, type UpOptions } from './lab.ts';
-import { DEFAULT_PORT_BASE, DEFAULT_RUN_LIVE_PORT, PORT_BASE_RANGE } from './layout.ts';
+import { UP_DEFAULTS, type UpOptions } from './local/lab.ts';
+import { DEFAULT_PORT_BASE, DEFAULT_RUN_LIVE_PORT, PORT_BASE_RANGE } from './local/layout.ts';
+import { labHome } from './local/state.ts';
 import { DRIVERS, type Driver } from './runner/experiment-schema.ts';
-import { labHome } from './state.ts';
 
 const SERVICES = [...BACKENDS, 'gateway'];
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];

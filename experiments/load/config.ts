@@ -2,7 +2,7 @@
  * What the k6 scripts know about the lab, and how they read their environment (`k6 run -e NAME=value`).
  *
  * k6 runs these scripts in its own JavaScript runtime, not in Node: they cannot read services/topology.ts or
- * lab/layout.ts at run time, so the few facts they need are written down here, and a unit test
+ * lab/local/layout.ts at run time, so the few facts they need are written down here, and a unit test
  * (lab/load/k6-scripts.test.ts) fails if they drift from those files. Nothing here imports k6 either, so
  * the same test can run it in Node.
  */

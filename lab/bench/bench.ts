@@ -24,7 +24,7 @@ import { ENDPOINT_PATHS } from '../load/endpoints.ts';
 import { createLoadGenerator, type TargetStats } from '../load/generator.ts';
 import { findK6 } from '../load/k6-binary.ts';
 import { createK6Generator } from '../load/k6-driver.ts';
-import { findFreePortBase } from '../port-check.ts';
+import { findFreePortBase } from '../local/port-check.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const CLI = join(ROOT, 'bin/chaos-lab.js');

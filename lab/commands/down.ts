@@ -1,9 +1,9 @@
 import { callJson } from '../admin-client.ts';
 import { CliError } from '../cli-error.ts';
 import { formatDuration } from '../duration.ts';
-import { findLab } from '../find-lab.ts';
 import { type Io, say, warn } from '../io.ts';
-import { pidAlive, removeState } from '../state.ts';
+import { findLab } from '../local/find-lab.ts';
+import { pidAlive, removeState } from '../local/state.ts';
 
 /** Longer than the supervisor's own SIGTERM→SIGKILL grace (5 s), so it can finish first. */
 const STOP_WAIT_MS = 15_000;

@@ -3,10 +3,10 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { type FakeInjector, startFakeInjector } from '../__fixtures__/fake-injector.ts';
-import { startStandInSupervisor } from '../__fixtures__/stand-in-supervisor.ts';
 import { CliError } from '../cli-error.ts';
 import type { Io } from '../io.ts';
-import { type LabState, writeState } from '../state.ts';
+import { startStandInSupervisor } from '../local/__fixtures__/stand-in-supervisor.ts';
+import { type LabState, writeState } from '../local/state.ts';
 import { faultAddCommand, faultClearCommand, faultListCommand } from './fault.ts';
 
 /**

@@ -25,9 +25,9 @@ import {
   faultParams,
   type ParamValues,
 } from '../fault-kinds.ts';
-import { requireLab } from '../find-lab.ts';
 import { type Io, say, table, warn } from '../io.ts';
-import type { LabState, StateInstance } from '../state.ts';
+import { requireLab } from '../local/find-lab.ts';
+import type { LabState, StateInstance } from '../local/state.ts';
 
 export const DEFAULT_LEASE_MS = 60_000;
 const FAULT_ID = /^[a-z0-9][a-z0-9-]{0,63}$/;

@@ -14,12 +14,12 @@ import { type Io, say, warn } from '../io.ts';
 import { GATEWAY_HOST_ENV, KIND_CONFIG_ENV } from '../kube/kind-config.ts';
 import { startRunLive, withLiveFeed } from '../live/run-live.ts';
 import type { K6Binary } from '../load/k6-binary.ts';
+import { labHome } from '../local/state.ts';
 import { resolveExperiment, UnknownExperimentError } from '../runner/catalog.ts';
 import { type Driver, type Experiment, ExperimentError, loadExperiment } from '../runner/experiment.ts';
 import { createTerminalProgress, summaryLines } from '../runner/progress.ts';
 import { DEFAULT_TIMING, type RunContext, runExperiment, UnsupportedFaultError } from '../runner/run.ts';
 import type { Target, TargetOptions } from '../runner/target.ts';
-import { labHome } from '../state.ts';
 
 export const TARGET_NAMES = ['local', 'kind'] as const;
 export type TargetName = (typeof TARGET_NAMES)[number];

@@ -1,9 +1,9 @@
 import { fetchLabStatus } from '../admin-client.ts';
-import { upDetached } from '../detach.ts';
 import { formatDuration } from '../duration.ts';
 import { type Io, say, warn } from '../io.ts';
-import { startLab, type UpOptions } from '../lab.ts';
-import type { LabState } from '../state.ts';
+import { upDetached } from '../local/detach.ts';
+import { startLab, type UpOptions } from '../local/lab.ts';
+import type { LabState } from '../local/state.ts';
 
 const SAMPLE_AID = 42;
 

@@ -7,7 +7,7 @@ import { main } from '../cli.ts';
 import { runCommand } from '../commands/run.ts';
 import { upDetachedCommand, upForegroundCommand } from '../commands/up.ts';
 import type { Io } from '../io.ts';
-import { DEFAULT_RUN_LIVE_PORT } from '../layout.ts';
+import { DEFAULT_RUN_LIVE_PORT } from '../local/layout.ts';
 
 vi.mock('../commands/run.ts', async (original) => ({
   ...(await original<typeof import('../commands/run.ts')>()),

@@ -422,7 +422,7 @@ export function createLabFeed(options: LabFeedOptions): LabFeed {
   };
 }
 
-/** The feed's targets for a lab laid out by lab/layout.ts. */
+/** The feed's targets for a lab laid out by lab/local/layout.ts. */
 export function labTargets(layout: {
   readonly instances: readonly { readonly id: string; readonly service: string; readonly url: string }[];
   readonly proxies: readonly {

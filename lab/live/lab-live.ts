@@ -2,7 +2,7 @@
  * The live page of a lab started with `chaos-lab up`, served by whoever runs the lab (the CLI in the
  * foreground, the background supervisor with --detach) at base+91, and stopped with it.
  */
-import type { LabLayout } from '../layout.ts';
+import type { LabLayout } from '../local/layout.ts';
 import { createLabFeed, labTargets } from './lab-feed.ts';
 import { startLiveServer } from './server.ts';
 

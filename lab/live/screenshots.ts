@@ -11,8 +11,8 @@ import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { findFreePortBase } from '../port-check.ts';
-import { REPO_ROOT } from '../state.ts';
+import { findFreePortBase } from '../local/port-check.ts';
+import { REPO_ROOT } from '../local/state.ts';
 import {
   CHROMIUM_PATH,
   chromiumInstalled,

@@ -9,7 +9,7 @@
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { LOOPBACK } from '../layout.ts';
+import { LOOPBACK } from '../local/layout.ts';
 import type { LiveModel } from './model.ts';
 import { CONTENT_SECURITY_POLICY, type LiveView, renderPage, renderView } from './page.ts';
 

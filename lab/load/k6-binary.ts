@@ -6,7 +6,7 @@
 import { execFile } from 'node:child_process';
 import { accessSync, constants, statSync } from 'node:fs';
 import path from 'node:path';
-import { REPO_ROOT } from '../state.ts';
+import { REPO_ROOT } from '../local/state.ts';
 
 export interface K6Binary {
   readonly path: string;

@@ -8,7 +8,7 @@ import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { pidAlive } from '../state.ts';
+import { pidAlive } from '../local/state.ts';
 import { ENDPOINT_PATHS } from './endpoints.ts';
 import { createK6Generator } from './k6-driver.ts';
 

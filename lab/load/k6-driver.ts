@@ -19,7 +19,7 @@ import { open } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { vusFor } from '../../experiments/load/config.ts';
-import { REPO_ROOT } from '../state.ts';
+import { REPO_ROOT } from '../local/state.ts';
 import { ENDPOINT_PATHS } from './endpoints.ts';
 import {
   type LoadGenerator,

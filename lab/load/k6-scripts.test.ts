@@ -35,7 +35,7 @@ import {
 import { seededRandom } from '../../services/lib/random.ts';
 import { DATASET, STRATEGIES, topology } from '../../services/topology.ts';
 import { parseDuration } from '../duration.ts';
-import { DEFAULT_PORT_BASE, labLayout } from '../layout.ts';
+import { DEFAULT_PORT_BASE, labLayout } from '../local/layout.ts';
 import { LIMITS } from '../runner/experiment-schema.ts';
 import { classifyResponse } from './classify.ts';
 import { ENDPOINT_PATHS } from './endpoints.ts';

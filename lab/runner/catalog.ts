@@ -4,7 +4,7 @@
  */
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { REPO_ROOT } from '../state.ts';
+import { REPO_ROOT } from '../local/state.ts';
 import { type Experiment, ExperimentError, loadExperiment } from './experiment.ts';
 
 export const EXPERIMENTS_DIR = path.join(REPO_ROOT, 'experiments');

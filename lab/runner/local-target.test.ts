@@ -3,12 +3,12 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { type FakeInjector, startFakeInjector } from '../__fixtures__/fake-injector.ts';
-import { startStandInSupervisor } from '../__fixtures__/stand-in-supervisor.ts';
 import type { ProxyStats } from '../admin-client.ts';
-import { type ControlServer, type LabStatus, startControlServer } from '../control-server.ts';
+import { startStandInSupervisor } from '../local/__fixtures__/stand-in-supervisor.ts';
+import { type ControlServer, type LabStatus, startControlServer } from '../local/control-server.ts';
+import { type LabState, writeState } from '../local/state.ts';
+import type { InstanceStatus, KillResult } from '../local/supervisor.ts';
 import { parsePromText } from '../prom-text.ts';
-import { type LabState, writeState } from '../state.ts';
-import type { InstanceStatus, KillResult } from '../supervisor.ts';
 import type { Fault } from './experiment.ts';
 import {
   createLocalTarget,

@@ -31,14 +31,14 @@ import {
   onEvery,
   ProxyClient,
 } from '../admin-client.ts';
-import { type ChildLab, startChildLab } from '../child-lab.ts';
 import { progressLine } from '../commands/up.ts';
-import type { LabStatus } from '../control-server.ts';
 import { formatDuration } from '../duration.ts';
-import { UP_DEFAULTS } from '../lab.ts';
-import { DEFAULT_PORT_BASE, labLayout, portsOf } from '../layout.ts';
+import { type ChildLab, startChildLab } from '../local/child-lab.ts';
+import type { LabStatus } from '../local/control-server.ts';
+import { UP_DEFAULTS } from '../local/lab.ts';
+import { DEFAULT_PORT_BASE, labLayout, portsOf } from '../local/layout.ts';
+import { type LabState, labHome, lookupLab, removeState, type StateInstance } from '../local/state.ts';
 import { firstValue, parsePromText, type Sample, sumOf } from '../prom-text.ts';
-import { type LabState, labHome, lookupLab, removeState, type StateInstance } from '../state.ts';
 import type { Fault } from './experiment.ts';
 import type { AppliedFault, Injector, LeftoverFault, ServiceCounters, Target, TargetInfo } from './target.ts';
 

@@ -13,9 +13,9 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { gatewayNodePort } from '../../charts/gateway.ts';
+import { REPO_ROOT } from '../../lab/local/state.ts';
 import { sampleResult } from '../../lab/report/__fixtures__/sample-result.ts';
 import type { RunResult } from '../../lab/runner/result.ts';
-import { REPO_ROOT } from '../../lab/state.ts';
 import { backend, STRATEGIES } from '../../services/topology.ts';
 import { type CliRun, cli, eventually } from '../e2e/helpers.ts';
 

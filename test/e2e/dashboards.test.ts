@@ -21,7 +21,7 @@ import {
   staticTargets,
 } from '../../dashboards/metric-check.ts';
 import { localScrapeConfig } from '../../dashboards/scrape-configs.ts';
-import { labLayout } from '../../lab/layout.ts';
+import { labLayout } from '../../lab/local/layout.ts';
 import { parsePromText } from '../../lab/prom-text.ts';
 import { DATASET, STRATEGIES } from '../../services/topology.ts';
 import { downAndCheck, freePortBase, makeHome, pidsOf, removeHome, timedGet, upDetached } from './helpers.ts';

@@ -8,10 +8,10 @@ import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import type { LabStatus } from '../../lab/control-server.ts';
-import { LOOPBACK, labLayout, portsOf } from '../../lab/layout.ts';
-import { busyPorts, findFreePortBase } from '../../lab/port-check.ts';
-import { type LabState, pidAlive, REPO_ROOT, readState } from '../../lab/state.ts';
+import type { LabStatus } from '../../lab/local/control-server.ts';
+import { LOOPBACK, labLayout, portsOf } from '../../lab/local/layout.ts';
+import { busyPorts, findFreePortBase } from '../../lab/local/port-check.ts';
+import { type LabState, pidAlive, REPO_ROOT, readState } from '../../lab/local/state.ts';
 
 const BIN = path.join(REPO_ROOT, 'bin', 'chaos-lab.js');
 

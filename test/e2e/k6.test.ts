@@ -13,8 +13,8 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RampDigest, VideoPageDigest } from '../../experiments/load/summary.ts';
 import { findK6, type K6Binary } from '../../lab/load/k6-binary.ts';
+import { pidAlive, REPO_ROOT } from '../../lab/local/state.ts';
 import type { RunResult } from '../../lab/runner/result.ts';
-import { pidAlive, REPO_ROOT } from '../../lab/state.ts';
 import { backend } from '../../services/topology.ts';
 import {
   cli,

@@ -6,7 +6,7 @@
  */
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { LabStatus } from '../../lab/control-server.ts';
+import type { LabStatus } from '../../lab/local/control-server.ts';
 import { signRequest } from '../../services/lib/trust.ts';
 import { STRATEGIES } from '../../services/topology.ts';
 import {

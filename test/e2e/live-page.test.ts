@@ -19,7 +19,7 @@ import {
   readStage,
   waitForStage,
 } from '../../lab/live/chromium.ts';
-import { REPO_ROOT } from '../../lab/state.ts';
+import { REPO_ROOT } from '../../lab/local/state.ts';
 import {
   cli,
   controlStatus,

@@ -9,9 +9,9 @@
 import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { lookupLab, REPO_ROOT } from '../../lab/local/state.ts';
 import { createLocalTarget } from '../../lab/runner/local-target.ts';
 import type { AppliedFault, Target, TargetInfo } from '../../lab/runner/target.ts';
-import { lookupLab, REPO_ROOT } from '../../lab/state.ts';
 import { STRATEGIES } from '../../services/topology.ts';
 import {
   alive,

@@ -5,8 +5,8 @@
  */
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { LabStatus } from '../../lab/control-server.ts';
-import type { InstanceStatus } from '../../lab/supervisor.ts';
+import type { LabStatus } from '../../lab/local/control-server.ts';
+import type { InstanceStatus } from '../../lab/local/supervisor.ts';
 import { signRequest } from '../../services/lib/trust.ts';
 import {
   cli,

@@ -20,8 +20,8 @@ import { gatewayNodePort } from '../../charts/gateway.ts';
 import { type FakeLab, KEEPER_POLL_SECONDS, startFakeLab } from '../../lab/kube/__fixtures__/pod-lab.ts';
 import { KIND_CONFIG_ENV } from '../../lab/kube/kind-config.ts';
 import { leaseArg, type SidecarStatus } from '../../lab/kube/kube-target.ts';
+import { REPO_ROOT } from '../../lab/local/state.ts';
 import { DEFAULT_TIMING } from '../../lab/runner/run.ts';
-import { REPO_ROOT } from '../../lab/state.ts';
 import { BACKENDS, STRATEGIES } from '../../services/topology.ts';
 
 const BIN = path.join(REPO_ROOT, 'bin', 'chaos-lab.js');

@@ -14,8 +14,8 @@ import { runCommand } from '../../lab/commands/run.ts';
 import type { Io } from '../../lab/io.ts';
 import { type FakeLab, startFakeLab } from '../../lab/kube/__fixtures__/pod-lab.ts';
 import { createKubeTarget } from '../../lab/kube/kube-target.ts';
+import { REPO_ROOT } from '../../lab/local/state.ts';
 import type { RunResult } from '../../lab/runner/result.ts';
-import { REPO_ROOT } from '../../lab/state.ts';
 import { startFakeApiServer } from '../fake-kube/fake-api-server.ts';
 
 const BIN = path.join(REPO_ROOT, 'bin', 'chaos-lab.js');

@@ -8,11 +8,11 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { startControlServer } from '../../lab/control-server.ts';
-import { LOOPBACK } from '../../lab/layout.ts';
-import { portIsFree } from '../../lab/port-check.ts';
-import { pidAlive, REPO_ROOT } from '../../lab/state.ts';
-import { type InstanceSpec, Supervisor, type SupervisorEvent } from '../../lab/supervisor.ts';
+import { startControlServer } from '../../lab/local/control-server.ts';
+import { LOOPBACK } from '../../lab/local/layout.ts';
+import { portIsFree } from '../../lab/local/port-check.ts';
+import { pidAlive, REPO_ROOT } from '../../lab/local/state.ts';
+import { type InstanceSpec, Supervisor, type SupervisorEvent } from '../../lab/local/supervisor.ts';
 import { alive, eventually } from './helpers.ts';
 
 const FIXTURES = path.join(REPO_ROOT, 'test', 'fixtures');

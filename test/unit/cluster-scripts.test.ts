@@ -7,7 +7,7 @@ import { spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { REPO_ROOT } from '../../lab/state.ts';
+import { REPO_ROOT } from '../../lab/local/state.ts';
 
 const DIR = path.join(REPO_ROOT, 'tools', 'cluster');
 const scripts = [

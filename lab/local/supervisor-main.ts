@@ -5,8 +5,8 @@
  * stops the lab when that channel closes: its parent is gone.
  */
 
+import { CliError } from '../cli-error.ts';
 import { TIED_ENV } from './child-lab.ts';
-import { CliError } from './cli-error.ts';
 import { type DetachMessage, UP_OPTIONS_ENV } from './detach.ts';
 import { type RunningLab, startLab, type UpOptions } from './lab.ts';
 

@@ -12,11 +12,11 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
 import path from 'node:path';
-import { CliError } from './cli-error.ts';
+import { CliError } from '../cli-error.ts';
+import { tailLines } from '../log-tail.ts';
 import type { LabStatus } from './control-server.ts';
 import { type DetachMessage, supervisorLogFile, UP_OPTIONS_ENV } from './detach.ts';
 import { preflight, type UpOptions } from './lab.ts';
-import { tailLines } from './log-tail.ts';
 import { ensureHome, type LabState, pidAlive, REPO_ROOT, readState } from './state.ts';
 
 /** Set (to `1`) for a supervisor that must stop its lab as soon as its parent goes away. */
@@ -83,14 +83,18 @@ export async function startChildLab(options: UpOptions, hooks: ChildLabHooks = {
   const fd = openSync(logFile, 'w', 0o600);
   let child: ChildProcess;
   try {
-    child = spawn(process.execPath, ['--import', 'tsx', path.join(REPO_ROOT, 'lab', 'supervisor-main.ts')], {
-      cwd: REPO_ROOT,
-      env: { ...process.env, [UP_OPTIONS_ENV]: JSON.stringify(options), [TIED_ENV]: '1' },
-      stdio: ['ignore', fd, fd, 'ipc'],
-      // Its own process group: a Ctrl-C in the terminal reaches only this process, which can
-      // then remove its faults while the lab still answers, and stop the lab afterwards.
-      detached: true,
-    });
+    child = spawn(
+      process.execPath,
+      ['--import', 'tsx', path.join(REPO_ROOT, 'lab', 'local', 'supervisor-main.ts')],
+      {
+        cwd: REPO_ROOT,
+        env: { ...process.env, [UP_OPTIONS_ENV]: JSON.stringify(options), [TIED_ENV]: '1' },
+        stdio: ['ignore', fd, fd, 'ipc'],
+        // Its own process group: a Ctrl-C in the terminal reaches only this process, which can
+        // then remove its faults while the lab still answers, and stop the lab afterwards.
+        detached: true,
+      },
+    );
   } finally {
     closeSync(fd);
   }

@@ -1,5 +1,5 @@
-import { CliError } from './cli-error.ts';
-import { type Io, warn } from './io.ts';
+import { CliError } from '../cli-error.ts';
+import { type Io, warn } from '../io.ts';
 import { type LabState, lookupLab, removeState, StateFileError } from './state.ts';
 
 export const NO_LAB = 'no lab is running (start one with: npx chaos-lab up)';

@@ -10,7 +10,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
 import { getPriority, setPriority } from 'node:os';
-import { type BackoffPolicy, CrashLoop, LAB_BACKOFF } from './backoff.ts';
+import { type BackoffPolicy, CrashLoop, LAB_BACKOFF } from '../backoff.ts';
 
 export interface InstanceSpec {
   /** `account-1`, `gateway-naive`… */

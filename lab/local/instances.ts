@@ -7,7 +7,7 @@
  */
 
 import path from 'node:path';
-import { BACKENDS } from '../services/topology.ts';
+import { BACKENDS } from '../../services/topology.ts';
 import type { InstancePlan, LabLayout, ProxyPlan } from './layout.ts';
 import { LOOPBACK } from './layout.ts';
 import { REPO_ROOT } from './state.ts';

@@ -7,9 +7,9 @@
 import { spawn } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
 import path from 'node:path';
-import { CliError } from './cli-error.ts';
+import { CliError } from '../cli-error.ts';
+import { tailLines } from '../log-tail.ts';
 import { preflight, type UpOptions } from './lab.ts';
-import { tailLines } from './log-tail.ts';
 import { ensureHome, type LabState, logDir, REPO_ROOT, readState } from './state.ts';
 
 /** Messages from the background supervisor to the CLI that started it. */
@@ -53,13 +53,17 @@ export async function upDetached(
   const fd = openSync(logFile, 'w', 0o600);
   const child = (() => {
     try {
-      return spawn(process.execPath, ['--import', 'tsx', path.join(REPO_ROOT, 'lab', 'supervisor-main.ts')], {
-        cwd: REPO_ROOT,
-        env: { ...process.env, [UP_OPTIONS_ENV]: JSON.stringify(options) },
-        stdio: ['ignore', fd, fd, 'ipc'],
-        // Its own process group: a Ctrl-C in this terminal later must not reach it.
-        detached: true,
-      });
+      return spawn(
+        process.execPath,
+        ['--import', 'tsx', path.join(REPO_ROOT, 'lab', 'local', 'supervisor-main.ts')],
+        {
+          cwd: REPO_ROOT,
+          env: { ...process.env, [UP_OPTIONS_ENV]: JSON.stringify(options) },
+          stdio: ['ignore', fd, fd, 'ipc'],
+          // Its own process group: a Ctrl-C in this terminal later must not reach it.
+          detached: true,
+        },
+      );
     } finally {
       closeSync(fd);
     }

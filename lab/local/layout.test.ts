@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { BACKENDS, STRATEGIES, topology } from '../services/topology.ts';
+import { BACKENDS, STRATEGIES, topology } from '../../services/topology.ts';
 import { DEFAULT_PORT_BASE, DEFAULT_RUN_LIVE_PORT, labLayout, PORT_BASE_RANGE, portsOf } from './layout.ts';
 
 describe('labLayout', () => {

@@ -8,13 +8,13 @@
 
 import { appendFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { CliError } from './cli-error.ts';
+import { CliError } from '../cli-error.ts';
+import { formatDuration } from '../duration.ts';
+import { type LabLive, startLabLive } from '../live/lab-live.ts';
+import { tailLines } from '../log-tail.ts';
 import { type ControlServer, type LabStatus, startControlServer } from './control-server.ts';
-import { formatDuration } from './duration.ts';
 import { instanceSpecs, type LabConfig, type LabTrust } from './instances.ts';
 import { DEFAULT_PORT_BASE, LOOPBACK, labLayout, portsOf } from './layout.ts';
-import { type LabLive, startLabLive } from './live/lab-live.ts';
-import { tailLines } from './log-tail.ts';
 import { busyPorts } from './port-check.ts';
 import { ensureHome, type LabState, logDir, lookupLab, removeState, secret, writeState } from './state.ts';
 import { type ReadyResult, Supervisor, type SupervisorEvent } from './supervisor.ts';

@@ -21,10 +21,10 @@ import {
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
-import { STRATEGIES } from '../services/topology.ts';
+import { STRATEGIES } from '../../services/topology.ts';
 
 /** The repository root, from this module's own location (the CLI may run from any cwd). */
-export const REPO_ROOT = fileURLToPath(new URL('..', import.meta.url));
+export const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
 export const LAB_HOME_ENV = 'CHAOS_LAB_HOME';
 

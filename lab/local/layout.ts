@@ -14,7 +14,7 @@
  * hundred; replicas may use half of it (the rest is room to grow).
  */
 
-import { BACKENDS, type BackendName, STRATEGIES, type Strategy, topology } from '../services/topology.ts';
+import { BACKENDS, type BackendName, STRATEGIES, type Strategy, topology } from '../../services/topology.ts';
 
 export const DEFAULT_PORT_BASE = 18_000;
 const GATEWAY_OFFSET = 80;
