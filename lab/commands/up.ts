@@ -2,16 +2,10 @@ import { fetchLabStatus } from '../admin-client.ts';
 import { formatDuration } from '../duration.ts';
 import { type Io, say, warn } from '../io.ts';
 import { upDetached } from '../local/detach.ts';
-import { startLab, type UpOptions } from '../local/lab.ts';
+import { progressLine, startLab, type UpOptions } from '../local/lab.ts';
 import type { LabState } from '../local/state.ts';
 
 const SAMPLE_AID = 42;
-
-export function progressLine(ready: number, total: number, waitingFor: readonly string[]): string {
-  if (waitingFor.length === 0) return `ready ${ready}/${total}`;
-  const shown = waitingFor.slice(0, 4).join(', ');
-  return `ready ${ready}/${total} (waiting for ${shown}${waitingFor.length > 4 ? ', …' : ''})`;
-}
 
 function summary(
   io: Io,

@@ -267,3 +267,10 @@ export async function startLab(options: UpOptions, hooks: UpHooks = {}): Promise
   }
   return { state, readyInMs: Date.now() - began, liveUrl: live?.url ?? null, stopped, stop };
 }
+
+/** `ready 7/23 (waiting for coin-1, …)`: a lab coming up, as `up` and a run starting the lab show it. */
+export function progressLine(ready: number, total: number, waitingFor: readonly string[]): string {
+  if (waitingFor.length === 0) return `ready ${ready}/${total}`;
+  const shown = waitingFor.slice(0, 4).join(', ');
+  return `ready ${ready}/${total} (waiting for ${shown}${waitingFor.length > 4 ? ', …' : ''})`;
+}

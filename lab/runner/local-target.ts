@@ -31,11 +31,10 @@ import {
   onEvery,
   ProxyClient,
 } from '../admin-client.ts';
-import { progressLine } from '../commands/up.ts';
 import { formatDuration } from '../duration.ts';
 import { type ChildLab, startChildLab } from '../local/child-lab.ts';
 import type { LabStatus } from '../local/control-server.ts';
-import { UP_DEFAULTS } from '../local/lab.ts';
+import { progressLine, UP_DEFAULTS } from '../local/lab.ts';
 import { DEFAULT_PORT_BASE, labLayout, portsOf } from '../local/layout.ts';
 import { type LabState, labHome, lookupLab, removeState, type StateInstance } from '../local/state.ts';
 import { firstValue, parsePromText, type Sample, sumOf } from '../prom-text.ts';
