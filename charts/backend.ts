@@ -1,17 +1,11 @@
 import { Size } from 'cdk8s';
 import { Deployment, EnvValue, Service, Volume } from 'cdk8s-plus-27';
 import { Construct } from 'constructs';
+import { COMPONENTS, LABELS, PART_OF, SERVICE_ENV } from '../services/names.ts';
 import type { BackendSpec } from '../services/topology.ts';
 import { shareProcessNamespace } from './cdk8s-plus-workarounds.ts';
 import { faultSidecarContainer } from './fault-sidecar.ts';
-import {
-  commonServiceEnv,
-  LABELS,
-  type LabPodSettings,
-  PART_OF,
-  podAnnotations,
-  tmpVolume,
-} from './lab-pod.ts';
+import { commonServiceEnv, type LabPodSettings, podAnnotations, tmpVolume } from './lab-pod.ts';
 import { serviceContainer } from './service-container.ts';
 
 export interface BackendProps extends LabPodSettings {
@@ -55,7 +49,7 @@ export class Backend extends Construct {
     const labels = {
       [LABELS.name]: spec.name,
       [LABELS.instance]: spec.name,
-      [LABELS.component]: 'backend',
+      [LABELS.component]: COMPONENTS.backend,
       [LABELS.partOf]: PART_OF,
       [LABELS.dependency]: spec.dependency,
     };
@@ -75,7 +69,7 @@ export class Backend extends Construct {
           port: spec.port,
           env: {
             ...commonServiceEnv(props),
-            WORKER_RECOVERY: EnvValue.fromValue(workerRecovery ? 'on' : 'off'),
+            [SERVICE_ENV.workerRecovery]: EnvValue.fromValue(workerRecovery ? 'on' : 'off'),
           },
           tmpVolume: tmpVolume(this),
         }),

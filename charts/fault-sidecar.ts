@@ -8,10 +8,11 @@
  */
 import { Size } from 'cdk8s';
 import { Capability, type ContainerProps, Cpu, EnvFieldPaths, EnvValue, type Volume } from 'cdk8s-plus-27';
+import { FAULT_SIDECAR_CONTAINER } from '../services/names.ts';
 import { kubernetesCapability, LAB_IMAGE_PULL_POLICY } from './cdk8s-plus-workarounds.ts';
 
-/** Container name the Kubernetes target execs into. */
-export const FAULT_SIDECAR_CONTAINER = 'fault-sidecar';
+// Where lab/kube/kube-target.ts still imports it from; the name lives in services/names.ts.
+export { FAULT_SIDECAR_CONTAINER } from '../services/names.ts';
 
 /** Where the lease lives: an emptyDir, so a restarted keeper still honours it. */
 export const FAULT_STATE_DIR = '/run/fault-sidecar';

@@ -1,16 +1,16 @@
 import { Deployment, EnvValue, Service, ServiceType } from 'cdk8s-plus-27';
 import { Construct } from 'constructs';
-import { upstreamEnvName } from '../services/gateway/server.ts';
+import {
+  COMPONENTS,
+  GATEWAY_SERVICE,
+  LABELS,
+  PART_OF,
+  SERVICE_ENV,
+  upstreamEnvName,
+} from '../services/names.ts';
 import { type Strategy, topology } from '../services/topology.ts';
 import type { Backend } from './backend.ts';
-import {
-  commonServiceEnv,
-  LABELS,
-  type LabPodSettings,
-  PART_OF,
-  podAnnotations,
-  tmpVolume,
-} from './lab-pod.ts';
+import { commonServiceEnv, type LabPodSettings, podAnnotations, tmpVolume } from './lab-pod.ts';
 import { serviceContainer } from './service-container.ts';
 
 /**
@@ -19,6 +19,11 @@ import { serviceContainer } from './service-container.ts';
  * uses for the same gateway (18080–18082).
  */
 export const GATEWAY_NODE_PORT_BASE = 30_080;
+
+/** The name of a gateway's Deployment and Service: `gateway-naive`. */
+export function gatewayName(strategy: Strategy): string {
+  return `${GATEWAY_SERVICE}-${strategy}`;
+}
 
 export function gatewayNodePort(strategy: Strategy): number {
   return GATEWAY_NODE_PORT_BASE + topology.gateway.strategies.indexOf(strategy);
@@ -54,11 +59,11 @@ export class Gateway extends Construct {
     this.strategy = props.strategy;
     this.nodePort = props.nodePort ?? gatewayNodePort(props.strategy);
     const port = topology.gateway.port;
-    const name = `gateway-${props.strategy}`;
+    const name = gatewayName(props.strategy);
     const labels = {
-      [LABELS.name]: 'gateway',
+      [LABELS.name]: GATEWAY_SERVICE,
       [LABELS.instance]: name,
-      [LABELS.component]: 'gateway',
+      [LABELS.component]: COMPONENTS.gateway,
       [LABELS.partOf]: PART_OF,
       [LABELS.strategy]: props.strategy,
     };
@@ -74,11 +79,15 @@ export class Gateway extends Construct {
       replicas: props.replicas ?? 1,
       containers: [
         serviceContainer({
-          name: 'gateway',
+          name: GATEWAY_SERVICE,
           image: props.image,
-          service: 'gateway',
+          service: GATEWAY_SERVICE,
           port,
-          env: { ...commonServiceEnv(props), STRATEGY: EnvValue.fromValue(props.strategy), ...upstreams },
+          env: {
+            ...commonServiceEnv(props),
+            [SERVICE_ENV.strategy]: EnvValue.fromValue(props.strategy),
+            ...upstreams,
+          },
           tmpVolume: tmpVolume(this),
         }),
       ],

@@ -4,8 +4,8 @@ import { Duration, Size } from 'cdk8s';
 import { ConfigMap, Cpu, Deployment, EnvValue, Probe, Service, ServiceType, Volume } from 'cdk8s-plus-27';
 import { Construct } from 'constructs';
 import { GRAFANA_MOUNTS } from '../dashboards/provisioning.ts';
+import { COMPONENTS, LABELS, PART_OF } from '../services/names.ts';
 import { containerPorts, kubernetesCapability, LAB_IMAGE_PULL_POLICY } from './cdk8s-plus-workarounds.ts';
-import { LABELS, PART_OF } from './lab-pod.ts';
 import { ADMIN_TOKEN_KEY, type LabSecret } from './lab-secret.ts';
 import type { Prometheus } from './prometheus.ts';
 import { readConfig } from './prometheus.ts';
@@ -56,7 +56,7 @@ export class Grafana extends Construct {
     const labels = {
       [LABELS.name]: 'grafana',
       [LABELS.instance]: 'grafana',
-      [LABELS.component]: 'observability',
+      [LABELS.component]: COMPONENTS.observability,
       [LABELS.partOf]: PART_OF,
     };
 

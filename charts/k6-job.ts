@@ -16,9 +16,10 @@ import path from 'node:path';
 import { App, Chart, type ChartProps, Duration, Size } from 'cdk8s';
 import { ConfigMap, Cpu, EnvValue, Job, Volume } from 'cdk8s-plus-27';
 import { Construct } from 'constructs';
+import { COMPONENTS, LABELS, PART_OF } from '../services/names.ts';
 import { STRATEGIES, topology } from '../services/topology.ts';
 import { kubernetesCapability, LAB_IMAGE_PULL_POLICY } from './cdk8s-plus-workarounds.ts';
-import { LABELS, PART_OF } from './lab-pod.ts';
+import { gatewayName } from './gateway.ts';
 
 /**
  * k6 v2, the release tools/k6/go.mod pins (go.k6.io/k6/v2 v2.2.0): the image of the same version
@@ -91,7 +92,7 @@ export interface K6JobProps {
 export function inClusterGateways(): K6Gateway[] {
   return STRATEGIES.map((strategy) => ({
     name: strategy,
-    url: `http://gateway-${strategy}:${topology.gateway.port}`,
+    url: `http://${gatewayName(strategy)}:${topology.gateway.port}`,
   }));
 }
 
@@ -128,7 +129,7 @@ export class K6Job extends Construct {
     const labels = {
       [LABELS.name]: 'k6',
       [LABELS.instance]: name,
-      [LABELS.component]: 'load',
+      [LABELS.component]: COMPONENTS.load,
       [LABELS.partOf]: PART_OF,
     };
     const env = {

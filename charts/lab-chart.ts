@@ -3,11 +3,12 @@ import { Chart, type ChartProps } from 'cdk8s';
 import { Namespace } from 'cdk8s-plus-27';
 import type { Construct } from 'constructs';
 import type { TrustMode } from '../services/lib/trust.ts';
+import { LAB_NAMESPACE, LABELS, PART_OF } from '../services/names.ts';
 import { BACKENDS, topology } from '../services/topology.ts';
 import { Backend } from './backend.ts';
 import { Gateway } from './gateway.ts';
 import { Grafana } from './grafana.ts';
-import { PART_OF } from './lab-pod.ts';
+
 import { LabSecret, type LabSecretValues } from './lab-secret.ts';
 import { LabNetworkPolicies } from './network-policies.ts';
 import { Prometheus } from './prometheus.ts';
@@ -69,9 +70,12 @@ export interface LabChartProps extends ChartProps {
   readonly dashboardsDir?: string;
 }
 
+/** The image `up --target kind` builds and loads into kind. */
+export const DEFAULT_LAB_IMAGE = 'chaos-lab:dev';
+
 const DEFAULTS = {
-  namespace: 'chaos-lab',
-  image: 'chaos-lab:dev',
+  namespace: LAB_NAMESPACE,
+  image: DEFAULT_LAB_IMAGE,
   trustMode: 'half',
   workerRecovery: true,
   logLevel: 'info',
@@ -111,7 +115,7 @@ export class LabChart extends Chart {
     const namespace = this.namespaceName;
 
     new Namespace(this, 'namespace', {
-      metadata: { name: namespace, labels: { 'app.kubernetes.io/part-of': PART_OF } },
+      metadata: { name: namespace, labels: { [LABELS.partOf]: PART_OF } },
     });
     this.secret = new LabSecret(this, 'secret', { namespace, values: secrets });
 

@@ -11,9 +11,11 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'n
 import path from 'node:path';
 import { EnvValue, Secret } from 'cdk8s-plus-27';
 import { Construct } from 'constructs';
+import { SERVICE_ENV } from '../services/names.ts';
 
-export const ADMIN_TOKEN_KEY = 'CHAOS_ADMIN_TOKEN';
-export const TRUST_KEY_KEY = 'TRUST_KEY';
+/** Each key is named after the variable the services read it from. */
+export const ADMIN_TOKEN_KEY = SERVICE_ENV.adminToken;
+export const TRUST_KEY_KEY = SERVICE_ENV.trustKey;
 /** The Secret's name unless the chart says otherwise; the Kubernetes target reads the token from it. */
 export const LAB_SECRET_NAME = 'chaos-lab-secrets';
 

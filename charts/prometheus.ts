@@ -13,12 +13,11 @@ import {
   Volume,
 } from 'cdk8s-plus-27';
 import { Construct } from 'constructs';
+import { COMPONENTS, LABELS, PART_OF, PROMETHEUS } from '../services/names.ts';
 import { containerPorts, kubernetesCapability, LAB_IMAGE_PULL_POLICY } from './cdk8s-plus-workarounds.ts';
-import { LABELS, PART_OF } from './lab-pod.ts';
 
 /** Prometheus' own port, and the Service name Grafana's datasource calls (dashboards/provisioning.ts). */
-export const PROMETHEUS_PORT = 9090;
-export const PROMETHEUS_SERVICE = 'prometheus';
+const { port: PROMETHEUS_PORT, service: PROMETHEUS_SERVICE } = PROMETHEUS;
 /** The image's user, `nobody`. */
 const PROMETHEUS_USER = 65_534;
 
@@ -56,7 +55,7 @@ export class Prometheus extends Construct {
     const labels = {
       [LABELS.name]: 'prometheus',
       [LABELS.instance]: 'prometheus',
-      [LABELS.component]: 'observability',
+      [LABELS.component]: COMPONENTS.observability,
       [LABELS.partOf]: PART_OF,
     };
     const config = new ConfigMap(this, 'config', {

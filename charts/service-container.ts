@@ -5,6 +5,7 @@
  */
 import { Duration, Size } from 'cdk8s';
 import { type ContainerProps, Cpu, EnvValue, Probe, type Volume } from 'cdk8s-plus-27';
+import { PLATFORM_PATHS, SERVICE_ENV } from '../services/names.ts';
 import { containerPorts, kubernetesCapability, LAB_IMAGE_PULL_POLICY } from './cdk8s-plus-workarounds.ts';
 
 /** The numeric user the image's services run as (the Dockerfile creates it). */
@@ -55,8 +56,8 @@ export function serviceContainer(options: ServiceContainerOptions): ContainerPro
     imagePullPolicy: LAB_IMAGE_PULL_POLICY,
     args: [options.service],
     ...containerPorts(port),
-    envVariables: { ...options.env, PORT: EnvValue.fromValue(String(port)) },
-    readiness: Probe.fromHttpGet('/readyz', {
+    envVariables: { ...options.env, [SERVICE_ENV.port]: EnvValue.fromValue(String(port)) },
+    readiness: Probe.fromHttpGet(PLATFORM_PATHS.ready, {
       port,
       periodSeconds: Duration.seconds(2),
       failureThreshold: 2,
@@ -67,13 +68,13 @@ export function serviceContainer(options: ServiceContainerOptions): ContainerPro
     // over 25 s, and a liveness probe with a 10 s initial delay killed them mid-start, again and
     // again. The startup probe gives a start up to 3 minutes; liveness begins only after it.
     // (HTTP, not cdk8s-plus-27's default TCP one: see containerPorts.)
-    startup: Probe.fromHttpGet('/healthz', {
+    startup: Probe.fromHttpGet(PLATFORM_PATHS.health, {
       port,
       periodSeconds: Duration.seconds(2),
       failureThreshold: STARTUP_FAILURES,
       timeoutSeconds: Duration.seconds(2),
     }),
-    liveness: Probe.fromHttpGet('/healthz', {
+    liveness: Probe.fromHttpGet(PLATFORM_PATHS.health, {
       port,
       periodSeconds: Duration.seconds(5),
       failureThreshold: 3,

@@ -9,6 +9,7 @@
  */
 
 import { AnnotationQueryBuilder } from '@grafana/grafana-foundation-sdk/dashboard';
+import { FAULT_PROXY_SERVICE } from '../services/names.ts';
 import { DATASOURCE } from './panels.ts';
 
 /**
@@ -45,7 +46,7 @@ export const EXPERIMENT_ANNOTATIONS: readonly AnnotationSpec[] = [
   {
     name: 'Faults in services',
     // The fault agent inside every process: http-delay, http-error, worker-panic.
-    expr: 'sum by (service, kind) (chaos_faults_active{service!="fault-proxy"}) > 0',
+    expr: `sum by (service, kind) (chaos_faults_active{service!="${FAULT_PROXY_SERVICE}"}) > 0`,
     title: '{{kind}} on {{service}}',
     text: 'fault agent: {{kind}} in force on {{service}}',
     tagKeys: ['service', 'kind'],
@@ -54,7 +55,7 @@ export const EXPERIMENT_ANNOTATIONS: readonly AnnotationSpec[] = [
   {
     name: 'Network faults',
     // The fault proxies in front of every backend instance (local target): latency, loss, reset.
-    expr: 'sum by (backend, kind) (chaos_faults_active{service="fault-proxy"}) > 0',
+    expr: `sum by (backend, kind) (chaos_faults_active{service="${FAULT_PROXY_SERVICE}"}) > 0`,
     title: '{{kind}} in front of {{backend}}',
     text: 'fault proxy: {{kind}} in force in front of {{backend}}',
     tagKeys: ['backend', 'kind'],
@@ -73,7 +74,7 @@ export const EXPERIMENT_ANNOTATIONS: readonly AnnotationSpec[] = [
     name: 'Restarts',
     // A new start time is a new process under the same instance name: the supervisor (or the
     // kubelet) restarted it. The region covers the minute after the restart.
-    expr: 'sum by (service, instance) (changes(process_start_time_seconds{service!="fault-proxy"}[1m])) > 0',
+    expr: `sum by (service, instance) (changes(process_start_time_seconds{service!="${FAULT_PROXY_SERVICE}"}[1m])) > 0`,
     title: '{{instance}} restarted',
     text: '{{instance}} ({{service}}) started again within the minute before',
     tagKeys: ['service', 'instance'],

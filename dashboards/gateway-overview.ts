@@ -9,6 +9,7 @@
  */
 
 import type { Dashboard } from '@grafana/grafana-foundation-sdk/dashboard';
+import { GATEWAY_SERVICE } from '../services/names.ts';
 import { BACKENDS, STRATEGIES } from '../services/topology.ts';
 import { experimentAnnotations } from './experiment-annotations.ts';
 import {
@@ -30,7 +31,7 @@ const PAGE_ROUTE = '/api/video/:aid';
 const BY_STRATEGY = 'strategy=~"$strategy"';
 const BY_DEPENDENCY = 'dependency=~"$dependency"';
 const PAGES = `gateway_requests_total{${BY_STRATEGY}}`;
-const PAGE_LATENCY = `http_server_request_duration_seconds_bucket{service="gateway", route="${PAGE_ROUTE}", ${BY_STRATEGY}}`;
+const PAGE_LATENCY = `http_server_request_duration_seconds_bucket{service="${GATEWAY_SERVICE}", route="${PAGE_ROUTE}", ${BY_STRATEGY}}`;
 const CALL_LATENCY = `gateway_dependency_duration_seconds_bucket{${BY_STRATEGY}, ${BY_DEPENDENCY}}`;
 
 function pageRate(extraMatchers = ''): string {

@@ -9,6 +9,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
 import { DEFAULT_PORT_BASE, labLayout } from '../lab/local/layout.ts';
+import { LAB_NAMESPACE, SCRAPE_ANNOTATIONS } from '../services/names.ts';
 import { gatewayOverview } from './gateway-overview.ts';
 import { dashboardProvisioning, datasourceProvisioning } from './provisioning.ts';
 import { kubernetesScrapeConfig, localScrapeConfig } from './scrape-configs.ts';
@@ -17,9 +18,6 @@ import { servicesDashboard } from './services.ts';
 export const DASHBOARDS_DIR = path.dirname(fileURLToPath(import.meta.url));
 const REPO_ROOT = path.dirname(DASHBOARDS_DIR);
 const BIOME = createRequire(import.meta.url).resolve('@biomejs/biome/bin/biome');
-
-/** The namespace the cdk8s chart deploys to by default (charts/lab-chart.ts). */
-export const LAB_NAMESPACE = 'chaos-lab';
 
 export interface GeneratedFile {
   /** Relative to `dashboards/`. */
@@ -72,7 +70,7 @@ export function generatedFiles(): GeneratedFile[] {
       content: yaml(
         'scrape-configs.ts',
         kubernetesScrapeConfig(LAB_NAMESPACE),
-        `For the lab on Kubernetes: pods in namespace ${LAB_NAMESPACE} annotated prometheus.io/scrape: "true".`,
+        `For the lab on Kubernetes: pods in namespace ${LAB_NAMESPACE} annotated ${SCRAPE_ANNOTATIONS.scrape}: "true".`,
       ),
     },
     {

@@ -27,7 +27,7 @@ import * as stat from '@grafana/grafana-foundation-sdk/stat';
 import * as statetimeline from '@grafana/grafana-foundation-sdk/statetimeline';
 import * as timeseries from '@grafana/grafana-foundation-sdk/timeseries';
 import * as units from '@grafana/grafana-foundation-sdk/units';
-import { GATEWAY_COLORS } from '../lab/report/report.ts';
+import { GATEWAY_COLORS } from '../services/names.ts';
 
 /** The uid the provisioned Prometheus datasource has, and the one the datasource variable starts on. */
 export const PROMETHEUS_DATASOURCE_UID = 'chaos-lab-prometheus';
@@ -93,7 +93,7 @@ function targets(queries: readonly Query[], instant = false): DataqueryBuilder[]
   });
 }
 
-/** Series named after a strategy get that strategy's colour, the same as in the HTML report. */
+/** Series named after a strategy get that strategy's colour, the same as in the HTML report and the live page. */
 function colourStrategies<
   T extends { overrideByName(name: string, props: { id: string; value: unknown }[]): T },
 >(panel: T): T {

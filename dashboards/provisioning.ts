@@ -4,15 +4,16 @@
  * dashboards from the folder the deployment mounts them in.
  */
 
+import { PROMETHEUS } from '../services/names.ts';
 import { PROMETHEUS_DATASOURCE_UID } from './panels.ts';
 import { SCRAPE_INTERVAL } from './scrape-configs.ts';
 
 /**
- * Where the deployment mounts: Prometheus as a Service named `prometheus` on port 9090 in the
- * lab's namespace, and `dashboards/*.json` as files in Grafana's container.
+ * Where the deployment mounts: Prometheus as its Service in the lab's namespace, and
+ * `dashboards/*.json` as files in Grafana's container.
  */
 export const GRAFANA_MOUNTS = {
-  prometheusUrl: 'http://prometheus:9090',
+  prometheusUrl: `http://${PROMETHEUS.service}:${PROMETHEUS.port}`,
   dashboardsPath: '/var/lib/grafana/dashboards/chaos-lab',
   /** Grafana reads `datasources/` and `dashboards/` below this (its `paths.provisioning`). */
   provisioningPath: '/etc/grafana/provisioning',

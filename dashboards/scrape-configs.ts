@@ -11,6 +11,7 @@
  */
 
 import type { LabLayout } from '../lab/local/layout.ts';
+import { FAULT_PROXY_SERVICE, GATEWAY_SERVICE, LABELS, SCRAPE_ANNOTATIONS } from '../services/names.ts';
 
 /** What the dashboards' rate windows and annotation steps assume (the datasource's `timeInterval`). */
 export const SCRAPE_INTERVAL = '5s';
@@ -49,7 +50,7 @@ function hostPort(url: string): string {
  */
 export function localScrapeConfig(layout: LabLayout): PrometheusConfig {
   const gateways = Object.values(layout.gateways);
-  const backends = layout.instances.filter((instance) => instance.service !== 'gateway');
+  const backends = layout.instances.filter((instance) => instance.service !== GATEWAY_SERVICE);
   return {
     global: GLOBAL,
     scrape_configs: [
@@ -58,7 +59,7 @@ export function localScrapeConfig(layout: LabLayout): PrometheusConfig {
         honor_labels: true,
         static_configs: gateways.map((gateway) => ({
           targets: [hostPort(gateway.url)],
-          labels: { service: 'gateway', instance: gateway.id, strategy: gateway.strategy ?? '' },
+          labels: { service: GATEWAY_SERVICE, instance: gateway.id, strategy: gateway.strategy ?? '' },
         })),
       },
       {
@@ -74,7 +75,7 @@ export function localScrapeConfig(layout: LabLayout): PrometheusConfig {
         honor_labels: true,
         static_configs: layout.proxies.map((proxy) => ({
           targets: [hostPort(proxy.adminUrl)],
-          labels: { service: 'fault-proxy', instance: proxy.id, backend: proxy.service },
+          labels: { service: FAULT_PROXY_SERVICE, instance: proxy.id, backend: proxy.service },
         })),
       },
     ],
@@ -83,20 +84,20 @@ export function localScrapeConfig(layout: LabLayout): PrometheusConfig {
 
 /**
  * What a lab pod carries for the Kubernetes scrape configuration to find and label it; the
- * cdk8s charts set these on every gateway and backend pod template (charts/lab-pod.ts; a test
- * holds the two together).
+ * cdk8s charts set these on every gateway and backend pod template (charts/lab-pod.ts), both by
+ * the names of services/names.ts.
  */
-export const KUBERNETES_SCRAPE_CONTRACT = {
+const KUBERNETES_SCRAPE_CONTRACT = {
   /** Annotation `"true"` on pods to scrape. */
-  scrapeAnnotation: 'prometheus.io/scrape',
+  scrapeAnnotation: SCRAPE_ANNOTATIONS.scrape,
   /** Annotation naming the container port that serves the metrics. */
-  portAnnotation: 'prometheus.io/port',
+  portAnnotation: SCRAPE_ANNOTATIONS.port,
   /** Annotation naming the metrics path. @default `/metrics` when absent */
-  pathAnnotation: 'prometheus.io/path',
+  pathAnnotation: SCRAPE_ANNOTATIONS.path,
   /** Pod label naming the service (`account`, …, `gateway`): the `service` label of `up`. */
-  serviceLabel: 'app.kubernetes.io/name',
+  serviceLabel: LABELS.name,
   /** Pod label on gateway pods naming their strategy: the `strategy` label of every series. */
-  strategyLabel: 'chaos-lab.dev/strategy',
+  strategyLabel: LABELS.strategy,
 } as const;
 
 /** How Prometheus names a pod's label or annotation in service discovery (`__meta_kubernetes_pod_…`). */

@@ -9,7 +9,7 @@
  */
 
 import type { Dashboard } from '@grafana/grafana-foundation-sdk/dashboard';
-import { INFRA_PATHS } from '../services/lib/service-app.ts';
+import { FAULT_PROXY_SERVICE, PLATFORM_PATHS } from '../services/names.ts';
 import { BACKENDS } from '../services/topology.ts';
 import { experimentAnnotations } from './experiment-annotations.ts';
 import {
@@ -27,11 +27,13 @@ export const SERVICES_UID = 'chaos-lab-services';
 
 const BY_SERVICE = 'service=~"$service"';
 /** Probes, scrapes and the admin API are not the service's work: RED leaves them out. */
-const NOT_INFRA = `route!~"${INFRA_PATHS.map((path) => `${path}(/.*)?`).join('|')}"`;
+const NOT_INFRA = `route!~"${Object.values(PLATFORM_PATHS)
+  .map((path) => `${path}(/.*)?`)
+  .join('|')}"`;
 const REQUESTS = `http_server_request_duration_seconds_count{${BY_SERVICE}, ${NOT_INFRA}}`;
 const REQUEST_LATENCY = `http_server_request_duration_seconds_bucket{${BY_SERVICE}, ${NOT_INFRA}}`;
 /** The fault proxies in front of the chosen backends (local target only). */
-const PROXIES = 'service="fault-proxy", backend=~"$service"';
+const PROXIES = `service="${FAULT_PROXY_SERVICE}", backend=~"$service"`;
 
 function requestQuantile(q: number): string {
   return `histogram_quantile(${q}, sum by (service, le) (rate(${REQUEST_LATENCY}[${RATE}])))`;

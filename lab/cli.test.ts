@@ -111,6 +111,16 @@ describe('chaos-lab usage errors (exit 2, one line and a hint)', () => {
     [['fault', 'recovery', 'maybe', 'archive'], /'maybe' is invalid for argument 'setting'/],
     [['up', '--port-base', '80'], /'--port-base <n>' argument '80' is invalid.*1024 to/],
     [['up', '--trust', 'full'], /'full' is invalid.*Allowed choices are zero, half/],
+    [
+      ['up', '--context', 'other'],
+      /--context, --no-build, --no-grafana, --timeout and --force-conflicts apply to --target kind only\nhint: npx chaos-lab up --target kind --help/,
+    ],
+    [
+      ['up', '--target', 'kind', '--detach'],
+      /--detach and --port-base apply to the local lab only\nhint: npx chaos-lab up --target kind\n/,
+    ],
+    [['down', '--delete-cluster'], /--context and --delete-cluster apply to --target kind only/],
+    [['up', '--target', 'minikube'], /'minikube' is invalid.*Allowed choices are local, kind/],
     [['launch'], /unknown command 'launch'/],
     [['status', '--verbose'], /unknown option '--verbose'/],
   ])('%j', async (argv, message) => {
@@ -265,7 +275,7 @@ describe('chaos-lab fault, against fake agents on loopback', () => {
     const result = await run('fault', 'add', 'http-delay', 'coin', '--delay', '1s');
     expect(result.code).toBe(1);
     expect(result.stderr).toMatch(
-      /^chaos-lab: coin-2 refused PUT .*: 400 INVALID_FAULT — params\.delayMs: too big\n/,
+      /^chaos-lab: injecting http-delay \S+ on coin: coin-2 refused PUT .*: 400 INVALID_FAULT — params\.delayMs: too big\n/,
     );
     const rollback = seen.filter((s) => s.method === 'DELETE');
     expect(rollback.map((s) => s.instance)).toEqual(['coin-1']);

@@ -1,14 +1,15 @@
 /**
- * `chaos-lab`: the local lab's command line. Exit codes: 0 ok, 1 a runtime failure (no lab,
+ * `chaos-lab`: the lab's command line; `--target` picks the lab's driver (lab/lab-driver.ts), the
+ * local lab unless told otherwise. Exit codes: 0 ok, 1 a runtime failure (no lab,
  * an instance unreachable, an agent refused), 2 bad usage or input; `run` adds 1 for a claim
  * that did not hold and 130 for an aborted run. Expected failures are one line and a hint,
  * never a stack trace.
  */
 
 import { Argument, Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { FAULT_BOUNDS } from '../services/fault-bounds.ts';
 import { BACKENDS } from '../services/topology.ts';
 import { CliError, usageError } from './cli-error.ts';
-import { downCommand } from './commands/down.ts';
 import {
   DEFAULT_LEASE_MS,
   faultAddCommand,
@@ -18,21 +19,28 @@ import {
   type RecoveryChoice,
 } from './commands/fault.ts';
 import { listCommand } from './commands/list.ts';
-import { runCommand, TARGET_NAMES, type TargetName } from './commands/run.ts';
-import { statusCommand } from './commands/status.ts';
-import { upDetachedCommand, upForegroundCommand } from './commands/up.ts';
+import { runCommand } from './commands/run.ts';
 import { durationArgument, formatDuration } from './duration.ts';
-import { FAULT_KIND_NAMES, FAULT_KINDS, type FaultKind, PARAM_FLAGS, type ParamName } from './fault-kinds.ts';
+import { PARAM_FLAGS, type ParamName } from './faults/flags.ts';
+import type { FaultService } from './faults/kind.ts';
+import { FAULT_KIND_NAMES, type FaultKind, faultKind } from './faults/registry.ts';
 import { type Io, processIo, warn } from './io.ts';
-import { UP_DEFAULTS, type UpOptions } from './local/lab.ts';
+import {
+  type DownFlags,
+  labDriver,
+  TARGET_NAMES,
+  type TargetName,
+  targetOptions,
+  type UpFlags,
+} from './lab-driver.ts';
 import { DEFAULT_PORT_BASE, DEFAULT_RUN_LIVE_PORT, PORT_BASE_RANGE } from './local/layout.ts';
-import { labHome } from './local/state.ts';
 import { DRIVERS, type Driver } from './runner/experiment-schema.ts';
+import type { Target } from './runner/target.ts';
 
 const SERVICES = [...BACKENDS, 'gateway'];
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
-/** The agents' lease bounds. */
-const LEASE_RANGE = { min: 100, max: 3_600_000 };
+/** The injectors' lease bounds. */
+const LEASE_RANGE = FAULT_BOUNDS.leaseMs;
 
 function portBaseOption(raw: string): number {
   const value = Number(raw);
@@ -62,9 +70,35 @@ const serviceArgument = (required: boolean) =>
 const instanceOption = () =>
   new Option('--instance <id>', 'only this instance, e.g. coin-1 or gateway-naive');
 
+/** Where `chaos-lab fault` acts: the lab of --target, on --context's cluster for kind. */
+interface WhereFlags {
+  readonly target: TargetName;
+  readonly context?: string;
+}
+
+function whereOptions(command: Command): Command {
+  return command
+    .addOption(new Option('--target <target>', 'where the lab runs').choices(TARGET_NAMES).default('local'))
+    .option('--context <name>', 'kind: the kubeconfig context of the cluster (default kind-chaos-lab)');
+}
+
 /** The commander program; each action records its exit code in `outcome`. */
 export function createProgram(io: Io, outcome: { exitCode: number } = { exitCode: 0 }): Command {
-  const home = () => labHome(io.env);
+  /** The target of a `fault` command; released once the command is done. */
+  const withTarget = async (where: WhereFlags, act: (target: Target) => Promise<number>) => {
+    if (where.context !== undefined && where.target !== 'kind') {
+      throw usageError(
+        '--context applies to --target kind only',
+        `add --target kind --context ${where.context}`,
+      );
+    }
+    const target = await (await labDriver(where.target)).target(targetOptions(io, where.context));
+    try {
+      return await act(target);
+    } finally {
+      await target.release();
+    }
+  };
   const program = new Command('chaos-lab')
     .description('The local chaos lab: five backends, three gateways, faults on demand.')
     .exitOverride()
@@ -117,59 +151,16 @@ export function createProgram(io: Io, outcome: { exitCode: number } = { exitCode
       new Option('--log-level <level>', "the instances' log level").choices(LOG_LEVELS).default('info'),
     )
     .option('--no-live', 'do not serve the live page (at port base + 91)')
-    .action(
-      async (opts: {
-        detach?: boolean;
-        portBase?: number;
-        trust: 'zero' | 'half';
-        recovery: string;
-        readyTimeout?: number;
-        logLevel: string;
-        live: boolean;
-        target: TargetName;
-        context?: string;
-        build: boolean;
-        timeout?: number;
-        forceConflicts?: boolean;
-        grafana: boolean;
-      }) => {
-        if (opts.target === 'kind') {
-          outcome.exitCode = await upKind(io, opts);
-          return;
-        }
-        if (
-          opts.context !== undefined ||
-          opts.timeout !== undefined ||
-          !opts.build ||
-          opts.forceConflicts ||
-          !opts.grafana
-        ) {
-          throw usageError(
-            '--context, --no-build, --no-grafana, --timeout and --force-conflicts apply to --target kind only',
-            'npx chaos-lab up --target kind --help',
-          );
-        }
-        const options: UpOptions = {
-          home: home(),
-          portBase: opts.portBase ?? UP_DEFAULTS.portBase,
-          trust: opts.trust,
-          workerRecovery: opts.recovery === 'on',
-          readyTimeoutMs: opts.readyTimeout ?? UP_DEFAULTS.readyTimeoutMs,
-          logLevel: opts.logLevel,
-          live: opts.live,
-        };
-        outcome.exitCode = opts.detach
-          ? await upDetachedCommand(io, options)
-          : await upForegroundCommand(io, options);
-      },
-    );
+    .action(async (opts: UpFlags & { target: TargetName }) => {
+      outcome.exitCode = await (await labDriver(opts.target)).up(io, opts);
+    });
 
   program
     .command('status')
     .description('the gateways and every instance: URL, pid, ready, restarts')
     .option('--json', 'machine-readable output')
     .action(async (opts: { json?: boolean }) => {
-      outcome.exitCode = await statusCommand(io, home(), opts);
+      outcome.exitCode = await (await labDriver('local')).status(io, opts);
     });
 
   program
@@ -180,18 +171,8 @@ export function createProgram(io: Io, outcome: { exitCode: number } = { exitCode
     .addOption(new Option('--target <target>', 'where the lab runs').choices(TARGET_NAMES).default('local'))
     .option('--context <name>', 'kind: another cluster of the kubeconfig')
     .option('--delete-cluster', 'kind: also delete the kind cluster (kind delete cluster --name chaos-lab)')
-    .action(async (opts: { target: TargetName; context?: string; deleteCluster?: boolean }) => {
-      if (opts.target === 'kind') {
-        outcome.exitCode = await downKind(io, opts);
-        return;
-      }
-      if (opts.context !== undefined || opts.deleteCluster) {
-        throw usageError(
-          '--context and --delete-cluster apply to --target kind only',
-          'npx chaos-lab down --target kind',
-        );
-      }
-      outcome.exitCode = await downCommand(io, home());
+    .action(async (opts: DownFlags & { target: TargetName }) => {
+      outcome.exitCode = await (await labDriver(opts.target)).down(io, opts);
     });
 
   program
@@ -205,18 +186,16 @@ export function createProgram(io: Io, outcome: { exitCode: number } = { exitCode
       'another cluster of the kubeconfig (no docker/kind checks; the image from CHAOS_LAB_IMAGE)',
     )
     .option('--json', 'machine-readable output')
-    .action(async (opts: { context?: string; json?: boolean }) => {
-      const kind = await import('./kube/kind-lab.ts');
-      const deps = await kind.defaultKindDeps(io.env);
-      outcome.exitCode = await kind.withInterrupt(io, (signal) =>
-        kind.kindDoctor(io, { ...opts, signal }, deps),
-      );
+    .action(async (opts: { target: TargetName; context?: string; json?: boolean }) => {
+      const driver = await labDriver(opts.target);
+      if (!driver.doctor) throw usageError(`--target ${opts.target} has nothing for doctor to check`);
+      outcome.exitCode = await driver.doctor(io, opts);
     });
 
   const fault = program
     .command('fault')
     .description(
-      'apply, list and clear faults through the fault agents and fault proxies (each fault is a lease)',
+      'apply, list and clear faults by hand, on the lab of --target, as a run applies them (each fault is a lease)',
     );
 
   const add = fault
@@ -233,16 +212,23 @@ export function createProgram(io: Io, outcome: { exitCode: number } = { exitCode
       'Kinds:',
       ...FAULT_KIND_NAMES.map(
         (k) =>
-          `  ${k.padEnd(kindWidth)}  ${FAULT_KINDS[k].summary} (takes ${FAULT_KINDS[k].takes.map((t) => `--${t}`).join(', ')})`,
+          `  ${k.padEnd(kindWidth)}  ${faultKind(k).summary}${
+            faultKind(k).flags.length > 0
+              ? ` (takes ${faultKind(k)
+                  .flags.map((t) => `--${t}`)
+                  .join(', ')})`
+              : ''
+          }`,
       ),
       '',
       'Examples:',
       '  chaos-lab fault add http-delay coin --delay 300ms --for 20s',
       '  chaos-lab fault add http-error like --status 503 --percent 50',
       '  chaos-lab fault add worker-panic archive --instance archive-1',
+      '  chaos-lab fault add latency coin --delay 300ms --target kind   # netem in the pods of coin',
     ].join('\n'),
   );
-  add
+  whereOptions(add)
     .option(
       '--for <duration>',
       `how long the lease lasts (default ${formatDuration(DEFAULT_LEASE_MS)})`,
@@ -254,39 +240,44 @@ export function createProgram(io: Io, outcome: { exitCode: number } = { exitCode
       async (
         kind: FaultKind,
         service: string,
-        opts: Partial<Record<ParamName, number>> & { for?: number; instance?: string; id?: string },
+        opts: Partial<Record<ParamName, number>> &
+          WhereFlags & { for?: number; instance?: string; id?: string },
       ) => {
-        const { for: lease, instance, id, ...params } = opts;
-        outcome.exitCode = await faultAddCommand(io, home(), kind, service, {
-          ...params,
-          leaseMs: lease ?? DEFAULT_LEASE_MS,
-          ...(instance !== undefined ? { instance } : {}),
-          ...(id !== undefined ? { id } : {}),
-        });
+        const { for: lease, instance, id, target, context, ...params } = opts;
+        outcome.exitCode = await withTarget({ target, ...(context !== undefined ? { context } : {}) }, (t) =>
+          faultAddCommand(io, t, kind, service as FaultService, {
+            ...params,
+            leaseMs: lease ?? DEFAULT_LEASE_MS,
+            ...(instance !== undefined ? { instance } : {}),
+            ...(id !== undefined ? { id } : {}),
+          }),
+        );
       },
     );
 
-  fault
-    .command('list')
-    .description('the active faults (and worker-recovery overrides) of every instance')
-    .addArgument(serviceArgument(false))
-    .addOption(instanceOption())
-    .option('--json', 'machine-readable output')
-    .action(async (service: string | undefined, opts: { json?: boolean; instance?: string }) => {
-      outcome.exitCode = await faultListCommand(io, home(), service, opts);
-    });
+  whereOptions(
+    fault
+      .command('list')
+      .description('the active faults (and worker-recovery overrides) of every instance')
+      .addArgument(serviceArgument(false))
+      .addOption(instanceOption())
+      .option('--json', 'machine-readable output'),
+  ).action(async (service: string | undefined, opts: WhereFlags & { json?: boolean; instance?: string }) => {
+    outcome.exitCode = await withTarget(opts, (t) => faultListCommand(io, t, service, opts));
+  });
 
-  fault
-    .command('clear')
-    .description('remove faults (and worker-recovery overrides) now, instead of waiting for their leases')
-    .addArgument(serviceArgument(false))
-    .addOption(instanceOption())
-    .option('--id <id>', 'only this fault')
-    .action(async (service: string | undefined, opts: { instance?: string; id?: string }) => {
-      outcome.exitCode = await faultClearCommand(io, home(), service, opts);
-    });
+  whereOptions(
+    fault
+      .command('clear')
+      .description('remove faults (and worker-recovery overrides) now, instead of waiting for their leases')
+      .addArgument(serviceArgument(false))
+      .addOption(instanceOption())
+      .option('--id <id>', 'only this fault'),
+  ).action(async (service: string | undefined, opts: WhereFlags & { instance?: string; id?: string }) => {
+    outcome.exitCode = await withTarget(opts, (t) => faultClearCommand(io, t, service, opts));
+  });
 
-  fault
+  const recovery = fault
     .command('recovery')
     .description(
       'override panic recovery in background workers for a while (`default` drops the override now)',
@@ -304,13 +295,21 @@ export function createProgram(io: Io, outcome: { exitCode: number } = { exitCode
       `how long the override lasts (default ${formatDuration(DEFAULT_LEASE_MS)})`,
       durationArgument('--for', LEASE_RANGE),
     )
-    .addOption(instanceOption())
-    .action(async (setting: RecoveryChoice, service: string, opts: { for?: number; instance?: string }) => {
-      outcome.exitCode = await faultRecoveryCommand(io, home(), setting, service, {
-        leaseMs: opts.for ?? DEFAULT_LEASE_MS,
-        ...(opts.instance !== undefined ? { instance: opts.instance } : {}),
-      });
-    });
+    .addOption(instanceOption());
+  whereOptions(recovery).action(
+    async (
+      setting: RecoveryChoice,
+      service: string,
+      opts: WhereFlags & { for?: number; instance?: string },
+    ) => {
+      outcome.exitCode = await withTarget(opts, (t) =>
+        faultRecoveryCommand(io, t, setting, service, {
+          leaseMs: opts.for ?? DEFAULT_LEASE_MS,
+          ...(opts.instance !== undefined ? { instance: opts.instance } : {}),
+        }),
+      );
+    },
+  );
 
   program
     .command('run')
@@ -388,60 +387,6 @@ export function createProgram(io: Io, outcome: { exitCode: number } = { exitCode
     });
 
   return program;
-}
-
-/** `up --target kind`: loaded on demand, so that the local lab never loads cdk8s or the Kubernetes client. */
-async function upKind(
-  io: Io,
-  opts: {
-    detach?: boolean;
-    portBase?: number;
-    context?: string;
-    build: boolean;
-    timeout?: number;
-    forceConflicts?: boolean;
-    grafana: boolean;
-  },
-): Promise<number> {
-  if (opts.detach || opts.portBase !== undefined) {
-    throw usageError(
-      '--detach and --port-base apply to the local lab only',
-      'npx chaos-lab up --target kind',
-    );
-  }
-  const kind = await import('./kube/kind-lab.ts');
-  const deps = await kind.defaultKindDeps(io.env);
-  return kind.withInterrupt(io, (signal) =>
-    kind.kindUp(
-      io,
-      {
-        home: labHome(io.env),
-        build: opts.build,
-        signal,
-        ...(opts.context !== undefined ? { context: opts.context } : {}),
-        ...(opts.timeout !== undefined ? { timeoutMs: opts.timeout } : {}),
-        ...(opts.forceConflicts ? { forceConflicts: true } : {}),
-        ...(opts.grafana ? {} : { grafana: false }),
-      },
-      deps,
-    ),
-  );
-}
-
-async function downKind(io: Io, opts: { context?: string; deleteCluster?: boolean }): Promise<number> {
-  const kind = await import('./kube/kind-lab.ts');
-  const deps = await kind.defaultKindDeps(io.env);
-  return kind.withInterrupt(io, (signal) =>
-    kind.kindDown(
-      io,
-      {
-        signal,
-        ...(opts.context !== undefined ? { context: opts.context } : {}),
-        ...(opts.deleteCluster ? { deleteCluster: true } : {}),
-      },
-      deps,
-    ),
-  );
 }
 
 /** Runs the CLI with `argv` (without node and the script); resolves with the exit code. */

@@ -6,10 +6,11 @@
  */
 import { ConfigError } from './lib/env.ts';
 import { runProcess, type Stoppable } from './lib/process-lifetime.ts';
+import { GATEWAY_SERVICE, SERVICE_ENV } from './names.ts';
 import { BACKENDS, isBackendName } from './topology.ts';
 
 async function start(service: string): Promise<Stoppable> {
-  if (service === 'gateway') {
+  if (service === GATEWAY_SERVICE) {
     const { gatewayConfigFromEnv, startGateway } = await import('./gateway/server.ts');
     return startGateway(gatewayConfigFromEnv(process.env));
   }
@@ -18,9 +19,9 @@ async function start(service: string): Promise<Stoppable> {
     return startBackend(backendConfigFromEnv(service, process.env));
   }
   throw new ConfigError(
-    `unknown service ${JSON.stringify(service)}: expected gateway or one of ${BACKENDS.join(', ')}`,
+    `unknown service ${JSON.stringify(service)}: expected ${GATEWAY_SERVICE} or one of ${BACKENDS.join(', ')}`,
   );
 }
 
-const service = process.argv[2] ?? process.env.SERVICE ?? '';
+const service = process.argv[2] ?? process.env[SERVICE_ENV.service] ?? '';
 await runProcess(service || '(no service)', () => start(service));

@@ -7,7 +7,10 @@ import { CliError } from '../cli-error.ts';
 import type { Io } from '../io.ts';
 import { startStandInSupervisor } from '../local/__fixtures__/stand-in-supervisor.ts';
 import { type LabState, writeState } from '../local/state.ts';
+import { createLocalTarget } from '../runner/local-target.ts';
 import { faultAddCommand, faultClearCommand, faultListCommand } from './fault.ts';
+
+const local = (home: string) => createLocalTarget({ home });
 
 /**
  * The network faults of `chaos-lab fault`: they go to the fault proxies in front of the
@@ -98,7 +101,7 @@ async function lab(withProxies = true) {
 describe('chaos-lab fault with network faults', () => {
   it('puts latency on the proxies of the service, not on the agents', async () => {
     const { agents, proxies } = await lab();
-    const code = await faultAddCommand(io, home, 'latency', 'coin', {
+    const code = await faultAddCommand(io, local(home), 'latency', 'coin', {
       delay: 300,
       jitter: 20,
       leaseMs: 4_000,
@@ -120,23 +123,23 @@ describe('chaos-lab fault with network faults', () => {
   it('refuses a network fault on the gateways, and loss without --percent, before calling anyone', async () => {
     const { agents } = await lab();
     await expect(
-      faultAddCommand(io, home, 'loss', 'gateway', { percent: 10, leaseMs: 1_000 }),
+      faultAddCommand(io, local(home), 'loss', 'gateway', { percent: 10, leaseMs: 1_000 }),
     ).rejects.toThrow(
       /loss cannot be applied to the gateways: network faults are injected by the fault proxies/,
     );
-    await expect(faultAddCommand(io, home, 'loss', 'coin', { leaseMs: 1_000 })).rejects.toMatchObject({
+    await expect(faultAddCommand(io, local(home), 'loss', 'coin', { leaseMs: 1_000 })).rejects.toMatchObject({
       message: 'loss needs --percent',
       exitCode: 2,
     });
-    await expect(faultAddCommand(io, home, 'reset', 'coin', { delay: 5, leaseMs: 1_000 })).rejects.toThrow(
-      /--delay does not apply to reset/,
-    );
+    await expect(
+      faultAddCommand(io, local(home), 'reset', 'coin', { delay: 5, leaseMs: 1_000 }),
+    ).rejects.toThrow(/--delay does not apply to reset/);
     expect(agents['gateway-naive'].calls).toEqual([]);
   });
 
   it('applies on one --instance only, and rolls back when a proxy refuses', async () => {
     const { proxies } = await lab();
-    await faultAddCommand(io, home, 'reset', 'coin', {
+    await faultAddCommand(io, local(home), 'reset', 'coin', {
       percent: 50,
       leaseMs: 1_000,
       instance: 'coin-2',
@@ -147,7 +150,7 @@ describe('chaos-lab fault with network faults', () => {
 
     proxies['coin-2'].refusePuts = true;
     await expect(
-      faultAddCommand(io, home, 'loss', 'coin', { percent: 10, leaseMs: 1_000, id: 'lossy' }),
+      faultAddCommand(io, local(home), 'loss', 'coin', { percent: 10, leaseMs: 1_000, id: 'lossy' }),
     ).rejects.toThrow(/coin-2-proxy refused PUT .*400 INVALID_FAULT/);
     expect(proxies['coin-1'].faults.has('lossy')).toBe(false);
     expect(proxies['coin-1'].calls.at(-1)).toBe('DELETE /__chaos/faults/lossy');
@@ -155,11 +158,15 @@ describe('chaos-lab fault with network faults', () => {
 
   it('lists the faults of agents and proxies together, each with its injector', async () => {
     const { agents, proxies } = await lab();
-    await faultAddCommand(io, home, 'latency', 'coin', { delay: 300, leaseMs: 60_000, id: 'net' });
-    await faultAddCommand(io, home, 'http-error', 'coin', { leaseMs: 60_000, id: 'app', instance: 'coin-1' });
+    await faultAddCommand(io, local(home), 'latency', 'coin', { delay: 300, leaseMs: 60_000, id: 'net' });
+    await faultAddCommand(io, local(home), 'http-error', 'coin', {
+      leaseMs: 60_000,
+      id: 'app',
+      instance: 'coin-1',
+    });
     expect(agents['coin-1'].faults.has('app')).toBe(true);
     out = '';
-    expect(await faultListCommand(io, home, 'coin', { json: true })).toBe(0);
+    expect(await faultListCommand(io, local(home), 'coin', { json: true })).toBe(0);
     const listed = JSON.parse(out) as {
       faults: { instance: string; injector: string; id: string }[];
       settings: { instance: string }[];
@@ -174,41 +181,40 @@ describe('chaos-lab fault with network faults', () => {
     expect(proxies['coin-1'].calls).toContain('GET /__chaos/faults');
 
     out = '';
-    await faultListCommand(io, home, undefined, {});
+    await faultListCommand(io, local(home), undefined, {});
     expect(out).toMatch(/^INSTANCE\s+FAULT\s+KIND\s+PARAMS\s+INJECTOR\s+EXPIRES IN\n/);
     expect(out).toMatch(/coin-1\s+net\s+latency\s+delayMs=300 jitterMs=0\s+fault-proxy\s+(59|60)/);
   });
 
   it('clears agents and proxies alike, by id or all', async () => {
     const { agents, proxies } = await lab();
-    await faultAddCommand(io, home, 'latency', 'coin', { delay: 300, leaseMs: 60_000, id: 'net' });
-    await faultAddCommand(io, home, 'http-error', 'coin', { leaseMs: 60_000, id: 'app' });
+    await faultAddCommand(io, local(home), 'latency', 'coin', { delay: 300, leaseMs: 60_000, id: 'net' });
+    await faultAddCommand(io, local(home), 'http-error', 'coin', { leaseMs: 60_000, id: 'app' });
     out = '';
-    await faultClearCommand(io, home, 'coin', { id: 'net' });
-    expect(out).toBe('cleared net on coin-1-proxy, coin-2-proxy\n');
+    await faultClearCommand(io, local(home), 'coin', { id: 'net' });
+    expect(out).toBe('cleared net on coin-1, coin-2\n');
     expect(proxies['coin-1'].faults.size).toBe(0);
     expect(agents['coin-1'].faults.has('app')).toBe(true);
     out = '';
-    await faultClearCommand(io, home, undefined, {});
-    expect(out).toBe(
-      'cleared 2 faults and any worker-recovery override on 3 instances and 2 fault proxies\n',
-    );
+    await faultClearCommand(io, local(home), undefined, {});
+    expect(out).toBe('cleared 2 faults and any worker-recovery override on 3 instances\n');
     out = '';
-    await faultListCommand(io, home, 'coin', { instance: 'coin-1' });
-    expect(out).toBe('no faults active on coin-1 and its fault proxy\n');
+    await faultListCommand(io, local(home), 'coin', { instance: 'coin-1' });
+    expect(out).toBe('no faults active on coin-1\n');
   });
 
   it('says so when the lab runs no fault proxies (started by an older chaos-lab)', async () => {
     await lab(false);
-    const error = await faultAddCommand(io, home, 'latency', 'coin', { delay: 1, leaseMs: 1_000 }).catch(
-      (err: unknown) => err,
-    );
+    const error = await faultAddCommand(io, local(home), 'latency', 'coin', {
+      delay: 1,
+      leaseMs: 1_000,
+    }).catch((err: unknown) => err);
     expect(error).toBeInstanceOf(CliError);
     expect(error).toMatchObject({
       message: 'this lab runs no fault proxies: it was started by an older chaos-lab',
       hint: 'restart it: npx chaos-lab down && npx chaos-lab up',
     });
     // The application faults still work, and listing is not refused.
-    expect(await faultListCommand(io, home, 'coin', {})).toBe(0);
+    expect(await faultListCommand(io, local(home), 'coin', {})).toBe(0);
   });
 });

@@ -1,42 +1,60 @@
 /**
- * `chaos-lab fault …`: drives the injectors of a running lab over their admin APIs, with the
- * admin token from the lab's state file — the fault agent inside every instance (http-delay,
- * http-error, worker-panic, worker settings) and the fault proxy in front of every backend
- * instance (latency, loss, reset). A fault goes to every instance of a service (or one, with
- * --instance) under one id, so it can be listed, renewed and cleared as one.
+ * `chaos-lab fault …`: faults by hand, through the same targets and the same fault model as a run
+ * (runner/faults.ts) — the fault agent inside every instance, the fault proxy in front of every
+ * backend instance of the local lab, netem and the kill sidecar on Kubernetes — so it works on
+ * every `--target`, with the same lease rules and errors. A fault goes to every instance of a
+ * service (or one, with --instance) under one id, so it can be listed, renewed and cleared as one.
  */
 
 import { randomBytes } from 'node:crypto';
-import {
-  AgentClient,
-  type AgentView,
-  type FaultLease,
-  onEvery,
-  ProxyClient,
-  type ProxyView,
-  type Target,
-} from '../admin-client.ts';
 import { CliError, usageError } from '../cli-error.ts';
 import { formatDuration } from '../duration.ts';
-import {
-  type CliInjector,
-  FAULT_KINDS,
-  type FaultKind,
-  faultParams,
-  type ParamValues,
-} from '../fault-kinds.ts';
+import type { ParamName, ParamValues } from '../faults/flags.ts';
+import type { FaultService, Params } from '../faults/kind.ts';
+import { type AnyFault, type FaultKind, faultKind } from '../faults/registry.ts';
 import { type Io, say, table, warn } from '../io.ts';
-import { requireLab } from '../local/find-lab.ts';
-import type { LabState, StateInstance } from '../local/state.ts';
+import { faultsOf } from '../runner/faults.ts';
+import type { Target, TargetInfo, TargetInstance } from '../runner/target.ts';
 
 export const DEFAULT_LEASE_MS = 60_000;
 const FAULT_ID = /^[a-z0-9][a-z0-9-]{0,63}$/;
+const STATUS_HINT = 'see which instances run with: npx chaos-lab status';
 
-/** The instances a command acts on: all, those of `service`, or the one `instance` names. */
-export function selectTargets(state: LabState, service?: string, instance?: string): StateInstance[] {
-  const ofService = service ? state.instances.filter((i) => i.service === service) : state.instances;
+/** The params of `kind` from the flags given, refusing flags that kind does not take. */
+export function faultParams(kind: FaultKind, given: ParamValues): Params {
+  const def = faultKind(kind);
+  const foreign = (Object.keys(given) as ParamName[]).filter(
+    (p) => given[p] !== undefined && !def.flags.includes(p),
+  );
+  if (foreign.length > 0) {
+    const takes =
+      def.flags.length > 0
+        ? `${kind} takes ${def.flags.map((t) => `--${t}`).join(', ')}`
+        : `${kind} takes none`;
+    throw usageError(`${foreign.map((f) => `--${f}`).join(', ')} does not apply to ${kind}`, takes);
+  }
+  return def.fromFlags(given);
+}
+
+/** The lab the target leads to, as it runs now: `chaos-lab fault` never starts one. */
+async function attach(io: Io, target: Target): Promise<TargetInfo> {
+  return target.prepare((line) => warn(io, line), new AbortController().signal, { start: false });
+}
+
+/**
+ * The instances a command acts on: all, those of `service`, or the one `instance` names — by its id,
+ * or on Kubernetes as `coin-2` (the service's second pod in name order), as experiments name them.
+ */
+async function selectInstances(
+  target: Target,
+  service: string | undefined,
+  instance: string | undefined,
+): Promise<readonly TargetInstance[]> {
+  const all = await target.instances();
+  const ofService = service ? all.filter((i) => i.service === service) : all;
   if (instance === undefined) return ofService;
-  const match = ofService.find((i) => i.id === instance);
+  const match =
+    ofService.find((i) => i.id === instance) ?? (await aliased(target, ofService, service, instance));
   if (!match) {
     const scope = service ? `of ${service}` : 'in this lab';
     throw usageError(
@@ -47,31 +65,22 @@ export function selectTargets(state: LabState, service?: string, instance?: stri
   return [match];
 }
 
-/** A fault proxy as an admin target; `instance` is the one it fronts. */
-export interface ProxyTarget extends Target {
-  readonly instance: string;
-}
-
-/**
- * The fault proxies in front of `instances` (gateways have none, so they are skipped).
- * A lab started before the proxies existed has none at all: that is an error when `required`.
- */
-export function proxyTargets(
-  state: LabState,
-  instances: readonly StateInstance[],
-  required: boolean,
-): ProxyTarget[] {
-  if (!state.proxies) {
-    if (!required) return [];
-    throw new CliError('this lab runs no fault proxies: it was started by an older chaos-lab', {
-      hint: 'restart it: npx chaos-lab down && npx chaos-lab up',
-    });
+/** The instance a target gives `coin-2` (its pods have other names), if any. */
+async function aliased(
+  target: Target,
+  candidates: readonly TargetInstance[],
+  service: string | undefined,
+  instance: string,
+): Promise<TargetInstance | undefined> {
+  const named = service ?? /^([a-z]+)-[1-9][0-9]*$/.exec(instance)?.[1];
+  const place = candidates.find((i) => i.service === named);
+  if (!place) return undefined;
+  try {
+    const [id] = await target.resolve({ service: place.service, instances: [instance] });
+    return candidates.find((i) => i.id === id);
+  } catch {
+    return undefined;
   }
-  const byInstance = new Map(state.proxies.map((p) => [p.instance, p]));
-  return instances.flatMap((i) => {
-    const proxy = byInstance.get(i.id);
-    return proxy ? [{ id: proxy.id, url: proxy.adminUrl, instance: i.id }] : [];
-  });
 }
 
 function newFaultId(kind: string): string {
@@ -84,19 +93,14 @@ function describeParams(params: Readonly<Record<string, number>>): string {
     .join(' ');
 }
 
-/** `coin-1`, `13 instances`, `13 instances and 10 fault proxies`, for messages. */
-function describeScope(instances: readonly Target[], proxies: readonly Target[]): string {
-  const first = instances.length === 1 ? instances[0]!.id : `${instances.length} instances`;
-  if (proxies.length === 0) return first;
-  if (instances.length === 1 && proxies.length === 1) return `${first} and its fault proxy`;
-  return `${first} and ${proxies.length} fault ${proxies.length === 1 ? 'proxy' : 'proxies'}`;
+/** `coin-1`, `13 instances`, for messages. */
+function describeScope(instances: readonly { id: string }[]): string {
+  return instances.length === 1 ? (instances[0]?.id ?? '') : `${instances.length} instances`;
 }
 
-function unreachable(failed: { target: Target; error: Error }[]): CliError {
-  const first = failed[0]?.error.message ?? '';
-  return new CliError(failed.length === 1 ? first : `${failed.length} instances failed; first: ${first}`, {
-    hint: 'see which instances run with: npx chaos-lab status',
-  });
+function failure(err: unknown): CliError {
+  if (err instanceof CliError) return err;
+  return new CliError((err as Error).message, { hint: STATUS_HINT });
 }
 
 export interface FaultAddOptions extends ParamValues {
@@ -107,113 +111,84 @@ export interface FaultAddOptions extends ParamValues {
 
 export async function faultAddCommand(
   io: Io,
-  home: string,
+  target: Target,
   kind: FaultKind,
-  service: string,
+  service: FaultService,
   options: FaultAddOptions,
 ): Promise<number> {
   const { leaseMs, instance, id: givenId, ...given } = options;
   const params = faultParams(kind, given);
-  const injector: CliInjector = FAULT_KINDS[kind].injector;
+  const def = faultKind(kind);
   if (givenId !== undefined && !FAULT_ID.test(givenId)) {
     throw usageError(
       `--id ${JSON.stringify(givenId)} is not a valid fault id`,
       'use lower-case letters, digits and dashes, e.g. --id coin-slow',
     );
   }
-  if (injector === 'fault-proxy' && service === 'gateway') {
+  if (service === 'gateway' && !def.onGateways) {
     throw usageError(
       `${kind} cannot be applied to the gateways: network faults are injected by the fault proxies in front of the backend instances, and the gateways have none`,
       `choose a backend (the gateways then see the fault on their calls to it), or use http-delay / http-error on the gateway itself`,
     );
   }
-  const state = requireLab(io, home);
-  const instances = selectTargets(state, service, instance);
-  const targets: Target[] = injector === 'fault-agent' ? instances : proxyTargets(state, instances, true);
+  const why = target.unsupported(kind);
+  if (why) throw new CliError(`the ${target.name} target cannot inject ${kind}: ${why}`);
+  await attach(io, target);
+  const instances = (await selectInstances(target, service, instance)).map((i) => i.id);
   const id = givenId ?? newFaultId(kind);
-  const client =
-    injector === 'fault-agent' ? new AgentClient(state.adminToken) : new ProxyClient(state.adminToken);
-  const { ok, failed } = await onEvery(targets, (t) => client.put(t, id, { kind, params, leaseMs }));
-  if (failed.length > 0) {
-    // All or nothing: a fault on half the instances would make any measurement misleading.
-    await onEvery(
-      ok.filter((o) => o.value.created).map((o) => o.target),
-      (t) => client.remove(t, id),
-    );
-    throw unreachable(failed);
+  const fault = { kind, service, instances: instance ? instances : [], ...params } as AnyFault;
+  let applied: Awaited<ReturnType<ReturnType<typeof faultsOf>['inject']>>;
+  try {
+    applied = await faultsOf(target).inject(fault, id, leaseMs);
+  } catch (err) {
+    throw failure(err);
   }
-  const renewed = ok.filter((o) => !o.value.created).length;
+  const renewed = applied.length > 0 && applied.every((a) => a.renewed);
+  const injector = applied[0]?.injector;
   const by =
     injector !== 'fault-proxy'
       ? ''
-      : instances.length === 1
+      : applied.length === 1
         ? ', by its fault proxy'
         : ', by their fault proxies';
+  const lease = kind === 'kill' ? '' : ` for ${formatDuration(leaseMs)}`;
   say(
     io,
-    `${renewed === ok.length ? 'renewed' : 'applied'} ${kind} ${id} (${describeParams(params)}) on ${instances.map((t) => t.id).join(', ')} for ${formatDuration(leaseMs)}${by}`,
+    `${kind === 'kill' ? 'killed' : renewed ? 'renewed' : 'applied'} ${kind} ${id}${Object.keys(params).length > 0 ? ` (${describeParams(params)})` : ''} on ${applied.map((a) => a.instance).join(', ')}${lease}${by}`,
   );
-  say(io, `clear it early with: npx chaos-lab fault clear ${service} --id ${id}`);
+  if (kind !== 'kill') say(io, `clear it early with: npx chaos-lab fault clear ${service} --id ${id}`);
   return 0;
-}
-
-interface ListedFault extends FaultLease {
-  /** The instance the fault acts on (for a proxy's fault, the one it fronts). */
-  readonly instance: string;
-  readonly service: string;
-  readonly injector: CliInjector;
-  readonly remainingMs: number;
 }
 
 export async function faultListCommand(
   io: Io,
-  home: string,
+  target: Target,
   service: string | undefined,
   options: { json?: boolean; instance?: string },
 ): Promise<number> {
-  const state = requireLab(io, home);
-  const instances = selectTargets(state, service, options.instance);
-  const proxies = proxyTargets(state, instances, false);
-  const token = state.adminToken;
-  const [agentViews, proxyViews] = await Promise.all([
-    onEvery(instances, (t) => new AgentClient(token).view(t)),
-    onEvery(proxies, (t) => new ProxyClient(token).view(t)),
-  ]);
+  await attach(io, target);
+  const instances = await selectInstances(target, service, options.instance);
+  const listing = await faultsOf(target).list(instances.map((i) => i.id));
   const now = Date.now();
-  const serviceOf = new Map(state.instances.map((i) => [i.id, i.service]));
-  const listed = (instance: string, injector: CliInjector, view: AgentView | ProxyView): ListedFault[] =>
-    view.faults.map((f) => ({
-      instance,
-      service: serviceOf.get(instance) ?? view.service,
-      injector,
-      id: f.id,
-      kind: f.kind,
-      params: f.params,
-      leaseMs: f.leaseMs,
-      appliedAt: f.appliedAt,
-      expiresAt: f.expiresAt,
-      remainingMs: Math.max(0, f.expiresAt - now),
-    }));
-  const faults: ListedFault[] = [
-    ...agentViews.ok.flatMap(({ target, value }) => listed(target.id, 'fault-agent', value)),
-    ...proxyViews.ok.flatMap(({ target, value }) => listed(target.instance, 'fault-proxy', value)),
-  ].sort((a, b) => a.instance.localeCompare(b.instance) || a.id.localeCompare(b.id));
-  const settings = agentViews.ok.map(({ target, value }) => ({
-    instance: target.id,
-    service: serviceOf.get(target.id) ?? value.service,
-    ...value.settings,
+  const serviceOf = new Map(instances.map((i) => [i.id, i.service]));
+  const faults = listing.leases.map((l) => ({
+    instance: l.instance,
+    service: serviceOf.get(l.instance) ?? '',
+    injector: l.injector,
+    id: l.id,
+    kind: l.kind,
+    params: l.params,
+    leaseMs: l.leaseMs,
+    appliedAt: l.appliedAt,
+    expiresAt: l.expiresAt,
+    remainingMs: l.expiresAt === null ? null : Math.max(0, l.expiresAt - now),
   }));
-  const failed = [...agentViews.failed, ...proxyViews.failed];
-  const missing = failed.map((f) => ({ instance: f.target.id, error: f.error.message }));
+  const missing = listing.failed.map((f) => ({ instance: f.instance, error: f.error.message }));
   if (options.json) {
-    say(io, JSON.stringify({ faults, settings, unreachable: missing }, null, 2));
+    say(io, JSON.stringify({ faults, settings: listing.settings, unreachable: missing }, null, 2));
   } else {
     if (faults.length === 0) {
-      const scope = describeScope(
-        agentViews.ok.map((o) => o.target),
-        proxyViews.ok.map((o) => o.target),
-      );
-      say(io, `no faults active on ${scope}`);
+      say(io, `no faults active on ${describeScope(instances)}`);
     } else {
       const rows = faults.map((f) => [
         f.instance,
@@ -221,58 +196,56 @@ export async function faultListCommand(
         f.kind,
         describeParams(f.params),
         f.injector,
-        formatDuration(f.remainingMs),
+        f.remainingMs === null ? '-' : formatDuration(f.remainingMs),
       ]);
       for (const line of table([['INSTANCE', 'FAULT', 'KIND', 'PARAMS', 'INJECTOR', 'EXPIRES IN'], ...rows]))
         say(io, line);
     }
-    for (const s of settings.filter((x) => x.overridden)) {
+    for (const s of listing.settings.filter((x) => x.overridden)) {
       const left = s.expiresAt === null ? '' : ` for ${formatDuration(Math.max(0, s.expiresAt - now))}`;
       say(io, `worker recovery on ${s.instance}: ${s.workerRecovery ? 'on' : 'off'}${left} (overridden)`);
     }
   }
-  if (failed.length > 0) {
+  if (missing.length > 0) {
     for (const m of missing) warn(io, `could not list ${m.error}`);
-    throw unreachable(failed);
+    const first = missing[0]?.error ?? '';
+    throw new CliError(missing.length === 1 ? first : `${missing.length} instances failed; first: ${first}`, {
+      hint: STATUS_HINT,
+    });
   }
   return 0;
 }
 
 export async function faultClearCommand(
   io: Io,
-  home: string,
+  target: Target,
   service: string | undefined,
   options: { instance?: string; id?: string },
 ): Promise<number> {
-  const state = requireLab(io, home);
-  const instances = selectTargets(state, service, options.instance);
-  const proxies = proxyTargets(state, instances, false);
-  const agents = new AgentClient(state.adminToken);
-  const proxyClient = new ProxyClient(state.adminToken);
-  const scope = describeScope(instances, proxies);
-  if (options.id !== undefined) {
-    const id = options.id;
-    const [a, p] = await Promise.all([
-      onEvery(instances, (t) => agents.remove(t, id)),
-      onEvery(proxies, (t) => proxyClient.remove(t, id)),
-    ]);
-    const failed = [...a.failed, ...p.failed];
-    if (failed.length > 0) throw unreachable(failed);
-    const removedFrom = [...a.ok, ...p.ok].filter((o) => o.value.removed).map((o) => o.target.id);
+  await attach(io, target);
+  const instances = await selectInstances(target, service, options.instance);
+  const scope = instances.map((i) => i.id);
+  const faults = faultsOf(target);
+  try {
+    if (options.id !== undefined) {
+      const id = options.id;
+      const removedFrom = await faults.removeById(id, scope);
+      say(
+        io,
+        removedFrom.length > 0
+          ? `cleared ${id} on ${removedFrom.join(', ')}`
+          : `no fault ${id} on ${describeScope(instances)}`,
+      );
+      return 0;
+    }
+    const removed = await faults.clearAll(scope);
     say(
       io,
-      removedFrom.length > 0 ? `cleared ${id} on ${removedFrom.join(', ')}` : `no fault ${id} on ${scope}`,
+      `cleared ${removed} fault${removed === 1 ? '' : 's'} and any worker-recovery override on ${describeScope(instances)}`,
     );
-    return 0;
+  } catch (err) {
+    throw failure(err);
   }
-  const [a, p] = await Promise.all([
-    onEvery(instances, (t) => agents.clear(t)),
-    onEvery(proxies, (t) => proxyClient.clear(t)),
-  ]);
-  const removed = [...a.ok, ...p.ok].reduce((sum, o) => sum + o.value.removed, 0);
-  say(io, `cleared ${removed} fault${removed === 1 ? '' : 's'} and any worker-recovery override on ${scope}`);
-  const failed = [...a.failed, ...p.failed];
-  if (failed.length > 0) throw unreachable(failed);
   return 0;
 }
 
@@ -280,27 +253,28 @@ export type RecoveryChoice = 'on' | 'off' | 'default';
 
 export async function faultRecoveryCommand(
   io: Io,
-  home: string,
+  target: Target,
   choice: RecoveryChoice,
   service: string,
   options: { leaseMs: number; instance?: string },
 ): Promise<number> {
-  const state = requireLab(io, home);
-  const targets = selectTargets(state, service, options.instance);
-  const agents = new AgentClient(state.adminToken);
-  const names = targets.map((t) => t.id).join(', ');
-  const labDefault = state.workerRecovery ? 'on' : 'off';
-  if (choice === 'default') {
-    const { failed } = await onEvery(targets, (t) => agents.resetSettings(t));
-    if (failed.length > 0) throw unreachable(failed);
-    say(io, `worker recovery back to the lab default (${labDefault}) on ${names}`);
-    return 0;
+  const info = await attach(io, target);
+  const instances = (await selectInstances(target, service, options.instance)).map((i) => i.id);
+  const names = instances.join(', ');
+  const labDefault = info.workerRecovery === undefined ? '' : ` (${info.workerRecovery ? 'on' : 'off'})`;
+  try {
+    if (choice === 'default') {
+      await target.agents().resetSettings(instances);
+      say(io, `worker recovery back to the lab default${labDefault} on ${names}`);
+      return 0;
+    }
+    await target.agents().setRecovery(instances, choice === 'on', options.leaseMs, `cli-recovery-${choice}`);
+  } catch (err) {
+    throw failure(err);
   }
-  const { failed } = await onEvery(targets, (t) => agents.setRecovery(t, choice === 'on', options.leaseMs));
-  if (failed.length > 0) throw unreachable(failed);
   say(
     io,
-    `worker recovery ${choice} on ${names} for ${formatDuration(options.leaseMs)} (then back to the lab default: ${labDefault})`,
+    `worker recovery ${choice} on ${names} for ${formatDuration(options.leaseMs)} (then back to the lab default${labDefault ? `: ${labDefault.slice(2, -1)}` : ''})`,
   );
   return 0;
 }

@@ -10,8 +10,9 @@ import { performance } from 'node:perf_hooks';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { Io } from '../io.ts';
 import { KIND_CONFIG_ENV } from '../kube/kind-config.ts';
+import type { CreateTargetOptions } from '../lab-driver.ts';
 import { createFakeTarget, type FakeTarget, fakeGenerators } from '../runner/fake-target.ts';
-import { type CreateTargetOptions, type RunCommandDeps, runCommand, type TargetFactory } from './run.ts';
+import { type RunCommandDeps, runCommand, type TargetFactory } from './run.ts';
 
 const YAML = `
 name: cli-run

@@ -11,48 +11,19 @@
 import path from 'node:path';
 import { formatDuration } from '../duration.ts';
 import { type Io, say, warn } from '../io.ts';
-import { GATEWAY_HOST_ENV, KIND_CONFIG_ENV } from '../kube/kind-config.ts';
+import { type CreateTargetOptions, labDriver, type TargetName, targetOptions } from '../lab-driver.ts';
 import { startRunLive, withLiveFeed } from '../live/run-live.ts';
 import type { K6Binary } from '../load/k6-binary.ts';
-import { labHome } from '../local/state.ts';
 import { resolveExperiment, UnknownExperimentError } from '../runner/catalog.ts';
 import { type Driver, type Experiment, ExperimentError, loadExperiment } from '../runner/experiment.ts';
 import { createTerminalProgress, summaryLines } from '../runner/progress.ts';
 import { DEFAULT_TIMING, type RunContext, runExperiment, UnsupportedFaultError } from '../runner/run.ts';
-import type { Target, TargetOptions } from '../runner/target.ts';
-
-export const TARGET_NAMES = ['local', 'kind'] as const;
-export type TargetName = (typeof TARGET_NAMES)[number];
-
-export interface CreateTargetOptions extends TargetOptions {
-  /** kind: the kubeconfig context. @default kind-chaos-lab */
-  readonly context?: string;
-  /** kind: the kind configuration the cluster was created with, for the gateways' host ports. @default kind/cluster.yaml */
-  readonly kindConfig?: string;
-  /** kind, with a --context that is not kind's: the host of the gateways' NodePorts (CHAOS_LAB_GATEWAY_HOST). */
-  readonly gatewayHost?: string;
-}
+import type { Target } from '../runner/target.ts';
 
 export type TargetFactory = (name: TargetName, options: CreateTargetOptions) => Promise<Target>;
 
-/** Targets are loaded on demand: validating a file must not load (or start) any lab code. */
-export const createTarget: TargetFactory = async (name, options) => {
-  switch (name) {
-    case 'local': {
-      const { createLocalTarget } = await import('../runner/local-target.ts');
-      return createLocalTarget({ home: options.home });
-    }
-    case 'kind': {
-      const { createKubeTarget } = await import('../kube/kube-target.ts');
-      return createKubeTarget({
-        home: options.home,
-        ...(options.context !== undefined ? { context: options.context } : {}),
-        ...(options.kindConfig !== undefined ? { kindConfig: options.kindConfig } : {}),
-        ...(options.gatewayHost !== undefined ? { gatewayHost: options.gatewayHost } : {}),
-      });
-    }
-  }
-};
+/** The target's driver makes it, loaded on demand: validating a file must not load (or start) any lab code. */
+export const createTarget: TargetFactory = async (name, options) => (await labDriver(name)).target(options);
 
 export interface RunCommandOptions {
   /** @default `results` under the working directory */
@@ -92,14 +63,10 @@ export async function runCommand(
   const driver = await loadDriver(io, experiment, options.driver, deps);
   if (!driver) return 2;
 
-  const kindConfig = io.env[KIND_CONFIG_ENV];
-  const gatewayHost = io.env[GATEWAY_HOST_ENV]?.trim();
-  const target = await (deps.createTarget ?? createTarget)(options.target ?? 'local', {
-    home: labHome(io.env),
-    ...(options.context !== undefined ? { context: options.context } : {}),
-    ...(kindConfig ? { kindConfig: path.resolve(cwd, kindConfig) } : {}),
-    ...(gatewayHost ? { gatewayHost } : {}),
-  });
+  const target = await (deps.createTarget ?? createTarget)(
+    options.target ?? 'local',
+    targetOptions(io, options.context, cwd),
+  );
   const live = options.live
     ? await startRunLive(io, {
         port: options.live.port,

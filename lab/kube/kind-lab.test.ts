@@ -19,7 +19,8 @@ import { type FakeDockerKind, fakeDockerKind } from './__fixtures__/fake-docker-
 import { connectCluster } from './client.ts';
 import { processRunner } from './commands.ts';
 import { KIND_CONFIG_ENV } from './kind-config.ts';
-import { kindUp, LAB_IMAGE, LAB_NAMESPACE, labManifests, rolloutLine } from './kind-lab.ts';
+import { LAB_IMAGE, LAB_NAMESPACE, labManifests } from './kind-lab.ts';
+import { kindUp, rolloutLine } from './kind-up.ts';
 
 const REPO = path.join(import.meta.dirname, '..', '..');
 /** The image id the fake docker gives a build unless told another, and the tag `up` deploys for it. */

@@ -15,6 +15,7 @@ import { STRATEGIES } from '../../services/topology.ts';
 import { startFakeApiServer } from '../../test/fake-kube/fake-api-server.ts';
 import { AgentClient } from '../admin-client.ts';
 import type { Fault } from '../runner/experiment.ts';
+import { faultsOf } from '../runner/faults.ts';
 import type { Target } from '../runner/target.ts';
 import { type FakeLab, startFakeLab } from './__fixtures__/pod-lab.ts';
 import { connectCluster } from './client.ts';
@@ -47,7 +48,7 @@ afterAll(async () => {
 
 afterEach(async () => {
   if (target) {
-    await target.clearAll();
+    await faultsOf(target).clearAll();
     await target.release();
   }
   target = undefined;
@@ -91,16 +92,16 @@ describe('prepare', { timeout: 30_000 }, () => {
     expect(lines.join('\n')).toContain('using the lab in namespace chaos-lab of context kind-chaos-lab');
     expect(lines.join('\n')).toContain('10 backend pods');
     // The token came from the Secret: the agents accept it.
-    await target.applySettings({ workerRecovery: true }, 5_000, 'settings-probe');
+    await faultsOf(target).applySettings({ workerRecovery: true }, 5_000, 'settings-probe');
     const pod = lab.podsOf('account')[0] as string;
-    expect(await target.audit()).toContainEqual({
+    expect(await faultsOf(target).audit()).toContainEqual({
       instance: pod,
       injector: 'fault-agent',
       id: 'settings-probe',
       kind: 'settings (workerRecovery on)',
     });
-    await target.clearSettings();
-    expect(await target.audit()).toEqual([]);
+    await faultsOf(target).clearSettings();
+    expect(await faultsOf(target).audit()).toEqual([]);
     expect(
       lab.fake.requests.some((r) => r.path === '/api/v1/namespaces/chaos-lab/secrets/chaos-lab-secrets'),
     ).toBe(true);
@@ -151,8 +152,8 @@ describe('prepare', { timeout: 30_000 }, () => {
       target = createKubeTarget({ home: secretsHome, cluster: noSecrets, gatewayUrls: lab.gateways });
       await target.prepare(() => {}, new AbortController().signal);
       // The agents take the token read from the file.
-      await target.applySettings({ workerRecovery: true }, 5_000, 'file-token');
-      await target.clearSettings();
+      await faultsOf(target).applySettings({ workerRecovery: true }, 5_000, 'file-token');
+      await faultsOf(target).clearSettings();
     } finally {
       rmSync(secretsHome, { recursive: true, force: true });
     }
@@ -234,7 +235,7 @@ describe('latency and loss: tc netem through the fault sidecar', { timeout: 30_0
   it('applies, renews and removes the lease in every pod of the service; the audit is clean after', async () => {
     const { target } = await prepared();
     const [first, second] = lab.podsOf('coin') as [string, string];
-    const applied = await target.inject(latency, 'f-latency', 10_000);
+    const applied = await faultsOf(target).inject(latency, 'f-latency', 10_000);
     expect(applied.map((a) => [a.instance, a.injector, a.id])).toEqual([
       [first, 'tc-netem', 'f-latency'],
       [second, 'tc-netem', 'f-latency'],
@@ -255,7 +256,7 @@ describe('latency and loss: tc netem through the fault sidecar', { timeout: 30_0
     }
     expect((await sidecarStatus(first)).lease?.remainingSeconds).toBeLessThanOrEqual(10);
 
-    const leftovers = await target.audit();
+    const leftovers = await faultsOf(target).audit();
     expect(leftovers).toEqual(
       expect.arrayContaining([
         { instance: first, injector: 'tc-netem', id: 'f-latency', kind: 'netem (delay 400ms 20ms)' },
@@ -263,32 +264,32 @@ describe('latency and loss: tc netem through the fault sidecar', { timeout: 30_0
       ]),
     );
 
-    await target.renew(applied, 60_000);
+    await faultsOf(target).renew(applied, 60_000);
     expect(sidecarExecs(first)).toContainEqual(['fault-sidecar', 'renew', '--for', '60s']);
     expect((await sidecarStatus(first)).lease?.remainingSeconds).toBeGreaterThan(50);
 
-    await target.remove(applied);
+    await faultsOf(target).remove(applied);
     expect(sidecarExecs(second).at(-1)).toEqual(['fault-sidecar', 'clear']);
     for (const pod of [first, second]) {
       const status = await sidecarStatus(pod);
       expect(status.netemQdisc).toBe(false);
       expect(status.lease).toBeNull();
     }
-    expect(await target.audit()).toEqual([]);
+    expect(await faultsOf(target).audit()).toEqual([]);
   });
 
   it('applies the fault again when the sidecar has nothing to renew (its lease ran out)', async () => {
     const { target } = await prepared();
     const first = lab.podsOf('coin')[0] as string;
-    const applied = await target.inject({ ...latency, instances: ['coin-1'] }, 'f-lapsed', 10_000);
+    const applied = await faultsOf(target).inject({ ...latency, instances: ['coin-1'] }, 'f-lapsed', 10_000);
     // As if renewals had failed for longer than the lease: the keeper removed the fault.
     expect((await lab.lab.sidecar(first, ['clear'])).exitCode).toBe(0);
-    await target.renew(applied, 10_000);
+    await faultsOf(target).renew(applied, 10_000);
     const execs = sidecarExecs(first);
     expect(execs.at(-2)).toEqual(['fault-sidecar', 'renew', '--for', '10s']);
     expect(execs.at(-1)).toEqual(['fault-sidecar', 'apply', '--for', '10s', 'delay', '400ms', '20ms']);
     expect((await sidecarStatus(first)).netemQdisc).toBe(true);
-    await target.remove(applied);
+    await faultsOf(target).remove(applied);
   });
 
   it('calibrates latency from the gateways without deadlines, against the phase before', async () => {
@@ -305,7 +306,7 @@ describe('latency and loss: tc netem through the fault sidecar', { timeout: 30_0
     await target.counters();
     await pages(5);
     await target.counters();
-    const applied = await target.inject(latency, 'f-calibrated', 10_000);
+    const applied = await faultsOf(target).inject(latency, 'f-calibrated', 10_000);
     // The tc stand-in shapes nothing: the agents delay coin's answers as netem would.
     const agents = new AgentClient(TEST_SECRETS.adminToken);
     const coins = await Promise.all(lab.podsOf('coin').map((pod) => lab.serve(pod)));
@@ -318,8 +319,8 @@ describe('latency and loss: tc netem through the fault sidecar', { timeout: 30_0
     }
     await pages(3);
     for (const coin of coins) await agents.remove({ id: coin.name, url: coin.backend.url }, 'stand-in');
-    await target.remove(applied);
-    const observed = await target.observe(applied);
+    await faultsOf(target).remove(applied);
+    const observed = await faultsOf(target).observe(applied);
     expect(observed.samples).toBe(6);
     expect(observed.addedLatencyMs).toBeGreaterThanOrEqual(145);
   });
@@ -327,8 +328,8 @@ describe('latency and loss: tc netem through the fault sidecar', { timeout: 30_0
   it('keeps latency and loss on one pod in one qdisc, and removing one leaves the other', async () => {
     const { target } = await prepared();
     const first = lab.podsOf('coin')[0] as string;
-    const slow = await target.inject(latency, 'f-slow', 10_000);
-    const lossy = await target.inject(
+    const slow = await faultsOf(target).inject(latency, 'f-slow', 10_000);
+    const lossy = await faultsOf(target).inject(
       { kind: 'loss', service: 'coin', instances: ['coin-1'], percent: 5 },
       'f-lossy',
       10_000,
@@ -337,11 +338,11 @@ describe('latency and loss: tc netem through the fault sidecar', { timeout: 30_0
     expect(lab.lab.tcCalls(first)).toContain(
       'qdisc replace dev eth0 parent 1:10 handle 10: netem delay 400ms 20ms loss 5%',
     );
-    await target.remove(slow);
+    await faultsOf(target).remove(slow);
     expect(qdiscChanges(first).at(-1)).toBe('qdisc replace dev eth0 parent 1:10 handle 10: netem loss 5%');
     expect((await sidecarStatus(first)).lease?.netem).toBe('loss 5%');
-    await target.remove(lossy);
-    expect(await target.audit()).toEqual([]);
+    await faultsOf(target).remove(lossy);
+    expect(await faultsOf(target).audit()).toEqual([]);
   });
 
   it('a failing tc fails the injection naming the pod, what tc said and sch_netem, and leaves no fault', async () => {
@@ -349,7 +350,7 @@ describe('latency and loss: tc netem through the fault sidecar', { timeout: 30_0
     const [first, second] = lab.podsOf('coin') as [string, string];
     lab.lab.failTc(second, 'Error: Specified qdisc kind is unknown.');
     try {
-      const failure = target.inject(latency, 'f-unknown', 10_000);
+      const failure = faultsOf(target).inject(latency, 'f-unknown', 10_000);
       await expect(failure).rejects.toThrow(
         `pod ${second}: fault-sidecar apply --for 10s delay 400ms 20ms exited 2`,
       );
@@ -357,7 +358,7 @@ describe('latency and loss: tc netem through the fault sidecar', { timeout: 30_0
       await expect(failure).rejects.toThrow("the kernel of the cluster's node has no sch_netem");
       // All or nothing: the pod where it worked was cleared again.
       expect((await sidecarStatus(first)).netemQdisc).toBe(false);
-      expect(await target.audit()).toEqual([]);
+      expect(await faultsOf(target).audit()).toEqual([]);
     } finally {
       lab.lab.failTc(second, undefined);
     }
@@ -369,7 +370,7 @@ describe('http-error and worker-panic: the fault agent through a port-forward', 
     const { target } = await prepared();
     const first = lab.podsOf('coin')[0] as string;
     const backend = await lab.serve(first);
-    const applied = await target.inject(
+    const applied = await faultsOf(target).inject(
       { kind: 'http-error', service: 'coin', instances: ['coin-1'], status: 503, percent: 100 },
       'f-errors',
       10_000,
@@ -385,16 +386,16 @@ describe('http-error and worker-panic: the fault agent through a port-forward', 
     expect(
       lab.fake.requests.some((r) => r.path === `/api/v1/namespaces/chaos-lab/pods/${first}/portforward`),
     ).toBe(true);
-    await target.remove(applied);
-    const observed = await target.observe(applied);
+    await faultsOf(target).remove(applied);
+    const observed = await faultsOf(target).observe(applied);
     expect(observed).toEqual({ errorRate: 1, samples: 4 });
-    expect(await target.audit()).toEqual([]);
+    expect(await faultsOf(target).audit()).toEqual([]);
   });
 
   it('counts the panics the pods recovered', async () => {
     const { target } = await prepared();
     const before = await target.counters();
-    const applied = await target.inject(
+    const applied = await faultsOf(target).inject(
       { kind: 'worker-panic', service: 'like', instances: ['like-1', 'like-2'], percent: 100 },
       'f-panics',
       10_000,
@@ -403,7 +404,7 @@ describe('http-error and worker-panic: the fault agent through a port-forward', 
       const { backend } = await lab.serve(pod);
       for (let i = 0; i < 3; i++) await (await fetch(`${backend.url}/likes/${i + 1}`)).arrayBuffer();
     }
-    await target.remove(applied);
+    await faultsOf(target).remove(applied);
     const after = await target.counters();
     expect(after.like.panicsRecovered - before.like.panicsRecovered).toBe(6);
     expect(after.like.restarts).toBe(before.like.restarts);
@@ -425,7 +426,7 @@ describe('kill and restarts', { timeout: 30_000 }, () => {
     const pods = lab.podsOf('vip');
     const victim = pods[0] as string;
     const process = lab.lab.mainPid(victim);
-    const applied = await target.inject(
+    const applied = await faultsOf(target).inject(
       { kind: 'kill', service: 'vip', instances: ['vip-1'] },
       'f-kill',
       10_000,
@@ -469,7 +470,7 @@ describe('kill and restarts', { timeout: 30_000 }, () => {
         : undefined,
     );
     try {
-      const failure = target.inject(
+      const failure = faultsOf(target).inject(
         { kind: 'kill', service: 'coin', instances: ['coin-2'] },
         'f-nothing',
         10_000,
@@ -541,14 +542,14 @@ describe('audit and clearAll', { timeout: 30_000 }, () => {
       params: { status: 500, percent: 10 },
       leaseMs: 60_000,
     });
-    expect(await target.audit()).toEqual(
+    expect(await faultsOf(target).audit()).toEqual(
       expect.arrayContaining([
         { instance: pod, injector: 'tc-netem', id: 'tc-netem', kind: 'netem (delay 100ms)' },
         { instance: pod, injector: 'fault-agent', id: 'stray', kind: 'http-error' },
       ]),
     );
-    await target.clearAll();
+    await faultsOf(target).clearAll();
     expect(qdiscChanges(pod).at(-1)).toBe('qdisc del dev eth0 root');
-    expect(await target.audit()).toEqual([]);
+    expect(await faultsOf(target).audit()).toEqual([]);
   });
 });

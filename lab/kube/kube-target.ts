@@ -47,32 +47,22 @@ import {
   type Strategy,
   topology,
 } from '../../services/topology.ts';
-import {
-  AdminError,
-  type Target as AdminTarget,
-  AgentClient,
-  isUnreachable,
-  onEvery,
-} from '../admin-client.ts';
+import { AdminError, type Target as AdminTarget, onEvery } from '../admin-client.ts';
 import { formatDuration } from '../duration.ts';
-import { parsePromText, type Sample, sumOf } from '../prom-text.ts';
-import { type Fault, instanceIds } from '../runner/experiment.ts';
-import {
-  combined,
-  leaseBody,
-  leftoversOfAgent,
-  observedErrors,
-  RestartSafeCounter,
-  readingOf,
-  refusals,
-} from '../runner/local-target.ts';
+import type { FaultInjector } from '../faults/injector.ts';
+import { type AgentInjector, createAgentInjector } from '../faults/injectors/agent.ts';
+import { createKillInjector } from '../faults/injectors/kill.ts';
+import { createNetemInjector, netemHint, oneLine, SidecarError } from '../faults/injectors/netem.ts';
+import { type Reading, RestartSafeCounter, readingOf } from '../faults/readings.ts';
+import { type AnyFault, type FaultKind, unsupportedBy } from '../faults/registry.ts';
+import { parsePromText } from '../prom-text.ts';
+import { instanceIds } from '../runner/experiment.ts';
 import type {
-  AppliedFault,
-  Injector,
-  LeftoverFault,
+  PrepareOptions,
   ServiceCounters,
   Target,
   TargetInfo,
+  TargetInstance,
 } from '../runner/target.ts';
 import {
   type Cluster,
@@ -83,12 +73,15 @@ import {
   podProblem,
   RolloutTimeoutError,
 } from './cluster.ts';
+import { GatewayCalibration } from './gateway-calibration.ts';
 import { GATEWAY_HOST_ENV, gatewayUrls, nodePortHost, nodePortUrls } from './gateway-urls.ts';
 import { DEFAULT_KIND_CONFIG, type KindConfig, readKindConfig } from './kind-config.ts';
 
 export { gatewayUrls } from './gateway-urls.ts';
 
 export const DEFAULT_NAMESPACE = 'chaos-lab';
+/** The injectors of a lab on Kubernetes. */
+export const KIND_INJECTORS = ['fault-agent', 'tc-netem', 'fault-sidecar'] as const;
 const UP_HINT = 'npx chaos-lab up --target kind';
 
 export interface KubeTargetOptions {
@@ -120,63 +113,13 @@ export interface KubeTargetOptions {
   readonly settleTimeoutMs?: number;
 }
 
-/** `fault-sidecar status`, as one JSON line. */
-export interface SidecarStatus {
-  readonly dev: string;
-  readonly lease: {
-    readonly expiresAt: number;
-    readonly remainingSeconds: number;
-    readonly netem: string;
-  } | null;
-  readonly netemQdisc: boolean;
-  readonly qdisc: string;
-}
-
-/** A sidecar command that failed, in a pod; `gone` when the pod no longer exists. */
-export class SidecarError extends Error {
-  constructor(
-    readonly pod: string,
-    message: string,
-    readonly exitCode?: number,
-    readonly gone = false,
-  ) {
-    super(message);
-    this.name = 'SidecarError';
-  }
-}
-
-/** The netem parameters of a fault, as the sidecar passes them to `tc qdisc replace … netem`. */
-export function netemArgs(fault: Fault): string[] | undefined {
-  switch (fault.kind) {
-    case 'latency':
-      // Without a distribution table netem's jitter is uniform within ±jitter, as the local proxy's.
-      return fault.jitterMs > 0
-        ? ['delay', `${fault.delayMs}ms`, `${fault.jitterMs}ms`]
-        : ['delay', `${fault.delayMs}ms`];
-    case 'loss':
-      return ['loss', `${fault.percent}%`];
-    default:
-      return undefined;
-  }
-}
-
-/** The sidecar's `--for`: whole seconds, rounded up so that the lease is never shorter than asked. */
-export function leaseArg(leaseMs: number): string {
-  return `${Math.max(1, Math.ceil(leaseMs / 1000))}s`;
-}
-
-export function injectorOfKube(kind: Fault['kind']): Injector {
-  switch (kind) {
-    case 'latency':
-    case 'loss':
-      return 'tc-netem';
-    case 'http-error':
-    case 'worker-panic':
-      return 'fault-agent';
-    case 'kill':
-      return 'fault-sidecar';
-  }
-}
+export { leaseArg, netemArgs, SidecarError, type SidecarStatus } from '../faults/injectors/netem.ts';
+export {
+  CALIBRATING_GATEWAYS,
+  type DependencyTally,
+  dependencyTallies,
+  observedAddedLatency,
+} from './gateway-calibration.ts';
 
 /**
  * The backend pods that keep the lab from being settled, each with why (`like-7d…: Ready=False
@@ -206,13 +149,17 @@ export function podsOfService(pods: readonly PodInfo[], service: BackendName): P
  * The pods a fault is for: every running pod of its service when it names every instance;
  * otherwise `coin-N` is the N-th pod in name order (a pod's own name is taken as it is).
  */
-export function podsForFault(fault: Fault, pods: readonly PodInfo[]): string[] {
+export function podsForFault(
+  fault: { readonly service: BackendName; readonly instances: readonly string[] },
+  pods: readonly PodInfo[],
+): string[] {
   const ofService = podsOfService(pods, fault.service).map((p) => p.name);
   const every = instanceIds(fault.service);
   if (ofService.length === 0) {
     throw new Error(`${fault.service} has no running pod: see kubectl -n <namespace> get pods`);
   }
-  if (every.length === fault.instances.length && every.every((id) => fault.instances.includes(id))) {
+  const named = fault.instances;
+  if (named.length === 0 || (every.length === named.length && every.every((id) => named.includes(id)))) {
     return ofService;
   }
   return fault.instances.map((instance) => {
@@ -226,61 +173,6 @@ export function podsForFault(fault: Fault, pods: readonly PodInfo[]): string[] {
     }
     return pod;
   });
-}
-
-/** The time gateways spent calling one dependency, as sums so that windows can be subtracted. */
-export interface DependencyTally {
-  readonly sumMs: number;
-  readonly count: number;
-}
-
-/**
- * The gateways without deadlines (naive, parallel) wait for every answer, so the time they
- * spent on a dependency is the latency it had, network included: what calibration wants.
- * The resilient gateway's calls are cut at its deadlines and would hide the added latency.
- */
-export const CALIBRATING_GATEWAYS: readonly Strategy[] = ['naive', 'parallel'];
-
-export function dependencyTallies(samples: readonly Sample[]): Record<BackendName, DependencyTally> {
-  return Object.fromEntries(
-    BACKENDS.map((service) => {
-      const mine = (l: Readonly<Record<string, string>>) => l.dependency === service;
-      return [
-        service,
-        {
-          sumMs: sumOf(samples, 'gateway_dependency_duration_seconds_sum', mine) * 1000,
-          count: sumOf(samples, 'gateway_dependency_duration_seconds_count', mine),
-        },
-      ];
-    }),
-  ) as Record<BackendName, DependencyTally>;
-}
-
-/**
- * Calibration of latency from the gateways' side: the mean time a call to the dependency took
- * during the fault, less its mean over the baseline window before it.
- */
-export function observedAddedLatency(
-  fault: { readonly base: DependencyTally; readonly now: DependencyTally },
-  baseline: { readonly from: DependencyTally; readonly to: DependencyTally },
-): Record<string, number> {
-  const count = fault.now.count - fault.base.count;
-  const baselineCount = baseline.to.count - baseline.from.count;
-  if (count <= 0 || baselineCount <= 0) return { samples: Math.max(0, count) };
-  const during = (fault.now.sumMs - fault.base.sumMs) / count;
-  const before = (baseline.to.sumMs - baseline.from.sumMs) / baselineCount;
-  return { addedLatencyMs: Math.round((during - before) * 100) / 100, samples: count };
-}
-
-/** What to make of a failing `tc` the sidecar reports: the one failure users cannot guess. */
-function netemHint(stderr: string): string {
-  return /qdisc kind is unknown|qdisc not found/i.test(stderr)
-    ? ": the kernel of the cluster's node has no sch_netem (kind nodes share the host's kernel), so latency and loss cannot be injected; on Linux run `sudo modprobe sch_netem` on the host; WSL2 and some VMs lack the module altogether (http-error and kill experiments still work there)"
-    : '';
-}
-
-function oneLine(text: string): string {
-  return text.trim().split('\n').filter(Boolean).join(' / ');
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -301,51 +193,68 @@ class KubeTarget implements Target {
   /** Backend pods as last listed. */
   #pods: PodInfo[] = [];
   readonly #forwards = new Map<string, Promise<PortForward>>();
-  /** Per pod: the netem faults this target keeps there, by lease id (the sidecar holds one qdisc). */
-  readonly #netem = new Map<string, Map<string, readonly string[]>>();
   /**
    * Per pod seen during the run: its service, its main container's highest restartCount seen, and
    * what the count is at least since this target killed it (see "Restarts" above).
    */
   readonly #restarts = new Map<string, { service: BackendName; seen: number; killed: number }>();
   readonly #panics = new Map<string, { service: BackendName; counter: RestartSafeCounter }>();
-  /** Per applied http-error (`id@pod`): the agent's reading at injection. */
-  readonly #errorBase = new Map<string, ReturnType<typeof readingOf>>();
-  #settingsId: string | undefined;
   /** The kind configuration, read once: it gives the default context and the gateways' host ports. */
   #kindConfig: KindConfig | undefined;
   #gateways: Readonly<Record<Strategy, string>> | undefined;
-  /** The gateways' dependency tallies at the last two counters() calls: the window before a fault. */
-  #tallies: (Record<BackendName, DependencyTally> | undefined)[] = [];
-  /**
-   * Per service: the faults of this target on it now, and how many tallies had been taken when the
-   * last one ended (a kill ends at once): a window with a fault is no baseline.
-   */
-  readonly #faultsOn = new Map<BackendName, { active: number; endedAt: number }>();
-  #talliesTaken = 0;
-  /** Per latency fault id: the gateways' tally at injection and the baseline window before it. */
-  readonly #latencyBase = new Map<
-    string,
-    { service: BackendName; base: DependencyTally; baseline: { from: DependencyTally; to: DependencyTally } }
-  >();
-  /** The lease of the last injection or renewal: what a pod's remaining netem faults keep when one is removed. */
-  #leaseMs = 10_000;
+  readonly #calibration = new GatewayCalibration(() => this.#gateways);
+  readonly #agents: AgentInjector;
+  readonly #injectors: Readonly<Record<(typeof KIND_INJECTORS)[number], FaultInjector>>;
 
   constructor(options: KubeTargetOptions) {
     this.#options = options;
     this.#namespace = options.namespace ?? DEFAULT_NAMESPACE;
+    const ready = async () => (await this.#runningBackendPods()).filter((p) => p.ready);
+    this.#agents = createAgentInjector({
+      token: () => this.#tokenNow(),
+      reach: (pod) => this.#agent(pod),
+      // The agents' faults live in the service process: a pod that is not ready is starting one
+      // (a replacement, a restarted container), which has none yet.
+      instances: async () => (await ready()).map((p) => ({ id: p.name, service: this.#serviceOf(p.name) })),
+      scrape: (pod) => this.#scrape(pod),
+    });
+    const netem = createNetemInjector({
+      sidecar: async (pod, args) => (await this.#sidecar(pod, args)).stdout,
+      pods: async () => (await this.#runningBackendPods()).map((p) => p.name),
+      calibration: {
+        before: (applied) => {
+          const service = applied[0]?.fault.service;
+          const every = service && isBackendName(service) ? podsOfService(this.#pods, service) : [];
+          return this.#calibration.before(
+            applied,
+            every.map((p) => p.name),
+          );
+        },
+        observe: (applied) => this.#calibration.observe(applied),
+      },
+    });
+    this.#injectors = {
+      'fault-agent': this.#tracked(this.#agents),
+      'tc-netem': this.#tracked(netem),
+      'fault-sidecar': createKillInjector('fault-sidecar', (pod) => this.#kill(pod)),
+    };
   }
 
-  unsupported(_kind: Fault['kind']): string | undefined {
+  unsupported(kind: FaultKind): string | undefined {
     // Whether the node's kernel has sch_netem is the doctor's to check; a first netem apply that
     // fails on it says so (netemHint).
-    return undefined;
+    return unsupportedBy({ name: this.name, injectors: this.injectors() }, kind);
   }
 
   // -------------------------------------------------------------------------------------------------------
   // Prepare
 
-  async prepare(progress: (line: string) => void, signal: AbortSignal): Promise<TargetInfo> {
+  async prepare(
+    progress: (line: string) => void,
+    signal: AbortSignal,
+    _options: PrepareOptions = {},
+  ): Promise<TargetInfo> {
+    // It never starts a lab: `up --target kind` deploys it.
     const cluster = await this.#connect();
     const ns = this.#namespace;
     const where = `namespace ${ns} of context ${cluster.context}`;
@@ -594,145 +503,81 @@ class KubeTarget implements Target {
     return result;
   }
 
-  /** Puts the pod's netem faults (all of them: one qdisc holds them) on a lease, or clears it when none is left. */
-  async #setNetem(
-    pod: string,
-    faults: ReadonlyMap<string, readonly string[]>,
-    leaseMs: number,
-  ): Promise<void> {
-    const args = [...faults.values()].flat();
-    if (args.length === 0) await this.#sidecar(pod, ['clear']);
-    else await this.#sidecar(pod, ['apply', '--for', leaseArg(leaseMs), ...args]);
-    if (faults.size === 0) this.#netem.delete(pod);
-    else this.#netem.set(pod, new Map(faults));
-  }
-
-  // -------------------------------------------------------------------------------------------------------
-  // Settings
-
-  async applySettings(settings: { readonly workerRecovery?: boolean }, leaseMs: number, id: string) {
-    const { workerRecovery } = settings;
-    if (workerRecovery === undefined) return;
-    this.#settingsId = id;
-    const agents = new AgentClient(this.#tokenNow());
-    const pods = await this.#runningBackendPods();
-    const { failed } = await onEvery(
-      pods.map((p) => ({ id: p.name, url: '' })),
-      async (p) => agents.setRecovery(await this.#agent(p.id), workerRecovery, leaseMs),
-    );
-    // A pod restarting its container gets the override at the next renewal.
-    refusals(`settings ${id} (workerRecovery ${workerRecovery ? 'on' : 'off'})`, failed);
-  }
-
-  async clearSettings(): Promise<void> {
-    const agents = new AgentClient(this.#tokenNow());
-    const pods = await this.#runningBackendPods();
-    const { failed } = await onEvery(
-      pods.map((p) => ({ id: p.name, url: '' })),
-      async (p) => agents.resetSettings(await this.#agent(p.id)),
-    );
-    refusals('clearing the settings', failed);
-    this.#settingsId = undefined;
-  }
-
   #tokenNow(): string {
     if (this.#token === undefined) throw new Error('the kind target is not prepared: call prepare() first');
     return this.#token;
   }
 
   // -------------------------------------------------------------------------------------------------------
-  // Faults
+  // Instances and injectors
 
-  async inject(fault: Fault, id: string, leaseMs: number): Promise<AppliedFault[]> {
-    const pods = podsForFault(fault, await this.#listBackendPods());
-    const injector = injectorOfKube(fault.kind);
-    const injectedAt = new Date().toISOString();
-    const applied = pods.map((pod): AppliedFault => ({ fault, instance: pod, injector, id, injectedAt }));
-    const what = `injecting ${fault.kind} ${id} on ${fault.service}`;
-    if (fault.kind === 'kill') {
-      this.#faultEnded(fault.service, 0);
-      await this.#kill(fault.service, pods);
-      return applied;
-    }
-    const netem = netemArgs(fault);
-    if (netem) {
-      this.#leaseMs = leaseMs;
-      if (fault.kind === 'latency') await this.#rememberLatencyBase(fault, id, pods);
-      const results = await Promise.allSettled(
-        pods.map((pod) => this.#setNetem(pod, new Map(this.#netem.get(pod) ?? []).set(id, netem), leaseMs)),
+  async instances(service?: BackendName | 'gateway'): Promise<readonly TargetInstance[]> {
+    const pods = await this.#runningBackendPods();
+    const all = pods.map((p) => ({ id: p.name, service: this.#serviceOf(p.name) }));
+    return service ? all.filter((i) => i.service === service) : all;
+  }
+
+  async resolve(
+    fault: Pick<AnyFault, 'service' | 'instances'> & { readonly kind?: FaultKind },
+  ): Promise<readonly string[]> {
+    if (fault.service === 'gateway') {
+      throw new Error(
+        'faults by hand on the gateways are for the local lab; on Kubernetes, fault a backend and the gateways see it on their calls',
       );
-      const failed = results.flatMap((r) => (r.status === 'rejected' ? [{ error: r.reason as Error }] : []));
-      if (failed.length > 0) {
-        // All or nothing: a fault on half the pods would make any measurement misleading.
-        await this.#dropNetem(
-          applied.filter((_, i) => results[i]?.status === 'fulfilled'),
-          leaseMs,
-        ).catch(() => {});
-        this.#latencyBase.delete(id);
-        throw combined(what, failed);
-      }
-      this.#faultStarted(fault.service);
-      return applied;
     }
-    const agents = new AgentClient(this.#tokenNow());
-    const body = leaseBody(fault, leaseMs);
-    const { ok, failed } = await onEvery(
-      pods.map((pod) => ({ id: pod, url: '' })),
-      async (p) => agents.put(await this.#agent(p.id), id, body!),
+    return podsForFault(
+      { service: fault.service, instances: fault.instances },
+      await this.#listBackendPods(),
     );
-    if (failed.length > 0) {
-      await onEvery(
-        ok.filter((o) => o.value.created).map((o) => o.target),
-        async (p) => agents.remove(await this.#agent(p.id), id),
-      );
-      throw combined(what, failed);
-    }
-    if (fault.kind === 'http-error') {
-      // Read once the leases are on: every request the agents answer from here on met the fault
-      // (but for the few in flight now), so the observed share is the configured one.
-      try {
-        await this.#rememberErrorBase(applied);
-      } catch (err) {
-        await onEvery(
-          pods.map((pod) => ({ id: pod, url: '' })),
-          async (p) => agents.remove(await this.#agent(p.id), id),
-        );
-        throw err;
-      }
-    }
-    this.#faultStarted(fault.service);
-    return applied;
   }
 
-  #faultStarted(service: BackendName): void {
-    const on = this.#faultsOn.get(service) ?? { active: 0, endedAt: -1 };
-    this.#faultsOn.set(service, { ...on, active: on.active + 1 });
+  injectors(): readonly FaultInjector[] {
+    return Object.values(this.#injectors);
   }
 
-  #faultEnded(service: BackendName, faults: number): void {
-    const on = this.#faultsOn.get(service) ?? { active: faults, endedAt: -1 };
-    this.#faultsOn.set(service, { active: Math.max(0, on.active - faults), endedAt: this.#talliesTaken });
+  agents(): AgentInjector {
+    return this.#agents;
+  }
+
+  /** The injector, telling the latency calibration which services have faults on them. */
+  #tracked(injector: FaultInjector): FaultInjector {
+    const calibration = this.#calibration;
+    return {
+      ...injector,
+      async apply(applied, leaseMs) {
+        const outcomes = await injector.apply(applied, leaseMs);
+        const service = applied[0]?.fault.service;
+        if (service && isBackendName(service) && outcomes.every((o) => o.status === 'fulfilled')) {
+          calibration.faultStarted(service);
+        }
+        return outcomes;
+      },
+      async remove(leases) {
+        const faults = new Map(leases.map((a) => [a.id, a.fault?.service]));
+        for (const service of faults.values()) {
+          if (service && isBackendName(service)) calibration.faultEnded(service, 1);
+        }
+        await injector.remove(leases);
+      },
+      async clear(scope) {
+        if (!scope) calibration.allEnded();
+        return injector.clear(scope);
+      },
+    };
   }
 
   /**
-   * SIGKILL of the service's process in each pod, by its fault sidecar: a crash, as in the local
+   * SIGKILL of the service's process in the pod, by its fault sidecar: a crash, as in the local
    * lab, not a graceful shutdown that drains connections first. The pod, its qdisc and its
    * port-forward stay; the kubelet restarts the container.
    */
-  async #kill(service: BackendName, pods: readonly string[]): Promise<void> {
+  async #kill(pod: string): Promise<void> {
+    const service = this.#serviceOf(pod);
+    this.#calibration.faultEnded(service, 0);
     this.#seeRestarts(this.#pods);
-    const results = await Promise.allSettled(pods.map((pod) => this.#sidecar(pod, ['kill-main', service])));
-    const failed: { error: Error }[] = [];
-    results.forEach((r, i) => {
-      const pod = pods[i] as string;
-      if (r.status === 'rejected') {
-        failed.push({ error: r.reason as Error });
-        return;
-      }
-      const entry = this.#restarts.get(pod) ?? { service, seen: 0, killed: 0 };
-      this.#restarts.set(pod, { ...entry, killed: Math.max(entry.seen, entry.killed) + 1 });
-    });
-    if (failed.length > 0) throw combined(`killing ${service}'s process in ${pods.join(', ')}`, failed);
+    await this.#sidecar(pod, ['kill-main', service]);
+    const entry = this.#restarts.get(pod) ?? { service, seen: 0, killed: 0 };
+    this.#restarts.set(pod, { ...entry, killed: Math.max(entry.seen, entry.killed) + 1 });
   }
 
   /** Takes the main containers' restartCounts in: each pod's highest count seen. */
@@ -744,16 +589,7 @@ class KubeTarget implements Target {
     }
   }
 
-  async #rememberErrorBase(applied: readonly AppliedFault[]): Promise<void> {
-    const { ok, failed } = await onEvery(
-      applied.map((a) => ({ id: a.instance, url: '', key: `${a.id}@${a.instance}` })),
-      (t) => this.#scrape(t.id),
-    );
-    if (failed.length > 0) throw combined('reading the metrics before an http-error', failed);
-    for (const o of ok) this.#errorBase.set(o.target.key, o.value);
-  }
-
-  async #scrape(pod: string): Promise<ReturnType<typeof readingOf>> {
+  async #scrape(pod: string): Promise<Reading> {
     const agent = await this.#agent(pod);
     let res: Response;
     try {
@@ -766,84 +602,13 @@ class KubeTarget implements Target {
     return readingOf(parsePromText(text));
   }
 
-  /** Takes `applied` off their pods' qdiscs: the pod's other faults stay, on the lease they had. */
-  async #dropNetem(applied: readonly AppliedFault[], leaseMs: number): Promise<void> {
-    const byPod = groupByPod(applied.filter((a) => a.injector === 'tc-netem'));
-    const results = await Promise.allSettled(
-      [...byPod].map(async ([pod, mine]) => {
-        const rest = new Map(this.#netem.get(pod) ?? []);
-        for (const a of mine) rest.delete(a.id);
-        try {
-          await this.#setNetem(pod, rest, leaseMs);
-        } catch (err) {
-          // A pod that is gone took its qdisc with it.
-          if (err instanceof SidecarError && err.gone) this.#netem.delete(pod);
-          else throw err;
-        }
-      }),
-    );
-    const failed = results.flatMap((r) => (r.status === 'rejected' ? [{ error: r.reason as Error }] : []));
-    if (failed.length > 0) throw combined('removing the netem faults', failed);
-  }
-
-  /**
-   * Renews every lease. A sidecar with nothing to renew (exit 3: the lease ran out, say after
-   * renewals that failed) gets the fault applied again; a pod that is gone took its fault along.
-   */
-  async renew(applied: readonly AppliedFault[], leaseMs: number): Promise<void> {
-    this.#leaseMs = leaseMs;
-    const netemPods = [...groupByPod(applied.filter((a) => a.injector === 'tc-netem')).keys()];
-    const agentLeases = applied.filter((a) => a.injector === 'fault-agent');
-    const agents = new AgentClient(this.#tokenNow());
-    const [netem, agent] = await Promise.all([
-      Promise.allSettled(
-        netemPods.map(async (pod) => {
-          try {
-            await this.#sidecar(pod, ['renew', '--for', leaseArg(leaseMs)]);
-          } catch (err) {
-            if (err instanceof SidecarError && err.gone) return;
-            if (!(err instanceof SidecarError && err.exitCode === 3)) throw err;
-            await this.#setNetem(pod, this.#netem.get(pod) ?? new Map(), leaseMs);
-          }
-        }),
-      ),
-      onEvery(
-        agentLeases.map((a) => ({ id: a.instance, url: '', applied: a })),
-        async (t) => agents.put(await this.#agent(t.id), t.applied.id, leaseBody(t.applied.fault, leaseMs)!),
-      ),
-    ]);
-    const failed = [
-      ...netem.flatMap((r) => (r.status === 'rejected' ? [{ error: r.reason as Error }] : [])),
-      ...agent.failed.filter((f) => !isUnreachable(f.error)),
-    ];
-    if (failed.length > 0) throw combined('renewing the fault leases', failed);
-  }
-
-  async remove(applied: readonly AppliedFault[]): Promise<void> {
-    const leases = new Map(applied.filter((a) => a.fault.kind !== 'kill').map((a) => [a.id, a.fault]));
-    for (const { service } of leases.values()) this.#faultEnded(service, 1);
-    const agentLeases = applied.filter((a) => a.injector === 'fault-agent');
-    const agents = new AgentClient(this.#tokenNow());
-    const [netem, agent] = await Promise.allSettled([
-      this.#dropNetem(applied, this.#leaseMs),
-      onEvery(
-        agentLeases.map((a) => ({ id: a.instance, url: '', applied: a })),
-        async (t) => agents.remove(await this.#agent(t.id), t.applied.id),
-      ),
-    ]);
-    if (netem.status === 'rejected') throw netem.reason;
-    // An unreachable agent lost its faults with its process, or will when its lease ends.
-    if (agent.status === 'fulfilled') refusals('removing the faults', agent.value.failed);
-  }
-
   // -------------------------------------------------------------------------------------------------------
-  // Counters, calibration
+  // Counters
 
   async counters(): Promise<Readonly<Record<BackendName, ServiceCounters>>> {
-    // The runner calls counters() at each phase's end: the gateways' figures then, kept two deep,
-    // give the window of the phase before a fault.
-    this.#tallies = [...this.#tallies, await this.#gatewayTallies()].slice(-2);
-    this.#talliesTaken++;
+    // The runner calls counters() at each phase's end: the gateways' figures then give the window
+    // of the phase before a fault.
+    await this.#calibration.phaseEnded();
     const pods = await this.#listBackendPods();
     this.#seeRestarts(pods);
     const running = BACKENDS.flatMap((b) => podsOfService(pods, b));
@@ -878,172 +643,18 @@ class KubeTarget implements Target {
     return result as Record<BackendName, ServiceCounters>;
   }
 
-  /** Both gateways' tallies summed; undefined when one cannot be read (the figure is then not given). */
-  async #gatewayTallies(): Promise<Record<BackendName, DependencyTally> | undefined> {
-    const gateways = this.#gateways;
-    if (!gateways) return undefined;
-    try {
-      const texts = await Promise.all(
-        CALIBRATING_GATEWAYS.map(async (g) => {
-          const res = await fetch(`${gateways[g]}/metrics`, { signal: AbortSignal.timeout(3_000) });
-          if (!res.ok) throw new Error(`${res.status}`);
-          return res.text();
-        }),
-      );
-      return dependencyTallies(texts.flatMap((t) => parsePromText(t)));
-    } catch {
-      return undefined;
-    }
-  }
-
-  /**
-   * A latency fault is calibrated when it is on every pod of its service (else the gateways'
-   * calls mix slow and fast pods) and the window before it had no latency or loss fault on
-   * that service: the figures then compare like with like.
-   */
-  async #rememberLatencyBase(fault: Fault, id: string, pods: readonly string[]): Promise<void> {
-    const every = podsOfService(this.#pods, fault.service).map((p) => p.name);
-    const [from, to] = this.#tallies;
-    const on = this.#faultsOn.get(fault.service);
-    const clean = !on || (on.active === 0 && on.endedAt <= this.#talliesTaken - 2);
-    if (!from || !to || !clean || every.some((p) => !pods.includes(p))) return;
-    const now = await this.#gatewayTallies();
-    if (!now) return;
-    this.#latencyBase.set(id, {
-      service: fault.service,
-      base: now[fault.service],
-      baseline: { from: from[fault.service], to: to[fault.service] },
-    });
-  }
-
-  /**
-   * http-error: the agents' own figures, as in the local lab. latency: what the gateways without
-   * deadlines saw of the dependency, against the window before the fault (netem itself keeps no
-   * per-packet figures). loss: nothing — a lost segment is retransmitted, and what is left is
-   * latency that cannot be told from the rest; no figure is better than the configured one
-   * passed off as measured.
-   */
-  async observe(applied: readonly AppliedFault[]): Promise<Readonly<Record<string, number>>> {
-    const first = applied[0];
-    if (first?.fault.kind === 'latency') {
-      const remembered = this.#latencyBase.get(first.id);
-      const now = remembered && (await this.#gatewayTallies());
-      if (!remembered || !now) return {};
-      return observedAddedLatency(
-        { base: remembered.base, now: now[remembered.service] },
-        remembered.baseline,
-      );
-    }
-    const errors = applied.filter((a) => a.fault.kind === 'http-error');
-    if (errors.length === 0) return {};
-    const { ok, failed } = await onEvery(
-      errors.map((a) => ({ id: a.instance, url: '', key: `${a.id}@${a.instance}` })),
-      (t) => this.#scrape(t.id),
-    );
-    if (failed.length > 0) throw combined('observing http-error', failed);
-    return observedErrors(ok.map((o) => ({ now: o.value, base: this.#errorBase.get(o.target.key) })));
-  }
-
   // -------------------------------------------------------------------------------------------------------
-  // Audit, clear, release
-
-  async audit(): Promise<LeftoverFault[]> {
-    const running = await this.#runningBackendPods();
-    const pods = running.map((p) => p.name);
-    const agents = new AgentClient(this.#tokenNow());
-    const leftovers: LeftoverFault[] = [];
-    const statuses = await Promise.allSettled(pods.map((pod) => this.#sidecar(pod, ['status'])));
-    const sidecarFailures: { error: Error }[] = [];
-    statuses.forEach((r, i) => {
-      const pod = pods[i] as string;
-      if (r.status === 'rejected') {
-        if (!(r.reason instanceof SidecarError && r.reason.gone))
-          sidecarFailures.push({ error: r.reason as Error });
-        return;
-      }
-      const leftover = this.#netemLeftover(pod, r.value.stdout);
-      if (leftover) leftovers.push(leftover);
-    });
-    // The agents' faults live in the service process: a pod that is not ready is starting one
-    // (a replacement, a restarted container), which has none yet. A pod that was ready a moment
-    // ago may still be going down: it has no faults either, but that is only known once it answers.
-    let pending = running.filter((p) => p.ready).map((p) => ({ id: p.name, url: '' }));
-    let failed: { error: AdminError }[] = [];
-    for (let attempt = 0; attempt < 4 && pending.length > 0; attempt++) {
-      if (attempt > 0) await sleep(1_000);
-      const round = await onEvery(pending, async (t) => agents.view(await this.#agent(t.id)));
-      for (const { target, value } of round.ok) {
-        leftovers.push(...leftoversOfAgent(target.id, value, this.#settingsId));
-      }
-      failed = round.failed;
-      pending = round.failed.map((f) => f.target);
-      if (failed.some((f) => !isUnreachable(f.error))) break;
-    }
-    const all = [...sidecarFailures, ...failed];
-    if (all.length > 0) throw combined('auditing the lab for leftover faults', all);
-    return leftovers;
-  }
-
-  #netemLeftover(pod: string, stdout: string): LeftoverFault | undefined {
-    let status: SidecarStatus;
-    try {
-      status = JSON.parse(stdout) as SidecarStatus;
-    } catch {
-      throw new SidecarError(pod, `pod ${pod}: fault-sidecar status printed no JSON: ${oneLine(stdout)}`);
-    }
-    if (!status.netemQdisc && status.lease === null) return undefined;
-    const ids = [...(this.#netem.get(pod)?.keys() ?? [])];
-    const netem = status.lease?.netem ?? status.qdisc;
-    return {
-      instance: pod,
-      injector: 'tc-netem',
-      id: ids.join(', ') || 'tc-netem',
-      kind: `netem (${netem})`,
-    };
-  }
-
-  async clearAll(): Promise<void> {
-    const pods = (await this.#runningBackendPods()).map((p) => p.name);
-    const agents = new AgentClient(this.#tokenNow());
-    const [sidecars, agent] = await Promise.all([
-      Promise.allSettled(pods.map((pod) => this.#sidecar(pod, ['clear']))),
-      onEvery(
-        pods.map((pod) => ({ id: pod, url: '' })),
-        async (t) => agents.clear(await this.#agent(t.id)),
-      ),
-    ]);
-    this.#netem.clear();
-    this.#settingsId = undefined;
-    for (const service of this.#faultsOn.keys()) this.#faultEnded(service, Number.POSITIVE_INFINITY);
-    const failed = [
-      ...sidecars.flatMap((r) =>
-        r.status === 'rejected' && !(r.reason instanceof SidecarError && r.reason.gone)
-          ? [{ error: r.reason as Error }]
-          : [],
-      ),
-      // Clearing also drops the settings overrides (the agents' DELETE /__chaos/faults does both).
-      ...agent.failed.filter((f) => !isUnreachable(f.error)),
-    ];
-    if (failed.length > 0) throw combined('clearing every fault', failed);
-  }
+  // Release
 
   async release(): Promise<void> {
     const pods = [...this.#forwards.keys()];
     await Promise.all(pods.map((pod) => this.#closeForward(pod)));
-    this.#netem.clear();
-    this.#errorBase.clear();
-    this.#latencyBase.clear();
+    this.#calibration.forget();
     const cluster = this.#cluster;
     this.#cluster = undefined;
     this.#token = undefined;
     if (cluster && this.#ownCluster) await cluster.close();
   }
-}
-
-function groupByPod(applied: readonly AppliedFault[]): Map<string, AppliedFault[]> {
-  const byPod = new Map<string, AppliedFault[]>();
-  for (const a of applied) byPod.set(a.instance, [...(byPod.get(a.instance) ?? []), a]);
-  return byPod;
 }
 
 /**

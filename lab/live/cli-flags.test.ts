@@ -5,16 +5,16 @@
 import { beforeEach, describe, expect, it, vi } from 'vitest';
 import { main } from '../cli.ts';
 import { runCommand } from '../commands/run.ts';
-import { upDetachedCommand, upForegroundCommand } from '../commands/up.ts';
 import type { Io } from '../io.ts';
 import { DEFAULT_RUN_LIVE_PORT } from '../local/layout.ts';
+import { upDetachedCommand, upForegroundCommand } from '../local/up.ts';
 
 vi.mock('../commands/run.ts', async (original) => ({
   ...(await original<typeof import('../commands/run.ts')>()),
   runCommand: vi.fn(async () => 0),
 }));
-vi.mock('../commands/up.ts', async (original) => ({
-  ...(await original<typeof import('../commands/up.ts')>()),
+vi.mock('../local/up.ts', async (original) => ({
+  ...(await original<typeof import('../local/up.ts')>()),
   upForegroundCommand: vi.fn(async () => 0),
   upDetachedCommand: vi.fn(async () => 0),
 }));

@@ -1,6 +1,7 @@
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { instanceEnv, instanceSpecs, PROXY_SERVICE, proxyEnv } from './instances.ts';
+import { FAULT_PROXY_SERVICE } from '../../services/names.ts';
+import { instanceEnv, instanceSpecs, proxyEnv } from './instances.ts';
 import { labLayout } from './layout.ts';
 import { REPO_ROOT } from './state.ts';
 
@@ -86,7 +87,7 @@ describe('instance environment', () => {
 
   it('runs one fault proxy per backend instance, probed on its admin port', () => {
     const specs = instanceSpecs(layout, half, secrets, '/tmp/logs', {});
-    const proxies = specs.filter((s) => s.service === PROXY_SERVICE);
+    const proxies = specs.filter((s) => s.service === FAULT_PROXY_SERVICE);
     expect(proxies.map((p) => p.id)).toEqual(layout.proxies.map((p) => p.id));
     expect(proxies).toHaveLength(10);
     expect(proxies[0]).toMatchObject({

@@ -7,6 +7,13 @@
  */
 
 import path from 'node:path';
+import {
+  FAULT_PROXY_ENV,
+  FAULT_PROXY_SERVICE,
+  GATEWAY_SERVICE,
+  SERVICE_ENV,
+  upstreamEnvName,
+} from '../../services/names.ts';
 import { BACKENDS } from '../../services/topology.ts';
 import type { InstancePlan, LabLayout, ProxyPlan } from './layout.ts';
 import { LOOPBACK } from './layout.ts';
@@ -29,34 +36,25 @@ export interface LabSecrets {
 
 type Env = Readonly<Record<string, string | undefined>>;
 
-const upstreamVar = (backend: string) => `UPSTREAM_${backend.toUpperCase()}`;
-
 /**
  * Variables the lab decides for every instance: one left in the caller's environment (a
  * STRATEGY, a TRUST_KEY under zero trust) must not leak into an instance that was not given
  * it. Tuning knobs (GATEWAY_BUDGET_MS, UPSTREAM_PROBE_MS…) do pass through.
  */
 const OWNED_VARS = [
-  'SERVICE',
-  'INSTANCE_ID',
-  'PORT',
-  'HOST',
-  'LOG_LEVEL',
-  'CHAOS_ADMIN_TOKEN',
-  'TRUST_MODE',
-  'TRUST_KEY',
-  'WORKER_RECOVERY',
-  'STRATEGY',
-  ...BACKENDS.map(upstreamVar),
-  // the fault proxy's
-  'LISTEN_PORT',
-  'LISTEN_HOST',
-  'UPSTREAM',
-  'ADMIN_PORT',
+  SERVICE_ENV.service,
+  SERVICE_ENV.instanceId,
+  SERVICE_ENV.port,
+  SERVICE_ENV.host,
+  SERVICE_ENV.logLevel,
+  SERVICE_ENV.adminToken,
+  SERVICE_ENV.trustMode,
+  SERVICE_ENV.trustKey,
+  SERVICE_ENV.workerRecovery,
+  SERVICE_ENV.strategy,
+  ...BACKENDS.map(upstreamEnvName),
+  ...Object.values(FAULT_PROXY_ENV),
 ];
-
-/** What `status` and the control API call a fault proxy's service. */
-export const PROXY_SERVICE = 'fault-proxy';
 
 function ownEnv(inherited: Env): Record<string, string | undefined> {
   const env: Record<string, string | undefined> = { ...inherited };
@@ -73,21 +71,21 @@ export function instanceEnv(
 ): Record<string, string | undefined> {
   const env = ownEnv(inherited);
   Object.assign(env, {
-    SERVICE: plan.service,
-    INSTANCE_ID: plan.id,
-    HOST: LOOPBACK,
-    PORT: String(plan.port),
-    LOG_LEVEL: config.logLevel,
-    CHAOS_ADMIN_TOKEN: secrets.adminToken,
-    TRUST_MODE: config.trust,
-    WORKER_RECOVERY: config.workerRecovery ? 'on' : 'off',
+    [SERVICE_ENV.service]: plan.service,
+    [SERVICE_ENV.instanceId]: plan.id,
+    [SERVICE_ENV.host]: LOOPBACK,
+    [SERVICE_ENV.port]: String(plan.port),
+    [SERVICE_ENV.logLevel]: config.logLevel,
+    [SERVICE_ENV.adminToken]: secrets.adminToken,
+    [SERVICE_ENV.trustMode]: config.trust,
+    [SERVICE_ENV.workerRecovery]: config.workerRecovery ? 'on' : 'off',
   });
-  if (config.trust !== 'zero') env.TRUST_KEY = secrets.trustKey;
-  if (plan.service === 'gateway') {
-    env.STRATEGY = plan.strategy;
+  if (config.trust !== 'zero') env[SERVICE_ENV.trustKey] = secrets.trustKey;
+  if (plan.service === GATEWAY_SERVICE) {
+    env[SERVICE_ENV.strategy] = plan.strategy;
     for (const backend of BACKENDS) {
       // The proxies, never the instances themselves: a network fault must be on the path.
-      env[upstreamVar(backend)] = layout.proxies
+      env[upstreamEnvName(backend)] = layout.proxies
         .filter((p) => p.service === backend)
         .map((p) => p.dataUrl)
         .join(',');
@@ -106,13 +104,13 @@ export function proxyEnv(
   const fronted = layout.backends[proxy.service].find((b) => b.id === proxy.instance);
   if (!fronted) throw new Error(`${proxy.id} fronts ${proxy.instance}, which is not in the layout`);
   return Object.assign(ownEnv(inherited), {
-    INSTANCE_ID: proxy.id,
-    LISTEN_HOST: LOOPBACK,
-    LISTEN_PORT: String(proxy.dataPort),
-    ADMIN_PORT: String(proxy.adminPort),
-    UPSTREAM: `${LOOPBACK}:${fronted.port}`,
-    CHAOS_ADMIN_TOKEN: secrets.adminToken,
-    LOG_LEVEL: config.logLevel,
+    [SERVICE_ENV.instanceId]: proxy.id,
+    [FAULT_PROXY_ENV.listenHost]: LOOPBACK,
+    [FAULT_PROXY_ENV.listenPort]: String(proxy.dataPort),
+    [FAULT_PROXY_ENV.adminPort]: String(proxy.adminPort),
+    [FAULT_PROXY_ENV.upstream]: `${LOOPBACK}:${fronted.port}`,
+    [SERVICE_ENV.adminToken]: secrets.adminToken,
+    [SERVICE_ENV.logLevel]: config.logLevel,
   });
 }
 
@@ -140,7 +138,7 @@ export function instanceSpecs(
   const proxies = layout.proxies.map(
     (proxy): InstanceSpec => ({
       id: proxy.id,
-      service: PROXY_SERVICE,
+      service: FAULT_PROXY_SERVICE,
       // Readiness is the admin API's /readyz: the data port speaks raw TCP.
       url: proxy.adminUrl,
       command: process.execPath,

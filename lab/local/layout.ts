@@ -14,6 +14,7 @@
  * hundred; replicas may use half of it (the rest is room to grow).
  */
 
+import { GATEWAY_SERVICE } from '../../services/names.ts';
 import { BACKENDS, type BackendName, STRATEGIES, type Strategy, topology } from '../../services/topology.ts';
 
 export const DEFAULT_PORT_BASE = 18_000;
@@ -40,7 +41,7 @@ export const LOOPBACK = '127.0.0.1';
  */
 export const DEFAULT_RUN_LIVE_PORT = DEFAULT_PORT_BASE + LIVE_RUN_OFFSET;
 
-export type ServiceName = BackendName | 'gateway';
+export type ServiceName = BackendName | typeof GATEWAY_SERVICE;
 
 export interface InstancePlan {
   /** `account-1`, …, `gateway-resilient`. */
@@ -111,8 +112,8 @@ export function labLayout(base: number = DEFAULT_PORT_BASE): LabLayout {
     STRATEGIES.map((strategy, j) => {
       const port = base + GATEWAY_OFFSET + j;
       const plan: InstancePlan = {
-        id: `gateway-${strategy}`,
-        service: 'gateway',
+        id: `${GATEWAY_SERVICE}-${strategy}`,
+        service: GATEWAY_SERVICE,
         port,
         url: urlOf(port),
         strategy,

@@ -169,6 +169,17 @@ export function pidAlive(pid: number): boolean {
   }
 }
 
+/** Waits (polling every 100 ms) until none of `pids` is alive or `ms` has passed; resolves with those still alive. */
+export async function waitPidsGone(pids: readonly number[], ms: number): Promise<number[]> {
+  const deadline = Date.now() + ms;
+  for (let round = 0; round < 10_000; round++) {
+    const alive = pids.filter(pidAlive);
+    if (alive.length === 0 || Date.now() >= deadline) return alive;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return pids.filter(pidAlive);
+}
+
 /**
  * Whether `pid` runs the lab's supervisor (the background one, or a foreground `up`), not
  * some other program that got the pid of a supervisor long gone. Without /proc (macOS) the

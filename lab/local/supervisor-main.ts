@@ -1,16 +1,16 @@
 /**
- * Entry point of the background supervisor started by `chaos-lab up --detach`: runs the lab
- * until `chaos-lab down` (the control API's /shutdown) or SIGTERM, and reports its start-up
- * to the CLI that started it over the IPC channel. Started by child-lab.ts instead, it also
- * stops the lab when that channel closes: its parent is gone.
+ * Entry point of the supervisor that spawn-supervisor.ts starts: for `chaos-lab up --detach`
+ * (detach.ts), it runs the lab in the background until `chaos-lab down` (the control API's
+ * /shutdown) or SIGTERM, and reports its start-up to the CLI that started it over the IPC
+ * channel. Started by child-lab.ts instead, it also stops the lab when that channel closes:
+ * its parent is gone.
  */
 
 import { CliError } from '../cli-error.ts';
-import { TIED_ENV } from './child-lab.ts';
-import { type DetachMessage, UP_OPTIONS_ENV } from './detach.ts';
 import { type RunningLab, startLab, type UpOptions } from './lab.ts';
+import { type SupervisorMessage, TIED_ENV, UP_OPTIONS_ENV } from './spawn-supervisor.ts';
 
-function report(message: DetachMessage): Promise<void> {
+function report(message: SupervisorMessage): Promise<void> {
   return new Promise((resolve) => {
     if (!process.connected || !process.send) return resolve();
     process.send(message, undefined, {}, () => resolve());
@@ -46,10 +46,14 @@ async function main(): Promise<number> {
   delete process.env[TIED_ENV];
   // Otherwise, the CLI went away before the lab was ready (Ctrl-C on `up --detach`): nobody
   // will ever learn this lab's address, so it must not stay.
-  process.on('disconnect', () => {
+  const onDisconnect = () => {
     if (tied) stopOn('the process this lab is tied to went away')();
     else if (!ready) stopOn('the CLI that started this lab went away')();
-  });
+  };
+  process.on('disconnect', onDisconnect);
+  // A parent that let go while this process was still loading closed the channel before anyone
+  // listened: the event is gone, the channel says so.
+  if (process.send !== undefined && !process.connected) onDisconnect();
 
   say(
     `supervisor pid ${process.pid}: starting the lab (port base ${options.portBase}, trust ${options.trust})`,

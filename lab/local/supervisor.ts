@@ -10,6 +10,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
 import { getPriority, setPriority } from 'node:os';
+import { PLATFORM_PATHS } from '../../services/names.ts';
 import { type BackoffPolicy, CrashLoop, LAB_BACKOFF } from '../backoff.ts';
 
 export interface InstanceSpec {
@@ -144,7 +145,7 @@ export function spawnInstance(spec: InstanceSpec): ChildProcess {
 /** One readiness probe: 200 from `/readyz` within a second. */
 export async function probeReady(url: string): Promise<boolean> {
   try {
-    const res = await fetch(`${url}/readyz`, { signal: AbortSignal.timeout(1_000) });
+    const res = await fetch(`${url}${PLATFORM_PATHS.ready}`, { signal: AbortSignal.timeout(1_000) });
     await res.body?.cancel();
     return res.status === 200;
   } catch {

@@ -5,6 +5,7 @@
  * a Content-Security-Policy forbids any fetch or script as a second guard. Maps in the result are read
  * defensively (`?? {}`): a result.json written by an interrupted or older run may lack some of them.
  */
+import { GATEWAY_COLORS } from '../../services/names.ts';
 import { BACKENDS, STRATEGIES } from '../../services/topology.ts';
 import type {
   CalibrationEntry,
@@ -38,15 +39,9 @@ import {
 import { type Fragment, html, type Markup, raw } from './html.ts';
 import { type ChartBand, type ChartSeries, type LegendEntry, lineChart } from './svg-chart.ts';
 
-/**
- * Okabe–Ito colours, told apart with every common colour-vision deficiency; fixed per strategy so the
- * same gateway has the same colour in every chart and table of every report.
- */
-export const GATEWAY_COLORS: Readonly<Record<string, string>> = {
-  naive: '#D55E00',
-  parallel: '#0072B2',
-  resilient: '#009E73',
-};
+/** Each strategy's own colour (services/names.ts), the same in every chart and table of every report. */
+const STRATEGY_COLORS: Readonly<Record<string, string | undefined>> = GATEWAY_COLORS;
+/** More Okabe–Ito colours, for gateways that are not one of the strategies. */
 const OTHER_COLORS = ['#CC79A7', '#56B4E9', '#000000', '#E69F00'];
 
 export function renderReport(result: RunResult): string {
@@ -586,9 +581,9 @@ function ordered(names: readonly string[], canonical: readonly string[]): string
 }
 
 export function colorFor(gateways: readonly string[]): (gateway: string) => string {
-  const others = gateways.filter((g) => GATEWAY_COLORS[g] === undefined);
+  const others = gateways.filter((g) => STRATEGY_COLORS[g] === undefined);
   return (gateway) =>
-    GATEWAY_COLORS[gateway] ?? OTHER_COLORS[Math.max(0, others.indexOf(gateway)) % OTHER_COLORS.length]!;
+    STRATEGY_COLORS[gateway] ?? OTHER_COLORS[Math.max(0, others.indexOf(gateway)) % OTHER_COLORS.length]!;
 }
 
 function swatch(color: string): Markup {

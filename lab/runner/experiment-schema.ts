@@ -8,26 +8,13 @@
  */
 import { z } from 'zod';
 import { BACKENDS, STRATEGIES, topology } from '../../services/topology.ts';
-import { DURATION_EXAMPLES, formatDuration, parseDuration } from '../duration.ts';
+import { FAULT_KIND_NAMES, type FaultKind, FAULT_KINDS as KIND_DEFS } from '../faults/registry.ts';
 import { ENDPOINT_PATHS, type EndpointName } from '../load/endpoints.ts';
+import { durationField, expecting, oneOf, problemOf } from '../schema-fields.ts';
 
-/**
- * The duration grammar of `lab/duration.ts` (the CLI's), spelled as a JSON Schema pattern so editors check
- * it as you type; `parseDuration` stays the judge (it also refuses fractions of a millisecond).
- */
-export const DURATION_PATTERN = '^(\\d+(?:\\.\\d+)?)(ms|s|m|h)$';
-export const DURATION_EXPECTED = `a duration with a unit, such as ${DURATION_EXAMPLES}`;
-
-export function tryParseDuration(text: string): number | undefined {
-  try {
-    return parseDuration(text);
-  } catch {
-    return undefined;
-  }
-}
-
-export const FAULT_KINDS = ['latency', 'loss', 'http-error', 'worker-panic', 'kill'] as const;
-export type FaultKind = (typeof FAULT_KINDS)[number];
+/** Every kind the lab can inject is available in experiment files, in the registry's order. */
+export const FAULT_KINDS = FAULT_KIND_NAMES;
+export type { FaultKind };
 
 /** The load generator's endpoints are the ones an experiment may name. */
 export const ENDPOINTS = Object.keys(ENDPOINT_PATHS) as [EndpointName, ...EndpointName[]];
@@ -74,39 +61,7 @@ export const LIMITS = {
   rate: { min: 1, max: 2000 },
   timeoutMs: { min: 1, max: 60_000, default: 2_000 },
   phaseMs: { min: 1_000, max: 3_600_000 },
-  delayMs: { min: 1, max: 60_000 },
-  jitterMs: { min: 0, max: 60_000 },
 } as const;
-
-// ---------------------------------------------------------------------------------------------------------
-// Error texts
-
-type RawIssue = z.core.$ZodRawIssue;
-
-/** How a rejected value is named in a message: `got 150`, `got "coin"`, `missing`. */
-export function problemOf(issue: { input?: unknown }): string {
-  return issue.input === undefined ? 'missing' : `got ${show(issue.input)}`;
-}
-
-export function show(value: unknown): string {
-  if (value === null) return 'null (an empty value)';
-  if (Array.isArray(value)) return value.length === 0 ? 'an empty list' : 'a list';
-  if (typeof value === 'object') return 'a mapping';
-  if (typeof value === 'string') return JSON.stringify(value);
-  return String(value);
-}
-
-function expecting(what: string) {
-  return {
-    // Unknown keys fall through to the parse-level map, which lists the keys that are known.
-    error: (issue: RawIssue) =>
-      issue.code === 'unrecognized_keys' ? undefined : `${problemOf(issue)}; expected ${what}`,
-  };
-}
-
-export function oneOf(values: readonly string[]): string {
-  return values.length === 1 ? String(values[0]) : `one of ${values.join(', ')}`;
-}
 
 // ---------------------------------------------------------------------------------------------------------
 // Leaves
@@ -120,28 +75,6 @@ function nameField(description: string) {
     .regex(NAME_PATTERN, expecting(NAME_EXPECTED))
     .describe(description);
 }
-
-function durationField(range: { min: number; max: number }, description: string) {
-  const span = `${DURATION_EXPECTED}, from ${formatDuration(range.min)} to ${formatDuration(range.max)}`;
-  return z
-    .string(expecting(span))
-    .regex(new RegExp(DURATION_PATTERN), expecting(span))
-    .refine((text) => {
-      // A string the pattern refuses is already reported; one message per mistake.
-      if (!new RegExp(DURATION_PATTERN).test(text)) return true;
-      const ms = tryParseDuration(text);
-      return ms !== undefined && ms >= range.min && ms <= range.max;
-    }, expecting(span))
-    .describe(`${description} A string with a unit: ms, s, m or h (e.g. 300ms, 1.5s, 20s, 2m).`);
-}
-
-const PERCENT_EXPECTED = 'a percentage from 0 to 100';
-const percentField = (description: string) =>
-  z
-    .number(expecting(PERCENT_EXPECTED))
-    .min(0, expecting(PERCENT_EXPECTED))
-    .max(100, expecting(PERCENT_EXPECTED))
-    .describe(description);
 
 const SERVICE_EXPECTED = `${oneOf(BACKENDS)} (faults target backends; the gateways are what is measured)`;
 const serviceField = z
@@ -163,74 +96,36 @@ const instancesField = z
   );
 
 // ---------------------------------------------------------------------------------------------------------
-// Faults
+// Faults: one object per kind of the registry, its fields the kind's own (lab/faults/kinds/)
 
 const faultBase = { service: serviceField, instances: instancesField.optional() };
 
-const latencyFault = z
-  .object({
-    kind: z.literal('latency').describe('Adds delay to every response of the service.'),
-    ...faultBase,
-    delay: durationField(LIMITS.delayMs, 'Added to every response.'),
-    jitter: durationField(LIMITS.jitterMs, 'Random spread around `delay` (default 0ms).').optional(),
-  })
-  .strict()
-  .describe('latency: every response of the service is delayed by `delay` ± `jitter`.');
+function faultObject(kind: FaultKind) {
+  const def = KIND_DEFS[kind];
+  return z
+    .object({ kind: z.literal(kind).describe(def.schemaText.kind), ...faultBase, ...def.fields })
+    .strict()
+    .describe(def.schemaText.fault);
+}
 
-const lossFault = z
-  .object({
-    kind: z.literal('loss').describe('Drops packets on the way to the service.'),
-    ...faultBase,
-    percent: percentField('Share of packets lost, 0 to 100.'),
-  })
-  .strict()
-  .describe(
-    'loss: packets to the service are lost; on the local target this is emulated by its effect on TCP.',
-  );
-
-const httpErrorFault = z
-  .object({
-    kind: z
-      .literal('http-error')
-      .describe('Answers some requests with an HTTP error instead of serving them.'),
-    ...faultBase,
-    status: z
-      .number(expecting('an HTTP status code from 400 to 599'))
-      .int(expecting('an HTTP status code from 400 to 599'))
-      .min(400, expecting('an HTTP status code from 400 to 599'))
-      .max(599, expecting('an HTTP status code from 400 to 599'))
-      .describe('The status to answer with, 400 to 599 (e.g. 503).'),
-    percent: percentField('Share of requests answered with `status`, 0 to 100.'),
-  })
-  .strict()
-  .describe('http-error: the service answers `percent` of its requests with `status`.');
-
-const workerPanicFault = z
-  .object({
-    kind: z.literal('worker-panic').describe('Makes background tasks throw.'),
-    ...faultBase,
-    percent: percentField('Share of background tasks that panic, 0 to 100.'),
-  })
-  .strict()
-  .describe(
-    'worker-panic: `percent` of the service background tasks throw; without recovery the process dies ' +
-      'and is restarted, with recovery (`settings.workerRecovery`) the panic is recovered and counted.',
-  );
-
-const killFault = z
-  .object({
-    kind: z.literal('kill').describe('Kills instances of the service.'),
-    ...faultBase,
-  })
-  .strict()
-  .describe('kill: the instances are killed; the supervisor (or Kubernetes) restarts them.');
+/**
+ * What `faultObject(kind)` builds, kind by kind: TypeScript cannot follow a kind's literal to its own
+ * fields through `FAULT_KINDS.map`, so the file's types (`FaultFile`) are stated here once.
+ */
+type FaultObject = {
+  [K in FaultKind]: z.ZodObject<FaultShape<K>, z.core.$strict>;
+}[FaultKind];
+type FaultShape<K extends FaultKind> = { kind: z.ZodLiteral<K> } & typeof faultBase &
+  (typeof KIND_DEFS)[K]['fields'] extends infer S extends z.ZodRawShape
+  ? S
+  : never;
 
 const FAULT_KIND_EXPECTED = `a fault kind: ${oneOf(FAULT_KINDS)}`;
 const FAULT_EXPECTED = 'a fault mapping such as { kind: latency, service: coin, delay: 400ms }';
 
 export const FaultSchema = z.discriminatedUnion(
   'kind',
-  [latencyFault, lossFault, httpErrorFault, workerPanicFault, killFault],
+  FAULT_KINDS.map(faultObject) as [FaultObject, ...FaultObject[]],
   {
     error: (issue) =>
       issue.code === 'invalid_union'

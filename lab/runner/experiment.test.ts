@@ -3,16 +3,17 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
+import { DURATION_PATTERN } from '../schema-fields.ts';
 import {
   claimHolds,
   ExperimentError,
   experimentJsonSchema,
+  FAULT_KINDS,
   formatProblem,
   loadExperiment,
   parseDuration,
   parseExperiment,
 } from './experiment.ts';
-import { DURATION_PATTERN } from './experiment-schema.ts';
 import { schemaIsCurrent } from './schema-cli.ts';
 
 // The example from the issue, verbatim: what an attendee will copy.
@@ -131,9 +132,60 @@ describe('parseExperiment', () => {
     ]);
   });
 
+  it('reads http-delay and reset faults, which experiments can use as the CLI does', () => {
+    const experiment = parseExperiment(
+      edit(
+        '      - { kind: latency, service: coin, delay: 400ms, jitter: 20ms }\n',
+        [
+          '      - { kind: http-delay, service: like, delay: 1.5s, jitter: 20ms, instances: [like-1] }',
+          '      - { kind: http-delay, service: vip, delay: 300ms }',
+          '      - { kind: reset, service: coin, percent: 25 }',
+          '',
+        ].join('\n'),
+      ),
+      'new-kinds.yaml',
+    );
+    expect(experiment.phases[1]?.faults).toEqual([
+      { kind: 'http-delay', service: 'like', instances: ['like-1'], delayMs: 1500, jitterMs: 20 },
+      { kind: 'http-delay', service: 'vip', instances: ['vip-1', 'vip-2'], delayMs: 300, jitterMs: 0 },
+      { kind: 'reset', service: 'coin', instances: ['coin-1', 'coin-2'], percent: 25 },
+    ]);
+  });
+
+  it('rejects an http-delay without a delay, a reset of 150% and a field of another kind', () => {
+    const text = edit(
+      '      - { kind: latency, service: coin, delay: 400ms, jitter: 20ms }\n',
+      [
+        '      - { kind: http-delay, service: like, jitter: 20ms }',
+        '      - { kind: reset, service: coin, percent: 150 }',
+        '      - { kind: reset, service: vip, percent: 10, status: 503 }',
+        '',
+      ].join('\n'),
+    );
+    expect(problems(text)).toEqual([
+      'exp.yaml:12:9: phases[1].faults[0].delay: missing; expected a duration with a unit, such as 300ms, 1.5s, 20s or 2m, from 1ms to 1m',
+      'exp.yaml:13:48: phases[1].faults[1].percent: got 150; expected a percentage from 0 to 100',
+      'exp.yaml:14:51: phases[1].faults[2].status: unknown key "status"; expected one of kind, service, instances, percent',
+    ]);
+  });
+
+  it('rejects two http-delay faults on one instance in a phase, as for every kind', () => {
+    const text = edit(
+      '      - { kind: latency, service: coin, delay: 400ms, jitter: 20ms }\n',
+      [
+        '      - { kind: http-delay, service: coin, delay: 100ms }',
+        '      - { kind: http-delay, service: coin, delay: 200ms, instances: [coin-2] }',
+        '',
+      ].join('\n'),
+    );
+    expect(problems(text)).toEqual([
+      'exp.yaml:13:9: phases[1].faults[1]: a second http-delay fault on coin-2 in this phase (the first is phases[1].faults[0]); expected at most one fault of each kind per instance and phase',
+    ]);
+  });
+
   it('rejects an unknown fault kind, listing the valid kinds', () => {
     expect(problems(edit('kind: latency', 'kind: latncy'))).toEqual([
-      'exp.yaml:12:17: phases[1].faults[0].kind: got "latncy"; expected a fault kind: one of latency, loss, http-error, worker-panic, kill',
+      'exp.yaml:12:17: phases[1].faults[0].kind: got "latncy"; expected a fault kind: one of latency, loss, http-error, worker-panic, kill, http-delay, reset',
     ]);
   });
 
@@ -247,7 +299,7 @@ describe('parseExperiment', () => {
       .replace('phase: fault, expect: { successRate', 'phase: falt, expect: { successRate');
     expect(problems(text)).toEqual([
       'exp.yaml:3:15: load.rate: got 5000; expected a number from 1 to 2000',
-      'exp.yaml:12:17: phases[1].faults[0].kind: got "latncy"; expected a fault kind: one of latency, loss, http-error, worker-panic, kill',
+      'exp.yaml:12:17: phases[1].faults[0].kind: got "latncy"; expected a fault kind: one of latency, loss, http-error, worker-panic, kill, http-delay, reset',
       'exp.yaml:13:13: phases[2].name: phase name "baseline" is already used by phases[0]; expected a name no other phase has',
       'exp.yaml:15:34: claims[0].phase: no phase named "falt" (did you mean "fault"?); expected one of baseline, fault',
     ]);
@@ -343,6 +395,24 @@ describe('the JSON Schema', () => {
     expect(validate(schema, parse(EXAMPLE))).toEqual([]);
   });
 
+  it('accepts every fault kind of the registry, http-delay and reset included', () => {
+    const file = parse(
+      edit(
+        '      - { kind: latency, service: coin, delay: 400ms, jitter: 20ms }\n',
+        [
+          '      - { kind: http-delay, service: like, delay: 1.5s, jitter: 20ms }',
+          '      - { kind: reset, service: coin, percent: 25 }',
+          '',
+        ].join('\n'),
+      ),
+    );
+    expect(validate(schema, file)).toEqual([]);
+    const faults = at(schema, 'properties', 'phases', 'items', 'properties', 'faults', 'items', 'oneOf');
+    const kinds = (faults as JsonSchema[]).map((fault) => at(fault, 'properties', 'kind', 'const'));
+    expect(kinds).toEqual([...FAULT_KINDS]);
+    expect(kinds).toEqual(['latency', 'loss', 'http-error', 'worker-panic', 'kill', 'http-delay', 'reset']);
+  });
+
   it('rejects what the validation rejects: an unknown key, a fault kind, a bare number duration', () => {
     const bad = parse(
       edit('kind: latency', 'kind: latncy')
@@ -362,6 +432,14 @@ describe('the JSON Schema', () => {
 });
 
 type JsonSchema = Record<string, unknown>;
+
+/** The value at `path` in a JSON Schema; fails the test when a step is missing. */
+function at(schema: unknown, ...path: string[]): unknown {
+  return path.reduce((node, key) => {
+    expect(node, `no ${key} in the schema`).toHaveProperty([key]);
+    return (node as JsonSchema)[key];
+  }, schema);
+}
 
 /**
  * The subset of JSON Schema draft-07 the generated schema uses, checked against a value. Fails loudly on

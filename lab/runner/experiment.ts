@@ -19,6 +19,8 @@ import {
   topology,
 } from '../../services/topology.ts';
 import { parseDuration } from '../duration.ts';
+import { type Fault, faultKind } from '../faults/registry.ts';
+import { oneOf, problemOf } from '../schema-fields.ts';
 import {
   comparisonPattern,
   type Driver,
@@ -33,17 +35,17 @@ import {
   METRIC_UNITS,
   type Metric,
   type Operator,
-  oneOf,
-  problemOf,
   SERVICE_METRICS,
   type ServiceMetric,
 } from './experiment-schema.ts';
 
 export { DurationError, formatDuration, parseDuration } from '../duration.ts';
+/** A phase's faults are the registry's: on a backend, parameters in the lab's units. */
+export type { Fault } from '../faults/registry.ts';
+export { DURATION_EXPECTED } from '../schema-fields.ts';
 export {
   DRIVERS,
   type Driver,
-  DURATION_EXPECTED,
   ENDPOINTS,
   type Endpoint,
   experimentJsonSchema,
@@ -94,35 +96,6 @@ export interface Phase {
   readonly durationMs: number;
   readonly faults: readonly Fault[];
 }
-
-interface FaultTarget {
-  readonly service: BackendName;
-  /** Instance ids (`coin-1`); every instance of the service when the file names none. */
-  readonly instances: readonly string[];
-}
-export interface LatencyFault extends FaultTarget {
-  readonly kind: 'latency';
-  readonly delayMs: number;
-  /** @default 0 */
-  readonly jitterMs: number;
-}
-export interface LossFault extends FaultTarget {
-  readonly kind: 'loss';
-  readonly percent: number;
-}
-export interface HttpErrorFault extends FaultTarget {
-  readonly kind: 'http-error';
-  readonly status: number;
-  readonly percent: number;
-}
-export interface WorkerPanicFault extends FaultTarget {
-  readonly kind: 'worker-panic';
-  readonly percent: number;
-}
-export interface KillFault extends FaultTarget {
-  readonly kind: 'kill';
-}
-export type Fault = LatencyFault | LossFault | HttpErrorFault | WorkerPanicFault | KillFault;
 
 interface ClaimBase {
   /** Undefined: the claim must hold in every variant. */
@@ -537,24 +510,14 @@ function toExperiment(file: ExperimentFile, fileName: string): Experiment {
 }
 
 function toFault(fault: FaultFile): Fault {
-  const target = { service: fault.service, instances: fault.instances ?? instanceIds(fault.service) };
-  switch (fault.kind) {
-    case 'latency':
-      return {
-        kind: 'latency',
-        ...target,
-        delayMs: parseDuration(fault.delay),
-        jitterMs: fault.jitter === undefined ? 0 : parseDuration(fault.jitter),
-      };
-    case 'loss':
-      return { kind: 'loss', ...target, percent: fault.percent };
-    case 'http-error':
-      return { kind: 'http-error', ...target, status: fault.status, percent: fault.percent };
-    case 'worker-panic':
-      return { kind: 'worker-panic', ...target, percent: fault.percent };
-    case 'kill':
-      return { kind: 'kill', ...target };
-  }
+  const { kind, service } = fault;
+  // The registry pairs each kind with its own parameters; TypeScript cannot follow `faultKind(kind)`.
+  return {
+    kind,
+    service,
+    instances: fault.instances ?? instanceIds(service),
+    ...faultKind(kind).fromFile(fault),
+  } as Fault;
 }
 
 type ClaimFile = NonNullable<ExperimentFile['claims']>[number];

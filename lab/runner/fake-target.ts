@@ -5,6 +5,9 @@
  * does), so a runner that renews after removing is caught by the audit.
  */
 import { BACKENDS, type BackendName, type Strategy } from '../../services/topology.ts';
+import type { AppliedFault, InstanceSettings } from '../faults/injector.ts';
+import type { AgentInjector } from '../faults/injectors/agent.ts';
+import type { AnyFault, FaultKind } from '../faults/registry.ts';
 import type {
   LoadGenerator,
   LoadGeneratorOptions,
@@ -12,16 +15,27 @@ import type {
   SecondSummary,
   TargetStats,
 } from '../load/generator.ts';
-import { type Fault, instanceIds } from './experiment.ts';
-import type { AppliedFault, Injector, LeftoverFault, ServiceCounters, Target, TargetInfo } from './target.ts';
+import { instanceIds } from './experiment.ts';
+import type { ServiceCounters, Target, TargetInfo } from './target.ts';
 
-type Method = Exclude<keyof Target, 'name' | 'unsupported'>;
+/** What the fake records, the runner's view of a lab: the target's calls and its injectors'. */
+type Method =
+  | 'prepare'
+  | 'settle'
+  | 'applySettings'
+  | 'clearSettings'
+  | 'inject'
+  | 'renew'
+  | 'remove'
+  | 'counters'
+  | 'observe'
+  | 'audit'
+  | 'clearAll'
+  | 'release';
 
 export interface FakeTargetOptions {
   /** Kinds this target refuses, with the reason. */
-  readonly unsupported?: Partial<Record<Fault['kind'], string>>;
-  /** @default Date.now */
-  readonly now?: () => number;
+  readonly unsupported?: Partial<Record<FaultKind, string>>;
 }
 
 export interface FakeTarget extends Target {
@@ -45,22 +59,17 @@ export interface FakeTarget extends Target {
   callsTo(method: Method): string[];
 }
 
-const INJECTORS: Record<Fault['kind'], Injector> = {
-  latency: 'fault-proxy',
-  loss: 'fault-proxy',
-  'http-error': 'fault-agent',
-  'worker-panic': 'fault-agent',
-  kill: 'supervisor',
-};
-
 export const FAKE_GATEWAYS: Readonly<Record<Strategy, string>> = {
   naive: 'http://127.0.0.1:1',
   parallel: 'http://127.0.0.1:2',
   resilient: 'http://127.0.0.1:3',
 };
 
+/**
+ * A lab in memory whose injectors record an injection as one call (`inject <kind> <service> <id>`),
+ * as the runner asks for it.
+ */
 export function createFakeTarget(options: FakeTargetOptions = {}): FakeTarget {
-  const now = options.now ?? Date.now;
   const calls: string[] = [];
   const leases = new Map<string, AppliedFault>();
   const failures: { method: Method; when: (...args: unknown[]) => boolean; error: Error }[] = [];
@@ -81,7 +90,97 @@ export function createFakeTarget(options: FakeTargetOptions = {}): FakeTarget {
     }
   }
   const key = (a: Pick<AppliedFault, 'instance' | 'id'>) => `${a.instance}/${a.id}`;
-  const ids = (applied: readonly AppliedFault[]) => [...new Set(applied.map((a) => a.id))].join(',');
+  const ids = (applied: readonly { readonly id: string }[]) =>
+    [...new Set(applied.map((a) => a.id))].join(',');
+
+  const injector: AgentInjector = {
+    name: 'fault-agent',
+    async apply(applied, leaseMs) {
+      const fault = applied[0]?.fault as AnyFault;
+      await enter('inject', `${fault.kind} ${fault.service} ${applied[0]?.id}`, [
+        fault,
+        applied[0]?.id,
+        leaseMs,
+      ]);
+      if (fault.kind === 'kill') {
+        if (fault.service !== 'gateway') counterValues[fault.service].restarts += applied.length;
+      } else for (const a of applied) leases.set(key(a), a);
+      return applied.map(() => ({ status: 'fulfilled', value: { created: true } }) as const);
+    },
+    async renew(applied, leaseMs) {
+      await enter('renew', ids(applied), [applied, leaseMs]);
+      // Like the agents' PUT: renewing a lease that is gone creates it again.
+      for (const a of applied) leases.set(key(a), a);
+    },
+    async remove(applied) {
+      await enter('remove', ids(applied), [applied]);
+      for (const a of applied) leases.delete(key(a));
+    },
+    async observe(applied): Promise<Record<string, number>> {
+      await enter('observe', ids(applied), [applied]);
+      const fault = applied[0]?.fault;
+      if (fault?.kind === 'latency') return { addedLatencyMs: fault.delayMs + 1.5 };
+      if (fault?.kind === 'loss') return { lossRate: fault.percent / 100 };
+      if (fault?.kind === 'http-error') return { errorRate: fault.percent / 100 };
+      return {};
+    },
+    async list() {
+      await enter('audit', '', []);
+      const settings: InstanceSettings[] = target.settings
+        ? [
+            {
+              instance: '*',
+              service: '*',
+              workerRecovery: target.settings.workerRecovery ?? false,
+              overridden: true,
+              expiresAt: null,
+              id: target.settings.id,
+            },
+          ]
+        : [];
+      return {
+        leases: [...leases.values()].map((a) => ({
+          instance: a.instance,
+          injector: a.injector,
+          id: a.id,
+          kind: a.fault.kind,
+          params: {},
+          leaseMs: 0,
+          appliedAt: 0,
+          expiresAt: null,
+        })),
+        settings,
+        failed: [],
+      };
+    },
+    async clear() {
+      await enter('clearAll', '', []);
+      const removed = leases.size;
+      leases.clear();
+      target.settings = undefined;
+      return removed;
+    },
+    async setRecovery(_instances, workerRecovery, leaseMs, id) {
+      const settings = { workerRecovery };
+      await enter('applySettings', `${JSON.stringify(settings)} ${leaseMs} ${id}`, [settings, leaseMs, id]);
+      target.settings = { ...settings, id };
+    },
+    async resetSettings() {
+      await enter('clearSettings', '', []);
+      target.settings = undefined;
+    },
+  };
+  /**
+   * The local lab's injectors, so that results name them as a local run's; they record into one
+   * log, and the agent's listing and clearing stand for the whole lab (one `audit`, one `clearAll`).
+   */
+  const quiet = (name: 'fault-proxy' | 'supervisor') => ({
+    ...injector,
+    name,
+    list: async () => ({ leases: [], settings: [], failed: [] }),
+    clear: async () => 0,
+  });
+  const injectors = [injector, quiet('fault-proxy'), quiet('supervisor')];
 
   const target: FakeTarget = {
     name: 'local',
@@ -115,63 +214,20 @@ export function createFakeTarget(options: FakeTargetOptions = {}): FakeTarget {
       }
       return { waitedMs };
     },
-    async applySettings(settings, leaseMs, id) {
-      await enter('applySettings', `${JSON.stringify(settings)} ${leaseMs} ${id}`, [settings, leaseMs, id]);
-      target.settings = { ...settings, id };
+    async instances(service) {
+      const all = BACKENDS.flatMap((b) => instanceIds(b).map((id) => ({ id, service: b })));
+      return service ? all.filter((i) => i.service === service) : all;
     },
-    async clearSettings() {
-      await enter('clearSettings', '', []);
-      target.settings = undefined;
+    async resolve(fault) {
+      return fault.instances.length > 0 || fault.service === 'gateway'
+        ? fault.instances
+        : instanceIds(fault.service);
     },
-    async inject(fault, id, leaseMs) {
-      await enter('inject', `${fault.kind} ${fault.service} ${id}`, [fault, id, leaseMs]);
-      const instances = fault.instances.length > 0 ? fault.instances : instanceIds(fault.service);
-      const injectedAt = new Date(now()).toISOString();
-      const applied = instances.map(
-        (instance): AppliedFault => ({ fault, instance, injector: INJECTORS[fault.kind], id, injectedAt }),
-      );
-      if (fault.kind === 'kill') counterValues[fault.service].restarts += applied.length;
-      else for (const a of applied) leases.set(key(a), a);
-      return applied;
-    },
-    async renew(applied, leaseMs) {
-      await enter('renew', ids(applied), [applied, leaseMs]);
-      // Like the agents' PUT: renewing a lease that is gone creates it again.
-      for (const a of applied) leases.set(key(a), a);
-    },
-    async remove(applied) {
-      await enter('remove', ids(applied), [applied]);
-      for (const a of applied) leases.delete(key(a));
-    },
+    injectors: () => injectors,
+    agents: () => injector,
     async counters() {
       await enter('counters', '', []);
       return structuredClone(counterValues) as Record<BackendName, ServiceCounters>;
-    },
-    async observe(applied): Promise<Record<string, number>> {
-      await enter('observe', ids(applied), [applied]);
-      const fault = applied[0]?.fault;
-      if (fault?.kind === 'latency') return { addedLatencyMs: fault.delayMs + 1.5 };
-      if (fault?.kind === 'loss') return { lossRate: fault.percent / 100 };
-      if (fault?.kind === 'http-error') return { errorRate: fault.percent / 100 };
-      return {};
-    },
-    async audit() {
-      await enter('audit', '', []);
-      const left: LeftoverFault[] = [...leases.values()].map((a) => ({
-        instance: a.instance,
-        injector: a.injector,
-        id: a.id,
-        kind: a.fault.kind,
-      }));
-      if (target.settings) {
-        left.push({ instance: '*', injector: 'fault-agent', id: target.settings.id, kind: 'settings' });
-      }
-      return left;
-    },
-    async clearAll() {
-      await enter('clearAll', '', []);
-      leases.clear();
-      target.settings = undefined;
     },
     async release() {
       await enter('release', '', []);

@@ -4,22 +4,23 @@ import path from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { type FakeInjector, startFakeInjector } from '../__fixtures__/fake-injector.ts';
 import type { ProxyStats } from '../admin-client.ts';
-import { startStandInSupervisor } from '../local/__fixtures__/stand-in-supervisor.ts';
-import { type ControlServer, type LabStatus, startControlServer } from '../local/control-server.ts';
-import { type LabState, writeState } from '../local/state.ts';
-import type { InstanceStatus, KillResult } from '../local/supervisor.ts';
-import { parsePromText } from '../prom-text.ts';
-import type { Fault } from './experiment.ts';
+import { leaseBody } from '../faults/injectors/lease.ts';
 import {
-  createLocalTarget,
-  leaseBody,
   observedErrors,
   observedLatency,
   observedLoss,
   RestartSafeCounter,
   readingOf,
   tallyOf,
-} from './local-target.ts';
+} from '../faults/readings.ts';
+import { startStandInSupervisor } from '../local/__fixtures__/stand-in-supervisor.ts';
+import { type ControlServer, type LabStatus, startControlServer } from '../local/control-server.ts';
+import { type LabState, writeState } from '../local/state.ts';
+import type { InstanceStatus, KillResult } from '../local/supervisor.ts';
+import { parsePromText } from '../prom-text.ts';
+import type { Fault } from './experiment.ts';
+import { faultsOf } from './faults.ts';
+import { createLocalTarget } from './local-target.ts';
 import type { Target } from './target.ts';
 
 function stats(latency: { count: number; meanMs: number; p50Ms: number; p95Ms: number }, loss = [0, 0]) {
@@ -135,7 +136,7 @@ describe('readings and calibration', () => {
       percent: 50,
     });
     expect(leaseBody({ ...on, kind: 'worker-panic', percent: 100 }, 900)?.kind).toBe('worker-panic');
-    expect(leaseBody({ ...on, kind: 'kill' }, 900)).toBeUndefined();
+    expect(() => leaseBody({ ...on, kind: 'kill' }, 900)).toThrow(/kill is not a lease/);
   });
 });
 
@@ -268,7 +269,7 @@ describe('the local target on a running lab', () => {
   });
 
   it('puts latency on the proxies, opening a fresh statistics window unless another fault of the run is there', async () => {
-    const first = await target.inject(latency(), 'lat-a', 5_000);
+    const first = await faultsOf(target).inject(latency(), 'lat-a', 5_000);
     expect(first.map((a) => `${a.instance} ${a.injector} ${a.id}`)).toEqual([
       'coin-1 fault-proxy lat-a',
       'coin-2 fault-proxy lat-a',
@@ -276,23 +277,23 @@ describe('the local target on a running lab', () => {
     expect(proxies['coin-1']!.calls).toEqual(['DELETE /__chaos/stats', 'PUT /__chaos/faults/lat-a']);
     expect(agents['coin-1']!.calls).toEqual([]);
     proxies['coin-1']!.stats = stats({ count: 2, meanMs: 300, p50Ms: 300, p95Ms: 300 });
-    await target.inject(
+    await faultsOf(target).inject(
       { kind: 'loss', service: 'coin', instances: ['coin-1'], percent: 10 },
       'loss-b',
       5_000,
     );
     expect(proxies['coin-1']!.calls.slice(2)).toEqual(['GET /__chaos/stats', 'PUT /__chaos/faults/loss-b']);
     // Once removed, the next fault opens a fresh window again.
-    await target.remove(first);
+    await faultsOf(target).remove(first);
     proxies['coin-2']!.calls.length = 0;
-    await target.inject(latency(['coin-2']), 'lat-c', 5_000);
+    await faultsOf(target).inject(latency(['coin-2']), 'lat-c', 5_000);
     expect(proxies['coin-2']!.calls[0]).toBe('DELETE /__chaos/stats');
   });
 
   it('takes an http-error off again when the agents cannot be read once it is on', async () => {
     agents['like-1']!.refuseMetrics = true;
     await expect(
-      target.inject(
+      faultsOf(target).inject(
         { kind: 'http-error', service: 'like', instances: [], status: 503, percent: 100 },
         'err',
         5_000,
@@ -309,7 +310,7 @@ describe('the local target on a running lab', () => {
   it('puts http-error and worker-panic on the agents, reading their metrics for http-error once the lease is on', async () => {
     agents['like-1']!.metrics =
       'chaos_injected_total{kind="http-error"} 2\nhttp_server_request_duration_seconds_count{route="/likes/:aid"} 10\n';
-    const applied = await target.inject(
+    const applied = await faultsOf(target).inject(
       { kind: 'http-error', service: 'like', instances: [], status: 503, percent: 50 },
       'err',
       5_000,
@@ -319,8 +320,8 @@ describe('the local target on a running lab', () => {
     expect(proxies['like-1']!.calls).toEqual([]);
     agents['like-1']!.metrics =
       'chaos_injected_total{kind="http-error"} 7\nhttp_server_request_duration_seconds_count{route="/likes/:aid"} 20\n';
-    expect(await target.observe(applied)).toEqual({ errorRate: 0.5, samples: 10 });
-    await target.inject(
+    expect(await faultsOf(target).observe(applied)).toEqual({ errorRate: 0.5, samples: 10 });
+    await faultsOf(target).inject(
       { kind: 'worker-panic', service: 'coin', instances: [], percent: 100 },
       'panic',
       5_000,
@@ -333,37 +334,41 @@ describe('the local target on a running lab', () => {
 
   it('injects on every instance or none: a refusal rolls back the others', async () => {
     proxies['coin-2']!.refusePuts = true;
-    await expect(target.inject(latency(), 'lat', 5_000)).rejects.toThrow(
+    await expect(faultsOf(target).inject(latency(), 'lat', 5_000)).rejects.toThrow(
       /^injecting latency lat on coin: coin-2-proxy refused PUT \/__chaos\/faults\/lat: 400 INVALID_FAULT/,
     );
     expect(proxies['coin-1']!.faults.size).toBe(0);
-    await expect(target.inject(latency(['coin-7']), 'lat', 5_000)).rejects.toThrow(
+    await expect(faultsOf(target).inject(latency(['coin-7']), 'lat', 5_000)).rejects.toThrow(
       'no instance coin-7 of coin in the local lab; it has coin-1, coin-2',
     );
   });
 
   it('renews through a restarting instance, but not through a refusal', async () => {
-    const applied = await target.inject(latency(), 'lat', 5_000);
+    const applied = await faultsOf(target).inject(latency(), 'lat', 5_000);
     await proxies['coin-2']!.close();
-    await target.renew(applied, 9_000);
+    await faultsOf(target).renew(applied, 9_000);
     expect(proxies['coin-1']!.faults.get('lat')?.leaseMs).toBe(9_000);
     proxies['coin-1']!.refusePuts = true;
-    await expect(target.renew(applied, 9_000)).rejects.toThrow(
+    await expect(faultsOf(target).renew(applied, 9_000)).rejects.toThrow(
       /renewing the fault leases: coin-1-proxy refused/,
     );
-    await target.remove(applied);
+    await faultsOf(target).remove(applied);
     expect(proxies['coin-1']!.faults.size).toBe(0);
   });
 
   it('kills through the control API, where an instance already down is fine; kill has no lease to renew or remove', async () => {
-    const applied = await target.inject({ kind: 'kill', service: 'coin', instances: [] }, 'k', 5_000);
+    const applied = await faultsOf(target).inject(
+      { kind: 'kill', service: 'coin', instances: [] },
+      'k',
+      5_000,
+    );
     expect(applied.map((a) => `${a.instance} ${a.injector}`)).toEqual([
       'coin-1 supervisor',
       'coin-2 supervisor',
     ]);
     expect(kills).toEqual(['coin-1', 'coin-2']);
-    await target.remove(applied);
-    await target.renew(applied, 5_000);
+    await faultsOf(target).remove(applied);
+    await faultsOf(target).renew(applied, 5_000);
   });
 
   it('counts restarts from the supervisor and recovered panics from the instances, across restarts', async () => {
@@ -380,9 +385,9 @@ describe('the local target on a running lab', () => {
   });
 
   it('audits every agent and proxy, settings overrides included, and clears them all', async () => {
-    await target.inject(latency(['coin-1']), 'lat', 5_000);
-    await target.applySettings({ workerRecovery: false }, 5_000, 'variant-off');
-    expect(await target.audit()).toEqual([
+    await faultsOf(target).inject(latency(['coin-1']), 'lat', 5_000);
+    await faultsOf(target).applySettings({ workerRecovery: false }, 5_000, 'variant-off');
+    expect(await faultsOf(target).audit()).toEqual([
       {
         instance: 'coin-1',
         injector: 'fault-agent',
@@ -403,8 +408,8 @@ describe('the local target on a running lab', () => {
       },
       { instance: 'coin-1', injector: 'fault-proxy', id: 'lat', kind: 'latency' },
     ]);
-    await target.clearAll();
-    expect(await target.audit()).toEqual([]);
+    await faultsOf(target).clearAll();
+    expect(await faultsOf(target).audit()).toEqual([]);
     expect(agents['like-1']!.calls).toContain('DELETE /__chaos/faults');
     expect(proxies['like-1']!.calls).toContain('DELETE /__chaos/faults');
   });

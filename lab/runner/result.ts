@@ -7,10 +7,11 @@
 import { renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { BackendName, Strategy } from '../../services/topology.ts';
+import { paramsOf } from '../faults/registry.ts';
 import type { LoadSummary, SecondSummary, TargetStats } from '../load/generator.ts';
 import type { LatencySummary } from '../load/tally.ts';
 import type { Experiment, Fault } from './experiment.ts';
-import type { Injector, LeftoverFault, ServiceCounters } from './target.ts';
+import type { Injector, LeftoverFault, ServiceCounters, TargetName } from './target.ts';
 
 export type { Injector, LeftoverFault, ServiceCounters } from './target.ts';
 
@@ -132,7 +133,7 @@ export type DriverName = 'builtin' | 'k6';
 
 export interface RunResult {
   readonly experiment: { readonly name: string; readonly description: string; readonly file: string };
-  readonly target: 'local' | 'kind';
+  readonly target: TargetName;
   /**
    * Which load driver measured. The built-in generator measures latency from each request's intended send
    * time; k6 from its actual send (see lab/load/k6-samples.ts).
@@ -355,20 +356,9 @@ export function writeResult(dir: string, result: RunResult): string {
   return file;
 }
 
-/** The parameters of a fault as results show them, in the lab's units. */
+/** The parameters of a fault as results show them, in the lab's units: `{ delayMs, jitterMs }`, `{}` for kill. */
 export function faultParams(fault: Fault): Record<string, number> {
-  switch (fault.kind) {
-    case 'latency':
-      return { delayMs: fault.delayMs, jitterMs: fault.jitterMs };
-    case 'loss':
-      return { percent: fault.percent };
-    case 'http-error':
-      return { status: fault.status, percent: fault.percent };
-    case 'worker-panic':
-      return { percent: fault.percent };
-    case 'kill':
-      return {};
-  }
+  return { ...paramsOf(fault) };
 }
 
 export function loadOf(experiment: Experiment): RunResult['load'] {

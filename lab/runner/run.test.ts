@@ -13,6 +13,7 @@ import { createFakeTarget, type FakeTarget, fakeGenerators } from './fake-target
 import { parseJournal, type RunEvent } from './journal.ts';
 import type { RunResult } from './result.ts';
 import { type RunContext, type RunOutcome, runExperiment, UnsupportedFaultError } from './run.ts';
+import type { AppliedFault } from './target.ts';
 
 const EXPERIMENT = `
 name: lifecycle
@@ -216,7 +217,11 @@ describe('runExperiment', () => {
       'inject latency coin r20261124093512-v0-p1-f0',
       'inject http-error vip r20261124093512-v0-p1-f1',
     ]);
-    expect(t.callsTo('remove')).toEqual(['remove r20261124093512-v0-p1-f0,r20261124093512-v0-p1-f1']);
+    // Each injector takes off its own: the proxies the latency, the agents the http-error.
+    expect(t.callsTo('remove')).toEqual([
+      'remove r20261124093512-v0-p1-f0',
+      'remove r20261124093512-v0-p1-f1',
+    ]);
     expect(t.callsTo('clearAll')).toEqual([]);
     expect(t.leases.size).toBe(0);
     expect(t.settings).toBeUndefined();
@@ -439,8 +444,10 @@ phases:
 
   it('fails the run when the leases cannot be renewed twice in a row', async () => {
     const target = createFakeTarget();
-    target.failOn('renew');
-    target.failOn('renew');
+    // The fault proxy's leases (the latency fault) cannot be renewed; the agents' can.
+    const latency = (applied: unknown) => (applied as AppliedFault[])[0]?.fault.kind === 'latency';
+    target.failOn('renew', latency);
+    target.failOn('renew', latency);
     const h = harness(undefined, { target, timing: { leaseMs: 900 } });
     const outcome = await runFor(h.ctx, 10_000);
     expect(outcome.result.status).toBe('failed');

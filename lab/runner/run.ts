@@ -29,6 +29,7 @@ import {
 import { configuredOf, describeFault, isCalibrated } from './calibration.ts';
 import { evaluateClaims } from './claims.ts';
 import type { Experiment, Fault, Phase, Variant } from './experiment.ts';
+import { type Faults, faultsOf } from './faults.ts';
 import { type Journal, openJournal, type RunEvent } from './journal.ts';
 import {
   type CalibrationEntry,
@@ -229,6 +230,8 @@ class ExperimentRun {
   private readonly timing: RunTiming;
   private readonly experiment: Experiment;
   private readonly target: Target;
+  /** Faults through the target: all-or-nothing injection, renewal, removal, audit, clear. */
+  private readonly faults: Faults;
   private readonly runId: string;
   private readonly leasePrefix: string;
   private readonly startedAt: number;
@@ -258,6 +261,7 @@ class ExperimentRun {
     };
     this.experiment = ctx.experiment;
     this.target = ctx.target;
+    this.faults = faultsOf(ctx.target, { now: () => this.clock.now() });
     this.startedAt = this.clock.now();
     this.runId = runIdOf(this.experiment.name, this.startedAt);
     this.leasePrefix = `r${stampOf(this.startedAt, '')}`;
@@ -371,7 +375,7 @@ class ExperimentRun {
     if (hasSettings) {
       state.settingsApplied = true;
       await this.interruptible(
-        this.exclusive(() => this.target.applySettings(variant.settings, this.timing.leaseMs, settingsId)),
+        this.exclusive(() => this.faults.applySettings(variant.settings, this.timing.leaseMs, settingsId)),
       );
       this.emit({
         type: 'settings-applied',
@@ -396,7 +400,7 @@ class ExperimentRun {
       keeper.stop();
     }
     if (state.settingsApplied) {
-      await this.interruptible(this.exclusive(() => this.target.clearSettings()));
+      await this.interruptible(this.exclusive(() => this.faults.clearSettings()));
       this.settingsCleared(state);
     }
   }
@@ -528,7 +532,7 @@ class ExperimentRun {
     return this.exclusive(async () => {
       let applied: AppliedFault[];
       try {
-        applied = await this.target.inject(fault, id, this.timing.leaseMs);
+        applied = await this.faults.inject(fault, id, this.timing.leaseMs);
       } catch (err) {
         // The target may have applied it to some instances before failing on another.
         this.partialInjection = true;
@@ -560,7 +564,7 @@ class ExperimentRun {
     reason: 'phase-end' | 'rollback',
   ): Promise<void> {
     await this.exclusive(async () => {
-      await this.target.remove(faults.flatMap((f) => f.applied));
+      await this.faults.remove(faults.flatMap((f) => f.applied));
       this.forget(faults, reason);
     });
   }
@@ -590,7 +594,7 @@ class ExperimentRun {
         configured: configuredOf(fault),
       };
       try {
-        this.calibration.push({ ...row, observed: await this.target.observe(applied) });
+        this.calibration.push({ ...row, observed: await this.faults.observe(applied) });
       } catch (err) {
         this.calibration.push({ ...row, observed: {}, note: `not observed: ${messageOf(err)}` });
         this.warn(`calibration of ${row.fault} in ${phase}: ${messageOf(err)}`);
@@ -699,11 +703,11 @@ class ExperimentRun {
           await this.exclusive(async () => {
             if (stopped.signal.aborted) return;
             if (settingsId !== undefined && state.settingsApplied) {
-              await this.target.applySettings(state.variant.settings, this.timing.leaseMs, settingsId);
+              await this.faults.applySettings(state.variant.settings, this.timing.leaseMs, settingsId);
             }
             const applied = this.active.flatMap((a) => a.applied);
             if (applied.length > 0) {
-              await this.target.renew(applied, this.timing.leaseMs);
+              await this.faults.renew(applied, this.timing.leaseMs);
               this.emit({
                 type: 'fault-renewed',
                 variant: state.variant.name,
@@ -753,7 +757,7 @@ class ExperimentRun {
           this.exclusive(async () => {
             const faults = [...this.active];
             if (faults.length === 0) return;
-            await this.target.remove(faults.flatMap((f) => f.applied));
+            await this.faults.remove(faults.flatMap((f) => f.applied));
             this.forget(faults, 'rollback');
           }),
           `removing ${what}`,
@@ -763,7 +767,7 @@ class ExperimentRun {
         this.ctx.progress.note(`rollback: ${messageOf(err)}; clearing every fault of the lab instead`);
         try {
           // Outside the lock on purpose: the lock may be held by the very call that hangs.
-          await this.bounded(this.target.clearAll(), 'clearing every fault of the lab');
+          await this.bounded(this.faults.clearAll(), 'clearing every fault of the lab');
           this.forget([...this.active], 'rollback');
           this.settingsCleared(state);
         } catch (clearError) {
@@ -776,7 +780,7 @@ class ExperimentRun {
     if (this.partialInjection) {
       this.ctx.progress.note('rollback: an injection failed half-way; clearing every fault of the lab');
       try {
-        await this.bounded(this.target.clearAll(), 'clearing every fault of the lab');
+        await this.bounded(this.faults.clearAll(), 'clearing every fault of the lab');
         this.settingsCleared(state);
       } catch (err) {
         problems.push(`${messageOf(err)}; the leases expire within ${formatDuration(this.timing.leaseMs)}`);
@@ -785,7 +789,7 @@ class ExperimentRun {
     if (state?.settingsApplied) {
       try {
         await this.bounded(
-          this.exclusive(() => this.target.clearSettings()),
+          this.exclusive(() => this.faults.clearSettings()),
           'clearing the variant settings',
         );
         this.settingsCleared(state);
@@ -834,7 +838,7 @@ class ExperimentRun {
       return { leftoverFaults: [], auditError };
     }
     try {
-      const leftoverFaults = await this.bounded(this.target.audit(), 'auditing the lab');
+      const leftoverFaults = await this.bounded(this.faults.audit(), 'auditing the lab');
       this.emit({ type: 'audit', leftoverFaults });
       if (leftoverFaults.length > 0) {
         this.warn(

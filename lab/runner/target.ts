@@ -1,32 +1,29 @@
 /**
- * What the runner needs from the place an experiment runs: the local lab or a Kubernetes cluster. The
- * runner talks to a target only through this interface, so the lifecycle (and its rollback) is the same
- * everywhere and can be tested against an in-memory fake (`fake-target.ts`).
+ * What the runner needs from the place an experiment runs: the local lab or a Kubernetes cluster. A
+ * target resolves the instances a fault acts on, chooses the injector of each kind, reads counters,
+ * and prepares and releases the lab; the runner does everything else with faults once, for every
+ * target (faults.ts: all-or-nothing injection, renewal, removal, audit, clear), so the lifecycle and
+ * its rollback are the same everywhere and can be tested against an in-memory fake (fake-target.ts).
  */
 import type { BackendName, Strategy } from '../../services/topology.ts';
-import type { Fault } from './experiment.ts';
+import type { FaultInjector } from '../faults/injector.ts';
+import type { AgentInjector } from '../faults/injectors/agent.ts';
+import type { InjectorName } from '../faults/kind.ts';
+import type { AnyFault, FaultKind } from '../faults/registry.ts';
 
-/**
- * Which mechanism applied a fault: results say it, so a surprising number can be traced to its cause.
- * `fault-sidecar`: on Kubernetes, the pod's sidecar SIGKILLs the service's process (kill).
- */
-export type Injector = 'fault-agent' | 'fault-proxy' | 'supervisor' | 'tc-netem' | 'fault-sidecar';
+export type { AppliedFault, LeftoverFault } from '../faults/injector.ts';
+/** Which mechanism applied a fault: results say it, so a surprising number can be traced to its cause. */
+export type Injector = InjectorName;
+
+/** Where a lab runs, as `--target` names it (lab-driver.ts registers each): `local`, `kind`. */
+export type TargetName = string;
 
 export interface TargetInfo {
-  readonly name: 'local' | 'kind';
+  readonly name: TargetName;
   /** Base URL of each gateway, e.g. `http://127.0.0.1:18080`. */
   readonly gateways: Readonly<Record<Strategy, string>>;
-}
-
-/** One fault on one instance. */
-export interface AppliedFault {
-  readonly fault: Fault;
-  readonly instance: string;
-  readonly injector: Injector;
-  /** The lease id on that instance. */
-  readonly id: string;
-  /** ISO time. */
-  readonly injectedAt: string;
+  /** The lab's own worker-recovery setting, where the target knows it. */
+  readonly workerRecovery?: boolean;
 }
 
 export interface ServiceCounters {
@@ -34,22 +31,35 @@ export interface ServiceCounters {
   readonly panicsRecovered: number;
 }
 
-export interface LeftoverFault {
-  readonly instance: string;
-  readonly injector: Injector;
+/** An instance faults can be put on: a backend's or a gateway's (`service: 'gateway'`). */
+export interface TargetInstance {
+  /** `coin-1`, or the pod's name on Kubernetes. */
   readonly id: string;
-  readonly kind: string;
+  readonly service: BackendName | 'gateway';
+}
+
+export interface PrepareOptions {
+  /**
+   * Whether a lab that is not running may be started (a run: yes; `chaos-lab fault`: no, it acts on
+   * the lab that runs and says so when there is none). @default true
+   */
+  readonly start?: boolean;
 }
 
 export interface Target {
-  readonly name: 'local' | 'kind';
+  readonly name: TargetName;
   /**
-   * Refusal before anything starts: why this target cannot inject `kind` (e.g. "the kernel has no
-   * sch_netem"), or undefined when it can. Must not touch the lab.
+   * Refusal before anything starts: why this target cannot inject `kind` (it has none of the kind's
+   * injectors: `unsupportedBy`; or e.g. "the kernel has no sch_netem"), or undefined when it can.
+   * Must not touch the lab.
    */
-  unsupported(kind: Fault['kind']): string | undefined;
-  /** Makes sure the lab is up (starting it if needed, remembering that it did), returns the gateway URLs. */
-  prepare(progress: (line: string) => void, signal: AbortSignal): Promise<TargetInfo>;
+  unsupported(kind: FaultKind): string | undefined;
+  /** Makes sure the lab is up (starting it if needed and allowed, remembering that it did), returns the gateway URLs. */
+  prepare(
+    progress: (line: string) => void,
+    signal: AbortSignal,
+    options?: PrepareOptions,
+  ): Promise<TargetInfo>;
   /**
    * Waits until every backend instance is ready again, so that a phase does not measure what an
    * earlier one broke (a pod whose process panicked with recovery off sits in CrashLoopBackOff for
@@ -58,31 +68,25 @@ export interface Target {
    * the lab does not settle within the target's bound. A target without it is always settled.
    */
   settle?(progress: (line: string) => void, signal: AbortSignal): Promise<{ readonly waitedMs: number }>;
+  /** The instances faults can be put on now, of `service` or all (gateways included). */
+  instances(service?: BackendName | 'gateway'): Promise<readonly TargetInstance[]>;
   /**
-   * Applies variant settings (workerRecovery) as leases on every backend instance. Calling it again with
-   * the same id renews the lease (the runner does so every leaseMs/3 while the variant runs).
+   * The instances a fault acts on now (every instance of its service when it names none); throws,
+   * naming what there is, for an instance that does not exist.
    */
-  applySettings(settings: { readonly workerRecovery?: boolean }, leaseMs: number, id: string): Promise<void>;
-  clearSettings(): Promise<void>;
-  /** Injects one fault on its instances (all when fault.instances is empty) as leases of leaseMs; `kill` is instantaneous. */
-  inject(fault: Fault, id: string, leaseMs: number): Promise<AppliedFault[]>;
-  /** Extends the leases (the runner calls it every leaseMs/3; never for `kill`). */
-  renew(applied: readonly AppliedFault[], leaseMs: number): Promise<void>;
-  /** Removes the leases now (the runner never passes `kill`, which has nothing to remove). */
-  remove(applied: readonly AppliedFault[]): Promise<void>;
+  resolve(
+    fault: Pick<AnyFault, 'service' | 'instances'> & { readonly kind?: FaultKind },
+  ): Promise<readonly string[]>;
+  /**
+   * Every injector of this target. A kind is injected by the first of its injectors (the registry's
+   * order) that the target has; audits and clears go to all of them.
+   */
+  injectors(): readonly FaultInjector[];
+  /** The fault agents: variant settings go through them. */
+  agents(): AgentInjector;
   /** Cumulative counters per backend service (summed over instances); the runner takes phase deltas. */
   counters(): Promise<Readonly<Record<BackendName, ServiceCounters>>>;
-  /**
-   * What the faulty instances actually did during the fault, for calibration (e.g. `{ addedLatencyMs: 401.3 }`
-   * or `{ lossRate: 0.29 }`); the runner calls it right after `remove`, for latency, loss and http-error.
-   * Keys that match the runner's `configured` keys (see calibration.ts) are shown side by side.
-   */
-  observe(applied: readonly AppliedFault[]): Promise<Readonly<Record<string, number>>>;
-  /** Every fault or settings override still active anywhere in the lab. */
-  audit(): Promise<LeftoverFault[]>;
-  /** Removes everything the lab has, whoever applied it (last-resort rollback). */
-  clearAll(): Promise<void>;
-  /** Brings the lab down if prepare() started it. */
+  /** Brings the lab down if prepare() started it, and lets go of what it opened. */
   release(): Promise<void>;
 }
 

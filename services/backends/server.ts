@@ -6,6 +6,7 @@ import { createLauncher, type Launcher } from '../lib/go.ts';
 import { createServiceApp, listen, type ServiceContext } from '../lib/service-app.ts';
 import { TRUST_MODES, type TrustMode, transport } from '../lib/trust.ts';
 import { trustMiddleware } from '../lib/trust-middleware.ts';
+import { SERVICE_ENV } from '../names.ts';
 import { type BackendName, topology } from '../topology.ts';
 import { accountRoutes } from './account.ts';
 import { archiveRoutes } from './archive.ts';
@@ -61,7 +62,7 @@ const ROUTES: Record<BackendName, RouteFactory> = {
 type Env = Readonly<Record<string, string | undefined>>;
 
 export function backendConfigFromEnv(name: BackendName, env: Env): BackendConfig {
-  const trustMode = envChoice(env, 'TRUST_MODE', TRUST_MODES, 'zero');
+  const trustMode = envChoice(env, SERVICE_ENV.trustMode, TRUST_MODES, 'zero');
   try {
     transport(trustMode);
   } catch (err) {
@@ -69,22 +70,22 @@ export function backendConfigFromEnv(name: BackendName, env: Env): BackendConfig
   }
   const trustKey =
     trustMode === 'zero'
-      ? optionalEnv(env, 'TRUST_KEY')
+      ? optionalEnv(env, SERVICE_ENV.trustKey)
       : requireEnv(
           env,
-          'TRUST_KEY',
-          `TRUST_MODE=${trustMode} needs the HMAC key the gateway signs calls with (the same value on every service)`,
+          SERVICE_ENV.trustKey,
+          `${SERVICE_ENV.trustMode}=${trustMode} needs the HMAC key the gateway signs calls with (the same value on every service)`,
         );
-  const adminToken = optionalEnv(env, 'CHAOS_ADMIN_TOKEN');
+  const adminToken = optionalEnv(env, SERVICE_ENV.adminToken);
   return {
     name,
-    instanceId: optionalEnv(env, 'INSTANCE_ID') ?? hostname(),
-    port: envInt(env, 'PORT', topology.backends[name].port, { min: 0, max: 65_535 }),
-    host: optionalEnv(env, 'HOST') ?? '0.0.0.0',
+    instanceId: optionalEnv(env, SERVICE_ENV.instanceId) ?? hostname(),
+    port: envInt(env, SERVICE_ENV.port, topology.backends[name].port, { min: 0, max: 65_535 }),
+    host: optionalEnv(env, SERVICE_ENV.host) ?? '0.0.0.0',
     ...(adminToken ? { adminToken } : {}),
     trustMode,
     ...(trustKey ? { trustKey } : {}),
-    workerRecovery: envBool(env, 'WORKER_RECOVERY', true),
+    workerRecovery: envBool(env, SERVICE_ENV.workerRecovery, true),
   };
 }
 

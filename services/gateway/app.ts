@@ -1,12 +1,13 @@
-import { type BulkheadPolicy, bulkhead, isBulkheadRejectedError } from 'cockatiel';
 import type { Express, Request, Response } from 'express';
 import { errors, type LabError } from '../lib/errors.ts';
 import { requestIdOf } from '../lib/service-app.ts';
 import { BACKENDS, type BackendName, type Strategy } from '../topology.ts';
 import { PageBudget, parseBudget, REQUEST_TIMEOUT_HEADER } from './deadline.ts';
-import type { DependencyCaller, Upstreams } from './dependency-caller.ts';
-import type { GatewayMetrics } from './metrics.ts';
+import type { CallContext, DependencyCaller, Upstreams } from './dependency-caller.ts';
+import { eventsCountedIn, type GatewayMetrics } from './metrics.ts';
 import type { VideoPage } from './page.ts';
+import { bulkhead } from './policies/bulkhead.ts';
+import { chain } from './policies/chain.ts';
 import { fail, ok, type Result } from './result.ts';
 import { STRATEGY_ASSEMBLERS } from './strategies.ts';
 import type { UpstreamSnapshot } from './upstream.ts';
@@ -29,14 +30,43 @@ export interface GatewayRoutesOptions {
   readonly describe?: () => Record<string, unknown>;
 }
 
+/** One page to assemble, as it travels through the admission policies. */
+interface PageCall {
+  readonly aid: number;
+  readonly ctx: CallContext;
+}
+
 /** The gateway's API: the video page, and where its calls go. */
 export function mountGatewayRoutes(app: Express, options: GatewayRoutesOptions): void {
   const { strategy, caller, metrics } = options;
   const clock = options.clock ?? Date.now;
   const assemble = STRATEGY_ASSEMBLERS[strategy];
+  const assembleCounted = async ({ aid, ctx }: PageCall): Promise<Result<VideoPage>> => {
+    metrics.inflight.inc();
+    try {
+      return await assemble(aid, caller, ctx);
+    } finally {
+      metrics.inflight.dec();
+    }
+  };
   // Only the resilient gateway sheds: the others show what happens without a limit.
-  const limit: BulkheadPolicy | undefined =
-    strategy === 'resilient' ? bulkhead(options.maxConcurrency, 0) : undefined;
+  const admission =
+    strategy === 'resilient'
+      ? [
+          bulkhead<PageCall, Result<VideoPage>>({
+            limit: options.maxConcurrency,
+            events: eventsCountedIn(metrics),
+            rejected: () =>
+              fail(
+                errors.unavailable(
+                  'OVERLOADED',
+                  `the gateway is assembling ${options.maxConcurrency} pages already (GATEWAY_MAX_CONCURRENCY); try again shortly`,
+                ),
+              ),
+          }),
+        ]
+      : [];
+  const assemblePage = chain(...admission)(assembleCounted);
 
   const buildPage = async (req: Request): Promise<Result<VideoPage>> => {
     const aid = parseAid(req.params.aid);
@@ -47,27 +77,7 @@ export function mountGatewayRoutes(app: Express, options: GatewayRoutesOptions):
       requestId: requestIdOf(req),
       ...(strategy === 'resilient' ? { budget: new PageBudget(budgetMs.value, clock) } : {}),
     };
-    const run = async () => {
-      metrics.inflight.inc();
-      try {
-        return await assemble(aid.value, caller, ctx);
-      } finally {
-        metrics.inflight.dec();
-      }
-    };
-    if (!limit) return run();
-    try {
-      return await limit.execute(run);
-    } catch (err) {
-      if (!isBulkheadRejectedError(err)) throw err;
-      metrics.shed.inc();
-      return fail(
-        errors.unavailable(
-          'OVERLOADED',
-          `the gateway is assembling ${options.maxConcurrency} pages already (GATEWAY_MAX_CONCURRENCY); try again shortly`,
-        ),
-      );
-    }
+    return assemblePage({ aid: aid.value, ctx });
   };
 
   app.get('/api/video/:aid', async (req: Request, res: Response) => {

@@ -1,17 +1,16 @@
-import { performance } from 'node:perf_hooks';
-import { isTimeout, LabError } from '../lib/errors.ts';
+import { LabError } from '../lib/errors.ts';
 import type { BackendName } from '../topology.ts';
 import { BACKEND_API, type BackendBody } from './backend-api.ts';
 import { callUpstream, type UpstreamCall } from './client.ts';
 import type { PageBudget } from './deadline.ts';
-import type { CallOutcome, GatewayMetrics } from './metrics.ts';
-import { fail, ok, type Result } from './result.ts';
+import { eventsCountedIn, type GatewayMetrics } from './metrics.ts';
+import type { Handler, Policy } from './policies/chain.ts';
+import { measureCalls } from './policies/measure.ts';
+import { type Failure, fail, ok, type Result } from './result.ts';
 import type { UpstreamInstance, UpstreamSet } from './upstream.ts';
 
 /** What one dependency gave the page: its answer (maybe served stale from the cache) or an error. */
-export type Fetched<T> =
-  | { readonly ok: true; readonly value: T; readonly stale: boolean }
-  | { readonly ok: false; readonly error: LabError };
+export type Fetched<T> = { readonly ok: true; readonly value: T; readonly stale: boolean } | Failure;
 
 export interface CallContext {
   readonly requestId: string;
@@ -26,6 +25,47 @@ export interface DependencyCaller {
 
 export type Upstreams = Readonly<Record<BackendName, UpstreamSet>>;
 export type Signer = NonNullable<UpstreamCall['sign']>;
+
+/** One call to one dependency as it travels through the policies, each adding what it decides. */
+export interface DependencyCall extends CallContext {
+  readonly dependency: BackendName;
+  readonly id: number;
+  /** How long the call may take, every attempt included: set by the deadline policy. */
+  readonly deadlineMs?: number;
+  /** Aborts when `deadlineMs` runs out: set by the deadline policy. */
+  readonly signal?: AbortSignal;
+  /** Instances this call went to already; each attempt adds its own, so a retry goes elsewhere. */
+  readonly tried?: Set<string>;
+}
+
+export type DependencyHandler = Handler<DependencyCall, Fetched<object>>;
+export type DependencyPolicy = Policy<DependencyCall, Fetched<object>>;
+
+/** Asks `handler` for one dependency's answer, typed as that dependency's body. */
+export async function fetchThrough<D extends BackendName>(
+  handler: DependencyHandler,
+  dependency: D,
+  id: number,
+  ctx: CallContext,
+): Promise<Fetched<BackendBody[D]>> {
+  // The innermost handler parsed the body with BACKEND_API[dependency].schema.
+  return (await handler({ ...ctx, dependency, id })) as Fetched<BackendBody[D]>;
+}
+
+/** The handler every chain ends in: one attempt, on an instance this call has not tried yet. */
+export function attemptOn(upstreams: Upstreams, sign?: Signer): DependencyHandler {
+  return async (call) => {
+    const instance = upstreams[call.dependency].pick(call.tried);
+    call.tried?.add(instance.url);
+    const result = await attempt(instance, call.dependency, call.id, {
+      requestId: call.requestId,
+      ...(call.signal ? { signal: call.signal } : {}),
+      ...(call.deadlineMs !== undefined ? { deadlineMs: call.deadlineMs } : {}),
+      ...(sign ? { sign } : {}),
+    });
+    return result.ok ? { ok: true, value: result.value, stale: false } : result;
+  };
+}
 
 export interface AttemptOptions {
   readonly requestId: string;
@@ -65,49 +105,22 @@ export async function attempt<D extends BackendName>(
   );
 }
 
-export function outcomeOf(error: LabError): CallOutcome {
-  if (error.reason === 'CIRCUIT_OPEN') return 'dropped';
-  if (error.status === 404) return 'not_found';
-  if (isTimeout(error)) return 'timeout';
-  return 'error';
-}
-
-export function observe(
-  metrics: GatewayMetrics,
-  dependency: BackendName,
-  outcome: CallOutcome,
-  startedAt: number,
-) {
-  metrics.dependencyDuration.observe({ dependency, outcome }, (performance.now() - startedAt) / 1000);
-}
-
 /**
  * The naive and parallel strategies' way: one call to the next instance, no deadline, no
- * retry, no cache — whatever the backend does, the page gets.
+ * retry, no cache — whatever the backend does, the page gets. Only measured.
  */
 export class PlainCaller implements DependencyCaller {
-  readonly #upstreams: Upstreams;
-  readonly #metrics: GatewayMetrics;
-  readonly #sign: Signer | undefined;
+  readonly #call: DependencyHandler;
 
   constructor(options: { upstreams: Upstreams; metrics: GatewayMetrics; sign?: Signer }) {
-    this.#upstreams = options.upstreams;
-    this.#metrics = options.metrics;
-    this.#sign = options.sign;
+    this.#call = measureCalls(eventsCountedIn(options.metrics))(attemptOn(options.upstreams, options.sign));
   }
 
-  async fetch<D extends BackendName>(
+  fetch<D extends BackendName>(
     dependency: D,
     id: number,
     ctx: CallContext,
   ): Promise<Fetched<BackendBody[D]>> {
-    const startedAt = performance.now();
-    const instance = this.#upstreams[dependency].pick();
-    const result = await attempt(instance, dependency, id, {
-      requestId: ctx.requestId,
-      ...(this.#sign ? { sign: this.#sign } : {}),
-    });
-    observe(this.#metrics, dependency, result.ok ? 'ok' : outcomeOf(result.error), startedAt);
-    return result.ok ? { ok: true, value: result.value, stale: false } : result;
+    return fetchThrough(this.#call, dependency, id, ctx);
   }
 }

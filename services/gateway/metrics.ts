@@ -1,5 +1,6 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
-import { WEAK_BACKENDS } from '../topology.ts';
+import { BACKENDS, type BackendName, WEAK_BACKENDS } from '../topology.ts';
+import { type PolicyEvent, PolicyEvents, type PolicyEventType } from './policies/events.ts';
 
 /**
  * The gateway's metrics. Their names and labels are a contract with the dashboards and the
@@ -22,16 +23,18 @@ export interface GatewayMetrics {
   readonly shed: Counter;
   readonly inflight: Gauge;
   readonly upstreamReady: Gauge<'dependency' | 'upstream'>;
-  /** Runs `hook` before the breaker gauges are read, so a scrape sees the window as it is now. */
-  onCollect(hook: () => void): void;
+  /**
+   * Reads each breaker's drop probability whenever the breaker gauges are read: the state
+   * decays with time alone (the window rolls), not only when calls happen.
+   */
+  sampleBreakers(read: () => Readonly<Record<BackendName, { readonly dropProbability: number }>>): void;
 }
 
 export function createGatewayMetrics(registry: Registry): GatewayMetrics {
   const registers = [registry];
-  const hooks: (() => void)[] = [];
-  // Breaker state decays with time alone (the window rolls), not only when calls happen.
+  const samplers: (() => void)[] = [];
   const collect = () => {
-    for (const hook of hooks) hook();
+    for (const sample of samplers) sample();
   };
   const degraded = new Counter({
     name: 'gateway_degraded_total',
@@ -41,9 +44,14 @@ export function createGatewayMetrics(registry: Registry): GatewayMetrics {
   });
   // At zero from the start, so a dashboard sees the series before the first degraded page.
   for (const dependency of WEAK_BACKENDS) degraded.inc({ dependency }, 0);
-  return {
-    onCollect: (hook) => {
-      hooks.push(hook);
+  const metrics: GatewayMetrics = {
+    sampleBreakers: (read) => {
+      samplers.push(() => {
+        for (const [dependency, { dropProbability }] of Object.entries(read())) {
+          metrics.breakerDropProbability.set({ dependency }, dropProbability);
+          metrics.breakerState.set({ dependency }, dropProbability > 0 ? 1 : 0);
+        }
+      });
     },
     requests: new Counter({
       name: 'gateway_requests_total',
@@ -120,4 +128,41 @@ export function createGatewayMetrics(registry: Registry): GatewayMetrics {
       registers,
     }),
   };
+  return metrics;
+}
+
+type Counts = { readonly [T in PolicyEventType]: (event: Extract<PolicyEvent, { type: T }>) => void };
+
+/** A new event bus whose events `metrics` count: the policies publish, the metrics subscribe. */
+export function eventsCountedIn(metrics: GatewayMetrics): PolicyEvents {
+  // A record rather than a switch: an event kind without a line here does not compile.
+  const counts: Counts = {
+    'call-finished': ({ dependency, outcome, seconds }) =>
+      metrics.dependencyDuration.observe({ dependency, outcome }, seconds),
+    'cache-hit': ({ dependency, seconds }) => {
+      metrics.cacheHits.inc({ dependency });
+      metrics.dependencyDuration.observe({ dependency, outcome: 'cached' }, seconds);
+    },
+    'cache-stale-served': ({ dependency }) => metrics.cacheStaleServes.inc({ dependency }),
+    'breaker-rejected': ({ dependency }) => metrics.breakerDrops.inc({ dependency }),
+    retry: ({ dependency }) => metrics.retries.inc({ dependency }),
+    'retry-budget-exhausted': ({ dependency }) => metrics.retryBudgetExhausted.inc({ dependency }),
+    'bulkhead-rejected': () => metrics.shed.inc(),
+  };
+  const events = new PolicyEvents();
+  events.subscribe((event) => (counts[event.type] as (e: PolicyEvent) => void)(event));
+  return events;
+}
+
+/**
+ * The resilient caller's counters at zero from the start, so a dashboard sees every series
+ * before its first event. (The other strategies have no such series.)
+ */
+export function startResilienceCountersAtZero(metrics: GatewayMetrics): void {
+  const { cacheHits, cacheStaleServes, retries, retryBudgetExhausted, breakerDrops } = metrics;
+  for (const dependency of BACKENDS) {
+    for (const counter of [cacheHits, cacheStaleServes, retries, retryBudgetExhausted, breakerDrops]) {
+      counter.inc({ dependency }, 0);
+    }
+  }
 }

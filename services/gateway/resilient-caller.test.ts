@@ -4,10 +4,14 @@ import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { BACKENDS, type BackendName } from '../topology.ts';
+import { DependencyCache } from './cache.ts';
 import { PageBudget } from './deadline.ts';
-import type { Upstreams } from './dependency-caller.ts';
+import type { DependencyCall, Fetched, Upstreams } from './dependency-caller.ts';
 import { createGatewayMetrics, type GatewayMetrics } from './metrics.ts';
-import { ResilientCaller, type ResilientCallerOptions } from './resilient-caller.ts';
+import { likeCall, recordedEvents, answers as scripted } from './policies/__fixtures__/calls.ts';
+import { ResilientCaller, type ResilientCallerOptions, resilientPolicies } from './resilient-caller.ts';
+import { RetryBudget } from './retry-budget.ts';
+import { SreBreaker } from './sre-breaker.ts';
 import { metric } from './test-fleet.ts';
 import { UpstreamSet } from './upstream.ts';
 
@@ -162,5 +166,86 @@ describe('ResilientCaller', () => {
       expect(!result.ok && result.error.status).toBe(404);
     }
     expect(caller.breakers().like.dropProbability).toBe(0);
+  });
+});
+
+describe('resilientPolicies', () => {
+  /** The chain around a backend that gives the answers queued in `next`, one per attempt. */
+  function chainOverScript() {
+    const clock = { now: 0 };
+    const { events, seen } = recordedEvents();
+    const breaker = new SreBreaker({ minRequests: 4, clock: () => clock.now, random: () => 0 });
+    const next: Fetched<object>[] = [];
+    const attempts: DependencyCall[] = [];
+    const handle = resilientPolicies({
+      cache: new DependencyCache<object>({ ttlMs: 1_000, clock: () => clock.now }),
+      deadlineMs: 100,
+      breaker,
+      retryBudget: new RetryBudget({ clock: () => clock.now }),
+      maxAttempts: 2,
+      events,
+    })(async (call) => {
+      attempts.push(call);
+      const answer = next.shift();
+      if (!answer) throw new Error(`no answer queued for attempt ${attempts.length}`);
+      return answer;
+    });
+    /** The events one call publishes, a call-finished named with its outcome. */
+    const eventsOf = async (call: DependencyCall, ...queued: Fetched<object>[]) => {
+      next.push(...queued);
+      seen.length = 0;
+      await handle(call);
+      expect(next, 'every queued answer was used').toEqual([]);
+      return seen.map((e) => (e.type === 'call-finished' ? `${e.type} ${e.outcome}` : e.type));
+    };
+    return { clock, breaker, attempts, eventsOf };
+  }
+
+  it('retries inside one measured call, with the deadline the outer policy set', async () => {
+    const { eventsOf, attempts } = chainOverScript();
+    expect(await eventsOf(likeCall(), scripted.unavailable(), scripted.ok())).toEqual([
+      'retry',
+      'call-finished ok',
+    ]);
+    expect(attempts.map((a) => a.deadlineMs)).toEqual([100, 100]);
+    expect(attempts.every((a) => a.signal instanceof AbortSignal)).toBe(true);
+  });
+
+  it('answers a fresh hit before anything is measured, and serves stale after the failed call is', async () => {
+    const { eventsOf, clock } = chainOverScript();
+    await eventsOf(likeCall(), scripted.ok());
+    expect(await eventsOf(likeCall())).toEqual(['cache-hit']);
+    clock.now += 2_000;
+    expect(await eventsOf(likeCall(), scripted.failed())).toEqual([
+      'call-finished error',
+      'cache-stale-served',
+    ]);
+  });
+
+  it('measures a call the page budget had no time for, without calling', async () => {
+    const { eventsOf, attempts, clock } = chainOverScript();
+    const spent = new PageBudget(100, () => clock.now);
+    clock.now += 100;
+    expect(await eventsOf(likeCall({ budget: spent }))).toEqual(['call-finished timeout']);
+    expect(attempts).toEqual([]);
+  });
+
+  it('judges the dependency after its retries: a failure its retry covers is no failure', async () => {
+    const { eventsOf, breaker } = chainOverScript();
+    for (let id = 1; id <= 10; id++) await eventsOf(likeCall({ id }), scripted.unavailable(), scripted.ok());
+    expect(breaker.dropProbability()).toBe(0);
+  });
+
+  it('drops calls once the dependency keeps failing, measured as dropped and served stale', async () => {
+    const { eventsOf, clock } = chainOverScript();
+    await eventsOf(likeCall({ id: 1 }), scripted.ok());
+    // 4 requests, 1 accepted: past minRequests, and (4 − 2·1) / 5 of calls are dropped.
+    for (let id = 2; id <= 4; id++) await eventsOf(likeCall({ id }), scripted.failed());
+    clock.now += 2_000;
+    expect(await eventsOf(likeCall({ id: 1 }))).toEqual([
+      'breaker-rejected',
+      'call-finished dropped',
+      'cache-stale-served',
+    ]);
   });
 });

@@ -1,31 +1,28 @@
-import { performance } from 'node:perf_hooks';
-import { isTemporary, LabError } from '../lib/errors.ts';
 import { BACKENDS, type BackendName, backend } from '../topology.ts';
 import type { BackendBody } from './backend-api.ts';
 import { DependencyCache } from './cache.ts';
-import { rejectedByBackend } from './client.ts';
-import { startDeadline } from './deadline.ts';
 import {
-  attempt,
+  attemptOn,
   type CallContext,
   type DependencyCaller,
+  type DependencyHandler,
+  type DependencyPolicy,
   type Fetched,
-  observe,
-  outcomeOf,
+  fetchThrough,
   type Signer,
   type Upstreams,
 } from './dependency-caller.ts';
-import type { GatewayMetrics } from './metrics.ts';
-import { fail, type Result } from './result.ts';
+import { eventsCountedIn, type GatewayMetrics, startResilienceCountersAtZero } from './metrics.ts';
+import { adaptiveThrottling } from './policies/breaker.ts';
+import { serveFromCache } from './policies/cache.ts';
+import { chain } from './policies/chain.ts';
+import { deadlineFromBudget } from './policies/deadline.ts';
+import type { PolicyEvents } from './policies/events.ts';
+import { measureCalls } from './policies/measure.ts';
+import { retryTemporaryErrors } from './policies/retry.ts';
 import { RetryBudget, type RetryBudgetOptions } from './retry-budget.ts';
 import { type BreakerState, SreBreaker, type SreBreakerOptions } from './sre-breaker.ts';
 
-/**
- * The resilient strategy's way to reach a dependency, policies outermost first:
- * fresh cache hit → deadline carved from the page budget → adaptive-throttling breaker →
- * call, retried on another instance only for temporary errors, while time remains and the
- * retry budget allows → on failure, a stale cached answer if there is one.
- */
 export interface ResilientCallerOptions {
   readonly upstreams: Upstreams;
   readonly metrics: GatewayMetrics;
@@ -42,177 +39,93 @@ export interface ResilientCallerOptions {
   readonly maxAttempts?: number;
 }
 
-interface DependencyPolicies {
-  readonly breaker: SreBreaker;
-  readonly retryBudget: RetryBudget;
-  readonly cache: DependencyCache<object>;
-}
-
+/**
+ * The resilient strategy's way to reach a dependency: each dependency has its own chain of
+ * `resilientPolicies` (its own cache, breaker and retry budget), all reporting to one event
+ * bus that the gateway's metrics count.
+ */
 export class ResilientCaller implements DependencyCaller {
-  readonly #upstreams: Upstreams;
-  readonly #metrics: GatewayMetrics;
-  readonly #sign: Signer | undefined;
-  readonly #maxAttempts: number;
-  readonly #policies: Readonly<Record<BackendName, DependencyPolicies>>;
+  /** What the policies report; the metrics given to the constructor count it already. */
+  readonly events: PolicyEvents;
+  readonly #breakers: Readonly<Record<BackendName, SreBreaker>>;
+  readonly #calls: Readonly<Record<BackendName, DependencyHandler>>;
 
   constructor(options: ResilientCallerOptions) {
-    this.#upstreams = options.upstreams;
-    this.#metrics = options.metrics;
-    this.#sign = options.sign;
-    this.#maxAttempts = options.maxAttempts ?? 2;
     const clock = options.clock ?? Date.now;
     const random = options.random ?? Math.random;
-    this.#policies = Object.fromEntries(
-      BACKENDS.map((dependency) => [
-        dependency,
-        {
-          breaker: new SreBreaker({ ...options.breaker, clock, random }),
-          retryBudget: new RetryBudget({ ...options.retryBudget, clock }),
-          cache: new DependencyCache<object>({
-            ttlMs: backend(dependency).cacheTtlMs,
-            ...(options.maxStaleMs !== undefined ? { maxStaleMs: options.maxStaleMs } : {}),
-            clock,
-          }),
-        },
-      ]),
-    ) as Record<BackendName, DependencyPolicies>;
-    options.metrics.onCollect(() => this.#publishBreakers());
-    // At zero from the start, so a dashboard sees every series before its first event.
-    const { cacheHits, cacheStaleServes, retries, retryBudgetExhausted, breakerDrops } = options.metrics;
-    for (const dependency of BACKENDS) {
-      for (const counter of [cacheHits, cacheStaleServes, retries, retryBudgetExhausted, breakerDrops]) {
-        counter.inc({ dependency }, 0);
-      }
-    }
+    const maxAttempts = options.maxAttempts ?? 2;
+    const events = eventsCountedIn(options.metrics);
+    const attempt = attemptOn(options.upstreams, options.sign);
+    this.events = events;
+    this.#breakers = perBackend(() => new SreBreaker({ ...options.breaker, clock, random }));
+    this.#calls = perBackend((dependency) =>
+      resilientPolicies({
+        cache: new DependencyCache<object>({
+          ttlMs: backend(dependency).cacheTtlMs,
+          ...(options.maxStaleMs !== undefined ? { maxStaleMs: options.maxStaleMs } : {}),
+          clock,
+        }),
+        deadlineMs: backend(dependency).deadlineMs,
+        breaker: this.#breakers[dependency],
+        retryBudget: new RetryBudget({ ...options.retryBudget, clock }),
+        maxAttempts,
+        events,
+      })(attempt),
+    );
+    startResilienceCountersAtZero(options.metrics);
+    options.metrics.sampleBreakers(() => this.breakers());
   }
 
-  async fetch<D extends BackendName>(
+  fetch<D extends BackendName>(
     dependency: D,
     id: number,
     ctx: CallContext,
   ): Promise<Fetched<BackendBody[D]>> {
-    const { cache } = this.#policies[dependency];
-    const key = String(id);
-    const startedAt = performance.now();
-    const before = cache.get(key);
-    if (before.kind === 'fresh') {
-      this.#metrics.cacheHits.inc({ dependency });
-      observe(this.#metrics, dependency, 'cached', startedAt);
-      return { ok: true, value: before.value as BackendBody[D], stale: false };
-    }
-
-    const result = await this.#call(dependency, id, ctx);
-    this.#publishBreakers(dependency);
-    if (result.ok) {
-      cache.set(key, result.value);
-      observe(this.#metrics, dependency, 'ok', startedAt);
-      return { ok: true, value: result.value, stale: false };
-    }
-    observe(this.#metrics, dependency, outcomeOf(result.error), startedAt);
-    if (result.error.status === 404) return result;
-    // Looked up again: another page may have refreshed it while this call was failing.
-    const after = cache.get(key);
-    if (after.kind === 'miss') return result;
-    if (after.kind === 'stale') this.#metrics.cacheStaleServes.inc({ dependency });
-    return { ok: true, value: after.value as BackendBody[D], stale: after.kind === 'stale' };
+    return fetchThrough(this.#calls[dependency], dependency, id, ctx);
   }
 
   /** The breaker's view of each dependency, for `/api/upstreams` and tests. */
   breakers(): Record<BackendName, { state: BreakerState; dropProbability: number }> {
-    return Object.fromEntries(
-      BACKENDS.map((d) => {
-        const { breaker } = this.#policies[d];
-        return [d, { state: breaker.state(), dropProbability: breaker.dropProbability() }];
-      }),
-    ) as Record<BackendName, { state: BreakerState; dropProbability: number }>;
+    return perBackend((dependency) => {
+      const breaker = this.#breakers[dependency];
+      return { state: breaker.state(), dropProbability: breaker.dropProbability() };
+    });
   }
+}
 
-  async #call<D extends BackendName>(
-    dependency: D,
-    id: number,
-    ctx: CallContext,
-  ): Promise<Result<BackendBody[D]>> {
-    const { breaker } = this.#policies[dependency];
-    const deadlineMs = ctx.budget
-      ? ctx.budget.callDeadlineMs(backend(dependency).deadlineMs)
-      : backend(dependency).deadlineMs;
-    if (deadlineMs <= 0) {
-      return fail(
-        new LabError({
-          status: 504,
-          reason: 'DEPENDENCY_TIMEOUT',
-          message: `no time left in the page budget to call ${dependency}`,
-          timeout: true,
-          metadata: { dependency },
-        }),
-      );
-    }
+/** One dependency's cache, breaker and retry budget, and where they report. */
+export interface ResilientParts {
+  readonly cache: DependencyCache<object>;
+  /** The dependency's own deadline, before the page budget shortens it. */
+  readonly deadlineMs: number;
+  readonly breaker: SreBreaker;
+  readonly retryBudget: RetryBudget;
+  /** Attempts per call, the first included. */
+  readonly maxAttempts: number;
+  readonly events: PolicyEvents;
+}
 
-    // The breaker judges the dependency as a whole, retries included: one instance failing
-    // while its sibling answers the retry is not a reason to throttle the dependency.
-    if (!breaker.allow()) {
-      this.#metrics.breakerDrops.inc({ dependency });
-      return fail(
-        new LabError({
-          status: 503,
-          reason: 'CIRCUIT_OPEN',
-          message: `${dependency} is being throttled by the gateway's breaker (it has been failing)`,
-          metadata: { dependency },
-        }),
-      );
-    }
-    const result = await this.#retried(dependency, id, ctx.requestId, deadlineMs);
-    if (result.ok || !rejectedByBackend(result.error)) breaker.markSuccess();
-    else breaker.markFailure();
-    return result;
-  }
+/**
+ * The resilient policies around one dependency's calls, outermost first: a fresh cache hit
+ * saves the call → the rest is measured → a deadline carved from the page budget → the
+ * adaptive-throttling breaker → the call, retried on another instance only for temporary
+ * errors, while time remains and the retry budget allows. On failure, the cache serves a
+ * stale answer if it has one.
+ */
+export function resilientPolicies(parts: ResilientParts): DependencyPolicy {
+  const { events } = parts;
+  return chain(
+    serveFromCache(parts.cache, events),
+    measureCalls(events),
+    deadlineFromBudget(parts.deadlineMs),
+    adaptiveThrottling(parts.breaker, events),
+    retryTemporaryErrors({ budget: parts.retryBudget, maxAttempts: parts.maxAttempts, events }),
+  );
+}
 
-  /** Attempts until one succeeds, the error is final, time is up, or the retry budget is spent. */
-  async #retried<D extends BackendName>(
-    dependency: D,
-    id: number,
-    requestId: string,
-    deadlineMs: number,
-  ): Promise<Result<BackendBody[D]>> {
-    const { retryBudget } = this.#policies[dependency];
-    const upstreams = this.#upstreams[dependency];
-    const deadline = startDeadline(deadlineMs);
-    const tried = new Set<string>();
-    retryBudget.recordRequest();
-    try {
-      let result: Result<BackendBody[D]> | undefined;
-      for (let attemptNo = 1; attemptNo <= this.#maxAttempts; attemptNo++) {
-        if (result && !result.ok) {
-          // Only an error that says so is worth another try, and only while time remains.
-          if (!isTemporary(result.error) || deadline.signal.aborted) break;
-          if (!retryBudget.tryWithdraw()) {
-            this.#metrics.retryBudgetExhausted.inc({ dependency });
-            break;
-          }
-          this.#metrics.retries.inc({ dependency });
-        }
-        const instance = upstreams.pick(tried);
-        tried.add(instance.url);
-        result = await attempt(instance, dependency, id, {
-          requestId,
-          signal: deadline.signal,
-          deadlineMs,
-          ...(this.#sign ? { sign: this.#sign } : {}),
-        });
-        if (result.ok) return result;
-      }
-      return result as Result<BackendBody[D]>;
-    } finally {
-      deadline.clear();
-    }
-  }
-
-  #publishBreakers(only?: BackendName): void {
-    for (const dependency of only ? [only] : BACKENDS) {
-      const { breaker } = this.#policies[dependency];
-      const p = breaker.dropProbability();
-      this.#metrics.breakerDropProbability.set({ dependency }, p);
-      this.#metrics.breakerState.set({ dependency }, p > 0 ? 1 : 0);
-    }
-  }
+function perBackend<T>(make: (dependency: BackendName) => T): Record<BackendName, T> {
+  return Object.fromEntries(BACKENDS.map((dependency) => [dependency, make(dependency)])) as Record<
+    BackendName,
+    T
+  >;
 }

@@ -11,6 +11,7 @@ import {
   type TrustMode,
   transport,
 } from '../lib/trust.ts';
+import { SERVICE_ENV, upstreamEnvName } from '../names.ts';
 import { BACKENDS, type BackendName, isStrategy, STRATEGIES, type Strategy, topology } from '../topology.ts';
 import { mountGatewayRoutes } from './app.ts';
 import { PlainCaller, type Signer, type Upstreams } from './dependency-caller.ts';
@@ -41,33 +42,32 @@ export interface GatewayConfig {
 
 type Env = Readonly<Record<string, string | undefined>>;
 
-export function upstreamEnvName(dependency: BackendName): string {
-  return `UPSTREAM_${dependency.toUpperCase()}`;
-}
-
 export function gatewayConfigFromEnv(env: Env): GatewayConfig {
-  const strategy = requireEnv(env, 'STRATEGY', `expected one of ${STRATEGIES.join(', ')}`);
+  const strategy = requireEnv(env, SERVICE_ENV.strategy, `expected one of ${STRATEGIES.join(', ')}`);
   if (!isStrategy(strategy)) {
     throw new ConfigError(
-      `STRATEGY=${JSON.stringify(strategy)} is invalid: expected one of ${STRATEGIES.join(', ')}`,
+      `${SERVICE_ENV.strategy}=${JSON.stringify(strategy)} is invalid: expected one of ${STRATEGIES.join(', ')}`,
     );
   }
-  const trustMode = envChoice(env, 'TRUST_MODE', TRUST_MODES, 'zero');
-  const trustKey = optionalEnv(env, 'TRUST_KEY');
+  const trustMode = envChoice(env, SERVICE_ENV.trustMode, TRUST_MODES, 'zero');
+  const trustKey = optionalEnv(env, SERVICE_ENV.trustKey);
   checkTrust(trustMode, trustKey);
-  const adminToken = optionalEnv(env, 'CHAOS_ADMIN_TOKEN');
+  const adminToken = optionalEnv(env, SERVICE_ENV.adminToken);
   return {
     strategy,
-    instanceId: optionalEnv(env, 'INSTANCE_ID') ?? hostname(),
-    port: envInt(env, 'PORT', topology.gateway.port, { min: 0, max: 65_535 }),
-    host: optionalEnv(env, 'HOST') ?? '0.0.0.0',
+    instanceId: optionalEnv(env, SERVICE_ENV.instanceId) ?? hostname(),
+    port: envInt(env, SERVICE_ENV.port, topology.gateway.port, { min: 0, max: 65_535 }),
+    host: optionalEnv(env, SERVICE_ENV.host) ?? '0.0.0.0',
     upstreams: Object.fromEntries(BACKENDS.map((d) => [d, upstreamUrls(env, d)])) as Record<
       BackendName,
       string[]
     >,
-    budgetMs: envInt(env, 'GATEWAY_BUDGET_MS', topology.gateway.defaultBudgetMs, { min: 1, max: 600_000 }),
-    maxConcurrency: envInt(env, 'GATEWAY_MAX_CONCURRENCY', 128, { min: 1, max: 100_000 }),
-    probeIntervalMs: envInt(env, 'UPSTREAM_PROBE_MS', 250, { min: 10, max: 60_000 }),
+    budgetMs: envInt(env, SERVICE_ENV.gatewayBudgetMs, topology.gateway.defaultBudgetMs, {
+      min: 1,
+      max: 600_000,
+    }),
+    maxConcurrency: envInt(env, SERVICE_ENV.gatewayMaxConcurrency, 128, { min: 1, max: 100_000 }),
+    probeIntervalMs: envInt(env, SERVICE_ENV.upstreamProbeMs, 250, { min: 10, max: 60_000 }),
     ...(adminToken ? { adminToken } : {}),
     trustMode,
     ...(trustKey ? { trustKey } : {}),
@@ -105,15 +105,16 @@ function upstreamUrls(env: Env, dependency: BackendName): string[] {
 }
 
 function checkTrust(mode: string, key: string | undefined): void {
-  if (!isTrustMode(mode)) throw new ConfigError(`TRUST_MODE=${JSON.stringify(mode)} is invalid`);
+  const { trustMode, trustKey } = SERVICE_ENV;
+  if (!isTrustMode(mode)) throw new ConfigError(`${trustMode}=${JSON.stringify(mode)} is invalid`);
   try {
     transport(mode);
   } catch (err) {
-    throw new ConfigError(`TRUST_MODE=${mode}: ${(err as Error).message}`);
+    throw new ConfigError(`${trustMode}=${mode}: ${(err as Error).message}`);
   }
   if (signsCalls(mode) && !key) {
     throw new ConfigError(
-      `TRUST_KEY is not set: TRUST_MODE=${mode} signs every call with it (any shared secret)`,
+      `${trustKey} is not set: ${trustMode}=${mode} signs every call with it (any shared secret)`,
     );
   }
 }

@@ -25,8 +25,9 @@ export interface SreBreakerOptions {
   /** Below this many requests in the window nothing is dropped (too little to judge). @default 20 */
   readonly minRequests?: number;
   /**
-   * The window requests and accepts are counted over. Kratos' default: with K = 1.5, a
-   * throttled dependency that recovers gets its traffic back within a few windows.
+   * The window requests and accepts are counted over (Kratos' default, as is `buckets`): with
+   * the default K of 2, a throttled dependency that recovers gets its traffic back within a
+   * few windows.
    * @default 3_000
    */
   readonly windowMs?: number;

@@ -1,7 +1,8 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { RequestHandler } from 'express';
 import { z } from 'zod';
-import { errors } from './errors.ts';
+import { FAULT_BOUNDS, type FaultBound, type FaultParameter } from '../fault-bounds.ts';
+import { errors, type LabError } from './errors.ts';
 
 /**
  * What every fault admin API (`/__chaos` of the fault agent and of the fault proxy) shares,
@@ -51,8 +52,8 @@ export function show(value: unknown): string {
   return JSON.stringify(value) ?? String(value);
 }
 
-/** A number within [min, max] whose error says the range and what was given. */
-export function bounded(min: number, max: number, integer: boolean) {
+/** A number within the bound whose error says the range and what was given. */
+export function bounded({ min, max, integer }: FaultBound) {
   const expected = `expected ${integer ? 'an integer' : 'a number'} from ${min} to ${max}`;
   const message = (issue: { input?: unknown }) => `${expected}, got ${show(issue.input)}`;
   return z
@@ -60,6 +61,11 @@ export function bounded(min: number, max: number, integer: boolean) {
     .refine((v) => Number.isFinite(v) && (!integer || Number.isInteger(v)) && v >= min && v <= max, {
       error: message,
     });
+}
+
+/** A fault parameter within its bound in `fault-bounds.ts`, the same for every injector. */
+export function faultParameter(name: FaultParameter) {
+  return bounded(FAULT_BOUNDS[name]);
 }
 
 export interface BodyShape {
@@ -97,4 +103,25 @@ export function describeIssue(
     return { field: path.join('.'), reason: 'expected an object' };
   }
   return { field: path.join('.'), reason: issue.message };
+}
+
+/** A 400 whose message is `<field>: <problem>` and whose metadata names the field. */
+export function invalidField(reason: string, field: string, problem: string): LabError {
+  return errors.badRequest(reason, `${field}: ${problem}`, { field });
+}
+
+/** The body `schema` accepts, or a 400 with `reason` naming its first problem. */
+export function parseBody<T>(
+  schema: z.ZodType<T>,
+  body: unknown,
+  shape: BodyShape,
+  reason: string,
+): { ok: true; value: T } | { ok: false; error: LabError } {
+  const result = schema.safeParse(body);
+  if (result.success) return { ok: true, value: result.data };
+  const first = result.error.issues[0];
+  const { field, reason: problem } = first
+    ? describeIssue(first, body, shape)
+    : { field: 'body', reason: 'is invalid' };
+  return { ok: false, error: invalidField(reason, field, problem) };
 }

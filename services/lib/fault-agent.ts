@@ -1,9 +1,9 @@
-import express, { type ErrorRequestHandler, type Request, type RequestHandler, type Router } from 'express';
+import type { RequestHandler, Router } from 'express';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import { z } from 'zod';
-import { type BodyShape, bearerAuth, bounded, describeIssue, show } from './admin-api.ts';
-import { errors, type LabError } from './errors.ts';
-import { createLeaseBook, FAULT_ID_PATTERN, LEASE_MS } from './leases.ts';
+import { type BodyShape, faultParameter, parseBody, show } from './admin-api.ts';
+import { DELAY_PARAMS, type FaultParams, leaseRouter, type ParamsSchema } from './lease-router.ts';
+import { createLeaseBook, type Lease } from './leases.ts';
 import { isInfraPath, requestIdOf, type ServiceContext } from './service-app.ts';
 
 /**
@@ -13,21 +13,25 @@ import { isInfraPath, requestIdOf, type ServiceContext } from './service-app.ts'
  *
  * Every fault is a lease that ends by itself unless renewed, so a crashed or interrupted
  * experiment runner can never leave a service broken (the complaint most often made about
- * Chaos Mesh, Litmus and xk6-disruptor); the bookkeeping is shared with the fault proxy
- * (`leases.ts`).
+ * Chaos Mesh, Litmus and xk6-disruptor); the bookkeeping (`leases.ts`) and the lease routes
+ * (`lease-router.ts`) are shared with the fault proxy.
  */
 
-export const FAULT_KINDS = ['http-delay', 'http-error', 'worker-panic'] as const;
-export type FaultKind = (typeof FAULT_KINDS)[number];
+// Faults are plain declarative values, checked whole before anything is applied.
 
-export interface FaultLease {
-  readonly id: string;
-  readonly kind: FaultKind;
-  readonly params: Record<string, number>;
-  readonly leaseMs: number;
-  readonly appliedAt: number;
-  readonly expiresAt: number;
-}
+const percent = faultParameter('percent');
+
+/** The kinds of fault the agent injects, each with the parameters it takes. */
+const FAULT_PARAMS = {
+  'http-delay': DELAY_PARAMS,
+  'http-error': z.strictObject({ status: faultParameter('status'), percent }),
+  'worker-panic': z.strictObject({ percent }),
+} as const satisfies Record<string, ParamsSchema>;
+
+export type FaultKind = keyof typeof FAULT_PARAMS;
+export const FAULT_KINDS = Object.keys(FAULT_PARAMS) as readonly FaultKind[];
+
+export type FaultLease = Lease<FaultKind, FaultParams>;
 
 export interface FaultAgentOptions {
   readonly ctx: ServiceContext;
@@ -63,62 +67,12 @@ export interface FaultAgent {
   close(): void;
 }
 
-export { FAULT_ID_PATTERN, LEASE_MS };
-
-// Faults are plain declarative values, checked whole before anything is applied.
-
-const leaseMs = bounded(LEASE_MS.min, LEASE_MS.max, true);
-const percent = bounded(0, 100, false);
-const delay = bounded(0, 60_000, true);
-
-const PARAM_SCHEMAS = {
-  'http-delay': z.strictObject({ delayMs: delay, jitterMs: delay.optional() }),
-  'http-error': z.strictObject({ status: bounded(400, 599, true), percent }),
-  'worker-panic': z.strictObject({ percent }),
-} as const satisfies Record<FaultKind, z.ZodType>;
-
-const faultBody = z.discriminatedUnion('kind', [
-  z.strictObject({ kind: z.literal('http-delay'), params: PARAM_SCHEMAS['http-delay'], leaseMs }),
-  z.strictObject({ kind: z.literal('http-error'), params: PARAM_SCHEMAS['http-error'], leaseMs }),
-  z.strictObject({ kind: z.literal('worker-panic'), params: PARAM_SCHEMAS['worker-panic'], leaseMs }),
-]);
-
 const settingsBody = z.strictObject({
   workerRecovery: z.boolean({ error: (issue) => `expected true or false, got ${show(issue.input)}` }),
-  leaseMs,
+  leaseMs: faultParameter('leaseMs'),
 });
 
-const BODY_SHAPES: Record<'fault' | 'settings', BodyShape> = {
-  fault: {
-    kinds: FAULT_KINDS,
-    allowedKeys: (path, body) => {
-      if (path.length === 0) return ['kind', 'params', 'leaseMs'];
-      const params = PARAM_SCHEMAS[(body as { kind?: unknown }).kind as FaultKind];
-      return params ? Object.keys(params.shape) : [];
-    },
-  },
-  settings: { kinds: [], allowedKeys: () => ['workerRecovery', 'leaseMs'] },
-};
-
-function parseBody<T>(
-  schema: z.ZodType<T>,
-  body: unknown,
-  kind: 'fault' | 'settings',
-): { ok: true; value: T } | { ok: false; error: LabError } {
-  const result = schema.safeParse(body);
-  if (result.success) return { ok: true, value: result.data };
-  const first = result.error.issues[0];
-  const { field, reason } = first
-    ? describeIssue(first, body, BODY_SHAPES[kind])
-    : { field: 'body', reason: 'is invalid' };
-  return { ok: false, error: invalid(kind, field, reason) };
-}
-
-function invalid(kind: 'fault' | 'settings', field: string, reason: string): LabError {
-  return errors.badRequest(kind === 'fault' ? 'INVALID_FAULT' : 'INVALID_SETTINGS', `${field}: ${reason}`, {
-    field,
-  });
-}
+const SETTINGS_SHAPE: BodyShape = { kinds: [], allowedKeys: () => Object.keys(settingsBody.shape) };
 
 function counter(registry: Registry, name: string, help: string, labelNames: string[]): Counter<string> {
   const existing = registry.getSingleMetric(name);
@@ -168,7 +122,7 @@ export function createFaultAgent(options: FaultAgentOptions): FaultAgent {
   );
   // At zero from the start, so a dashboard sees every kind before the first injection.
   for (const kind of FAULT_KINDS) injected.inc({ kind }, 0);
-  const leases = createLeaseBook<FaultKind, Record<string, number>>({
+  const leases = createLeaseBook<FaultKind, FaultParams>({
     clock,
     onExpire(lease) {
       expired.inc({ kind: lease.kind });
@@ -278,98 +232,50 @@ export function createFaultAgent(options: FaultAgentOptions): FaultAgent {
     next();
   };
 
-  const router = express.Router();
-
-  router.use(bearerAuth(options.token, 'instance'));
-  router.use(express.json());
-
-  const listing = () => ({
-    service: ctx.service,
-    instance: ctx.instanceId,
-    faults: faults(),
-    settings: settings(),
+  const router = leaseRouter({
+    where: 'instance',
+    token: options.token,
+    kinds: FAULT_PARAMS,
+    book: leases,
+    listing: (active) => ({
+      service: ctx.service,
+      instance: ctx.instanceId,
+      faults: active,
+      settings: settings(),
+    }),
+    onApplied: (lease, wasRenewed) => (wasRenewed ? renewed : applied).inc({ kind: lease.kind }),
+    onCleared: () => overrides.clear(),
+    extend: settingsRoutes,
+    malformedReason: (path) => (path.startsWith('/settings') ? 'INVALID_SETTINGS' : 'INVALID_FAULT'),
   });
 
-  router.get('/faults', (_req, res) => {
-    res.json(listing());
-  });
+  function settingsRoutes(settingsRouter: Router): void {
+    settingsRouter.get('/settings', (_req, res) => {
+      res.json({ settings: settings() });
+    });
 
-  router.put('/faults/:id', (req: Request<{ id: string }>, res) => {
-    const { id } = req.params;
-    if (!FAULT_ID_PATTERN.test(id)) {
-      throw invalid(
-        'fault',
-        'id',
-        `expected lowercase letters, digits and dashes (1-64, starting with a letter or digit), got ${show(id)}`,
+    settingsRouter.put('/settings', (req, res) => {
+      const parsed = parseBody(settingsBody, req.body, SETTINGS_SHAPE, 'INVALID_SETTINGS');
+      if (!parsed.ok) throw parsed.error;
+      const { lease } = overrides.apply(
+        OVERRIDE,
+        'settings',
+        { workerRecovery: parsed.value.workerRecovery },
+        parsed.value.leaseMs,
       );
-    }
-    const parsed = parseBody(faultBody, req.body, 'fault');
-    if (!parsed.ok) throw parsed.error;
-    const { kind, params, leaseMs: ms } = parsed.value;
-    const normalized: Record<string, number> =
-      kind === 'http-delay' ? { delayMs: params.delayMs, jitterMs: params.jitterMs ?? 0 } : { ...params };
-
-    const { lease, renewed: wasRenewed } = leases.apply(id, kind, Object.freeze(normalized), ms);
-    if (wasRenewed) renewed.inc({ kind });
-    else applied.inc({ kind });
-    req.log.info({ fault: lease, renewed: wasRenewed }, 'fault applied');
-    res.status(wasRenewed ? 200 : 201).json({ fault: lease });
-  });
-
-  router.delete('/faults/:id', (req: Request<{ id: string }>, res) => {
-    const removed = leases.remove(req.params.id);
-    if (removed) req.log.info({ id: req.params.id }, 'fault removed');
-    res.json({ removed });
-  });
-
-  router.delete('/faults', (req, res) => {
-    const removed = leases.clear();
-    overrides.clear();
-    req.log.info({ removed }, 'faults cleared');
-    res.json({ removed });
-  });
-
-  router.get('/settings', (_req, res) => {
-    res.json({ settings: settings() });
-  });
-
-  router.put('/settings', (req, res) => {
-    const parsed = parseBody(settingsBody, req.body, 'settings');
-    if (!parsed.ok) throw parsed.error;
-    const { lease } = overrides.apply(
-      OVERRIDE,
-      'settings',
-      { workerRecovery: parsed.value.workerRecovery },
-      parsed.value.leaseMs,
-    );
-    req.log.info(
-      { settings: { workerRecovery: lease.params.workerRecovery, expiresAt: lease.expiresAt } },
-      'settings overridden',
-    );
-    res.json({ settings: settings() });
-  });
-
-  router.delete('/settings', (req, res) => {
-    overrides.clear();
-    req.log.info('settings override removed');
-    res.json({ settings: settings() });
-  });
-
-  // A body that is not JSON at all is a bad fault too, answered in the same shape.
-  const malformed: ErrorRequestHandler = (err, req, _res, next) => {
-    if ((err as { type?: unknown }).type === 'entity.parse.failed') {
-      next(
-        invalid(
-          req.path.startsWith('/settings') ? 'settings' : 'fault',
-          'body',
-          `not valid JSON (${(err as Error).message})`,
-        ),
+      req.log.info(
+        { settings: { workerRecovery: lease.params.workerRecovery, expiresAt: lease.expiresAt } },
+        'settings overridden',
       );
-      return;
-    }
-    next(err);
-  };
-  router.use(malformed);
+      res.json({ settings: settings() });
+    });
+
+    settingsRouter.delete('/settings', (req, res) => {
+      overrides.clear();
+      req.log.info('settings override removed');
+      res.json({ settings: settings() });
+    });
+  }
 
   return {
     router,

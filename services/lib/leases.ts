@@ -7,10 +7,9 @@
  * Expiry is checked lazily on every read, so nobody ever sees a stale lease, and by one
  * timer for the earliest expiry, so a lease also ends (and is counted and logged) while
  * nobody reads.
+ *
+ * The HTTP routes over a book are `lease-router.ts`; the bounds of a lease, `fault-bounds.ts`.
  */
-
-export const FAULT_ID_PATTERN = /^[a-z0-9][a-z0-9-]{0,63}$/;
-export const LEASE_MS = { min: 100, max: 3_600_000 } as const;
 
 export interface Lease<K extends string = string, P = Readonly<Record<string, number>>> {
   readonly id: string;

@@ -5,13 +5,14 @@ import express, { type ErrorRequestHandler, type Express, type Request, type Req
 import { type Logger, pino } from 'pino';
 import { pinoHttp } from 'pino-http';
 import { Counter, collectDefaultMetrics, Histogram, Registry } from 'prom-client';
+import { PLATFORM_PATHS, SERVICE_ENV } from '../names.ts';
 import { asLabError, errors } from './errors.ts';
 
 export const REQUEST_ID_HEADER = 'x-request-id';
 
-/** Paths the platform uses (probes, scraping, the fault agent); faults and trust skip them. */
-export const INFRA_PATHS = ['/healthz', '/readyz', '/metrics', '/__chaos'] as const;
+const INFRA_PATHS = Object.values(PLATFORM_PATHS);
 
+/** A path the platform uses (probes, scraping, the fault agent): faults and trust skip it. */
 export function isInfraPath(path: string): boolean {
   return INFRA_PATHS.some((p) => path === p || path.startsWith(`${p}/`));
 }
@@ -52,7 +53,7 @@ export function requestIdOf(req: Request): string {
 export function createLogger(
   service: string,
   instanceId: string,
-  level = process.env.LOG_LEVEL ?? 'info',
+  level = process.env[SERVICE_ENV.logLevel] ?? 'info',
 ): Logger {
   return pino({ level, base: { service, instance: instanceId } });
 }
@@ -138,13 +139,13 @@ export function createServiceApp(options: ServiceAppOptions): ServiceApp {
   };
   app.use(measure);
 
-  app.get('/healthz', (_req, res) => {
+  app.get(PLATFORM_PATHS.health, (_req, res) => {
     res.json({ status: 'ok', service: ctx.service, instance: ctx.instanceId });
   });
-  app.get('/readyz', (_req, res) => {
+  app.get(PLATFORM_PATHS.ready, (_req, res) => {
     res.status(ready ? 200 : 503).json({ ready, service: ctx.service, instance: ctx.instanceId });
   });
-  app.get('/metrics', async (_req, res) => {
+  app.get(PLATFORM_PATHS.metrics, async (_req, res) => {
     res.setHeader('content-type', metrics.contentType);
     res.send(await metrics.metrics());
   });

@@ -339,6 +339,59 @@ describe.sequential(`the lab on the real cluster ${CONTEXT}`, () => {
     expect(outcome.result.runs.map((r) => r.variant)).toEqual(['recovery-off', 'recovery-on']);
   });
 
+  it('fault add|list|clear by hand through the kind target: http-error on vip, seen at the gateway, then gone', async () => {
+    const pods = await podsOf('vip');
+    const add = await cli(home, [
+      'fault',
+      'add',
+      'http-error',
+      'vip',
+      '--status',
+      '503',
+      '--percent',
+      '100',
+      '--for',
+      '60s',
+      '--id',
+      'by-hand',
+      ...TARGET,
+    ]);
+    console.log(`fault add on ${CONTEXT}:\n${add.stdout}${add.stderr}`);
+    expect(add.code, add.stderr).toBe(0);
+    expect(add.stdout).toContain(
+      `applied http-error by-hand (status=503 percent=100) on ${pods.join(', ')} for 1m`,
+    );
+    // Every vip call fails now: the resilient gateway serves the page without vip, and says so.
+    const resilient = `http://${NODE_IP}:${gatewayNodePort('resilient')}`;
+    await eventually(
+      'the resilient gateway degrading vip',
+      async () => {
+        const res = await fetch(`${resilient}/api/video/42`, { signal: AbortSignal.timeout(5_000) });
+        await res.arrayBuffer();
+        return res.headers.get('x-degraded')?.split(',').includes('vip') ? true : undefined;
+      },
+      30_000,
+      500,
+    );
+    const list = await cli(home, ['fault', 'list', 'vip', '--json', ...TARGET]);
+    expect(list.code, list.stderr).toBe(0);
+    const listed = JSON.parse(list.stdout) as {
+      faults: { instance: string; injector: string; id: string }[];
+    };
+    expect(listed.faults.map((f) => `${f.instance} ${f.injector} ${f.id}`)).toEqual(
+      pods.map((p) => `${p} fault-agent by-hand`),
+    );
+    const clear = await cli(home, ['fault', 'clear', 'vip', '--id', 'by-hand', ...TARGET]);
+    expect(clear.code, clear.stderr).toBe(0);
+    expect(clear.stdout).toBe(`cleared by-hand on ${pods.join(', ')}\n`);
+    const after = await cli(home, ['fault', 'list', '--json', ...TARGET]);
+    expect(JSON.parse(after.stdout).faults).toEqual([]);
+    // What the kind target cannot inject is refused before anything is touched.
+    const reset = await cli(home, ['fault', 'add', 'reset', 'coin', '--percent', '50', ...TARGET]);
+    expect(reset.code).toBe(1);
+    expect(reset.stderr).toContain('the kind target cannot inject reset');
+  });
+
   it('kill (instance-crash): a crash of the main process, counted as a container restart', async () => {
     const restarts = async () =>
       (await podFields('archive', '{.status.containerStatuses[?(@.name=="archive")].restartCount}'))

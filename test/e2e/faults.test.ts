@@ -217,7 +217,7 @@ describe('http-delay on coin through the CLI', () => {
 
     const clear = await cli(home, ['fault', 'clear', 'coin', '--id', 'coin-net']);
     expect(clear.code).toBe(0);
-    expect(clear.stdout).toMatch(/^cleared coin-net on coin-1-proxy, coin-2-proxy\n/);
+    expect(clear.stdout).toMatch(/^cleared coin-net on coin-1, coin-2\n/);
     expect(JSON.parse((await cli(home, ['fault', 'list', '--json'])).stdout).faults).toEqual([]);
   });
 
@@ -241,5 +241,33 @@ describe('http-delay on coin through the CLI', () => {
     expect(clear.code).toBe(0);
     expect(clear.stdout).toMatch(/^cleared 2 faults/);
     expect((await timedGet(`${naive}/api/video/${nextAid++}`)).status).toBe(200);
+  });
+
+  it('kills one instance by hand, as an experiment does: the supervisor restarts it', async () => {
+    const pidOf = async (id: string) => {
+      const out = await cli(home, ['status', '--json']);
+      return (JSON.parse(out.stdout) as { instances: { id: string; pid: number | null }[] }).instances.find(
+        (i) => i.id === id,
+      )?.pid;
+    };
+    const before = await pidOf('coin-2');
+    expect(before).toBeTypeOf('number');
+    const kill = await cli(home, ['fault', 'add', 'kill', 'coin', '--instance', 'coin-2', '--id', 'crash']);
+    expect(kill.code, kill.stderr).toBe(0);
+    expect(kill.stdout).toBe('killed kill crash on coin-2\n');
+    const status = await eventually(
+      'coin-2 restarted and ready',
+      async () => {
+        const out = await cli(home, ['status', '--json']);
+        const instance = (
+          JSON.parse(out.stdout) as { instances: { id: string; restarts: number; ready: boolean }[] }
+        ).instances.find((i) => i.id === 'coin-2');
+        return instance && instance.restarts >= 1 && instance.ready ? instance : undefined;
+      },
+      30_000,
+      500,
+    );
+    expect(status.restarts).toBeGreaterThanOrEqual(1);
+    expect(await pidOf('coin-2')).not.toBe(before);
   });
 });

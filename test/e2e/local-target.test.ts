@@ -10,6 +10,7 @@ import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { lookupLab, REPO_ROOT } from '../../lab/local/state.ts';
+import { faultsOf } from '../../lab/runner/faults.ts';
 import { createLocalTarget } from '../../lab/runner/local-target.ts';
 import type { AppliedFault, Target, TargetInfo } from '../../lab/runner/target.ts';
 import { STRATEGIES } from '../../services/topology.ts';
@@ -85,7 +86,7 @@ describe('the local target, on a lab it starts', () => {
     const status = await controlStatus(home);
     expect(status.instances).toHaveLength(13);
     expect(status.proxies).toHaveLength(10);
-    expect(await target.audit()).toEqual([]);
+    expect(await faultsOf(target).audit()).toEqual([]);
   });
 
   it('a second target on the same home uses the running lab, and leaves it running at release', async () => {
@@ -101,7 +102,7 @@ describe('the local target, on a lab it starts', () => {
   it('latency goes to the fault proxies: naive pages wait for it, and observe reports the delay added', async () => {
     const baseline: number[] = [];
     for (let i = 0; i < 3; i++) baseline.push((await page('naive')).ms);
-    const applied = await target.inject(
+    const applied = await faultsOf(target).inject(
       { kind: 'latency', service: 'coin', instances: [], delayMs: DELAY_MS, jitterMs: 0 },
       'e2e-latency',
       LEASE_MS,
@@ -110,7 +111,7 @@ describe('the local target, on a lab it starts', () => {
       'coin-1 fault-proxy e2e-latency',
       'coin-2 fault-proxy e2e-latency',
     ]);
-    expect((await target.audit()).map((f) => `${f.instance} ${f.injector} ${f.kind}`)).toEqual([
+    expect((await faultsOf(target).audit()).map((f) => `${f.instance} ${f.injector} ${f.kind}`)).toEqual([
       'coin-1 fault-proxy latency',
       'coin-2 fault-proxy latency',
     ]);
@@ -120,9 +121,9 @@ describe('the local target, on a lab it starts', () => {
       expect(answer.status).toBe(200);
       during.push(answer.ms);
     }
-    await target.renew(applied, LEASE_MS);
-    await target.remove(applied);
-    const observed = await target.observe(applied);
+    await faultsOf(target).renew(applied, LEASE_MS);
+    await faultsOf(target).remove(applied);
+    const observed = await faultsOf(target).observe(applied);
     console.log(
       `naive median ${median(baseline).toFixed(1)} ms → ${median(during).toFixed(1)} ms under +${DELAY_MS} ms; observed ${JSON.stringify(observed)}`,
     );
@@ -133,11 +134,11 @@ describe('the local target, on a lab it starts', () => {
     expect(Math.min(...during)).toBeGreaterThanOrEqual(DELAY_MS);
     expect(observed.samples).toBeGreaterThanOrEqual(5);
     expect(observed.addedLatencyMs).toBeGreaterThanOrEqual(DELAY_MS - 1);
-    expect(await target.audit()).toEqual([]);
+    expect(await faultsOf(target).audit()).toEqual([]);
   });
 
   it('http-error goes to the fault agents, and observe reports the share of requests it hit', async () => {
-    const applied = await target.inject(
+    const applied = await faultsOf(target).inject(
       { kind: 'http-error', service: 'like', instances: [], status: 503, percent: 50 },
       'e2e-errors',
       LEASE_MS,
@@ -146,23 +147,23 @@ describe('the local target, on a lab it starts', () => {
       'like-1 fault-agent',
       'like-2 fault-agent',
     ]);
-    expect((await target.audit()).map((f) => `${f.instance} ${f.injector} ${f.id}`)).toEqual([
+    expect((await faultsOf(target).audit()).map((f) => `${f.instance} ${f.injector} ${f.id}`)).toEqual([
       'like-1 fault-agent e2e-errors',
       'like-2 fault-agent e2e-errors',
     ]);
     for (let i = 0; i < 40; i++) await page('naive');
-    await target.remove(applied);
-    const observed = await target.observe(applied);
+    await faultsOf(target).remove(applied);
+    const observed = await faultsOf(target).observe(applied);
     console.log(`http-error 50 % on like: observed ${JSON.stringify(observed)}`);
     expect(observed.samples).toBeGreaterThanOrEqual(40);
     expect(observed.errorRate).toBeGreaterThan(0.25);
     expect(observed.errorRate).toBeLessThan(0.75);
-    expect(await target.audit()).toEqual([]);
+    expect(await faultsOf(target).audit()).toEqual([]);
   });
 
   it('worker-panic with recovery on: the recovered panics are counted', async () => {
     const before = await target.counters();
-    const applied = await target.inject(
+    const applied = await faultsOf(target).inject(
       { kind: 'worker-panic', service: 'archive', instances: [], percent: 100 },
       'e2e-panic',
       LEASE_MS,
@@ -177,14 +178,14 @@ describe('the local target, on a lab it starts', () => {
       10_000,
       200,
     );
-    await target.remove(applied);
+    await faultsOf(target).remove(applied);
     expect(after.archive.restarts).toBe(before.archive.restarts);
-    expect(await target.audit()).toEqual([]);
+    expect(await faultsOf(target).audit()).toEqual([]);
   });
 
   it('settings are leases on every backend agent, listed by audit until cleared', async () => {
-    await target.applySettings({ workerRecovery: false }, LEASE_MS, 'e2e-variant');
-    const leftovers = await target.audit();
+    await faultsOf(target).applySettings({ workerRecovery: false }, LEASE_MS, 'e2e-variant');
+    const leftovers = await faultsOf(target).audit();
     expect(leftovers).toHaveLength(10);
     expect(leftovers[0]).toEqual({
       instance: 'account-1',
@@ -192,14 +193,14 @@ describe('the local target, on a lab it starts', () => {
       id: 'e2e-variant',
       kind: 'settings (workerRecovery off)',
     });
-    await target.clearSettings();
-    expect(await target.audit()).toEqual([]);
+    await faultsOf(target).clearSettings();
+    expect(await faultsOf(target).audit()).toEqual([]);
   });
 
   it('kill goes through the supervisor: restarts rise, and the recovered panics never go back', async () => {
     const before = await target.counters();
     expect(before.archive.panicsRecovered).toBeGreaterThanOrEqual(6);
-    const applied: AppliedFault[] = await target.inject(
+    const applied: AppliedFault[] = await faultsOf(target).inject(
       { kind: 'kill', service: 'archive', instances: [] },
       'e2e-kill',
       LEASE_MS,
@@ -231,7 +232,7 @@ describe('the local target, on a lab it starts', () => {
   it('loss goes to the fault proxies, and observe reports roughly the share configured', async () => {
     // On vip, which nothing after this test calls: lost segments hold their connection back
     // for a while after the fault is removed, as retransmissions would.
-    const applied = await target.inject(
+    const applied = await faultsOf(target).inject(
       { kind: 'loss', service: 'vip', instances: [], percent: 50 },
       'e2e-loss',
       LEASE_MS,
@@ -239,15 +240,15 @@ describe('the local target, on a lab it starts', () => {
     expect(applied.every((a) => a.injector === 'fault-proxy')).toBe(true);
     const pages = await Promise.all(Array.from({ length: 10 }, () => page('resilient')));
     await new Promise((r) => setTimeout(r, 2_000));
-    await target.remove(applied);
-    const observed = await target.observe(applied);
+    await faultsOf(target).remove(applied);
+    const observed = await faultsOf(target).observe(applied);
     console.log(
       `loss 50 % on vip: observed ${JSON.stringify(observed)}; resilient statuses ${pages.map((p) => p.status).join(',')}`,
     );
     expect(observed.samples).toBeGreaterThanOrEqual(20);
     expect(observed.lossRate).toBeGreaterThan(0.25);
     expect(observed.lossRate).toBeLessThan(0.75);
-    expect(await target.audit()).toEqual([]);
+    expect(await faultsOf(target).audit()).toEqual([]);
   });
 
   it('release stops the lab it started: no process, no port, no state file left', async () => {

@@ -1,10 +1,10 @@
 import { fetchLabStatus } from '../admin-client.ts';
 import { CliError } from '../cli-error.ts';
 import { type Io, say, table } from '../io.ts';
-import type { LabStatus } from '../local/control-server.ts';
-import { requireLab } from '../local/find-lab.ts';
-import type { LabState } from '../local/state.ts';
-import type { InstanceStatus } from '../local/supervisor.ts';
+import type { LabStatus } from './control-server.ts';
+import { requireLab } from './find-lab.ts';
+import type { LabState } from './state.ts';
+import type { InstanceStatus } from './supervisor.ts';
 
 /** The live status from the supervisor's control API, as a CLI error with a hint when it does not answer. */
 export async function fetchStatus(state: LabState): Promise<LabStatus> {

@@ -2,21 +2,11 @@ import { callJson } from '../admin-client.ts';
 import { CliError } from '../cli-error.ts';
 import { formatDuration } from '../duration.ts';
 import { type Io, say, warn } from '../io.ts';
-import { findLab } from '../local/find-lab.ts';
-import { pidAlive, removeState } from '../local/state.ts';
+import { findLab } from './find-lab.ts';
+import { STOP_WAIT_MS } from './spawn-supervisor.ts';
+import { removeState, waitPidsGone } from './state.ts';
 
-/** Longer than the supervisor's own SIGTERM→SIGKILL grace (5 s), so it can finish first. */
-const STOP_WAIT_MS = 15_000;
 const KILL_WAIT_MS = 3_000;
-
-async function waitGone(pids: readonly number[], ms: number): Promise<number[]> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const alive = pids.filter(pidAlive);
-    if (alive.length === 0 || Date.now() >= deadline) return alive;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 /**
  * Stops a running lab (detached or not) and waits until its supervisor and every instance
@@ -67,7 +57,7 @@ export async function downCommand(io: Io, home: string): Promise<number> {
     }
   }
   const pids = [state.pid, ...instancePids, ...proxyPids];
-  let alive = await waitGone(pids, STOP_WAIT_MS);
+  let alive = await waitPidsGone(pids, STOP_WAIT_MS);
   if (alive.length > 0) {
     warn(io, `still running after ${formatDuration(STOP_WAIT_MS)}: pid ${alive.join(', ')}; sending SIGKILL`);
     for (const pid of alive) {
@@ -77,7 +67,7 @@ export async function downCommand(io: Io, home: string): Promise<number> {
         // gone in the meantime
       }
     }
-    alive = await waitGone(alive, KILL_WAIT_MS);
+    alive = await waitPidsGone(alive, KILL_WAIT_MS);
   }
   removeState(home, state.pid);
   if (alive.length > 0) {

@@ -1,9 +1,13 @@
+/**
+ * `chaos-lab up` on the local lab: in the foreground (Ctrl-C stops it) or detached, then a
+ * summary of where everything answers.
+ */
 import { fetchLabStatus } from '../admin-client.ts';
 import { formatDuration } from '../duration.ts';
 import { type Io, say, warn } from '../io.ts';
-import { upDetached } from '../local/detach.ts';
-import { progressLine, startLab, type UpOptions } from '../local/lab.ts';
-import type { LabState } from '../local/state.ts';
+import { upDetached } from './detach.ts';
+import { progressLine, startLab, type UpOptions } from './lab.ts';
+import type { LabState } from './state.ts';
 
 const SAMPLE_AID = 42;
 

@@ -1,0 +1,55 @@
+/**
+ * What the fault agent and the fault proxy share, as their admin APIs share one lease router
+ * (services/lib/lease-router.ts): a fault is a lease put by id, renewed by putting it again, and
+ * removed by id; an instance that cannot be reached now is let go (it lost its leases with its
+ * process, or will when they run out), a refusal is an error.
+ */
+import {
+  type Target as AdminTarget,
+  type AgentClient,
+  onEvery,
+  type ProxyClient,
+} from '../../admin-client.ts';
+import { type AppliedFault, type LeaseRef, refusals } from '../injector.ts';
+import type { Params } from '../kind.ts';
+import { faultKind, paramsOf } from '../registry.ts';
+
+/** The lease body an agent or a proxy takes for a fault. */
+export function leaseBody(
+  fault: AppliedFault['fault'],
+  leaseMs: number,
+): { kind: string; params: Params; leaseMs: number } {
+  const lease = faultKind(fault.kind).lease?.(paramsOf(fault));
+  if (!lease) throw new Error(`${fault.kind} is not a lease of the fault agent or the fault proxy`);
+  return { ...lease, params: { ...lease.params }, leaseMs };
+}
+
+/** `call` on every lease's instance at once; refusals throw as one error saying `what`. */
+async function onEachInstance<L extends LeaseRef>(
+  what: string,
+  leases: readonly L[],
+  call: (lease: L) => Promise<unknown>,
+): Promise<void> {
+  const { failed } = await onEvery(
+    leases.map((lease) => ({ id: lease.instance, url: '', lease })),
+    (t) => call(t.lease),
+  );
+  refusals(what, failed);
+}
+
+/** Renewal and removal of leases through `client`, at the admin endpoint `reach` gives an instance. */
+export function leaseCalls(
+  client: () => AgentClient | ProxyClient,
+  reach: (instance: string) => Promise<AdminTarget>,
+) {
+  return {
+    renew: (applied: readonly AppliedFault[], leaseMs: number) =>
+      onEachInstance('renewing the fault leases', applied, async (a) =>
+        client().put(await reach(a.instance), a.id, leaseBody(a.fault, leaseMs)),
+      ),
+    remove: (leases: readonly LeaseRef[]) =>
+      onEachInstance('removing the faults', leases, async (l) =>
+        client().remove(await reach(l.instance), l.id),
+      ),
+  };
+}

@@ -1,0 +1,231 @@
+/**
+ * Faults through a target, done once for every target: a fault goes on every instance it names or
+ * on none (what went on is taken off again when one fails), leases are renewed and removed by the
+ * injector that applied them, and audits and clears fan out over every injector the target has.
+ * The runner (run.ts) and `chaos-lab fault` (commands/fault.ts) both act through it.
+ */
+import { isUnreachable } from '../admin-client.ts';
+import {
+  type ActiveLease,
+  type AppliedFault,
+  combined,
+  type FaultInjector,
+  type InstanceSettings,
+  type LeftoverFault,
+} from '../faults/injector.ts';
+import type { Params } from '../faults/kind.ts';
+import { type AnyFault, type FaultKind, injectorFor } from '../faults/registry.ts';
+import type { Target } from './target.ts';
+
+export interface Faults {
+  /** Puts `fault` on its instances as lease `id`, all or none; `kill` is instantaneous. */
+  inject(fault: AnyFault, id: string, leaseMs: number): Promise<AppliedFault[]>;
+  /** Extends the leases (the runner calls it every leaseMs/3; never for `kill`). */
+  renew(applied: readonly AppliedFault[], leaseMs: number): Promise<void>;
+  /** Removes the leases now (`kill` has nothing to remove). */
+  remove(applied: readonly AppliedFault[]): Promise<void>;
+  /** What the faulty instances did during the fault, for calibration (see calibration.ts). */
+  observe(applied: readonly AppliedFault[]): Promise<Params>;
+  /** Every fault or settings override still active anywhere in the lab. */
+  audit(): Promise<LeftoverFault[]>;
+  /** Everything active on the instances of `scope` (all when undefined), for `fault list`. */
+  list(scope?: readonly string[]): Promise<ListedFaults>;
+  /** Removes the leases of id `id` on the instances of `scope` (all when undefined); the instances it was on. */
+  removeById(id: string, scope?: readonly string[]): Promise<string[]>;
+  /** Removes everything the lab has (or the instances of `scope` have), whoever applied it; how many. */
+  clearAll(scope?: readonly string[]): Promise<number>;
+  /** Applies variant settings (workerRecovery) as leases on every backend instance; again with `id` renews. */
+  applySettings(settings: { readonly workerRecovery?: boolean }, leaseMs: number, id: string): Promise<void>;
+  clearSettings(): Promise<void>;
+}
+
+export interface ListedFaults {
+  readonly leases: readonly ActiveLease[];
+  readonly settings: readonly InstanceSettings[];
+  readonly failed: readonly { readonly instance: string; readonly error: Error }[];
+}
+
+/** An instance restarting cannot answer for a second or two: an audit asks it again, this often. */
+const AUDIT_ATTEMPTS = 4;
+const AUDIT_PAUSE_MS = 1_000;
+
+export function faultsOf(
+  target: Target,
+  options: { readonly auditPauseMs?: number; readonly now?: () => number } = {},
+): Faults {
+  const pauseMs = options.auditPauseMs ?? AUDIT_PAUSE_MS;
+  const now = options.now ?? Date.now;
+  function injectorOf(kind: FaultKind): FaultInjector {
+    const injector = injectorFor(target.injectors(), kind);
+    if (!injector)
+      throw new Error(target.unsupported(kind) ?? `the ${target.name} target cannot inject ${kind}`);
+    return injector;
+  }
+
+  /** The applied faults by the injector that applied them. */
+  function byInjector(applied: readonly AppliedFault[]): Map<FaultInjector, AppliedFault[]> {
+    const groups = new Map<FaultInjector, AppliedFault[]>();
+    for (const a of applied) {
+      if (a.fault.kind === 'kill') continue;
+      const injector = injectorOf(a.fault.kind);
+      groups.set(injector, [...(groups.get(injector) ?? []), a]);
+    }
+    return groups;
+  }
+
+  async function settleAll(what: string, calls: readonly Promise<unknown>[]): Promise<void> {
+    const results = await Promise.allSettled(calls);
+    const failed = results.flatMap((r) => (r.status === 'rejected' ? [{ error: r.reason as Error }] : []));
+    if (failed.length === 1) throw failed[0]?.error;
+    if (failed.length > 1) throw combined(what, failed);
+  }
+
+  async function backendInstances(): Promise<string[]> {
+    return (await target.instances()).filter((i) => i.service !== 'gateway').map((i) => i.id);
+  }
+
+  /** Lists each injector, asking again the instances that could not be reached, a few times. */
+  async function listEach(scope?: readonly string[], attempts = AUDIT_ATTEMPTS): Promise<ListedFaults[]> {
+    return Promise.all(
+      target.injectors().map(async (injector) => {
+        const leases: ActiveLease[] = [];
+        const settings: InstanceSettings[] = [];
+        let pending = scope;
+        for (let attempt = 0; ; attempt++) {
+          if (attempt > 0) await new Promise((r) => setTimeout(r, pauseMs));
+          const listing = await injector.list(pending);
+          leases.push(...listing.leases);
+          settings.push(...listing.settings);
+          const unanswered = listing.failed;
+          const retry =
+            unanswered.length > 0 &&
+            unanswered.every((f) => isUnreachable(f.error)) &&
+            attempt < attempts - 1;
+          if (!retry) return { leases, settings, failed: unanswered };
+          pending = unanswered.map((f) => f.instance);
+        }
+      }),
+    );
+  }
+
+  /** What every injector has now, asking each instance once (`fault list` shows what did not answer). */
+  async function listAll(scope?: readonly string[]): Promise<ListedFaults> {
+    const each = await listEach(scope, 1);
+    const order = (a: { instance: string }, b: { instance: string }) => a.instance.localeCompare(b.instance);
+    return {
+      leases: each.flatMap((l) => l.leases).sort(order),
+      settings: each.flatMap((l) => l.settings).sort(order),
+      failed: each.flatMap((l) => l.failed),
+    };
+  }
+
+  return {
+    async inject(fault, id, leaseMs) {
+      const instances = await target.resolve(fault);
+      const injector = injectorOf(fault.kind);
+      const { name } = injector;
+      const injectedAt = new Date(now()).toISOString();
+      const planned = instances.map(
+        (instance): AppliedFault => ({ fault, instance, injector: name, id, injectedAt }),
+      );
+      const outcomes = await injector.apply(planned, leaseMs);
+      const applied = planned.map((a, i) => {
+        const o = outcomes[i];
+        return o?.status === 'fulfilled' && !o.value.created ? { ...a, renewed: true } : a;
+      });
+      const failed = outcomes.flatMap((o) => (o.status === 'rejected' ? [{ error: o.reason as Error }] : []));
+      if (failed.length > 0) {
+        // All or nothing: a fault on half the instances would make any measurement misleading.
+        const created = applied.filter((_, i) => {
+          const o = outcomes[i];
+          return o?.status === 'fulfilled' && o.value.created;
+        });
+        if (created.length > 0) await injector.remove(created).catch(() => {});
+        throw combined(`injecting ${fault.kind} ${id} on ${fault.service}`, failed);
+      }
+      return applied;
+    },
+
+    async renew(applied, leaseMs) {
+      const groups = [...byInjector(applied)];
+      await settleAll(
+        'renewing the fault leases',
+        groups.map(([injector, mine]) => injector.renew(mine, leaseMs)),
+      );
+    },
+
+    async remove(applied) {
+      const groups = [...byInjector(applied)];
+      await settleAll(
+        'removing the faults',
+        groups.map(([injector, mine]) => injector.remove(mine)),
+      );
+    },
+
+    async observe(applied) {
+      const first = applied[0];
+      if (!first) return {};
+      const injector = injectorOf(first.fault.kind);
+      return (await injector.observe?.(applied)) ?? {};
+    },
+
+    async audit() {
+      const each = await listEach();
+      const failed = each.flatMap((l) => l.failed);
+      if (failed.length > 0) throw combined('auditing the lab for leftover faults', failed);
+      // Per injector, per instance: its faults, then its settings override.
+      return each.flatMap(({ leases, settings }) => {
+        const instances = [...new Set([...leases, ...settings].map((x) => x.instance))];
+        return instances.flatMap((instance): LeftoverFault[] => [
+          ...leases
+            .filter((l) => l.instance === instance)
+            .map(({ injector, id, kind }) => ({ instance, injector, id, kind })),
+          ...settings
+            .filter((s) => s.instance === instance && s.overridden)
+            .map((s) => ({
+              instance,
+              injector: 'fault-agent' as const,
+              id: s.id ?? 'settings',
+              kind: `settings (workerRecovery ${s.workerRecovery ? 'on' : 'off'})`,
+            })),
+        ]);
+      });
+    },
+
+    list: listAll,
+
+    async removeById(id, scope) {
+      const listing = await listAll(scope);
+      if (listing.failed.length > 0) throw combined(`removing ${id}`, listing.failed);
+      const mine = listing.leases.filter((l) => l.id === id);
+      await settleAll(
+        `removing ${id}`,
+        target
+          .injectors()
+          .map((injector) => {
+            const leases = mine.filter((l) => l.injector === injector.name);
+            return leases.length > 0 ? injector.remove(leases) : undefined;
+          })
+          .filter((call) => call !== undefined),
+      );
+      return mine.map((l) => l.instance);
+    },
+
+    async clearAll(scope) {
+      const counts = await Promise.allSettled(target.injectors().map((i) => i.clear(scope)));
+      const failed = counts.flatMap((r) => (r.status === 'rejected' ? [{ error: r.reason as Error }] : []));
+      if (failed.length > 0) throw combined('clearing every fault', failed);
+      return counts.reduce((n, r) => n + (r.status === 'fulfilled' ? r.value : 0), 0);
+    },
+
+    async applySettings(settings, leaseMs, id) {
+      const { workerRecovery } = settings;
+      if (workerRecovery === undefined) return;
+      await target.agents().setRecovery(await backendInstances(), workerRecovery, leaseMs, id);
+    },
+
+    async clearSettings() {
+      await target.agents().resetSettings(await backendInstances());
+    },
+  };
+}

@@ -1,0 +1,124 @@
+/**
+ * The names every layer has to spell alike: the labels on the lab's Kubernetes objects, the
+ * environment each lab process reads, container names, the platform's paths and ports, and each
+ * gateway's colour. The services read their configuration by these names, the charts and the
+ * local lab set it, the Kubernetes target and the dashboards select and query by them, the
+ * report and the dashboards paint with them. services/topology.ts is the lab's shape (which
+ * services, how they depend on each other, their ports); this is the vocabulary around it.
+ *
+ * It lives under services/ because the container image copies only services/, and it imports
+ * nothing but the topology, so any layer may read it.
+ */
+
+import type { BackendName, Strategy } from './topology.ts';
+
+/** The `part-of` label of every object of the lab: how the Kubernetes target finds all of them. */
+export const PART_OF = 'chaos-lab';
+
+/** The namespace the lab is deployed in unless told otherwise (the chart, `up --target kind`, the scrape configuration). */
+export const LAB_NAMESPACE = 'chaos-lab';
+
+/** Label keys the lab sets on its Kubernetes objects; the Kubernetes target and Prometheus select pods by them. */
+export const LABELS = {
+  name: 'app.kubernetes.io/name',
+  instance: 'app.kubernetes.io/instance',
+  component: 'app.kubernetes.io/component',
+  partOf: 'app.kubernetes.io/part-of',
+  dependency: 'chaos-lab.dev/dependency',
+  strategy: 'chaos-lab.dev/strategy',
+} as const;
+
+/** Values of the `component` label. */
+export const COMPONENTS = {
+  backend: 'backend',
+  gateway: 'gateway',
+  observability: 'observability',
+  load: 'load',
+} as const;
+
+/**
+ * The gateway's service name: the first argument of services/main.ts, its `service` metric
+ * label, its pods' `name` label and its container's name (a backend's are its topology name).
+ */
+export const GATEWAY_SERVICE = 'gateway';
+
+/** The fault proxy's service name, in its metrics' `service` label and the local lab's status. */
+export const FAULT_PROXY_SERVICE = 'fault-proxy';
+
+/** The container of every backend pod that the Kubernetes target execs `fault-sidecar …` in. */
+export const FAULT_SIDECAR_CONTAINER = 'fault-sidecar';
+
+/**
+ * The environment every service process reads (services/main.ts), set by the charts
+ * (charts/lab-pod.ts and the gateway and backend charts) and by the local lab
+ * (lab/local/instances.ts).
+ */
+export const SERVICE_ENV = {
+  /** The service, when services/main.ts is given no argument. */
+  service: 'SERVICE',
+  instanceId: 'INSTANCE_ID',
+  port: 'PORT',
+  host: 'HOST',
+  logLevel: 'LOG_LEVEL',
+  /** Bearer token of the `/__chaos` admin API; also the key of the lab's Secret that holds it. */
+  adminToken: 'CHAOS_ADMIN_TOKEN',
+  trustMode: 'TRUST_MODE',
+  /** HMAC key of service-to-service calls; also the key of the lab's Secret that holds it. */
+  trustKey: 'TRUST_KEY',
+  /** Backends: panic recovery in background work, `on` or `off`. */
+  workerRecovery: 'WORKER_RECOVERY',
+  /** Gateways: naive, parallel or resilient. */
+  strategy: 'STRATEGY',
+  /** Gateways: the page budget when the caller sends no `x-request-timeout`. */
+  gatewayBudgetMs: 'GATEWAY_BUDGET_MS',
+  /** Resilient gateway: pages in flight before shedding. */
+  gatewayMaxConcurrency: 'GATEWAY_MAX_CONCURRENCY',
+  /** Gateways: how often each upstream instance's `/readyz` is probed. */
+  upstreamProbeMs: 'UPSTREAM_PROBE_MS',
+} as const;
+
+/** Gateways: the comma-separated base URLs of a backend's instances, `UPSTREAM_COIN`. */
+export function upstreamEnvName(backend: BackendName): string {
+  return `UPSTREAM_${backend.toUpperCase()}`;
+}
+
+/** The environment of a fault proxy (services/fault-proxy/config.ts), set by the local lab. */
+export const FAULT_PROXY_ENV = {
+  listenHost: 'LISTEN_HOST',
+  listenPort: 'LISTEN_PORT',
+  /** host:port of the instance it fronts. */
+  upstream: 'UPSTREAM',
+  adminPort: 'ADMIN_PORT',
+} as const;
+
+/** Paths every lab process serves for the platform: probes, scraping, the fault agent. */
+export const PLATFORM_PATHS = {
+  health: '/healthz',
+  ready: '/readyz',
+  metrics: '/metrics',
+  admin: '/__chaos',
+} as const;
+
+/** Pod annotations Prometheus' Kubernetes discovery reads (dashboards/scrape-configs.ts). */
+export const SCRAPE_ANNOTATIONS = {
+  /** `"true"` on pods to scrape. */
+  scrape: 'prometheus.io/scrape',
+  /** The container port that serves the metrics. */
+  port: 'prometheus.io/port',
+  /** The metrics path. @default `/metrics` when absent */
+  path: 'prometheus.io/path',
+} as const;
+
+/** Prometheus in the cluster: its Service, which Grafana's datasource calls. */
+export const PROMETHEUS = { service: 'prometheus', port: 9_090 } as const;
+
+/**
+ * Okabe–Ito colours, told apart with every common colour-vision deficiency; fixed per strategy
+ * so the same gateway has the same colour in every chart of the report, the live page and the
+ * Grafana dashboards.
+ */
+export const GATEWAY_COLORS = {
+  naive: '#D55E00',
+  parallel: '#0072B2',
+  resilient: '#009E73',
+} as const satisfies Readonly<Record<Strategy, string>>;
