@@ -261,7 +261,9 @@ export function createK6Generator(options: K6GeneratorOptions): K6Generator {
           fail(`k6 (${options.k6.path}) could not be started: ${error.message}`);
           resolve();
         });
-        child.once('exit', (code, signal) => {
+        // 'close', not 'exit': it comes once k6's stdout and stderr are read to their end, so the
+        // message has its last words (on a busy machine 'exit' came first and they were lost).
+        child.once('close', (code, signal) => {
           exitStatus = { code, signal };
           const meaning = code === null ? `signal ${signal}` : (K6_EXIT_CODES[code] ?? 'it failed');
           fail(`k6 exited (code ${code ?? signal}: ${meaning}) before the run was over`);
