@@ -64,10 +64,20 @@ export function createHttpTransport(
       return { status: response.statusCode, degraded: response.headers['x-degraded'] };
     },
     async close() {
-      await Promise.all(all().map((pool) => pool.close()));
+      // A pool destroyed already (a drain that gave up) has nothing left to close; closing it would
+      // throw ClientDestroyedError and lose the summary.
+      await Promise.all(
+        all()
+          .filter((pool) => !pool.destroyed && !pool.closed)
+          .map((pool) => pool.close()),
+      );
     },
     async destroy() {
-      await Promise.all(all().map((pool) => pool.destroy()));
+      await Promise.all(
+        all()
+          .filter((pool) => !pool.destroyed)
+          .map((pool) => pool.destroy()),
+      );
     },
   };
 }
