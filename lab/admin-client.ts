@@ -1,3 +1,4 @@
+import { FAULT_ID_EXPECTED, FAULT_ID_PATTERN } from '../services/fault-bounds.ts';
 import type { ProxyStatsSnapshot } from '../services/fault-proxy/stats.ts';
 import type { LabStatus } from './local/control-server.ts';
 import type { LabState } from './local/state.ts';
@@ -131,6 +132,17 @@ export function isUnreachable(err: unknown): boolean {
   return err instanceof AdminError && err.status === undefined;
 }
 
+/** A lease id as a path segment; any other (`.`, `..`) would name another route once the URL is normalised. */
+function leasePath(target: Target, id: string): string {
+  if (!FAULT_ID_PATTERN.test(id)) {
+    throw new AdminError(
+      target.id,
+      `${target.id}: ${JSON.stringify(id)} is not a fault id (expected ${FAULT_ID_EXPECTED})`,
+    );
+  }
+  return `/__chaos/faults/${id}`;
+}
+
 /** The lease routes both fault admin APIs share. */
 class LeaseClient {
   constructor(protected readonly token: string) {}
@@ -145,14 +157,14 @@ class LeaseClient {
       target,
       this.token,
       'PUT',
-      `/__chaos/faults/${encodeURIComponent(id)}`,
+      leasePath(target, id),
       fault,
     );
     return { fault: answer.body.fault, created: answer.status === 201 };
   }
 
   remove(target: Target, id: string): Promise<{ removed: boolean }> {
-    return callJson(target, this.token, 'DELETE', `/__chaos/faults/${encodeURIComponent(id)}`);
+    return callJson(target, this.token, 'DELETE', leasePath(target, id));
   }
 
   clear(target: Target): Promise<{ removed: number }> {

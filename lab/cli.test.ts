@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -108,6 +108,14 @@ describe('chaos-lab usage errors (exit 2, one line and a hint)', () => {
     ],
     [['fault', 'add', 'http-error', 'coin', '--percent', '150'], /--percent expects a number from 0 to 100/],
     [['fault', 'add', 'http-error', 'coin', '--id', 'Bad_Id'], /--id "Bad_Id" is not a valid fault id/],
+    // `.` and `..` would reach the lab as /__chaos/faults/ (every fault) and /__chaos/.
+    [['fault', 'clear', '--id', '.'], /--id "\." is not a valid fault id: expected lowercase letters/],
+    [['fault', 'clear', 'coin', '--id', '..'], /--id "\.\." is not a valid fault id/],
+    [['fault', 'add', 'http-error', 'coin', '--id', '.'], /--id "\." is not a valid fault id/],
+    [
+      ['fault', 'add', 'http-error', 'coin', '--instance', 'coin-1', '--instance', 'coin-2'],
+      /'--instance <id>' argument 'coin-2' is invalid\. given twice \(coin-1, then coin-2\)/,
+    ],
     [['fault', 'recovery', 'maybe', 'archive'], /'maybe' is invalid for argument 'setting'/],
     [['up', '--port-base', '80'], /'--port-base <n>' argument '80' is invalid.*1024 to/],
     [['up', '--trust', 'full'], /'full' is invalid.*Allowed choices are zero, half/],
@@ -121,6 +129,10 @@ describe('chaos-lab usage errors (exit 2, one line and a hint)', () => {
     ],
     [['down', '--delete-cluster'], /--context and --delete-cluster apply to --target kind only/],
     [['up', '--target', 'minikube'], /'minikube' is invalid.*Allowed choices are local, kind/],
+    [
+      ['run', 'weak-dependency-errors', '--out', '/dev/null/results', '--no-live'],
+      /^chaos-lab: --out \/dev\/null\/results: cannot make \/dev\/null\/results a folder to write in \(ENOTDIR\)\nhint: /,
+    ],
     [['launch'], /unknown command 'launch'/],
     [['status', '--verbose'], /unknown option '--verbose'/],
   ])('%j', async (argv, message) => {
@@ -130,6 +142,19 @@ describe('chaos-lab usage errors (exit 2, one line and a hint)', () => {
     expect(result.stderr).not.toMatch(/\n\s+at /); // no stack trace
     expect(result.stdout).toBe('');
   });
+
+  it.each([['status'], ['down'], ['fault', 'list'], ['fault', 'clear'], ['up', '--no-live']])(
+    'says what is wrong with a corrupt state file, without a stack trace: %j',
+    async (...argv) => {
+      writeFileSync(path.join(home, 'state.json'), '{not json', { mode: 0o600 });
+      const result = await run(...argv);
+      expect(result.code).toBe(1);
+      expect(result.stderr).toMatch(
+        /^chaos-lab: \S+state\.json is not valid JSON; remove it if no lab is running\n/,
+      );
+      expect(result.stderr).not.toMatch(/\n\s+at /);
+    },
+  );
 
   it('shows help and exits 0 when asked', async () => {
     const result = await run('fault', 'add', '--help');

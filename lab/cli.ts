@@ -67,8 +67,18 @@ const serviceArgument = (required: boolean) =>
     SERVICES,
   );
 
+/** Given once: a second --instance would silently win over the first. */
 const instanceOption = () =>
-  new Option('--instance <id>', 'only this instance, e.g. coin-1 or gateway-naive');
+  new Option('--instance <id>', 'only this instance, e.g. coin-1 or gateway-naive').argParser(
+    (value: string, previous: string | undefined) => {
+      if (previous !== undefined) {
+        throw new InvalidArgumentError(
+          `given twice (${previous}, then ${value}); a command acts on one instance or on all of a service.`,
+        );
+      }
+      return value;
+    },
+  );
 
 /** Where `chaos-lab fault` acts: the lab of --target, on --context's cluster for kind. */
 interface WhereFlags {

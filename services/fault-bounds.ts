@@ -27,3 +27,8 @@ export const FAULT_BOUNDS = {
 } as const satisfies Record<string, FaultBound>;
 
 export type FaultParameter = keyof typeof FAULT_BOUNDS;
+
+/** A lease's id, on every lease route and every command: it is a path segment, so `.` or `..` never are. */
+export const FAULT_ID_PATTERN = /^[a-z0-9][a-z0-9-]{0,63}$/;
+export const FAULT_ID_EXPECTED =
+  'lowercase letters, digits and dashes (1-64, starting with a letter or digit)';

@@ -7,6 +7,7 @@
  */
 
 import { randomBytes } from 'node:crypto';
+import { FAULT_ID_EXPECTED, FAULT_ID_PATTERN } from '../../services/fault-bounds.ts';
 import { CliError, usageError } from '../cli-error.ts';
 import { formatDuration } from '../duration.ts';
 import type { ParamName, ParamValues } from '../faults/flags.ts';
@@ -17,7 +18,6 @@ import { faultsOf } from '../runner/faults.ts';
 import type { Target, TargetInfo, TargetInstance } from '../runner/target.ts';
 
 export const DEFAULT_LEASE_MS = 60_000;
-const FAULT_ID = /^[a-z0-9][a-z0-9-]{0,63}$/;
 const STATUS_HINT = 'see which instances run with: npx chaos-lab status';
 
 /** The params of `kind` from the flags given, refusing flags that kind does not take. */
@@ -83,6 +83,16 @@ async function aliased(
   }
 }
 
+/** The lease routes' own rule, on every command that takes --id (`.` would become "every fault"). */
+function checkId(id: string): void {
+  if (!FAULT_ID_PATTERN.test(id)) {
+    throw usageError(
+      `--id ${JSON.stringify(id)} is not a valid fault id: expected ${FAULT_ID_EXPECTED}`,
+      'e.g. --id coin-slow (see the ids with: npx chaos-lab fault list)',
+    );
+  }
+}
+
 function newFaultId(kind: string): string {
   return `cli-${kind}-${randomBytes(2).toString('hex')}`;
 }
@@ -119,12 +129,7 @@ export async function faultAddCommand(
   const { leaseMs, instance, id: givenId, ...given } = options;
   const params = faultParams(kind, given);
   const def = faultKind(kind);
-  if (givenId !== undefined && !FAULT_ID.test(givenId)) {
-    throw usageError(
-      `--id ${JSON.stringify(givenId)} is not a valid fault id`,
-      'use lower-case letters, digits and dashes, e.g. --id coin-slow',
-    );
-  }
+  if (givenId !== undefined) checkId(givenId);
   if (service === 'gateway' && !def.onGateways) {
     throw usageError(
       `${kind} cannot be applied to the gateways: network faults are injected by the fault proxies in front of the backend instances, and the gateways have none`,
@@ -222,6 +227,7 @@ export async function faultClearCommand(
   service: string | undefined,
   options: { instance?: string; id?: string },
 ): Promise<number> {
+  if (options.id !== undefined) checkId(options.id);
   await attach(io, target);
   const instances = await selectInstances(target, service, options.instance);
   const scope = instances.map((i) => i.id);

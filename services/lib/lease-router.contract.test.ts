@@ -230,6 +230,14 @@ describe.each(injectors)('lease API of the $name', (injector) => {
     expect(await (await admin('DELETE', '/faults')).json()).toEqual({ removed: 0 });
   });
 
+  it('clears nothing for DELETE /faults/ (what an id of `.` becomes) and refuses a bad id to DELETE', async () => {
+    await put('keep', percentFault(1, 5000));
+    const slash = await admin('DELETE', '/faults/');
+    expect(slash.status).toBe(404);
+    await expectInvalid(await admin('DELETE', '/faults/Bad_Id'), 'id', /^expected lowercase letters/);
+    expect((await listed()).map((f) => f.id)).toEqual(['keep']);
+  });
+
   describe('refuses, with 400 INVALID_FAULT naming the field, and applies nothing', () => {
     const badIds: [string, string][] = [
       ['capitals and an underscore', 'Bad_Id'],

@@ -1,5 +1,6 @@
 import express, { type ErrorRequestHandler, type Request, type Router } from 'express';
 import { z } from 'zod';
+import { FAULT_ID_EXPECTED, FAULT_ID_PATTERN } from '../fault-bounds.ts';
 import { type BodyShape, bearerAuth, faultParameter, invalidField, parseBody, show } from './admin-api.ts';
 import type { Lease, LeaseBook } from './leases.ts';
 
@@ -17,7 +18,15 @@ import type { Lease, LeaseBook } from './leases.ts';
  * 400 INVALID_FAULT whose message starts with the field.
  */
 
-export const FAULT_ID_PATTERN = /^[a-z0-9][a-z0-9-]{0,63}$/;
+export { FAULT_ID_EXPECTED, FAULT_ID_PATTERN };
+
+/** The id of a lease route, or 400 INVALID_FAULT: the same rule on every route. */
+function checkedId(id: string): string {
+  if (!FAULT_ID_PATTERN.test(id)) {
+    throw invalidField(INVALID_FAULT, 'id', `expected ${FAULT_ID_EXPECTED}, got ${show(id)}`);
+  }
+  return id;
+}
 
 /** The parameters of a delay, alike for the agent's http-delay and the proxy's latency. */
 export const DELAY_PARAMS = z.strictObject({
@@ -82,7 +91,9 @@ export function leaseRouter<K extends string>(options: LeaseRouterOptions<K>): R
     },
   };
 
-  const router = express.Router();
+  // Strict: `/faults/` is not `/faults`. A client that sends the id `.` sends `/faults/.`, which URL
+  // normalisation makes `/faults/`; without strict routing that was DELETE-all.
+  const router = express.Router({ strict: true });
   router.use(bearerAuth(options.token, options.where));
   router.use(express.json());
 
@@ -91,14 +102,7 @@ export function leaseRouter<K extends string>(options: LeaseRouterOptions<K>): R
   });
 
   router.put('/faults/:id', (req: Request<{ id: string }>, res) => {
-    const { id } = req.params;
-    if (!FAULT_ID_PATTERN.test(id)) {
-      throw invalidField(
-        INVALID_FAULT,
-        'id',
-        `expected lowercase letters, digits and dashes (1-64, starting with a letter or digit), got ${show(id)}`,
-      );
-    }
+    const id = checkedId(req.params.id);
     const parsed = parseBody(body, req.body, shape, INVALID_FAULT);
     if (!parsed.ok) throw parsed.error;
     const { kind, params, leaseMs } = parsed.value;
@@ -109,8 +113,9 @@ export function leaseRouter<K extends string>(options: LeaseRouterOptions<K>): R
   });
 
   router.delete('/faults/:id', (req: Request<{ id: string }>, res) => {
-    const removed = book.remove(req.params.id);
-    if (removed) req.log.info({ id: req.params.id }, 'fault removed');
+    const id = checkedId(req.params.id);
+    const removed = book.remove(id);
+    if (removed) req.log.info({ id }, 'fault removed');
     res.json({ removed });
   });
 
