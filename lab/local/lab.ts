@@ -15,7 +15,7 @@ import { tailLines } from '../log-tail.ts';
 import { type ControlServer, type LabStatus, startControlServer } from './control-server.ts';
 import { instanceSpecs, type LabConfig, type LabTrust } from './instances.ts';
 import { DEFAULT_PORT_BASE, LOOPBACK, labLayout, portsOf } from './layout.ts';
-import { busyPorts } from './port-check.ts';
+import { busyPorts, ephemeralWarning } from './port-check.ts';
 import { ensureHome, type LabState, logDir, lookupLab, removeState, secret, writeState } from './state.ts';
 import { type ReadyResult, Supervisor, type SupervisorEvent } from './supervisor.ts';
 
@@ -79,6 +79,8 @@ export async function preflight(options: Pick<UpOptions, 'home' | 'portBase'>, n
     note(`removed a stale state file: its supervisor (pid ${found.state.pid}) is gone`);
   }
   const layout = labLayout(options.portBase);
+  const warning = ephemeralWarning(portsOf(layout));
+  if (warning) note(`warning: ${warning}`);
   const busy = await busyPorts(portsOf(layout), LOOPBACK);
   if (busy.length > 0) {
     const list = busy.map((b) => `${b.port} (${b.owner})`).join(', ');

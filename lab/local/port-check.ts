@@ -22,16 +22,46 @@ export async function busyPorts<T extends { port: number }>(
   return wanted.filter((_, i) => !free[i]);
 }
 
-/** The first port the kernel hands out to outgoing connections (Linux), else the usual 32768. */
-function ephemeralStart(): number {
+const EPHEMERAL_RANGE_FILE = '/proc/sys/net/ipv4/ip_local_port_range';
+
+/** The ports the kernel hands out to outgoing connections (Linux), else the usual 32768–60999. */
+export function ephemeralRange(file = EPHEMERAL_RANGE_FILE): {
+  readonly first: number;
+  readonly last: number;
+} {
   try {
-    const first = Number(
-      readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0],
-    );
-    return Number.isInteger(first) && first > 0 ? first : 32_768;
+    const [first, last] = readFileSync(file, 'utf8').trim().split(/\s+/).map(Number);
+    if (
+      Number.isInteger(first) &&
+      Number.isInteger(last) &&
+      (first as number) > 0 &&
+      (last as number) >= (first as number)
+    ) {
+      return { first: first as number, last: last as number };
+    }
   } catch {
-    return 32_768;
+    // Not Linux, or no /proc: the usual range.
   }
+  return { first: 32_768, last: 60_999 };
+}
+
+function ephemeralStart(): number {
+  return ephemeralRange().first;
+}
+
+/**
+ * Why a lab at these ports may lose one to an outgoing connection: the ones inside the kernel's
+ * ephemeral range, where the kernel picks the local port of every connection this machine opens
+ * (a gateway's to its backends, a browser's); undefined when none is.
+ */
+export function ephemeralWarning(
+  ports: readonly { readonly port: number }[],
+  range = ephemeralRange(),
+): string | undefined {
+  const inside = ports.map((p) => p.port).filter((port) => port >= range.first && port <= range.last);
+  if (inside.length === 0) return undefined;
+  const span = `${Math.min(...inside)}-${Math.max(...inside)}`;
+  return `ports ${span} are inside the kernel's ephemeral range ${range.first}-${range.last} (${EPHEMERAL_RANGE_FILE}): an outgoing connection can take one of them before its instance binds it, and that instance fails to start; a --port-base that keeps the lab below ${range.first} (e.g. 18000) avoids it`;
 }
 
 /**
