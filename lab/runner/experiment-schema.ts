@@ -61,6 +61,11 @@ export const LIMITS = {
   rate: { min: 1, max: 2000 },
   timeoutMs: { min: 1, max: 60_000, default: 2_000 },
   phaseMs: { min: 1_000, max: 3_600_000 },
+  /** Phases in a file, and the run's whole length (every variant runs every phase). */
+  phases: { max: 50 },
+  totalMs: 6 * 3_600_000,
+  /** An experiment file's size, checked before it is read. */
+  fileBytes: 256 * 1024,
 } as const;
 
 // ---------------------------------------------------------------------------------------------------------
@@ -343,6 +348,7 @@ export const ExperimentFileSchema = z
       phases: z
         .array(PhaseSchema, expecting('a list of phases, each { name, duration, faults? }'))
         .min(1, expecting('at least one phase, such as { name: baseline, duration: 10s }'))
+        .max(LIMITS.phases.max, expecting(`at most ${LIMITS.phases.max} phases`))
         .describe('Run in order, for every variant.'),
       claims: z
         .array(ClaimSchema, expecting('a list of claims, each { gateway or service, phase, expect }'))

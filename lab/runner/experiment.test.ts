@@ -336,6 +336,43 @@ describe('loadExperiment', () => {
   });
 });
 
+describe('experiment files too large or not text', () => {
+  it('refuses a file over the size bound before reading it, and one that is not UTF-8', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'experiment-'));
+    try {
+      const huge = join(dir, 'huge.yaml');
+      // Valid YAML all along (a comment), so only the size can refuse it.
+      await writeFile(huge, `${EXAMPLE}\n#${'x'.repeat(300 * 1024)}\n`);
+      await expect(loadExperiment(huge)).rejects.toThrow(
+        /the file is 3\d\d KiB; an experiment file is at most 256 KiB/,
+      );
+      const latin1 = join(dir, 'latin1.yaml');
+      await writeFile(
+        latin1,
+        Buffer.concat([
+          Buffer.from(EXAMPLE.replace('description:', '#\ndescription:')),
+          Buffer.from([0xe9, 0x0a]),
+        ]),
+      );
+      await expect(loadExperiment(latin1)).rejects.toThrow(/the file is not UTF-8 text/);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('refuses more than 50 phases, and a run longer than 6 hours in all', () => {
+    const phases = (n: number, duration: string) =>
+      Array.from({ length: n }, (_, i) => `  - { name: p${i}, duration: ${duration} }`).join('\n');
+    const file = (body: string) =>
+      `name: long\ndescription: d\nload: { rate: 1, endpoint: video }\nphases:\n${body}\n`;
+    expect(() => parseExperiment(file(phases(51, '1s')), 'many.yaml')).toThrow(/at most 50 phases/);
+    expect(() => parseExperiment(file(phases(7, '1h')), 'long.yaml')).toThrow(
+      /the run would last 7h \(1 variant × 7h of phases\); expected at most 6h in all/,
+    );
+    expect(parseExperiment(file(phases(6, '1h')), 'ok.yaml').phases).toHaveLength(6);
+  });
+});
+
 describe('durations', () => {
   // The experiment schema spells the CLI's duration grammar (lab/duration.ts) as a pattern for editors;
   // the two must agree on what a duration is.
@@ -456,6 +493,7 @@ function validate(schema: JsonSchema, value: unknown, path = ''): string[] {
     'additionalProperties',
     'items',
     'minItems',
+    'maxItems',
     'enum',
     'const',
     'pattern',
@@ -495,6 +533,8 @@ function validate(schema: JsonSchema, value: unknown, path = ''): string[] {
       if (!Array.isArray(value)) return [`${at}: not an array`];
       if (typeof schema.minItems === 'number' && value.length < schema.minItems)
         errors.push(`${at}: too few items`);
+      if (typeof schema.maxItems === 'number' && value.length > schema.maxItems)
+        errors.push(`${at}: too many items`);
       value.forEach((item, i) => {
         errors.push(...validate(schema.items as JsonSchema, item, `${path}/${i}`));
       });

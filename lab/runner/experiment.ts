@@ -6,7 +6,7 @@
  * cross-references a schema cannot express (a claim's phase exists, an instance index is within the
  * service's replicas, names are unique). Both run on every file so that one mistake does not hide another.
  */
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { type Document, isMap, isScalar, isSeq, LineCounter, type Node, parseDocument } from 'yaml';
 import type { z } from 'zod';
 import {
@@ -18,9 +18,9 @@ import {
   type Strategy,
   topology,
 } from '../../services/topology.ts';
-import { parseDuration } from '../duration.ts';
+import { formatDuration, parseDuration } from '../duration.ts';
 import { type Fault, faultKind } from '../faults/registry.ts';
-import { oneOf, problemOf } from '../schema-fields.ts';
+import { oneOf, problemOf, tryParseDuration } from '../schema-fields.ts';
 import {
   comparisonPattern,
   type Driver,
@@ -176,16 +176,33 @@ export function formatProblem(file: string, problem: Problem): string {
 // Entry points
 
 export async function loadExperiment(path: string): Promise<Experiment> {
+  const refuse = (message: string) => new ExperimentError(path, [{ path: '', message }]);
+  let bytes: Buffer;
+  try {
+    // Refused by its size before it is read: a huge file would take memory and time to refuse later.
+    const { size } = await stat(path);
+    if (size > LIMITS.fileBytes) {
+      throw refuse(
+        `the file is ${formatBytes(size)}; an experiment file is at most ${formatBytes(LIMITS.fileBytes)}`,
+      );
+    }
+    bytes = await readFile(path);
+  } catch (error) {
+    if (error instanceof ExperimentError) throw error;
+    const reason = (error as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : String(error);
+    throw refuse(`cannot read the file (${reason}); expected a path to an experiment YAML file`);
+  }
   let text: string;
   try {
-    text = await readFile(path, 'utf8');
-  } catch (error) {
-    const reason = (error as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : String(error);
-    throw new ExperimentError(path, [
-      { path: '', message: `cannot read the file (${reason}); expected a path to an experiment YAML file` },
-    ]);
+    text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+  } catch {
+    throw refuse('the file is not UTF-8 text; expected an experiment YAML file saved as UTF-8');
   }
   return parseExperiment(text, path);
+}
+
+function formatBytes(bytes: number): string {
+  return bytes < 1024 ? `${bytes} bytes` : `${Math.round(bytes / 1024)} KiB`;
 }
 
 /** Parses and validates; throws `ExperimentError` listing every problem found. */
@@ -296,6 +313,7 @@ function crossReferenceProblems(raw: unknown): Located[] {
     ? uniqueNames(raw.variants, 'variants', 'variant', problems)
     : ['default'];
   const gateways = checkGateways(raw.gateways, problems);
+  checkTotalDuration(raw, variantNames.length, problems);
   if (Array.isArray(raw.phases)) {
     raw.phases.forEach((phase, index) => {
       if (isRecord(phase)) checkFaults(phase.faults, ['phases', index, 'faults'], problems);
@@ -307,6 +325,23 @@ function crossReferenceProblems(raw: unknown): Located[] {
     });
   }
   return problems;
+}
+
+/** Every variant runs every phase: the whole run is bounded (a typo such as `duration: 60m` × 20 phases). */
+function checkTotalDuration(raw: Record<string, unknown>, variants: number, problems: Located[]): void {
+  if (!Array.isArray(raw.phases)) return;
+  const perVariant = raw.phases.reduce((sum: number, phase) => {
+    const text = isRecord(phase) && typeof phase.duration === 'string' ? phase.duration : undefined;
+    const ms = text === undefined ? undefined : tryParseDuration(text);
+    return sum + (ms ?? 0);
+  }, 0);
+  const total = perVariant * Math.max(1, variants);
+  if (total > LIMITS.totalMs) {
+    problems.push({
+      path: ['phases'],
+      message: `the run would last ${formatDuration(total)} (${variants} variant${variants === 1 ? '' : 's'} × ${formatDuration(perVariant)} of phases); expected at most ${formatDuration(LIMITS.totalMs)} in all`,
+    });
+  }
 }
 
 /** Names of the list's items that are strings; a repeated one is a problem. */
