@@ -8,7 +8,9 @@
  * the rollback outlives its bound, so a hung lab cannot keep the terminal hostage. Faults left by a
  * forced exit expire with their leases.
  */
+import { accessSync, constants, mkdirSync } from 'node:fs';
 import path from 'node:path';
+import { CliError } from '../cli-error.ts';
 import { formatDuration } from '../duration.ts';
 import { type Io, say, warn } from '../io.ts';
 import { type CreateTargetOptions, labDriver, type TargetName, targetOptions } from '../lab-driver.ts';
@@ -62,6 +64,7 @@ export async function runCommand(
   if (!experiment) return 2;
   const driver = await loadDriver(io, experiment, options.driver, deps);
   if (!driver) return 2;
+  const outDir = resultsFolder(cwd, options.out);
 
   const target = await (deps.createTarget ?? createTarget)(
     options.target ?? 'local',
@@ -115,7 +118,7 @@ export async function runCommand(
     const outcome = await runExperiment({
       experiment,
       target,
-      outDir: path.resolve(cwd, options.out ?? 'results'),
+      outDir,
       signal: abort.signal,
       progress,
       ...driver,
@@ -144,6 +147,28 @@ export async function runCommand(
     // After the summary: the page shows the final state while the last lines print.
     await live?.close();
   }
+}
+
+/**
+ * Where run folders go, made now: a --out that cannot be a writable folder (`/dev/null/x`, a file,
+ * a read-only place) is bad input, refused before the lab is touched.
+ */
+function resultsFolder(cwd: string, out: string | undefined): string {
+  const dir = path.resolve(cwd, out ?? 'results');
+  try {
+    mkdirSync(dir, { recursive: true });
+    accessSync(dir, constants.W_OK);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+    throw new CliError(
+      `${out === undefined ? 'results/' : `--out ${out}`}: cannot make ${dir} a folder to write in (${code})`,
+      {
+        exitCode: 2,
+        hint: 'choose a folder you can write, e.g. --out /tmp/chaos-lab-results',
+      },
+    );
+  }
+  return dir;
 }
 
 /** The validated experiment, or undefined after printing every problem (exit 2). */

@@ -231,7 +231,9 @@ export function createRunFeed(options: RunFeedOptions = {}): RunFeed {
         claims.push({ text: claimLine(event, variants.length > 1), holds: event.holds });
         return;
       case 'audit':
-        if (event.leftoverFaults.length > 0) {
+        if (event.leftoverFaults === null)
+          model.note(`leftover faults unknown: ${event.error ?? 'not audited'}`);
+        else if (event.leftoverFaults.length > 0) {
           model.note(
             `still active after the run: ${event.leftoverFaults.map((f) => `${f.kind} on ${f.instance}`).join(', ')}`,
           );

@@ -22,6 +22,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { STRATEGIES } from '../../services/topology.ts';
+import { CliError } from '../cli-error.ts';
 
 /** The repository root, from this module's own location (the CLI may run from any cwd). */
 export const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -86,7 +87,8 @@ export type LabState = z.infer<typeof stateSchema>;
 export type StateInstance = z.infer<typeof instanceSchema>;
 export type StateProxy = z.infer<typeof proxySchema>;
 
-export class StateFileError extends Error {
+/** A state file that cannot be read: what every command that looks for the lab says, without a stack trace. */
+export class StateFileError extends CliError {
   constructor(message: string) {
     super(message);
     this.name = 'StateFileError';

@@ -138,8 +138,8 @@ function leftovers(result: RunResult): Markup {
     problems.length === 0
       ? null
       : html`<div class="alert bad"><strong>Parts of the rollback failed</strong> (leases still expire by themselves):<ul>${problems.map((p) => html`<li>${p}</li>`)}</ul></div>`;
-  if (result.auditError !== undefined) {
-    return html`${rollback}<div class="alert warn"><strong>Leftover faults unknown:</strong> the check after the run could not be done (${result.auditError}). <span class="mono">chaos-lab fault list</span> shows what is active.</div>`;
+  if (result.auditError !== undefined || result.leftoverFaults === null) {
+    return html`${rollback}<div class="alert warn"><strong>Leftover faults unknown:</strong> the check after the run could not be done (${result.auditError ?? 'not audited'}). <span class="mono">chaos-lab fault list</span> shows what is active.</div>`;
   }
   if (result.leftoverFaults.length === 0) {
     return html`${rollback}<div class="alert good"><strong>✓ No fault left behind.</strong> After the run, the lab had no fault and no settings override active.</div>`;

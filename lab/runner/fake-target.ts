@@ -56,6 +56,8 @@ export interface FakeTarget extends Target {
   failOn(method: Method, when?: (...args: unknown[]) => boolean, error?: Error): void;
   /** The next call of `method` never settles. */
   hangOn(method: Method): void;
+  /** The lab stops while a run watches it: the run's `watch` callback hears `why`. */
+  loseLab(why: string): void;
   callsTo(method: Method): string[];
 }
 
@@ -181,6 +183,7 @@ export function createFakeTarget(options: FakeTargetOptions = {}): FakeTarget {
     clear: async () => 0,
   });
   const injectors = [injector, quiet('fault-proxy'), quiet('supervisor')];
+  let watcher: ((why: string) => void) | undefined;
 
   const target: FakeTarget = {
     name: 'local',
@@ -195,6 +198,15 @@ export function createFakeTarget(options: FakeTargetOptions = {}): FakeTarget {
     },
     hangOn(method) {
       hangs.add(method);
+    },
+    loseLab(why) {
+      watcher?.(why);
+    },
+    watch(lost) {
+      watcher = lost;
+      return () => {
+        watcher = undefined;
+      };
     },
     callsTo: (method) => calls.filter((c) => c === method || c.startsWith(`${method} `)),
 

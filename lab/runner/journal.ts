@@ -116,7 +116,7 @@ export type RunEvent =
   | ({ readonly type: 'claim' } & ClaimResult)
   | {
       readonly type: 'audit';
-      readonly leftoverFaults: readonly LeftoverFault[];
+      readonly leftoverFaults: readonly LeftoverFault[] | null;
       readonly error?: string;
     }
   | {

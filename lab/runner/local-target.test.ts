@@ -414,3 +414,47 @@ describe('the local target on a running lab', () => {
     expect(proxies['like-1']!.calls).toContain('DELETE /__chaos/faults');
   });
 });
+
+describe('watching the local lab during a run', () => {
+  it('hears that the supervisor is gone, once', async () => {
+    const stand = await startStandInSupervisor();
+    const home = mkdtempSync(path.join(tmpdir(), 'chaos-lab-watch-'));
+    try {
+      writeState(home, {
+        version: 1,
+        pid: stand.pid,
+        startedAt: '',
+        portBase: 18_000,
+        controlUrl: 'http://127.0.0.1:1',
+        adminToken: 'admin-token-0123456789',
+        trust: { mode: 'half', key: 'trust-key-0123456789' },
+        workerRecovery: true,
+        gateways: {
+          naive: 'http://127.0.0.1:1',
+          parallel: 'http://127.0.0.1:2',
+          resilient: 'http://127.0.0.1:3',
+        },
+        instances: [],
+        proxies: [],
+        logDir: path.join(home, 'logs'),
+      });
+      const target = createLocalTarget({ home });
+      await target.prepare(() => {}, new AbortController().signal, { start: false });
+      const heard: string[] = [];
+      const lost = new Promise<void>((resolve) => {
+        target.watch?.((why) => {
+          heard.push(why);
+          resolve();
+        });
+      });
+      await stand.stop();
+      await lost;
+      await new Promise((resolve) => setTimeout(resolve, 1_200));
+      expect(heard).toEqual([`its supervisor (pid ${stand.pid}) is gone`]);
+      await target.release();
+    } finally {
+      await stand.stop();
+      rmSync(home, { recursive: true, force: true });
+    }
+  }, 15_000);
+});

@@ -45,7 +45,7 @@ import type { LabStatus } from '../local/control-server.ts';
 import { NO_LAB } from '../local/find-lab.ts';
 import { progressLine, UP_DEFAULTS } from '../local/lab.ts';
 import { DEFAULT_PORT_BASE, labLayout, portsOf } from '../local/layout.ts';
-import { type LabState, labHome, lookupLab, removeState } from '../local/state.ts';
+import { type LabState, labHome, lookupLab, pidAlive, removeState } from '../local/state.ts';
 import { parsePromText } from '../prom-text.ts';
 import type { PrepareOptions, ServiceCounters, Target, TargetInfo, TargetInstance } from './target.ts';
 
@@ -67,6 +67,8 @@ export interface LocalTargetOptions {
   /** Lines about the lab outside `prepare()` (it stopped, or stopped unexpectedly). @default dropped */
   readonly progress?: (line: string) => void;
 }
+
+const WATCH_EVERY_MS = 500;
 
 async function fetchText(url: string, timeoutMs = 3_000): Promise<string> {
   const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
@@ -323,6 +325,18 @@ class LocalTarget implements Target {
       }),
     );
     return result as Record<BackendName, ServiceCounters>;
+  }
+
+  /** The supervisor's process, looked at twice a second: a lab whose supervisor is gone is gone. */
+  watch(lost: (why: string) => void): () => void {
+    const { pid } = this.#state();
+    const timer = setInterval(() => {
+      if (pidAlive(pid)) return;
+      clearInterval(timer);
+      lost(`its supervisor (pid ${pid}) is gone`);
+    }, WATCH_EVERY_MS);
+    timer.unref();
+    return () => clearInterval(timer);
   }
 
   async release(): Promise<void> {

@@ -214,7 +214,8 @@ export function summaryLines(result: RunResult): string[] {
       ? 'verdict: held — every claim held'
       : `verdict: ${result.verdict}${result.verdictReason ? ` — ${result.verdictReason}` : ''}`,
   );
-  if (result.auditError) lines.push(`audit: ${result.auditError}`);
+  if (result.auditError || result.leftoverFaults === null)
+    lines.push(`audit: unknown — ${result.auditError ?? 'not audited'}`);
   else
     lines.push(
       result.leftoverFaults.length === 0

@@ -148,7 +148,8 @@ export interface RunResult {
   readonly startedAt: string;
   readonly finishedAt: string;
   /** What the audit after the rollback found still active; [] is the expected answer. */
-  readonly leftoverFaults: readonly LeftoverFault[];
+  /** Active in the lab after the run; `null` when the audit could not be done (then `auditError` says why). */
+  readonly leftoverFaults: readonly LeftoverFault[] | null;
   /** Set when the audit itself could not be done (the lab was unreachable): then nothing is known. */
   readonly auditError?: string;
   /** Steps of the rollback that failed (leases still expire by themselves). */

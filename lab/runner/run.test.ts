@@ -80,6 +80,7 @@ function harness(
     createGenerator: generators.factory,
     renderReport: (result) => `<html>${result.status}</html>`,
     timing: { leaseMs: 3_000, warmupMs: 1_000, ...options.timing },
+    leaseNonce: 'a1b2',
   };
   return { target, generators, events, notes, abort, ctx };
 }
@@ -210,17 +211,17 @@ describe('runExperiment', () => {
     expect(t.calls[0]).toBe('prepare');
     expect(t.calls.at(-1)).toBe('release');
     expect(t.callsTo('applySettings')[0]).toMatch(
-      /^applySettings \{"workerRecovery":true\} 3000 r20261124093512-v0-settings$/,
+      /^applySettings \{"workerRecovery":true\} 3000 r20261124093512-a1b2-v0-settings$/,
     );
     expect(t.callsTo('clearSettings')).toHaveLength(1);
     expect(t.callsTo('inject')).toEqual([
-      'inject latency coin r20261124093512-v0-p1-f0',
-      'inject http-error vip r20261124093512-v0-p1-f1',
+      'inject latency coin r20261124093512-a1b2-v0-p1-f0',
+      'inject http-error vip r20261124093512-a1b2-v0-p1-f1',
     ]);
     // Each injector takes off its own: the proxies the latency, the agents the http-error.
     expect(t.callsTo('remove')).toEqual([
-      'remove r20261124093512-v0-p1-f0',
-      'remove r20261124093512-v0-p1-f1',
+      'remove r20261124093512-a1b2-v0-p1-f0',
+      'remove r20261124093512-a1b2-v0-p1-f1',
     ]);
     expect(t.callsTo('clearAll')).toEqual([]);
     expect(t.leases.size).toBe(0);
@@ -247,7 +248,7 @@ describe('runExperiment', () => {
     expect(t.callsTo('settle')).toHaveLength(4);
     expect(t.calls.slice(1, 3)).toEqual([
       'settle',
-      'applySettings {"workerRecovery":true} 3000 r20261124093512-v0-settings',
+      'applySettings {"workerRecovery":true} 3000 r20261124093512-a1b2-v0-settings',
     ]);
     expect(run).not.toHaveProperty('settledMs');
     expect(run?.phases.some((p) => 'settledMs' in p)).toBe(false);
@@ -359,8 +360,8 @@ phases:
     expect(result.leftoverFaults).toEqual([]);
     expect(target.leases.size).toBe(0);
     expect(target.callsTo('remove')).toEqual([
-      'remove r20261124093512-v0-p0-f0', // phase 1, at its end
-      'remove r20261124093512-v0-p1-f0', // phase 2, by the rollback
+      'remove r20261124093512-a1b2-v0-p0-f0', // phase 1, at its end
+      'remove r20261124093512-a1b2-v0-p1-f0', // phase 2, by the rollback
     ]);
     // The failed injection may have applied part of its fault: the last resort runs too.
     expect(target.callsTo('clearAll')).toEqual(['clearAll']);
@@ -455,6 +456,33 @@ phases:
     expect(target.leases.size).toBe(0);
   });
 
+  it('stops at once when the lab dies mid-phase: failed, the load stopped, the partial result kept, the audit unknown', async () => {
+    const h = harness();
+    const running = runExperiment(h.ctx);
+    running.catch(() => {});
+    // Warm-up 1 s + baseline 2 s + 1.5 s into the fault phase.
+    await vi.advanceTimersByTimeAsync(4_500);
+    // Gone with its supervisor: nothing answers the audit any more.
+    h.target.failOn(
+      'audit',
+      () => true,
+      new Error('auditing the lab for leftover faults: connection refused'),
+    );
+    h.target.loseLab('its supervisor (pid 4242) is gone');
+    await vi.advanceTimersByTimeAsync(2_000);
+    const outcome = await running;
+    const { result } = files(outcome);
+    expect(result).toMatchObject({
+      status: 'failed',
+      error: 'the lab stopped during the run: its supervisor (pid 4242) is gone',
+      verdict: 'no-verdict',
+      leftoverFaults: null,
+      auditError: 'auditing the lab for leftover faults: connection refused',
+    });
+    expect(result.runs[0]?.phases.map((p) => p.name)).toEqual(['baseline', 'fault']);
+    expect(h.generators.created[0]?.calls.at(-1)).toBe('stop cancel');
+  });
+
   it('fails the run when the load driver dies mid-phase: rollback, the load stopped, the driver named', async () => {
     const h = harness();
     const running = runExperiment({ ...h.ctx, driver: { name: 'k6', version: 'v2.2.0' } });
@@ -487,6 +515,19 @@ phases:
       ['baseline', false],
       ['fault', true],
     ]);
+  });
+
+  it('gives each run its own lease ids, even two started in the same second on one lab', async () => {
+    const injected: string[] = [];
+    for (const _ of [1, 2]) {
+      vi.setSystemTime(START);
+      const h = harness();
+      await runFor({ ...h.ctx, leaseNonce: undefined }, 10_000);
+      injected.push(h.target.callsTo('inject')[0] ?? '');
+    }
+    expect(injected[0]).toMatch(/^inject latency coin r20261124093512-[0-9a-f]{4}-v0-p1-f0$/);
+    expect(injected[1]).toMatch(/^inject latency coin r20261124093512-[0-9a-f]{4}-v0-p1-f0$/);
+    expect(injected[0]).not.toBe(injected[1]);
   });
 
   it('refuses a fault the target cannot inject before touching anything', async () => {

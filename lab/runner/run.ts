@@ -15,6 +15,7 @@
  * Status (completed/aborted/failed) says how the run ended; the verdict says what the claims found.
  * Everything the run needs comes in one `RunContext`; the run's own state lives in one `ExperimentRun`.
  */
+import { randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { BACKENDS, type BackendName, type Strategy } from '../../services/topology.ts';
@@ -140,6 +141,12 @@ export interface RunContext {
   /** @default lab/report/report.ts's renderReport; null writes no report */
   readonly renderReport?: ReportRenderer | null;
   readonly timing?: Partial<RunTiming>;
+  /**
+   * Makes this run's lease ids its own: `r<start, to the second>-<nonce>-v0-p1-f0`. Two runs started in
+   * the same second on one lab must not share a fault id (one would remove the other's fault).
+   * @default 4 random hex digits
+   */
+  readonly leaseNonce?: string;
 }
 
 export interface RunOutcome {
@@ -230,6 +237,8 @@ class ExperimentRun {
   private readonly timing: RunTiming;
   private readonly experiment: Experiment;
   private readonly target: Target;
+  /** Stops watching the lab (set once it is prepared). */
+  private unwatch: (() => void) | undefined;
   /** Faults through the target: all-or-nothing injection, renewal, removal, audit, clear. */
   private readonly faults: Faults;
   private readonly runId: string;
@@ -264,7 +273,7 @@ class ExperimentRun {
     this.faults = faultsOf(ctx.target, { now: () => this.clock.now() });
     this.startedAt = this.clock.now();
     this.runId = runIdOf(this.experiment.name, this.startedAt);
-    this.leasePrefix = `r${stampOf(this.startedAt, '')}`;
+    this.leasePrefix = `r${stampOf(this.startedAt, '')}-${ctx.leaseNonce ?? randomBytes(2).toString('hex')}`;
   }
 
   async run(): Promise<RunOutcome> {
@@ -281,6 +290,7 @@ class ExperimentRun {
       this.emit({ type: 'rollback', reason: aborted ? 'abort' : 'error', error });
       rollbackProblems.push(...(await this.rollback()));
     }
+    this.unwatch?.();
     const { leftoverFaults, auditError } = await this.audit();
     const releaseProblem = await this.release();
     if (releaseProblem) rollbackProblems.push(releaseProblem);
@@ -336,6 +346,9 @@ class ExperimentRun {
 
   private async method(): Promise<void> {
     this.info = await this.target.prepare((line) => this.ctx.progress.note(line), this.ctx.signal);
+    this.unwatch = this.target.watch?.((why) =>
+      this.fail(new Error(`the lab stopped during the run: ${why}`)),
+    );
     this.emit({ type: 'lab-ready', gateways: this.info.gateways });
     this.checkpoint();
     for (const [index, variant] of this.experiment.variants.entries()) {
@@ -831,11 +844,12 @@ class ExperimentRun {
     this.emit({ type: 'settings-cleared', variant: state.variant.name });
   }
 
-  private async audit(): Promise<{ leftoverFaults: LeftoverFault[]; auditError?: string }> {
+  /** What is left in the lab; `null` when that is unknown (the audit could not be done), never `[]`. */
+  private async audit(): Promise<{ leftoverFaults: LeftoverFault[] | null; auditError?: string }> {
     if (!this.info) {
       const auditError = 'not audited: the lab never became ready, and nothing was injected';
-      this.emit({ type: 'audit', leftoverFaults: [], error: auditError });
-      return { leftoverFaults: [], auditError };
+      this.emit({ type: 'audit', leftoverFaults: null, error: auditError });
+      return { leftoverFaults: null, auditError };
     }
     try {
       const leftoverFaults = await this.bounded(this.faults.audit(), 'auditing the lab');
@@ -848,9 +862,9 @@ class ExperimentRun {
       return { leftoverFaults };
     } catch (err) {
       const auditError = messageOf(err);
-      this.emit({ type: 'audit', leftoverFaults: [], error: auditError });
+      this.emit({ type: 'audit', leftoverFaults: null, error: auditError });
       this.warn(`the audit failed: ${auditError}`);
-      return { leftoverFaults: [], auditError };
+      return { leftoverFaults: null, auditError };
     }
   }
 
@@ -895,7 +909,7 @@ class ExperimentRun {
   private async finish(
     status: RunStatus,
     error: string | undefined,
-    leftoverFaults: LeftoverFault[],
+    leftoverFaults: LeftoverFault[] | null,
     auditError: string | undefined,
     rollbackProblems: string[],
   ): Promise<RunOutcome> {

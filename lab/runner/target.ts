@@ -86,6 +86,12 @@ export interface Target {
   agents(): AgentInjector;
   /** Cumulative counters per backend service (summed over instances); the runner takes phase deltas. */
   counters(): Promise<Readonly<Record<BackendName, ServiceCounters>>>;
+  /**
+   * Watches the prepared lab while a run uses it: calls `lost` once, within about a second, if the lab
+   * stops (its supervisor killed, say), so that the run ends as failed at once instead of measuring a
+   * lab that is gone. Returns what stops the watching. A target without it is not watched.
+   */
+  watch?(lost: (why: string) => void): () => void;
   /** Brings the lab down if prepare() started it, and lets go of what it opened. */
   release(): Promise<void>;
 }
