@@ -131,7 +131,7 @@ describe('chaos-lab usage errors (exit 2, one line and a hint)', () => {
     [['up', '--target', 'minikube'], /'minikube' is invalid.*Allowed choices are local, kind/],
     [
       ['run', 'weak-dependency-errors', '--out', '/dev/null/results', '--no-live'],
-      /^chaos-lab: --out \/dev\/null\/results: cannot make \/dev\/null\/results a folder to write in \(ENOTDIR\)\nhint: /,
+      /^chaos-lab: --out \/dev\/null\/results: cannot write run folders in \/dev\/null\/results \(\/dev\/null is not a folder\)\nhint: /,
     ],
     [['launch'], /unknown command 'launch'/],
     [['status', '--verbose'], /unknown option '--verbose'/],

@@ -8,7 +8,7 @@
  * the rollback outlives its bound, so a hung lab cannot keep the terminal hostage. Faults left by a
  * forced exit expire with their leases.
  */
-import { accessSync, constants, mkdirSync } from 'node:fs';
+import { accessSync, constants, existsSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { CliError } from '../cli-error.ts';
 import { formatDuration } from '../duration.ts';
@@ -150,18 +150,25 @@ export async function runCommand(
 }
 
 /**
- * Where run folders go, made now: a --out that cannot be a writable folder (`/dev/null/x`, a file,
- * a read-only place) is bad input, refused before the lab is touched.
+ * Where run folders go. A --out that can never be a writable folder (`/dev/null/x`, below a file, in a
+ * read-only place) is bad input, refused before the lab is touched; nothing is created here (a run
+ * refused later, for a fault the target cannot inject, leaves no folder behind).
  */
 function resultsFolder(cwd: string, out: string | undefined): string {
   const dir = path.resolve(cwd, out ?? 'results');
+  let existing = dir;
+  while (!existsSync(existing) && path.dirname(existing) !== existing) existing = path.dirname(existing);
+  let problem: string | undefined;
   try {
-    mkdirSync(dir, { recursive: true });
-    accessSync(dir, constants.W_OK);
+    if (!statSync(existing).isDirectory())
+      problem = existing === dir ? 'not a folder' : `${existing} is not a folder`;
+    else accessSync(existing, constants.W_OK);
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+    problem = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+  }
+  if (problem) {
     throw new CliError(
-      `${out === undefined ? 'results/' : `--out ${out}`}: cannot make ${dir} a folder to write in (${code})`,
+      `${out === undefined ? 'results/' : `--out ${out}`}: cannot write run folders in ${dir} (${problem})`,
       {
         exitCode: 2,
         hint: 'choose a folder you can write, e.g. --out /tmp/chaos-lab-results',
