@@ -477,8 +477,10 @@ phases:
       error: 'the lab stopped during the run: its supervisor (pid 4242) is gone',
       verdict: 'no-verdict',
       leftoverFaults: null,
-      auditError: 'auditing the lab for leftover faults: connection refused',
+      auditError: 'not audited: the lab stopped during the run: its supervisor (pid 4242) is gone',
     });
+    // A lab that is gone is not asked again and again: the run ends at once.
+    expect(h.target.callsTo('audit')).toEqual([]);
     expect(result.runs[0]?.phases.map((p) => p.name)).toEqual(['baseline', 'fault']);
     expect(h.generators.created[0]?.calls.at(-1)).toBe('stop cancel');
   });

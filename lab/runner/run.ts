@@ -237,6 +237,8 @@ class ExperimentRun {
   private readonly timing: RunTiming;
   private readonly experiment: Experiment;
   private readonly target: Target;
+  /** Set when the target saw the lab stop: nothing is left to audit, nor to ask again. */
+  private labLost: string | undefined;
   /** Stops watching the lab (set once it is prepared). */
   private unwatch: (() => void) | undefined;
   /** Faults through the target: all-or-nothing injection, renewal, removal, audit, clear. */
@@ -346,9 +348,10 @@ class ExperimentRun {
 
   private async method(): Promise<void> {
     this.info = await this.target.prepare((line) => this.ctx.progress.note(line), this.ctx.signal);
-    this.unwatch = this.target.watch?.((why) =>
-      this.fail(new Error(`the lab stopped during the run: ${why}`)),
-    );
+    this.unwatch = this.target.watch?.((why) => {
+      this.labLost = `the lab stopped during the run: ${why}`;
+      this.fail(new Error(this.labLost));
+    });
     this.emit({ type: 'lab-ready', gateways: this.info.gateways });
     this.checkpoint();
     for (const [index, variant] of this.experiment.variants.entries()) {
@@ -846,6 +849,13 @@ class ExperimentRun {
 
   /** What is left in the lab; `null` when that is unknown (the audit could not be done), never `[]`. */
   private async audit(): Promise<{ leftoverFaults: LeftoverFault[] | null; auditError?: string }> {
+    if (this.labLost) {
+      // Its processes are gone with it: asking them again for seconds would only delay the end.
+      const auditError = `not audited: ${this.labLost}`;
+      this.emit({ type: 'audit', leftoverFaults: null, error: auditError });
+      this.warn(`the audit was not done: ${this.labLost}`);
+      return { leftoverFaults: null, auditError };
+    }
     if (!this.info) {
       const auditError = 'not audited: the lab never became ready, and nothing was injected';
       this.emit({ type: 'audit', leftoverFaults: null, error: auditError });
