@@ -12,6 +12,7 @@ import {
   type FaultInjector,
   type InstanceSettings,
   type LeftoverFault,
+  rejections,
 } from '../faults/injector.ts';
 import type { Params } from '../faults/kind.ts';
 import { type AnyFault, type FaultKind, injectorFor } from '../faults/registry.ts';
@@ -75,7 +76,7 @@ export function faultsOf(
 
   async function settleAll(what: string, calls: readonly Promise<unknown>[]): Promise<void> {
     const results = await Promise.allSettled(calls);
-    const failed = results.flatMap((r) => (r.status === 'rejected' ? [{ error: r.reason as Error }] : []));
+    const failed = rejections(results);
     if (failed.length === 1) throw failed[0]?.error;
     if (failed.length > 1) throw combined(what, failed);
   }
@@ -133,7 +134,7 @@ export function faultsOf(
         const o = outcomes[i];
         return o?.status === 'fulfilled' && !o.value.created ? { ...a, renewed: true } : a;
       });
-      const failed = outcomes.flatMap((o) => (o.status === 'rejected' ? [{ error: o.reason as Error }] : []));
+      const failed = rejections(outcomes);
       if (failed.length > 0) {
         // All or nothing: a fault on half the instances would make any measurement misleading.
         const created = applied.filter((_, i) => {
@@ -213,7 +214,7 @@ export function faultsOf(
 
     async clearAll(scope) {
       const counts = await Promise.allSettled(target.injectors().map((i) => i.clear(scope)));
-      const failed = counts.flatMap((r) => (r.status === 'rejected' ? [{ error: r.reason as Error }] : []));
+      const failed = rejections(counts);
       if (failed.length > 0) throw combined('clearing every fault', failed);
       return counts.reduce((n, r) => n + (r.status === 'fulfilled' ? r.value : 0), 0);
     },

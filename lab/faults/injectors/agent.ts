@@ -3,7 +3,7 @@
  * worker-panic as leases, and the worker settings override. The same on both targets; a target
  * only says how to reach an instance's agent (its URL, or a port-forward to its pod).
  */
-import { type Target as AdminTarget, AgentClient, type AgentView, onEvery } from '../../admin-client.ts';
+import { type Target as AdminTarget, AgentClient, onEvery } from '../../admin-client.ts';
 import {
   type ActiveLease,
   type AppliedFault,
@@ -15,7 +15,7 @@ import {
   refusals,
 } from '../injector.ts';
 import { observedErrors, type Reading } from '../readings.ts';
-import { leaseBody, leaseCalls } from './lease.ts';
+import { leaseBody, leaseCalls, leasesOf } from './lease.ts';
 
 export interface AgentInjectorOptions {
   /** The lab's admin token. */
@@ -112,7 +112,7 @@ export function createAgentInjector(options: AgentInjectorOptions): AgentInjecto
       const leases: ActiveLease[] = [];
       const settings: InstanceSettings[] = [];
       for (const { target, value } of views.ok) {
-        leases.push(...leasesOf(target.id, value));
+        leases.push(...leasesOf(target.id, 'fault-agent', value.faults));
         settings.push({
           instance: target.id,
           service: target.service,
@@ -160,20 +160,4 @@ export function createAgentInjector(options: AgentInjectorOptions): AgentInjecto
       settingsId = undefined;
     },
   };
-}
-
-/** An agent's faults as leases. */
-export function leasesOf(instance: string, view: AgentView): ActiveLease[] {
-  return view.faults.map(
-    (f): ActiveLease => ({
-      instance,
-      injector: 'fault-agent',
-      id: f.id,
-      kind: f.kind,
-      params: f.params,
-      leaseMs: f.leaseMs,
-      appliedAt: f.appliedAt,
-      expiresAt: f.expiresAt,
-    }),
-  );
 }

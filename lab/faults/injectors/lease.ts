@@ -7,11 +7,12 @@
 import {
   type Target as AdminTarget,
   type AgentClient,
+  type FaultLease,
   onEvery,
   type ProxyClient,
 } from '../../admin-client.ts';
-import { type AppliedFault, type LeaseRef, refusals } from '../injector.ts';
-import type { Params } from '../kind.ts';
+import { type ActiveLease, type AppliedFault, type LeaseRef, refusals } from '../injector.ts';
+import type { InjectorName, Params } from '../kind.ts';
 import { faultKind, paramsOf } from '../registry.ts';
 
 /** The lease body an agent or a proxy takes for a fault. */
@@ -52,4 +53,22 @@ export function leaseCalls(
         client().remove(await reach(l.instance), l.id),
       ),
   };
+}
+
+/** An instance's leases as an agent's or a proxy's listing gives them. */
+export function leasesOf(
+  instance: string,
+  injector: InjectorName,
+  faults: readonly FaultLease[],
+): ActiveLease[] {
+  return faults.map((f) => ({
+    instance,
+    injector,
+    id: f.id,
+    kind: f.kind,
+    params: f.params,
+    leaseMs: f.leaseMs,
+    appliedAt: f.appliedAt,
+    expiresAt: f.expiresAt,
+  }));
 }

@@ -4,17 +4,9 @@
  * proxy takes admin calls.
  */
 import { type Target as AdminTarget, onEvery, ProxyClient } from '../../admin-client.ts';
-import {
-  type ActiveLease,
-  combined,
-  type FaultInjector,
-  keyOf,
-  type LeaseRef,
-  type Listing,
-  refusals,
-} from '../injector.ts';
+import { combined, type FaultInjector, keyOf, type LeaseRef, type Listing, refusals } from '../injector.ts';
 import { observedLatency, observedLoss, type ProxyTally, tallyOf, ZERO_TALLY } from '../readings.ts';
-import { leaseBody, leaseCalls } from './lease.ts';
+import { leaseBody, leaseCalls, leasesOf } from './lease.ts';
 
 export interface ProxyInjectorOptions {
   readonly token: () => string;
@@ -98,18 +90,7 @@ export function createProxyInjector(options: ProxyInjectorOptions): FaultInjecto
         (t) => proxies.view(t),
       );
       const leases = views.ok.flatMap(({ target, value }) =>
-        value.faults.map(
-          (f): ActiveLease => ({
-            instance: target.instance,
-            injector: 'fault-proxy',
-            id: f.id,
-            kind: f.kind,
-            params: f.params,
-            leaseMs: f.leaseMs,
-            appliedAt: f.appliedAt,
-            expiresAt: f.expiresAt,
-          }),
-        ),
+        leasesOf(target.instance, 'fault-proxy', value.faults),
       );
       return {
         leases,
