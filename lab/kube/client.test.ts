@@ -324,6 +324,8 @@ describe('waitForRollouts', () => {
     const [pod] = await cluster.listPods(NS, 'app.kubernetes.io/name=account');
     expect(pod?.containerProblems).toEqual(['app: CrashLoopBackOff']);
     expect(pod?.restarts.app).toBe(3);
+    // Three restarts, and the crash whose restart the back-off holds: four exits.
+    expect(pod?.exits.app).toBe(4);
   });
 
   it('stops at once when aborted, leaving no watch open', async () => {

@@ -22,6 +22,7 @@ import {
   PatchStrategy,
   PortForward as PortForwarder,
   ServerConfiguration,
+  type V1ContainerStatus,
   type V1Deployment,
   type V1Node,
   type V1Pod,
@@ -716,9 +717,20 @@ export function podInfo(pod: V1Pod): PodInfo {
     ready: conditions.some((c) => c.type === 'Ready' && c.status === 'True'),
     terminating: pod.metadata?.deletionTimestamp !== undefined,
     restarts: Object.fromEntries(statuses.map((s) => [s.name, s.restartCount])),
+    exits: Object.fromEntries(statuses.map((s) => [s.name, s.restartCount + (endedNotRestarted(s) ? 1 : 0)])),
     conditions,
     containerProblems: problems,
   };
+}
+
+/**
+ * The container's process has ended and the kubelet has not started it again yet: it is terminated,
+ * or waits in CrashLoopBackOff after its last end. (A container being created again is not: its
+ * restartCount already counts the end.)
+ */
+function endedNotRestarted(status: V1ContainerStatus): boolean {
+  if (status.state?.terminated) return true;
+  return status.state?.waiting?.reason === 'CrashLoopBackOff' && status.lastState?.terminated !== undefined;
 }
 
 export function nodeInfo(node: V1Node): NodeInfo {

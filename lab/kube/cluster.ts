@@ -48,6 +48,13 @@ export interface PodInfo {
   readonly terminating: boolean;
   /** restartCount per container name. */
   readonly restarts: Readonly<Record<string, number>>;
+  /**
+   * How many times each container's process has ended: its restarts, plus the end whose restart the
+   * kubelet still holds back. A container that keeps crashing waits in CrashLoopBackOff for 10 s,
+   * 20 s, 40 s… (the back-off outlives the run that caused it), and its restartCount does not count
+   * the crash until the wait is over — a phase shorter than the wait would see no crash at all.
+   */
+  readonly exits: Readonly<Record<string, number>>;
   readonly conditions: readonly PodCondition[];
   /** Why a container is waiting or was last terminated, e.g. `app: CrashLoopBackOff`, when any. */
   readonly containerProblems: readonly string[];

@@ -27,6 +27,7 @@ function pod(name: string, service: string, extra: Partial<PodInfo> = {}): PodIn
     ready: true,
     terminating: false,
     restarts: {},
+    exits: {},
     conditions: [],
     containerProblems: [],
     ...extra,

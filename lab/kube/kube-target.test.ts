@@ -456,6 +456,31 @@ describe('kill and restarts', { timeout: 30_000 }, () => {
     expect(await target.settle!(() => {}, new AbortController().signal)).toBeDefined();
   });
 
+  it('counts a crash whose restart the kubelet holds back (CrashLoopBackOff) in the phase it happened, and once', async () => {
+    // A worker panic without recovery on a pod that crashed a minute ago: the kubelet waits 20 s,
+    // 40 s… before the restart, and restartCount says nothing of the crash until then.
+    const { target } = await prepared();
+    const before = await target.counters();
+    const pod = lab.podsOf('archive')[0] as string;
+    lab.fake.crashContainer('chaos-lab', pod, 'archive');
+    expect(restartCount(pod, 'archive')).toBe(0);
+    const during = await target.counters();
+    expect(during.archive.restarts - before.archive.restarts).toBe(1);
+    // The back-off is over: the kubelet starts it again and restartCount counts the crash now.
+    lab.fake.restartContainer('chaos-lab', pod, 'archive', { exitCode: 2 });
+    expect(restartCount(pod, 'archive')).toBe(1);
+    const after = await target.counters();
+    expect(after.archive.restarts - before.archive.restarts).toBe(1);
+    // It crashes again and waits again: a second crash.
+    lab.fake.crashContainer('chaos-lab', pod, 'archive');
+    const again = await target.counters();
+    expect(again.archive.restarts - before.archive.restarts).toBe(2);
+    // It comes back: the lab is settled for the next test.
+    lab.fake.restartContainer('chaos-lab', pod, 'archive', { exitCode: 2 });
+    expect(await target.settle!(() => {}, new AbortController().signal)).toBeDefined();
+    expect((await target.counters()).archive.restarts - before.archive.restarts).toBe(2);
+  });
+
   it('says so when the sidecar finds no process to kill, naming the pod', async () => {
     const { target } = await prepared();
     const victim = lab.podsOf('coin')[1] as string;

@@ -580,12 +580,12 @@ class KubeTarget implements Target {
     this.#restarts.set(pod, { ...entry, killed: Math.max(entry.seen, entry.killed) + 1 });
   }
 
-  /** Takes the main containers' restartCounts in: each pod's highest count seen. */
+  /** Takes the main containers' exits in (restarts, and a crash whose restart waits): each pod's highest count seen. */
   #seeRestarts(pods: readonly PodInfo[]): void {
     for (const pod of pods) {
       const service = pod.labels[LABELS.name] as BackendName;
       const entry = this.#restarts.get(pod.name) ?? { service, seen: 0, killed: 0 };
-      this.#restarts.set(pod.name, { ...entry, seen: Math.max(entry.seen, pod.restarts[service] ?? 0) });
+      this.#restarts.set(pod.name, { ...entry, seen: Math.max(entry.seen, pod.exits[service] ?? 0) });
     }
   }
 

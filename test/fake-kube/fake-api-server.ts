@@ -42,7 +42,8 @@
  * - `kubeconfig(path?, { context?, namespace? })` writes a kubeconfig (context `kind-chaos-lab`,
  *   bearer token when the server was started with one) and resolves to its path.
  * - `neverReady(ns, deployment, { reason?, message?, container?, restartCount? })`, `heal(ns, deployment)`,
- *   `setRestartCount(ns, pod, container, n)`, `restartContainer(ns, pod, container, { exitCode?, readyAfterMs? })`
+ *   `setRestartCount(ns, pod, container, n)`, `restartContainer(ns, pod, container, { exitCode?, readyAfterMs? })`,
+ *   `crashContainer(ns, pod, container, exitCode?)` (ended, waiting in CrashLoopBackOff)
  *   (the kubelet after the container's process died: restartCount + 1, the pod not Ready for a while).
  * - `onExec((call) => ({ stdout?, stderr?, exitCode?, error? }) | Promise<…>)`: the last handler
  *   registered that does not return undefined answers; default: exit 127 `<cmd>: not found`.
@@ -118,6 +119,7 @@ export interface FakeApiServer {
     container: string,
     options?: { readonly exitCode?: number; readonly readyAfterMs?: number },
   ): void;
+  crashContainer(namespace: string, pod: string, container: string, exitCode?: number): void;
   onExec(handler: ExecHandler): void;
   forwardPodPort(pod: string | RegExp, port: number, target: PortTarget): void;
   applyAs(manager: string, object: Record<string, unknown>, options?: { force?: boolean }): Obj;
@@ -204,6 +206,7 @@ export async function startFakeApiServer(options: FakeApiServerOptions = {}): Pr
     setRestartCount: (ns, pod, container, n) => workloads.setRestartCount(ns, pod, container, n),
     restartContainer: (ns, pod, container, restartOptions) =>
       workloads.restartContainer(ns, pod, container, restartOptions),
+    crashContainer: (ns, pod, container, exitCode) => workloads.crashContainer(ns, pod, container, exitCode),
     onExec: (handler) => streams.onExec(handler),
     forwardPodPort: (pod, podPort, target) => streams.forwardPodPort(pod, podPort, target),
     applyAs(manager, object, applyOptions = {}) {

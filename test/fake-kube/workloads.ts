@@ -178,6 +178,37 @@ export class Workloads {
   }
 
   /**
+   * What the kubelet reports for a container that crashed again while in back-off: its process has
+   * ended (`lastState.terminated`), it waits in CrashLoopBackOff, and its restartCount does not
+   * count the crash until the wait is over (`restartContainer` then starts it).
+   */
+  crashContainer(namespace: string, pod: string, container: string, exitCode = 2): void {
+    const now = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
+    this.store.update(PODS, namespace, pod, (o) => {
+      const status = o.status as {
+        conditions?: { type: string; status: string; reason?: string; message?: string }[];
+        containerStatuses?: Record<string, unknown>[];
+      };
+      const found = status?.containerStatuses?.find((s) => s.name === container);
+      if (!found) throw new Error(`pod ${namespace}/${pod} has no container ${container}`);
+      found.ready = false;
+      found.started = false;
+      found.lastState = { terminated: { exitCode, reason: 'Error', finishedAt: now } };
+      found.state = {
+        waiting: {
+          reason: 'CrashLoopBackOff',
+          message: `back-off 40s restarting failed container=${container} pod=${pod}`,
+        },
+      };
+      status.conditions = (status.conditions ?? []).map((c) =>
+        c.type === 'Ready' || c.type === 'ContainersReady'
+          ? { type: c.type, status: 'False', reason: 'ContainersNotReady' }
+          : c,
+      );
+    });
+  }
+
+  /**
    * Deletes a pod the way the API does: with a grace period the pod is marked terminating first and
    * removed `terminationDelayMs` later. Its Deployment creates a replacement at once, as a
    * ReplicaSet does (a terminating pod does not count as a replica).
