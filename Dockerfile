@@ -1,12 +1,15 @@
 # One image for every process of the lab on Kubernetes: the gateways and the backends
 # (`node --import tsx services/main.ts <service>`, the service chosen by the container's
-# argument), and the backends' fault sidecar (`fault-sidecar run`, with tc and nft).
+# argument), the fault proxy in every backend pod (`node --import tsx
+# services/fault-proxy/main.ts`, by the container's command), and the backends' fault sidecar
+# (`fault-sidecar run`, with tc and nft).
 #
 #   docker build -t chaos-lab:dev .
 #   docker run --rm -e STRATEGY=naive -e UPSTREAM_ACCOUNT=… chaos-lab:dev gateway
 #
-# The services run as the numeric user 10001 (Kubernetes can then check runAsNonRoot without
-# trusting the image); the sidecar container runs as root by its own securityContext.
+# The services and the proxy run as the numeric user 10001 (Kubernetes can then check
+# runAsNonRoot without trusting the image); the fault sidecar runs as root by its own
+# securityContext.
 
 ARG NODE_VERSION=20.20
 

@@ -1,9 +1,10 @@
 import { Size } from 'cdk8s';
 import { Deployment, EnvValue, Service, Volume } from 'cdk8s-plus-27';
 import { Construct } from 'constructs';
-import { COMPONENTS, LABELS, PART_OF, SERVICE_ENV } from '../services/names.ts';
+import { COMPONENTS, FAULT_PROXY_POD_PORTS, LABELS, PART_OF, SERVICE_ENV } from '../services/names.ts';
 import type { BackendSpec } from '../services/topology.ts';
 import { shareProcessNamespace } from './cdk8s-plus-workarounds.ts';
+import { faultProxyContainer } from './fault-proxy.ts';
 import { faultSidecarContainer } from './fault-sidecar.ts';
 import { commonServiceEnv, type LabPodSettings, podAnnotations, tmpVolume } from './lab-pod.ts';
 import { serviceContainer } from './service-container.ts';
@@ -26,15 +27,24 @@ export interface BackendProps extends LabPodSettings {
 }
 
 /**
- * One backend of the topology: a Deployment whose pods run the service and the fault sidecar,
- * and a ClusterIP Service the gateways call it by. The pod's containers share one PID namespace:
- * a `kill` fault is the sidecar's SIGKILL of the service, a crash the kubelet restarts in the
- * same pod (with PID 1 the pause process, the service is not its namespace's init, which SIGKILL
- * from inside could not end).
+ * One backend of the topology: a Deployment whose pods run the service, the fault proxy and the
+ * fault sidecar, and a ClusterIP Service the gateways call it by.
+ *
+ * The Service keeps the backend's port but sends it to the proxy's data port, and the proxy
+ * relays to the service on 127.0.0.1: every call of a gateway goes through the proxy, as on the
+ * local lab. The kubelet's probes and Prometheus reach the service's own port on the pod's
+ * address, past the proxy, so its faults never touch them.
+ *
+ * The pod's containers share one PID namespace: a `kill` fault is the sidecar's SIGKILL of the
+ * service, a crash the kubelet restarts in the same pod (with PID 1 the pause process, the
+ * service is not its namespace's init, which SIGKILL from inside could not end).
  */
 export class Backend extends Construct {
   readonly spec: BackendSpec;
+  /** The service's port, in its container and on its Service. */
   readonly port: number;
+  /** The fault proxy's ports in every pod: the Service's target (`data`) and its admin API. */
+  readonly proxyPorts = FAULT_PROXY_POD_PORTS;
   readonly deployment: Deployment;
   readonly service: Service;
 
@@ -73,6 +83,15 @@ export class Backend extends Construct {
           },
           tmpVolume: tmpVolume(this),
         }),
+        faultProxyContainer({
+          image: props.image,
+          upstreamPort: spec.port,
+          secret: props.secret,
+          logLevel: props.logLevel,
+          tmpVolume: Volume.fromEmptyDir(this, 'proxy-tmp-volume', 'proxy-tmp', {
+            sizeLimit: Size.mebibytes(64),
+          }),
+        }),
         faultSidecarContainer({ image: props.image, stateVolume: faultState }),
       ],
     });
@@ -81,7 +100,7 @@ export class Backend extends Construct {
     this.service = new Service(this, 'service', {
       metadata: { name: spec.name, namespace: props.namespace, labels },
       selector: this.deployment,
-      ports: [{ name: 'http', port: spec.port, targetPort: spec.port }],
+      ports: [{ name: 'http', port: spec.port, targetPort: this.proxyPorts.data }],
     });
   }
 

@@ -15,6 +15,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FAULT_PROXY_CONTAINER } from '../services/names.ts';
 import { container, find, synthLab } from './__fixtures__/manifests.ts';
 import { FAULT_SIDECAR_CONTAINER } from './fault-sidecar.ts';
 import { SERVICE_USER } from './service-container.ts';
@@ -146,12 +147,17 @@ describe.skipIf(goMissing)('Dockerfile', () => {
     }
   });
 
-  it('holds everything services/main.ts imports, from the context or the production dependencies', () => {
+  it('holds everything the services and the fault proxy import, from the context or the production dependencies', () => {
     const context = new Set(report.context);
     const pkg = JSON.parse(readFileSync(path.join(REPO, 'package.json'), 'utf8'));
     const production = new Set(Object.keys(pkg.dependencies ?? {}));
     const seen = new Set<string>();
-    const queue = ['services/main.ts'];
+    // The proxy's entry point as the chart runs it: the last word of its container's command.
+    const proxyEntry = container(find(synthLab(), 'Deployment', 'coin'), FAULT_PROXY_CONTAINER).command.at(
+      -1,
+    );
+    expect(proxyEntry).toBe('services/fault-proxy/main.ts');
+    const queue = ['services/main.ts', proxyEntry];
     const packages = new Set<string>();
     while (queue.length > 0) {
       const file = queue.pop() as string;

@@ -2,7 +2,10 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
-import { BACKENDS, STRATEGIES, topology } from '../services/topology.ts';
+import { type DiscoveredPod, kubernetesTargets } from '../dashboards/relabel.ts';
+import type { PrometheusConfig } from '../dashboards/scrape-configs.ts';
+import { FAULT_PROXY_POD_PORTS } from '../services/names.ts';
+import { BACKENDS, isBackendName, STRATEGIES, topology } from '../services/topology.ts';
 import {
   container,
   find,
@@ -70,12 +73,17 @@ describe('LabChart', () => {
     expect(main.ports).toEqual([{ containerPort: spec.port, name: 'http' }]);
     expect(envOf(main).PORT?.value).toBe(String(spec.port));
     expect(envOf(main).WORKER_RECOVERY?.value).toBe('on');
+    // The kubelet probes the service on its own port, past the proxy: faults never touch them.
+    expect(main.startupProbe.httpGet).toMatchObject({ path: '/healthz', port: spec.port });
     expect(main.readinessProbe.httpGet).toMatchObject({ path: '/readyz', port: spec.port });
     expect(main.livenessProbe.httpGet).toMatchObject({ path: '/healthz', port: spec.port });
 
+    // The gateways keep calling the backend's port; the Service hands it to the proxy.
     const service = find(manifests, 'Service', name);
     expect(service.spec.type ?? 'ClusterIP').toBe('ClusterIP');
-    expect(service.spec.ports).toEqual([{ name: 'http', port: spec.port, targetPort: spec.port }]);
+    expect(service.spec.ports).toEqual([
+      { name: 'http', port: spec.port, targetPort: FAULT_PROXY_POD_PORTS.data },
+    ]);
     expect(selects({ matchLabels: service.spec.selector }, podLabels(deployment))).toBe(true);
     const others = deployments.filter((d) => d !== deployment);
     expect(others.filter((d) => selects({ matchLabels: service.spec.selector }, podLabels(d)))).toEqual([]);
@@ -137,27 +145,94 @@ describe('LabChart', () => {
     expect(digest(changed)).not.toBe(digest(manifests));
   });
 
-  it('runs the main containers as user 10001 on a read-only root filesystem, with /tmp writable', () => {
+  it('runs the main containers and the proxies as user 10001 on a read-only root filesystem, with /tmp writable', () => {
     for (const deployment of serviceDeployments) {
       const spec = deployment.spec.template.spec;
-      const main = spec.containers[0];
-      expect(main.securityContext, deployment.metadata.name).toMatchObject({
-        runAsNonRoot: true,
-        runAsUser: 10001,
-        runAsGroup: 10001,
-        readOnlyRootFilesystem: true,
-        allowPrivilegeEscalation: false,
-        capabilities: { drop: ['ALL'] },
+      const node = (spec.containers as Manifest[]).filter((c) => c.name !== 'fault-sidecar');
+      expect(node.length).toBe(
+        deployment.metadata.labels['app.kubernetes.io/component'] === 'backend' ? 2 : 1,
+      );
+      const tmpVolumes = node.map((c) => {
+        const where = `${deployment.metadata.name} ${c.name}`;
+        expect(c.securityContext, where).toMatchObject({
+          runAsNonRoot: true,
+          runAsUser: 10001,
+          runAsGroup: 10001,
+          readOnlyRootFilesystem: true,
+          allowPrivilegeEscalation: false,
+          capabilities: { drop: ['ALL'] },
+        });
+        const tmp = (c.volumeMounts as Manifest[]).find((m) => m.mountPath === '/tmp');
+        expect(tmp, `${where} mounts /tmp`).toBeDefined();
+        const volume = (spec.volumes as Manifest[]).find((v) => v.name === tmp?.name);
+        expect(volume?.emptyDir, `${where}: /tmp is an emptyDir`).toBeDefined();
+        return tmp?.name;
       });
-      const tmp = (main.volumeMounts as Manifest[]).find((m) => m.mountPath === '/tmp');
-      expect(tmp, `${deployment.metadata.name} mounts /tmp`).toBeDefined();
-      const volume = (spec.volumes as Manifest[]).find((v) => v.name === tmp?.name);
-      expect(volume?.emptyDir, `${deployment.metadata.name}: /tmp is an emptyDir`).toBeDefined();
+      // Each process its own: two tsx processes writing one compile cache could read each
+      // other's half-written files.
+      expect(new Set(tmpVolumes).size, deployment.metadata.name).toBe(node.length);
       expect(spec.automountServiceAccountToken).toBe(false);
     }
   });
 
-  it('puts a fault sidecar in every backend pod and in no gateway pod', () => {
+  it.each(BACKENDS)('puts the fault proxy in front of backend %s, from the same image', (name) => {
+    const spec = topology.backends[name];
+    const deployment = find(manifests, 'Deployment', name);
+    const proxy = container(deployment, 'fault-proxy');
+    expect(proxy.image).toBe(container(deployment, name).image);
+    expect(proxy.command).toEqual(['node', '--import', 'tsx', 'services/fault-proxy/main.ts']);
+    expect(proxy.args).toBeUndefined();
+    expect(proxy.ports).toEqual([
+      { containerPort: FAULT_PROXY_POD_PORTS.data, name: 'proxy' },
+      { containerPort: FAULT_PROXY_POD_PORTS.admin, name: 'proxy-admin' },
+    ]);
+    const env = envOf(proxy);
+    expect(Object.keys(env).sort()).toEqual(
+      [
+        'ADMIN_PORT',
+        'CHAOS_ADMIN_TOKEN',
+        'INSTANCE_ID',
+        'LISTEN_HOST',
+        'LISTEN_PORT',
+        'LOG_LEVEL',
+        'UPSTREAM',
+      ].sort(),
+    );
+    expect(env.LISTEN_HOST?.value).toBe('0.0.0.0');
+    expect(env.LISTEN_PORT?.value).toBe(String(FAULT_PROXY_POD_PORTS.data));
+    expect(env.ADMIN_PORT?.value).toBe(String(FAULT_PROXY_POD_PORTS.admin));
+    // The service's own container, over the pod's loopback.
+    expect(env.UPSTREAM?.value).toBe(`127.0.0.1:${spec.port}`);
+    expect(env.INSTANCE_ID?.valueFrom).toEqual({ fieldRef: { fieldPath: 'metadata.name' } });
+    expect(env.CHAOS_ADMIN_TOKEN?.valueFrom).toEqual({
+      secretKeyRef: { name: 'chaos-lab-secrets', key: 'CHAOS_ADMIN_TOKEN' },
+    });
+    expect(env.LOG_LEVEL?.value).toBe('info');
+    expect(
+      envOf(container(find(synthLab({ logLevel: 'debug' }), 'Deployment', name), 'fault-proxy')).LOG_LEVEL
+        ?.value,
+    ).toBe('debug');
+    for (const [probe, path] of [
+      ['startupProbe', '/healthz'],
+      ['readinessProbe', '/readyz'],
+      ['livenessProbe', '/healthz'],
+    ] as const) {
+      expect(proxy[probe]?.httpGet, `${name} fault-proxy ${probe}`).toEqual({
+        path,
+        port: FAULT_PROXY_POD_PORTS.admin,
+        scheme: 'HTTP',
+      });
+    }
+    expect(proxy.resources.requests).toEqual({ cpu: '10m', memory: '16Mi' });
+    expect(proxy.resources.limits).toEqual({ memory: '256Mi' });
+  });
+
+  it('keeps the fault proxy ports clear of every port of the topology', () => {
+    const ports = [topology.gateway.port, ...BACKENDS.map((b) => topology.backends[b].port)];
+    for (const port of Object.values(FAULT_PROXY_POD_PORTS)) expect(ports).not.toContain(port);
+  });
+
+  it('puts a fault sidecar in every backend pod and in no gateway pod, whose only container is the gateway', () => {
     for (const name of BACKENDS) {
       const sidecar = container(find(manifests, 'Deployment', name), 'fault-sidecar');
       expect(sidecar.command).toEqual(['fault-sidecar']);
@@ -175,12 +250,10 @@ describe('LabChart', () => {
       // The node's address, whose packets (the kubelet's probes' answers) netem never delays.
       expect(envOf(sidecar).HOST_IP?.valueFrom).toEqual({ fieldRef: { fieldPath: 'status.hostIP' } });
     }
-    for (const strategy of STRATEGIES) {
-      const names = find(manifests, 'Deployment', `gateway-${strategy}`).spec.template.spec.containers.map(
-        (c: Manifest) => c.name,
-      );
-      expect(names).toEqual(['gateway']);
-    }
+    const containerNames = (name: string) =>
+      find(manifests, 'Deployment', name).spec.template.spec.containers.map((c: Manifest) => c.name);
+    for (const name of BACKENDS) expect(containerNames(name)).toEqual([name, 'fault-proxy', 'fault-sidecar']);
+    for (const strategy of STRATEGIES) expect(containerNames(`gateway-${strategy}`)).toEqual(['gateway']);
   });
 
   it('shares one PID namespace among the containers of a backend pod, so the sidecar can kill the service', () => {
@@ -230,19 +303,27 @@ describe('LabChart NetworkPolicies', () => {
     expect(selected(deny)).toHaveLength(deployments.length);
   });
 
-  it.each(BACKENDS)('lets only the gateways reach backend %s, on its port only', (name) => {
+  it.each(BACKENDS)('lets only the gateways reach backend %s, through its proxy only', (name) => {
     const policy = find(policies, 'NetworkPolicy', `${name}-from-gateways`);
     expect(selected(policy)).toEqual([name]);
     expect(policy.spec.policyTypes).toEqual(['Ingress']);
     const port = topology.backends[name].port;
-    expect(admitted(policy, port).sort()).toEqual(
-      [...STRATEGIES.map((s) => `gateway-${s}`), 'prometheus'].sort(),
+    const { data, admin } = FAULT_PROXY_POD_PORTS;
+    // The gateways on the proxy's data port, where the Service sends them, and nowhere else:
+    // nothing but Prometheus' scrapes (and the kubelet's probes) reaches the service past it.
+    expect(admitted(policy, data).sort()).toEqual(STRATEGIES.map((s) => `gateway-${s}`).sort());
+    expect(admitted(policy, port)).toEqual(['prometheus']);
+    expect(admitted(policy, admin)).toEqual(['prometheus']);
+    const open = (policy.spec.ingress as Manifest[]).flatMap((rule) =>
+      rule.ports.map((p: Manifest) => p.port),
     );
-    expect(admitted(policy, port + 1)).toEqual([]);
+    expect([...new Set(open)].sort()).toEqual([port, data, admin].sort());
     // No backend is let in by any policy: backends never call each other.
     for (const other of policies) {
       for (const backend of BACKENDS) {
-        expect(admitted(other, port), `${other.metadata.name} on ${port}`).not.toContain(backend);
+        for (const anyPort of [port, data, admin]) {
+          expect(admitted(other, anyPort), `${other.metadata.name} on ${anyPort}`).not.toContain(backend);
+        }
       }
     }
   });
@@ -293,6 +374,50 @@ describe('LabChart observability', () => {
       expect(annotations['prometheus.io/scrape'], name).toBe('true');
       expect(annotations['prometheus.io/path'], name).toBe('/metrics');
     }
+  });
+
+  it("scrapes every service, and every backend pod's fault proxy on its admin port, labelled as locally", () => {
+    // The chart's pods as Prometheus' discovery would see them, run through the committed
+    // configuration's relabelling.
+    const running = (deployment: Manifest, index: number): DiscoveredPod => ({
+      name: `${deployment.metadata.name}-6b8f9c7d4-pod${index}`,
+      namespace: deployment.metadata.namespace,
+      ip: `10.244.0.${10 + index}`,
+      phase: 'Running',
+      labels: podLabels(deployment),
+      annotations: deployment.spec.template.metadata.annotations ?? {},
+      containers: deployment.spec.template.spec.containers,
+    });
+    const pods = deployments.map(running);
+    const targets = kubernetesTargets(parse(read('prometheus', 'kubernetes.yml')) as PrometheusConfig, pods);
+    const expected = pods.flatMap((pod): Record<string, string>[] => {
+      const name = pod.labels['app.kubernetes.io/name'] as string;
+      if (name === 'gateway') {
+        const strategy = pod.labels['chaos-lab.dev/strategy'] as string;
+        return [
+          { address: `${pod.ip}:${topology.gateway.port}`, service: 'gateway', strategy, instance: pod.name },
+        ];
+      }
+      if (!isBackendName(name)) return [];
+      return [
+        {
+          address: `${pod.ip}:${topology.backends[name].port}`,
+          service: name,
+          instance: pod.name,
+        },
+        {
+          address: `${pod.ip}:${FAULT_PROXY_POD_PORTS.admin}`,
+          service: 'fault-proxy',
+          backend: name,
+          instance: pod.name,
+        },
+      ];
+    });
+    const seen = targets.map(({ address, labels: { job: _job, ...labels } }) => ({ address, ...labels }));
+    const byAddress = (a: Record<string, string>, b: Record<string, string>) =>
+      String(a.address).localeCompare(String(b.address));
+    expect(seen.sort(byAddress)).toEqual(expected.sort(byAddress));
+    expect(new Set(targets.map((t) => t.metricsPath))).toEqual(new Set(['/metrics']));
   });
 
   it("provisions Grafana with the dashboards folder's files, its datasource calling the prometheus Service", () => {

@@ -47,7 +47,8 @@ export interface LabChartProps extends ChartProps {
    */
   readonly logLevel?: string;
   /**
-   * NetworkPolicies: default-deny ingress, backends reachable only from the gateways.
+   * NetworkPolicies: default-deny ingress, backends reachable only from the gateways, through
+   * their fault proxies.
    * @default true
    */
   readonly networkPolicies?: boolean;
@@ -87,8 +88,8 @@ const DEFAULTS = {
 
 /**
  * The lab on Kubernetes: the namespace, the Secret, the five backends (two pods each, with a
- * fault sidecar), one gateway per strategy reachable from the host, Prometheus and Grafana, and
- * the NetworkPolicies.
+ * fault proxy in front of the service and a fault sidecar beside it), one gateway per strategy
+ * reachable from the host, Prometheus and Grafana, and the NetworkPolicies.
  * Everything about the topology comes from services/topology.ts.
  */
 export class LabChart extends Chart {

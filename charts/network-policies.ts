@@ -16,7 +16,7 @@ export interface LabNetworkPoliciesProps {
   readonly namespace: string;
   readonly backends: readonly Backend[];
   readonly gateways: readonly Gateway[];
-  /** Scrapes every lab pod's /metrics: let in on the backends' ports too. */
+  /** Scrapes every lab pod's /metrics: let in on the backends' ports and their proxies' admin ports. */
   readonly prometheus?: Prometheus;
   /** Reached from the host (NodePort); reaches Prometheus. */
   readonly grafana?: Grafana;
@@ -24,21 +24,25 @@ export interface LabNetworkPoliciesProps {
 
 /**
  * The network half of the trust modes: whatever TRUST_MODE says, only the gateways reach a
- * backend's port, and nothing reaches any lab pod that a policy does not let in.
+ * backend, only through its fault proxy, and nothing reaches any lab pod that a policy does not
+ * let in.
  *
  * - `default-deny-ingress`: every pod of the namespace is isolated for ingress.
- * - `<backend>-from-gateways`: the backend's port, from the gateway pods only (and from
- *   Prometheus, which scrapes /metrics on it).
+ * - `<backend>-from-gateways`: the proxy's data port (where the backend's Service sends its
+ *   traffic), from the gateway pods only; the service's own port and the proxy's admin port from
+ *   Prometheus only, which scrapes /metrics on both. Nothing reaches the service past its proxy
+ *   but Prometheus' scrapes and the kubelet's probes.
  * - `gateway-<strategy>-from-anywhere`: the gateway port, from anywhere (the NodePort from the
  *   host); `grafana-from-anywhere` likewise; `prometheus-from-grafana`.
  *
- * The admin API (`/__chaos`) shares each service's port, so it is reachable exactly where the
- * service is, and its bearer token is what guards it. The runner is not one of those sources:
- * it reaches an admin API through a port-forward (API server → kubelet → the pod's own
- * loopback), which no NetworkPolicy sees — not through the API server's pod proxy, which drops
- * the Authorization header once it has authenticated the caller, nor through a NodePort.
- * Traffic from a pod's own node (the kubelet's probes) is always let in by NetworkPolicy.
- * Egress is left open: the pods need DNS and each other.
+ * The admin APIs (`/__chaos`) share the ports above — a service's with its own port, a proxy's
+ * with its /metrics — so they are reachable exactly where those are, and their bearer token is
+ * what guards them. The runner is not one of those sources: it reaches an admin API through a
+ * port-forward (API server → kubelet → the pod's own loopback), which no NetworkPolicy sees —
+ * not through the API server's pod proxy, which drops the Authorization header once it has
+ * authenticated the caller, nor through a NodePort. Traffic from a pod's own node (the kubelet's
+ * probes) is always let in by NetworkPolicy. Egress is left open: the pods need DNS and each
+ * other.
  */
 export class LabNetworkPolicies extends Construct {
   readonly defaultDeny: NetworkPolicy;
@@ -61,9 +65,22 @@ export class LabNetworkPolicies extends Construct {
           selector: backend.deployment,
           ingress: {
             rules: [
-              ...props.gateways.map((g) => g.deployment),
-              ...(props.prometheus ? [props.prometheus.deployment] : []),
-            ].map((peer) => ({ peer, ports: [NetworkPolicyPort.tcp(backend.port)] })),
+              ...props.gateways.map((g) => ({
+                peer: g.deployment,
+                ports: [NetworkPolicyPort.tcp(backend.proxyPorts.data)],
+              })),
+              ...(props.prometheus
+                ? [
+                    {
+                      peer: props.prometheus.deployment,
+                      ports: [
+                        NetworkPolicyPort.tcp(backend.port),
+                        NetworkPolicyPort.tcp(backend.proxyPorts.admin),
+                      ],
+                    },
+                  ]
+                : []),
+            ],
           },
         }),
     );

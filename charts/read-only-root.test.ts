@@ -1,71 +1,137 @@
 /**
- * The main container's security context, tried for real: a backend started as the chart's
- * user on a read-only root filesystem, with only the chart's emptyDir mount paths writable
- * (tmpfs in a mount namespace of its own), must become ready — and tsx must be using the
- * writable /tmp for its cache, the reason that emptyDir exists.
+ * A backend pod's node processes under the chart's security context, tried for real: the
+ * service and its fault proxy started as the chart's user, with the chart's command and
+ * environment, on a read-only root filesystem with only their own emptyDir at /tmp writable
+ * (tmpfs in mount namespaces of their own), in one network namespace as a pod's containers are.
+ * Both must become ready, a call on the proxy's data port (where the Service sends the
+ * gateways) must reach the service, and tsx must be using each writable /tmp for its cache, the
+ * reason those emptyDirs exist.
  */
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmdirSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { container, find, type Manifest, synthLab } from './__fixtures__/manifests.ts';
+import { container, find, type Manifest, synthLab, TEST_SECRETS } from './__fixtures__/manifests.ts';
 
 const REPO = path.join(import.meta.dirname, '..');
+/** The Dockerfile's ENTRYPOINT (charts/image.test.ts checks it says so), for a container without `command`. */
+const IMAGE_ENTRYPOINT = ['node', '--import', 'tsx', 'services/main.ts'];
+const POD_NAME = 'account-6b8f9c7d4-x7k2p';
 
 function skipReason(): string | undefined {
-  if (process.getuid?.() !== 0) return 'needs root to make a mount namespace with a read-only root';
-  const probe = spawnSync('unshare', ['-m', 'true']);
-  if (probe.status !== 0) return `unshare -m does not work here: ${probe.stderr.toString().trim()}`;
+  if (process.getuid?.() !== 0) return 'needs root to make mount, network and PID namespaces';
+  const probe = spawnSync('unshare', ['-m', '-n', '-p', '-f', '--kill-child', 'true']);
+  if (probe.status !== 0) return `unshare -m -n -p does not work here: ${probe.stderr.toString().trim()}`;
   if (spawnSync('setpriv', ['--version']).status !== 0) return 'setpriv (util-linux) is not installed';
+  if (spawnSync('ip', ['-V']).status !== 0) return 'ip (iproute2) is not installed';
   return undefined;
 }
 
-describe('the main container on a read-only root filesystem', () => {
+const quote = (word: string) => `'${word.replace(/'/g, `'\\''`)}'`;
+
+/** The container's environment with what the kubelet would put in place of each reference. */
+function environment(c: Manifest): string[] {
+  return (c.env as Manifest[]).map((e) => {
+    const value =
+      e.value ??
+      (e.valueFrom?.fieldRef?.fieldPath === 'metadata.name'
+        ? POD_NAME
+        : e.valueFrom?.secretKeyRef?.key === 'CHAOS_ADMIN_TOKEN'
+          ? TEST_SECRETS.adminToken
+          : e.valueFrom?.secretKeyRef?.key === 'TRUST_KEY'
+            ? TEST_SECRETS.trustKey
+            : undefined);
+    if (value === undefined) throw new Error(`${c.name}: no stand-in for env ${e.name}`);
+    return `${e.name}=${value}`;
+  });
+}
+
+describe('a backend pod on a read-only root filesystem', () => {
   const reason = skipReason();
   if (reason) console.log(`skipping the read-only root test: ${reason}`);
 
   it.skipIf(reason !== undefined)(
-    'serves /readyz as user 10001 with only the emptyDir paths writable',
+    'serves through its fault proxy as user 10001, each process with only its own /tmp writable',
     () => {
       const deployment = find(synthLab(), 'Deployment', 'account');
-      const main = container(deployment, 'account');
       const volumes = deployment.spec.template.spec.volumes as Manifest[];
-      const writable = (main.volumeMounts as Manifest[])
-        .filter((m) => volumes.find((v) => v.name === m.name)?.emptyDir)
-        .map((m) => m.mountPath as string);
-      expect(writable).toEqual(['/tmp']);
+      const processes = ['account', 'fault-proxy'].map((name) => container(deployment, name));
+      for (const c of processes) {
+        const writable = (c.volumeMounts as Manifest[])
+          .filter((m) => volumes.find((v) => v.name === m.name)?.emptyDir)
+          .map((m) => m.mountPath as string);
+        expect(writable, c.name).toEqual(['/tmp']);
+      }
+      const env = (c: Manifest, name: string) =>
+        environment(c)
+          .find((e) => e.startsWith(`${name}=`))
+          ?.slice(name.length + 1);
+      const [main, proxy] = processes as [Manifest, Manifest];
+      const servicePort = env(main, 'PORT');
+      const dataPort = env(proxy, 'LISTEN_PORT');
+      const adminPort = env(proxy, 'ADMIN_PORT');
       const uid = main.securityContext.runAsUser as number;
-      const gid = main.securityContext.runAsGroup as number;
 
-      // Inside the namespace: / read-only, a fresh tmpfs at every emptyDir path, the service
-      // started as the chart's user; then /readyz is asked from the same shell, and what tsx
-      // left in /tmp is listed. The repository is seen through a read-only bind mount on a fresh
-      // directory under /var/tmp: a clone under /tmp itself would be hidden by the tmpfs.
+      // Inside the namespaces: / read-only, the loopback up, a tmpfs per container (under
+      // /mnt, bound at /tmp in a mount namespace of the container's own), each process started
+      // as the chart's user with the chart's command and environment; then the readiness of
+      // both, and the service's through the proxy's data port. The repository is seen through a
+      // read-only bind mount on a fresh directory under /var/tmp.
       const repo = mkdtempSync('/var/tmp/chaos-lab-repo-');
+      const start = (c: Manifest) => {
+        const command = [
+          ...((c.command as string[] | undefined) ?? IMAGE_ENTRYPOINT),
+          ...((c.args as string[]) ?? []),
+        ];
+        const user = `--reuid=${c.securityContext.runAsUser} --regid=${c.securityContext.runAsGroup} --clear-groups`;
+        const inner = `mount --bind /mnt/${c.name} /tmp && exec setpriv ${user} env ${environment(c).map(quote).join(' ')} ${command.map(quote).join(' ')}`;
+        return `unshare -m sh -c ${quote(inner)} >/mnt/${c.name}.log 2>&1 & pids="$pids $!"`;
+      };
+      const waitReady = [
+        'const deadline = Date.now() + 90_000;',
+        'for (const url of process.argv.slice(1)) {',
+        '  for (;;) {',
+        '    const status = await fetch(url).then((r) => r.status, () => 0);',
+        "    if (status === 200) { console.log('ready ' + url); break; }",
+        "    if (Date.now() > deadline) { console.log('not ready ' + url + ': ' + status); process.exit(4); }",
+        '    await new Promise((r) => setTimeout(r, 200));',
+        '  }',
+        '}',
+      ].join('\n');
       const script = [
         'set -e',
         'mount --make-rprivate /',
-        `mount --bind ${JSON.stringify(REPO)} ${repo}`,
+        `mount --bind ${quote(REPO)} ${repo}`,
         `mount -o remount,bind,ro ${repo}`,
+        'mount -t tmpfs -o mode=0755,size=256m tmpfs /mnt',
+        ...processes.map((c) => `mkdir -m 1777 /mnt/${c.name}`),
         'mount -o remount,bind,ro /',
-        ...writable.map((p) => `mount -t tmpfs -o mode=1777,size=64m tmpfs ${p}`),
+        'ip link set lo up',
         `cd ${repo}`,
         'if touch ./.read-only-probe 2>/dev/null; then echo "root is writable"; exit 3; fi',
-        `setpriv --reuid=${uid} --regid=${gid} --clear-groups env PORT=0 TRUST_MODE=zero node --import tsx services/main.ts account >/tmp/service.log 2>&1 &`,
-        'pid=$!',
-        'i=0; while ! grep -q listening /tmp/service.log; do i=$((i+1)); [ $i -lt 300 ] || { cat /tmp/service.log; exit 4; }; sleep 0.1; done',
-        `url=$(sed -n 's/.*"url":"\\([^"]*\\)".*/\\1/p' /tmp/service.log | head -n 1)`,
-        `node -e "fetch(process.argv[1] + '/readyz').then(r => { console.log('readyz=' + r.status); })" "$url"`,
-        'kill $pid; wait $pid || true',
-        `ls -d /tmp/tsx-${uid} && echo "tsx-cache=$(ls /tmp/tsx-${uid} | wc -l)"`,
+        "pids=''",
+        ...processes.map(start),
+        `node --input-type=module -e ${quote(waitReady)} http://127.0.0.1:${servicePort}/readyz http://127.0.0.1:${adminPort}/readyz http://127.0.0.1:${dataPort}/readyz || { tail -n 20 /mnt/*.log; exit 4; }`,
+        'kill $pids || true; wait || true',
+        ...processes.map((c) => `echo "tsx-cache ${c.name}=$(ls /mnt/${c.name}/tsx-${uid} | wc -l)"`),
       ].join('\n');
-      const run = spawnSync('unshare', ['-m', 'sh', '-c', script], { encoding: 'utf8', timeout: 90_000 });
+      // A PID namespace of its own too, whose init is the shell: however the shell ends (a
+      // failure, the timeout's SIGTERM), the kernel ends the processes it started.
+      const run = spawnSync('unshare', ['-m', '-n', '-p', '-f', '--kill-child', 'sh', '-c', script], {
+        encoding: 'utf8',
+        timeout: 120_000,
+      });
       rmdirSync(repo);
       expect(run.status, `${run.stdout}\n${run.stderr}`).toBe(0);
-      expect(run.stdout).toContain('readyz=200');
-      const cached = Number(/tsx-cache=(\d+)/.exec(run.stdout)?.[1] ?? 0);
-      expect(cached, 'files tsx cached in the writable /tmp').toBeGreaterThan(0);
+      expect(run.stdout).toContain(`ready http://127.0.0.1:${servicePort}/readyz`);
+      expect(run.stdout).toContain(`ready http://127.0.0.1:${adminPort}/readyz`);
+      // The Service's path: the proxy's data port, relayed to the service on 127.0.0.1.
+      expect(run.stdout).toContain(`ready http://127.0.0.1:${dataPort}/readyz`);
+      for (const c of processes) {
+        const cached = Number(new RegExp(`tsx-cache ${c.name}=(\\d+)`).exec(run.stdout)?.[1] ?? 0);
+        expect(cached, `files tsx cached in ${c.name}'s writable /tmp`).toBeGreaterThan(0);
+      }
     },
-    120_000,
+    150_000,
   );
 });

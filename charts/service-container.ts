@@ -4,7 +4,14 @@
  * filesystem.
  */
 import { Duration, Size } from 'cdk8s';
-import { type ContainerProps, Cpu, EnvValue, Probe, type Volume } from 'cdk8s-plus-27';
+import {
+  type ContainerProps,
+  type ContainerSecurityContextProps,
+  Cpu,
+  EnvValue,
+  Probe,
+  type Volume,
+} from 'cdk8s-plus-27';
 import { PLATFORM_PATHS, SERVICE_ENV } from '../services/names.ts';
 import { containerPorts, kubernetesCapability, LAB_IMAGE_PULL_POLICY } from './cdk8s-plus-workarounds.ts';
 
@@ -34,9 +41,9 @@ export interface ServiceContainerOptions {
 /**
  * Requests sized for a laptop kind cluster: 13 pods of about 80–100 MiB resident each when
  * idle (measured with `ps` on the services run by node 20). A request is what the scheduler
- * reserves, not a cap: it is set at the low end of that, so that the whole lab (about 1.3 GiB
- * requested, `doctor`'s resources check sums it) fits a 2 GiB VM (colima's default) beside
- * kube-system; the limit leaves room for a busy process. cdk8s-plus-27 would otherwise ask
+ * reserves, not a cap: it is set at the low end of that, so that the whole lab (about 1.4 GiB
+ * requested with the backends' sidecars, `doctor`'s resources check sums it) fits a 2 GiB VM
+ * (colima's default) beside kube-system; the limit leaves room for a busy process. cdk8s-plus-27 would otherwise ask
  * 1 CPU and 512 MiB per container — 13 CPUs for the lab, which no laptop node can schedule.
  * No CPU limit: CFS throttling would add latency the lab would then report as the fault's.
  */
@@ -45,18 +52,31 @@ export const SERVICE_RESOURCES = {
   memory: { request: Size.mebibytes(80), limit: Size.mebibytes(384) },
 } as const;
 
+/**
+ * Every node process of the lab's image (a service, a fault proxy). cdk8s-plus-27's defaults
+ * (runAsNonRoot, read-only root filesystem, no privilege escalation) are what the lab wants; the
+ * user is set so that runAsNonRoot can be checked by the kubelet without trusting the image.
+ */
+export const SERVICE_SECURITY_CONTEXT: ContainerSecurityContextProps = {
+  user: SERVICE_USER,
+  group: SERVICE_USER,
+  ensureNonRoot: true,
+  readOnlyRootFilesystem: true,
+  allowPrivilegeEscalation: false,
+  // A node process on a port above 1024 needs no capability at all.
+  capabilities: { drop: [kubernetesCapability('ALL')] },
+};
+
 /** Startup probes (every 2 s) that may fail before the kubelet gives up on a start: 3 minutes. */
 export const STARTUP_FAILURES = 90;
 
-export function serviceContainer(options: ServiceContainerOptions): ContainerProps {
-  const { port } = options;
+/**
+ * The kubelet's probes of a lab process on its platform paths (services/lib/service-app.ts
+ * serves them on every process, the fault proxy's admin port included), on `port` of the pod's
+ * own address.
+ */
+export function platformProbes(port: number): Pick<ContainerProps, 'readiness' | 'startup' | 'liveness'> {
   return {
-    name: options.name,
-    image: options.image,
-    imagePullPolicy: LAB_IMAGE_PULL_POLICY,
-    args: [options.service],
-    ...containerPorts(port),
-    envVariables: { ...options.env, [SERVICE_ENV.port]: EnvValue.fromValue(String(port)) },
     readiness: Probe.fromHttpGet(PLATFORM_PATHS.ready, {
       port,
       periodSeconds: Duration.seconds(2),
@@ -80,19 +100,21 @@ export function serviceContainer(options: ServiceContainerOptions): ContainerPro
       failureThreshold: 3,
       timeoutSeconds: Duration.seconds(2),
     }),
+  };
+}
+
+export function serviceContainer(options: ServiceContainerOptions): ContainerProps {
+  const { port } = options;
+  return {
+    name: options.name,
+    image: options.image,
+    imagePullPolicy: LAB_IMAGE_PULL_POLICY,
+    args: [options.service],
+    ...containerPorts(port),
+    envVariables: { ...options.env, [SERVICE_ENV.port]: EnvValue.fromValue(String(port)) },
+    ...platformProbes(port),
     resources: SERVICE_RESOURCES,
-    // cdk8s-plus-27's defaults (runAsNonRoot, read-only root filesystem, no privilege
-    // escalation) are what the lab wants; the user is set so that runAsNonRoot can be checked
-    // by the kubelet without trusting the image.
-    securityContext: {
-      user: SERVICE_USER,
-      group: SERVICE_USER,
-      ensureNonRoot: true,
-      readOnlyRootFilesystem: true,
-      allowPrivilegeEscalation: false,
-      // A node process on a port above 1024 needs no capability at all.
-      capabilities: { drop: [kubernetesCapability('ALL')] },
-    },
+    securityContext: SERVICE_SECURITY_CONTEXT,
     volumeMounts: [{ path: WRITABLE_TMP, volume: options.tmpVolume }],
   };
 }

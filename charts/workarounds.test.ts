@@ -83,6 +83,11 @@ describe('cdk8s-plus-27 workarounds', () => {
           requests: { cpu: '5m', memory: '8Mi' },
           limits: { memory: '64Mi' },
         });
+      } else if (c.name === 'fault-proxy') {
+        expect(c.resources, where).toEqual({
+          requests: { cpu: '10m', memory: '16Mi' },
+          limits: { memory: '256Mi' },
+        });
       } else {
         expect(c.resources, where).toEqual({
           requests: { cpu: '50m', memory: '80Mi' },
@@ -103,8 +108,9 @@ describe('cdk8s-plus-27 workarounds', () => {
           deployment.spec.replicas * Number.parseInt(c.resources.requests.memory, 10),
       )
       .reduce((a, b) => a + b, 0);
-    // colima's default VM has 2 GiB, and kube-system requests about 300 MiB of it.
-    expect(requestedMebibytes, 'memory the whole lab requests, in MiB').toBeLessThanOrEqual(1_400);
+    // colima's default VM has 2 GiB, of which the kubelet allocates about 1.85 GiB, and
+    // kube-system requests about 300 MiB of that; `doctor` warns above 80% of it (1.5 GiB).
+    expect(requestedMebibytes, 'memory the whole lab requests, in MiB').toBeLessThanOrEqual(1_500);
   });
 
   it('adds no TCP startup probe; the services start on /healthz over HTTP, then readiness and liveness probe /readyz and /healthz', () => {

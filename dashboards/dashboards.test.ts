@@ -3,13 +3,20 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { labLayout } from '../lab/local/layout.ts';
-import { LAB_NAMESPACE } from '../services/names.ts';
+import {
+  FAULT_PROXY_POD_PORTS,
+  FAULT_PROXY_PORT_NAMES,
+  LAB_NAMESPACE,
+  LABELS,
+  SCRAPE_ANNOTATIONS,
+} from '../services/names.ts';
 import { BACKENDS, STRATEGIES } from '../services/topology.ts';
 import { DASHBOARDS, DASHBOARDS_DIR, generatedFiles, LOCAL_SCRAPE_CONFIG_PATH } from './generate.ts';
 import { dashboardQueries, staticTargets } from './metric-check.ts';
 import { DATASOURCE, DATASOURCE_VARIABLE, PROMETHEUS_DATASOURCE_UID } from './panels.ts';
 import { analyseQuery } from './promql.ts';
 import { GRAFANA_MOUNTS } from './provisioning.ts';
+import { type DiscoveredPod, kubernetesTargets } from './relabel.ts';
 import { type PrometheusConfig, podMetaLabel } from './scrape-configs.ts';
 
 // Generated once: each generation formats the dashboards with Biome in a child process.
@@ -153,9 +160,11 @@ describe('the Prometheus scrape configurations', () => {
 
   it('kubernetes.yml finds the pods of the lab namespace by what the charts put on them', () => {
     const config = committedYaml<PrometheusConfig>('prometheus/kubernetes.yml');
-    const [job] = config.scrape_configs;
-    expect(job?.kubernetes_sd_configs).toEqual([{ role: 'pod', namespaces: { names: [LAB_NAMESPACE] } }]);
-    expect(job?.honor_labels).toBe(true);
+    for (const each of config.scrape_configs) {
+      expect(each.kubernetes_sd_configs).toEqual([{ role: 'pod', namespaces: { names: [LAB_NAMESPACE] } }]);
+      expect(each.honor_labels).toBe(true);
+    }
+    const job = config.scrape_configs.find((j) => j.job_name === 'chaos-lab-pods');
     // Spelled out: the charts set these by the same names (services/names.ts), and charts/lab-chart.test.ts
     // spells out what a pod carries.
     const sources = (job?.relabel_configs ?? []).flatMap((rule) => rule.source_labels as string[]);
@@ -169,6 +178,55 @@ describe('the Prometheus scrape configurations', () => {
     );
     const targets = (job?.relabel_configs ?? []).map((rule) => rule.target_label);
     expect(targets).toEqual(expect.arrayContaining(['service', 'instance', 'strategy', '__address__']));
+  });
+
+  it('kubernetes.yml labels each kind of target with the label names local.yml gives it', () => {
+    // A backend pod and a gateway pod as the charts make them (charts/lab-chart.test.ts checks
+    // the chart's own pods against this configuration).
+    const port = (number: number, name: string) => ({ containerPort: number, name });
+    const pod = (name: string, labels: Record<string, string>, containers: DiscoveredPod['containers']) => ({
+      name: `${name}-5f7d-x2x9q`,
+      namespace: LAB_NAMESPACE,
+      ip: '10.244.0.9',
+      phase: 'Running',
+      labels,
+      annotations: { [SCRAPE_ANNOTATIONS.scrape]: 'true', [SCRAPE_ANNOTATIONS.port]: '8085' },
+      containers,
+    });
+    const pods: DiscoveredPod[] = [
+      pod('coin', { [LABELS.name]: 'coin' }, [
+        { name: 'coin', ports: [port(8085, 'http')] },
+        {
+          name: 'fault-proxy',
+          ports: [
+            port(FAULT_PROXY_POD_PORTS.data, FAULT_PROXY_PORT_NAMES.data),
+            port(FAULT_PROXY_POD_PORTS.admin, FAULT_PROXY_PORT_NAMES.admin),
+          ],
+        },
+        { name: 'fault-sidecar' },
+      ]),
+      {
+        ...pod('gateway-naive', { [LABELS.name]: 'gateway', [LABELS.strategy]: 'naive' }, [
+          { name: 'gateway', ports: [port(8080, 'http')] },
+        ]),
+        annotations: { [SCRAPE_ANNOTATIONS.scrape]: 'true', [SCRAPE_ANNOTATIONS.port]: '8080' },
+      },
+    ];
+    const kindOf = (labels: Record<string, string>) =>
+      labels.service === 'gateway' || labels.service === 'fault-proxy' ? labels.service : 'backend';
+    const labelNames = (targets: { labels: Record<string, string> }[]) =>
+      Object.fromEntries(targets.map((t) => [kindOf(t.labels), Object.keys(t.labels).sort()]));
+
+    const cluster = kubernetesTargets(committedYaml<PrometheusConfig>('prometheus/kubernetes.yml'), pods);
+    expect(cluster.map((t) => t.address).sort()).toEqual(
+      ['10.244.0.9:8080', '10.244.0.9:8085', `10.244.0.9:${FAULT_PROXY_POD_PORTS.admin}`].sort(),
+    );
+    const local = staticTargets(committedYaml<PrometheusConfig>(LOCAL_SCRAPE_CONFIG_PATH));
+    expect(labelNames(cluster)).toEqual(labelNames(local));
+    expect(cluster.find((t) => t.labels.service === 'fault-proxy')?.labels).toMatchObject({
+      backend: 'coin',
+      instance: 'coin-5f7d-x2x9q',
+    });
   });
 
   it('names pod labels and annotations as Prometheus service discovery does', () => {

@@ -54,7 +54,8 @@ export const EXPERIMENT_ANNOTATIONS: readonly AnnotationSpec[] = [
   },
   {
     name: 'Network faults',
-    // The fault proxies in front of every backend instance (local target): latency, loss, reset.
+    // The fault proxies in front of every backend instance (a process of the local lab, a
+    // sidecar of the backend pod on Kubernetes): latency, loss, reset.
     expr: `sum by (backend, kind) (chaos_faults_active{service="${FAULT_PROXY_SERVICE}"}) > 0`,
     title: '{{kind}} in front of {{backend}}',
     text: 'fault proxy: {{kind}} in force in front of {{backend}}',

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
 import { DEFAULT_PORT_BASE, labLayout } from '../lab/local/layout.ts';
-import { LAB_NAMESPACE, SCRAPE_ANNOTATIONS } from '../services/names.ts';
+import { FAULT_PROXY_PORT_NAMES, LAB_NAMESPACE, SCRAPE_ANNOTATIONS } from '../services/names.ts';
 import { gatewayOverview } from './gateway-overview.ts';
 import { dashboardProvisioning, datasourceProvisioning } from './provisioning.ts';
 import { kubernetesScrapeConfig, localScrapeConfig } from './scrape-configs.ts';
@@ -70,7 +70,7 @@ export function generatedFiles(): GeneratedFile[] {
       content: yaml(
         'scrape-configs.ts',
         kubernetesScrapeConfig(LAB_NAMESPACE),
-        `For the lab on Kubernetes: pods in namespace ${LAB_NAMESPACE} annotated ${SCRAPE_ANNOTATIONS.scrape}: "true".`,
+        `For the lab on Kubernetes: pods in namespace ${LAB_NAMESPACE} annotated ${SCRAPE_ANNOTATIONS.scrape}: "true",\nand the fault proxy of every backend pod by its container port ${FAULT_PROXY_PORT_NAMES.admin}.`,
       ),
     },
     {

@@ -11,7 +11,14 @@
  */
 
 import type { LabLayout } from '../lab/local/layout.ts';
-import { FAULT_PROXY_SERVICE, GATEWAY_SERVICE, LABELS, SCRAPE_ANNOTATIONS } from '../services/names.ts';
+import {
+  FAULT_PROXY_PORT_NAMES,
+  FAULT_PROXY_SERVICE,
+  GATEWAY_SERVICE,
+  LABELS,
+  PLATFORM_PATHS,
+  SCRAPE_ANNOTATIONS,
+} from '../services/names.ts';
 
 /** What the dashboards' rate windows and annotation steps assume (the datasource's `timeInterval`). */
 export const SCRAPE_INTERVAL = '5s';
@@ -84,8 +91,9 @@ export function localScrapeConfig(layout: LabLayout): PrometheusConfig {
 
 /**
  * What a lab pod carries for the Kubernetes scrape configuration to find and label it; the
- * cdk8s charts set these on every gateway and backend pod template (charts/lab-pod.ts), both by
- * the names of services/names.ts.
+ * cdk8s charts set these on every gateway and backend pod template (charts/lab-pod.ts) and on
+ * the fault proxy of every backend pod (charts/fault-proxy.ts), both by the names of
+ * services/names.ts.
  */
 const KUBERNETES_SCRAPE_CONTRACT = {
   /** Annotation `"true"` on pods to scrape. */
@@ -98,6 +106,11 @@ const KUBERNETES_SCRAPE_CONTRACT = {
   serviceLabel: LABELS.name,
   /** Pod label on gateway pods naming their strategy: the `strategy` label of every series. */
   strategyLabel: LABELS.strategy,
+  /**
+   * Name of the container port of a backend pod's fault proxy that serves its `/metrics`: a pod
+   * has one scrape annotation, which names the service's port, so the proxies are found by this.
+   */
+  proxyAdminPortName: FAULT_PROXY_PORT_NAMES.admin,
 } as const;
 
 /** How Prometheus names a pod's label or annotation in service discovery (`__meta_kubernetes_pod_…`). */
@@ -105,20 +118,36 @@ export function podMetaLabel(kind: 'label' | 'annotation', name: string): string
   return `__meta_kubernetes_pod_${kind}_${name.replace(/[^a-zA-Z0-9_]/g, '_')}`;
 }
 
-/** The cluster: every annotated pod of the lab's namespace, labelled as the local lab is. */
+/**
+ * The cluster: every annotated pod of the lab's namespace, and the fault proxy in every backend
+ * pod, labelled as the local lab is — a proxy's series by `service="fault-proxy"` (its own) and
+ * `backend` (the pod's `name` label), its `instance` the pod's name as the proxy itself says.
+ */
 export function kubernetesScrapeConfig(namespace: string): PrometheusConfig {
   const c = KUBERNETES_SCRAPE_CONTRACT;
+  // Functions, not shared objects: YAML would write a shared object once and alias it.
+  const discovery = () => [{ role: 'pod', namespaces: { names: [namespace] } }] as const;
+  // Pending pods have no address yet; finished ones (a k6 Job) have nothing to serve.
+  const running = () => ({
+    source_labels: ['__meta_kubernetes_pod_phase'],
+    regex: 'Running',
+    action: 'keep',
+  });
+  const podInstance = () => ({
+    source_labels: ['__meta_kubernetes_pod_name'],
+    target_label: 'instance',
+    action: 'replace',
+  });
   return {
     global: GLOBAL,
     scrape_configs: [
       {
         job_name: 'chaos-lab-pods',
         honor_labels: true,
-        kubernetes_sd_configs: [{ role: 'pod', namespaces: { names: [namespace] } }],
+        kubernetes_sd_configs: discovery(),
         relabel_configs: [
           { source_labels: [podMetaLabel('annotation', c.scrapeAnnotation)], regex: 'true', action: 'keep' },
-          // Pending pods have no address yet; finished ones (a k6 Job) have nothing to serve.
-          { source_labels: ['__meta_kubernetes_pod_phase'], regex: 'Running', action: 'keep' },
+          running(),
           // Service discovery yields one target per declared container port (sidecars included);
           // pointing each at the annotated port makes them identical, and Prometheus keeps one.
           {
@@ -139,11 +168,33 @@ export function kubernetesScrapeConfig(namespace: string): PrometheusConfig {
             target_label: 'service',
             action: 'replace',
           },
-          { source_labels: ['__meta_kubernetes_pod_name'], target_label: 'instance', action: 'replace' },
+          podInstance(),
           {
             source_labels: [podMetaLabel('label', c.strategyLabel)],
             regex: '(.+)',
             target_label: 'strategy',
+            action: 'replace',
+          },
+        ],
+      },
+      {
+        job_name: 'chaos-lab-fault-proxies',
+        honor_labels: true,
+        metrics_path: PLATFORM_PATHS.metrics,
+        kubernetes_sd_configs: discovery(),
+        relabel_configs: [
+          // The one target of the pod whose address is the proxy's admin port.
+          {
+            source_labels: ['__meta_kubernetes_pod_container_port_name'],
+            regex: c.proxyAdminPortName,
+            action: 'keep',
+          },
+          running(),
+          { target_label: 'service', replacement: FAULT_PROXY_SERVICE, action: 'replace' },
+          podInstance(),
+          {
+            source_labels: [podMetaLabel('label', c.serviceLabel)],
+            target_label: 'backend',
             action: 'replace',
           },
         ],

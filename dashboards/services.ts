@@ -5,7 +5,7 @@
  *
  * Labels: `service` and `instance` are every process's own (services/lib/service-app.ts, kept
  * by `honor_labels` in the scrape configuration); `backend` is set by the scrape configuration
- * on each fault proxy, naming the backend it fronts.
+ * on each fault proxy, naming the backend it fronts, on both targets (dashboards/scrape-configs.ts).
  */
 
 import type { Dashboard } from '@grafana/grafana-foundation-sdk/dashboard';
@@ -32,7 +32,7 @@ const NOT_INFRA = `route!~"${Object.values(PLATFORM_PATHS)
   .join('|')}"`;
 const REQUESTS = `http_server_request_duration_seconds_count{${BY_SERVICE}, ${NOT_INFRA}}`;
 const REQUEST_LATENCY = `http_server_request_duration_seconds_bucket{${BY_SERVICE}, ${NOT_INFRA}}`;
-/** The fault proxies in front of the chosen backends (local target only). */
+/** The fault proxies in front of the chosen backends (local processes, or sidecars in the backend pods). */
 const PROXIES = `service="${FAULT_PROXY_SERVICE}", backend=~"$service"`;
 
 function requestQuantile(q: number): string {

@@ -22,7 +22,7 @@ import { listCommand } from './commands/list.ts';
 import { runCommand } from './commands/run.ts';
 import { durationArgument, formatDuration } from './duration.ts';
 import { PARAM_FLAGS, type ParamName } from './faults/flags.ts';
-import type { FaultService } from './faults/kind.ts';
+import { CHOSEN_INJECTORS, type ChosenInjector, type FaultService } from './faults/kind.ts';
 import { FAULT_KIND_NAMES, type FaultKind, faultKind } from './faults/registry.ts';
 import { type Io, processIo, warn } from './io.ts';
 import {
@@ -235,7 +235,8 @@ export function createProgram(io: Io, outcome: { exitCode: number } = { exitCode
       '  chaos-lab fault add http-delay coin --delay 300ms --for 20s',
       '  chaos-lab fault add http-error like --status 503 --percent 50',
       '  chaos-lab fault add worker-panic archive --instance archive-1',
-      '  chaos-lab fault add latency coin --delay 300ms --target kind   # netem in the pods of coin',
+      '  chaos-lab fault add latency coin --delay 300ms --target kind   # by the fault proxy sidecars of coin',
+      '  chaos-lab fault add latency coin --delay 300ms --direction responses --injector netem --target kind',
     ].join('\n'),
   );
   whereOptions(add)
@@ -246,20 +247,27 @@ export function createProgram(io: Io, outcome: { exitCode: number } = { exitCode
     )
     .addOption(instanceOption())
     .option('--id <id>', 'the fault id (default: generated); reuse one to renew or change a fault')
+    .addOption(
+      new Option(
+        '--injector <name>',
+        'latency, loss: which injector applies it (default: the fault proxy; netem only with --target kind, where the node kernel has sch_netem)',
+      ).choices(Object.keys(CHOSEN_INJECTORS)),
+    )
     .action(
       async (
         kind: FaultKind,
         service: string,
         opts: Partial<Record<ParamName, number>> &
-          WhereFlags & { for?: number; instance?: string; id?: string },
+          WhereFlags & { for?: number; instance?: string; id?: string; injector?: ChosenInjector },
       ) => {
-        const { for: lease, instance, id, target, context, ...params } = opts;
+        const { for: lease, instance, id, injector, target, context, ...params } = opts;
         outcome.exitCode = await withTarget({ target, ...(context !== undefined ? { context } : {}) }, (t) =>
           faultAddCommand(io, t, kind, service as FaultService, {
             ...params,
             leaseMs: lease ?? DEFAULT_LEASE_MS,
             ...(instance !== undefined ? { instance } : {}),
             ...(id !== undefined ? { id } : {}),
+            ...(injector !== undefined ? { injector } : {}),
           }),
         );
       },

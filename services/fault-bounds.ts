@@ -14,10 +14,12 @@ export interface FaultBound {
 }
 
 export const FAULT_BOUNDS = {
-  /** Added to every request (http-delay) or response (latency). */
+  /** Added to every request (http-delay), or to every call's round trip (latency). */
   delayMs: { min: 0, max: 60_000, integer: true },
   /** Random spread, ± up to this, around `delayMs`. */
   jitterMs: { min: 0, max: 60_000, integer: true },
+  /** The share of a latency's delay and jitter paid on the way to the backend; the rest on the way back. */
+  requestShare: { min: 0, max: 1, integer: false },
   /** Share of requests, tasks, segments or connections hit. */
   percent: { min: 0, max: 100, integer: false },
   /** The status an http-error answers with. */

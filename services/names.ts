@@ -49,6 +49,28 @@ export const FAULT_PROXY_SERVICE = 'fault-proxy';
 export const FAULT_SIDECAR_CONTAINER = 'fault-sidecar';
 
 /**
+ * The container of every backend pod that runs the fault proxy (services/fault-proxy/main.ts,
+ * from the lab's one image) in front of the backend's own container (charts/fault-proxy.ts).
+ */
+export const FAULT_PROXY_CONTAINER = 'fault-proxy';
+
+/**
+ * The fault proxy's ports inside a backend pod. A pod has a network namespace of its own, so
+ * they are the same in every pod, and clear of every port of the topology. The backend's Service
+ * keeps the backend's port (the gateways call `http://<backend>:<port>`) and sends it to `data`,
+ * so every call goes through the proxy; the proxy calls the backend's container on 127.0.0.1.
+ * `admin` serves the proxy's `/__chaos` API (the Kubernetes target port-forwards to it),
+ * `/healthz`, `/readyz` (the kubelet's probes) and `/metrics` (Prometheus).
+ */
+export const FAULT_PROXY_POD_PORTS = { data: 15_001, admin: 15_000 } as const;
+
+/**
+ * The names of those container ports. Prometheus' Kubernetes discovery finds the proxies by
+ * `admin`'s (dashboards/scrape-configs.ts); a port name is at most 15 characters.
+ */
+export const FAULT_PROXY_PORT_NAMES = { data: 'proxy', admin: 'proxy-admin' } as const;
+
+/**
  * The environment every service process reads (services/main.ts), set by the charts
  * (charts/lab-pod.ts and the gateway and backend charts) and by the local lab
  * (lab/local/instances.ts).
@@ -82,7 +104,10 @@ export function upstreamEnvName(backend: BackendName): string {
   return `UPSTREAM_${backend.toUpperCase()}`;
 }
 
-/** The environment of a fault proxy (services/fault-proxy/config.ts), set by the local lab. */
+/**
+ * The environment of a fault proxy (services/fault-proxy/config.ts), set by the local lab and
+ * charts/fault-proxy.ts; it also reads SERVICE_ENV's `instanceId`, `adminToken` and `logLevel`.
+ */
 export const FAULT_PROXY_ENV = {
   listenHost: 'LISTEN_HOST',
   listenPort: 'LISTEN_PORT',

@@ -116,7 +116,7 @@ describe('chaos-lab fault with network faults', () => {
     expect(proxies['coin-2'].faults.has('slow-coin')).toBe(true);
     expect(agents['coin-1'].calls).toEqual([]);
     expect(out).toMatch(
-      /^applied latency slow-coin \(delayMs=300 jitterMs=20\) on coin-1, coin-2 for 4s, by their fault proxies\n/,
+      /^applied latency slow-coin \(delayMs=300 jitterMs=20 requestShare=0.5\) on coin-1, coin-2 for 4s, by their fault proxies\n/,
     );
   });
 
@@ -183,7 +183,9 @@ describe('chaos-lab fault with network faults', () => {
     out = '';
     await faultListCommand(io, local(home), undefined, {});
     expect(out).toMatch(/^INSTANCE\s+FAULT\s+KIND\s+PARAMS\s+INJECTOR\s+EXPIRES IN\n/);
-    expect(out).toMatch(/coin-1\s+net\s+latency\s+delayMs=300 jitterMs=0\s+fault-proxy\s+(59|60)/);
+    expect(out).toMatch(
+      /coin-1\s+net\s+latency\s+delayMs=300 jitterMs=0 requestShare=0.5\s+fault-proxy\s+(59|60)/,
+    );
   });
 
   it('clears agents and proxies alike, by id or all', async () => {

@@ -11,7 +11,13 @@ import { FAULT_ID_EXPECTED, FAULT_ID_PATTERN } from '../../services/fault-bounds
 import { CliError, usageError } from '../cli-error.ts';
 import { formatDuration } from '../duration.ts';
 import type { ParamName, ParamValues } from '../faults/flags.ts';
-import type { FaultService, Params } from '../faults/kind.ts';
+import {
+  CHOSEN_INJECTORS,
+  type ChosenInjector,
+  type FaultService,
+  type InjectorChoice,
+  type Params,
+} from '../faults/kind.ts';
 import { type AnyFault, type FaultKind, faultKind } from '../faults/registry.ts';
 import { type Io, say, table, warn } from '../io.ts';
 import { faultsOf } from '../runner/faults.ts';
@@ -21,10 +27,10 @@ export const DEFAULT_LEASE_MS = 60_000;
 const STATUS_HINT = 'see which instances run with: npx chaos-lab status';
 
 /** The params of `kind` from the flags given, refusing flags that kind does not take. */
-export function faultParams(kind: FaultKind, given: ParamValues): Params {
+export function faultParams(kind: FaultKind, given: ParamValues & InjectorChoice): Params {
   const def = faultKind(kind);
-  const foreign = (Object.keys(given) as ParamName[]).filter(
-    (p) => given[p] !== undefined && !def.flags.includes(p),
+  const foreign = (Object.keys(given) as (ParamName | 'injector')[]).filter(
+    (p) => p !== 'injector' && given[p] !== undefined && !def.flags.includes(p),
   );
   if (foreign.length > 0) {
     const takes =
@@ -117,6 +123,8 @@ export interface FaultAddOptions extends ParamValues {
   readonly leaseMs: number;
   readonly instance?: string;
   readonly id?: string;
+  /** The injector asked for (`--injector netem`); default: the target's first of the kind's. */
+  readonly injector?: ChosenInjector;
 }
 
 export async function faultAddCommand(
@@ -126,8 +134,8 @@ export async function faultAddCommand(
   service: FaultService,
   options: FaultAddOptions,
 ): Promise<number> {
-  const { leaseMs, instance, id: givenId, ...given } = options;
-  const params = faultParams(kind, given);
+  const { leaseMs, instance, id: givenId, injector: _injector, ...given } = options;
+  const params = faultParams(kind, { ...given, ...(options.injector ? { injector: options.injector } : {}) });
   const def = faultKind(kind);
   if (givenId !== undefined) checkId(givenId);
   if (service === 'gateway' && !def.onGateways) {
@@ -136,12 +144,31 @@ export async function faultAddCommand(
       `choose a backend (the gateways then see the fault on their calls to it), or use http-delay / http-error on the gateway itself`,
     );
   }
-  const why = target.unsupported(kind);
+  const asked = options.injector === undefined ? undefined : CHOSEN_INJECTORS[options.injector];
+  const unplaced = {
+    kind,
+    service,
+    instances: [],
+    ...(asked ? { injector: asked } : {}),
+    ...params,
+  } as AnyFault;
+  const why = target.unsupported(unplaced);
   if (why) throw new CliError(`the ${target.name} target cannot inject ${kind}: ${why}`);
+  if (asked && target.refusedInjectors) {
+    const refused = (await target.refusedInjectors([asked], new AbortController().signal))[asked];
+    if (refused) {
+      throw new CliError(
+        `injector ${options.injector} cannot work on the ${target.name} target: ${refused}`,
+        {
+          hint: 'leave --injector out: the fault proxy applies latency and loss',
+        },
+      );
+    }
+  }
   await attach(io, target);
   const instances = (await selectInstances(target, service, instance)).map((i) => i.id);
   const id = givenId ?? newFaultId(kind);
-  const fault = { kind, service, instances: instance ? instances : [], ...params } as AnyFault;
+  const fault = { ...unplaced, instances: instance ? instances : [] } as AnyFault;
   let applied: Awaited<ReturnType<ReturnType<typeof faultsOf>['inject']>>;
   try {
     applied = await faultsOf(target).inject(fault, id, leaseMs);

@@ -5,8 +5,9 @@
 import { InvalidArgumentError } from 'commander';
 import { FAULT_BOUNDS } from '../../services/fault-bounds.ts';
 import { durationArgument } from '../duration.ts';
+import { LATENCY_DIRECTIONS } from './kinds/latency.ts';
 
-export type ParamName = 'delay' | 'jitter' | 'status' | 'percent';
+export type ParamName = 'delay' | 'jitter' | 'status' | 'percent' | 'direction';
 export type ParamValues = Partial<Record<ParamName, number>>;
 
 export interface ParamFlag {
@@ -40,6 +41,19 @@ function numberFlag(
   };
 }
 
+/** A flag that takes one of a few words, each standing for a number (`--direction both` → 0.5). */
+function wordFlag(name: string, words: Readonly<Record<string, number>>): (raw: string) => number {
+  const names = Object.keys(words);
+  return (raw) => {
+    if (!Object.hasOwn(words, raw)) {
+      throw new InvalidArgumentError(
+        `--${name} expects ${names.slice(0, -1).join(', ')} or ${names.at(-1)}, got ${JSON.stringify(raw)}.`,
+      );
+    }
+    return words[raw] as number;
+  };
+}
+
 export const PARAM_FLAGS: Readonly<Record<ParamName, ParamFlag>> = {
   delay: {
     flags: '--delay <duration>',
@@ -61,5 +75,11 @@ export const PARAM_FLAGS: Readonly<Record<ParamName, ParamFlag>> = {
     description:
       'http-error, worker-panic, loss, reset: share of requests, tasks, segments or connections hit, 0-100 (default 100; loss needs it)',
     parse: numberFlag('percent', FAULT_BOUNDS.percent, { integer: false, example: 50 }),
+  },
+  direction: {
+    flags: '--direction <requests|responses|both>',
+    description:
+      'latency: which way the delay is paid, to the backend, back from it or both, half each; --delay is what a call pays in all (default both; responses with --injector netem)',
+    parse: wordFlag('direction', LATENCY_DIRECTIONS),
   },
 };

@@ -25,6 +25,22 @@ export const INJECTOR_TEXT: Readonly<Record<InjectorName, string>> = {
   'fault-sidecar': "each pod's fault sidecar",
 };
 
+/**
+ * The injectors an experiment file (`injector: netem`) or `fault add --injector` may ask for, by the
+ * name the user writes, for a kind that more than one injector can apply. Without it a target uses
+ * the first of the kind's injectors that it has.
+ */
+export const CHOSEN_INJECTORS = {
+  'fault-proxy': 'fault-proxy',
+  netem: 'tc-netem',
+} as const satisfies Readonly<Record<string, InjectorName>>;
+export type ChosenInjector = keyof typeof CHOSEN_INJECTORS;
+
+/** What a kind's `fromFile`/`fromFlags` is told beside its own fields: the injector asked for, if any. */
+export interface InjectorChoice {
+  readonly injector?: ChosenInjector | undefined;
+}
+
 /** A fault's parameters in the lab's units (milliseconds, percent, status codes). */
 export type Params = Readonly<Record<string, number>>;
 
@@ -52,12 +68,12 @@ export interface FaultKindDef<K extends string, P extends Params, S extends z.Zo
   readonly fields: S;
   /** What the JSON Schema shows on hover for the kind, and for the fault as a whole. */
   readonly schemaText: { readonly kind: string; readonly fault: string };
-  /** The file's validated fields in the lab's units. */
-  fromFile(file: z.output<z.ZodObject<S>>): P;
+  /** The file's validated fields in the lab's units (a default may depend on the injector asked for). */
+  fromFile(file: z.output<z.ZodObject<S>> & InjectorChoice): P;
   /** The `fault add` flags it takes. */
   readonly flags: readonly ParamName[];
   /** Its parameters from the flags given; throws a usage error for one it needs and was not given. */
-  fromFlags(given: ParamValues): P;
+  fromFlags(given: ParamValues & InjectorChoice): P;
   /** `delay 400ms, jitter 20ms`; '' when it has none. */
   describe(params: P): string;
   /**
@@ -78,6 +94,11 @@ export interface FaultKindDef<K extends string, P extends Params, S extends z.Zo
   lease?(params: P): LeaseSpec;
   /** The `tc qdisc … netem` arguments for the netem sidecar. */
   netem?(params: P): readonly string[];
+  /**
+   * Why `injector` cannot apply a fault with these parameters (netem delays only what a pod sends:
+   * latency on requests needs the fault proxy), or undefined when it can. Checked before anything starts.
+   */
+  refuses?(params: P, injector: InjectorName): string | undefined;
 }
 
 /** A kind's definition, checked and typed by its literal (`defineFaultKind({ kind: 'latency', … })`). */

@@ -3,7 +3,7 @@
  * an instance's /metrics (recovered panics, injected errors, requests), a proxy's statistics window,
  * and the figures calibration computes from them. Both targets read them the same way.
  */
-import type { ProxyStatsSnapshot as ProxyStats } from '../../services/fault-proxy/stats.ts';
+import type { ProxyStatsSnapshot as ProxyStats, Summary } from '../../services/fault-proxy/stats.ts';
 import { isInfraPath } from '../../services/lib/service-app.ts';
 import { firstValue, type Sample, sumOf } from '../prom-text.ts';
 
@@ -56,16 +56,24 @@ export function readingOf(samples: readonly Sample[]): Reading {
 
 /** The proxy figures the calibration is computed from, as sums so that windows can be subtracted. */
 export interface ProxyTally {
+  /** Response chunks held while latency was in force, and the time they were held in all. */
   readonly latencyCount: number;
   readonly latencySumMs: number;
+  /** The same for request chunks; absent: none (a proxy that predates latency with a direction). */
+  readonly requestLatencyCount?: number;
+  readonly requestLatencySumMs?: number;
   readonly lossRolls: number;
   readonly lossLost: number;
 }
 
 export function tallyOf(stats: ProxyStats): ProxyTally {
+  const requests = stats.requestLatency;
   return {
     latencyCount: stats.latency.count,
     latencySumMs: (stats.latency.meanMs ?? 0) * stats.latency.count,
+    ...(requests
+      ? { requestLatencyCount: requests.count, requestLatencySumMs: (requests.meanMs ?? 0) * requests.count }
+      : {}),
     lossRolls: stats.loss.segments.rolls + stats.loss.syns.rolls,
     lossLost: stats.loss.segments.lost + stats.loss.syns.lost,
   };
@@ -78,32 +86,69 @@ function round(value: number, places = 2): number {
   return Math.round(value * f) / f;
 }
 
-/**
- * Calibration of latency from the proxies' windows: the mean delay they added per response
- * chunk and, when the window is the fault's own (it began at the injection), the jitter a
- * uniform ±J would need to give the spread seen between the median and the 95th percentile
- * (p95 − p50 = 0.9·J). `samples` says how much it rests on.
- */
-export function observedLatency(
-  windows: readonly { readonly now: ProxyStats; readonly base: ProxyTally }[],
-): Record<string, number> {
+type ProxyWindow = { readonly now: ProxyStats; readonly base: ProxyTally };
+
+/** One way's figures over the windows: the mean hold per chunk, and the jitter its spread implies. */
+function latencyOneWay(
+  windows: readonly ProxyWindow[],
+  summary: (stats: ProxyStats) => Summary | undefined,
+  baseOf: (tally: ProxyTally) => { readonly count: number; readonly sumMs: number },
+): { count: number; meanMs: number; jitterMs: number | undefined } {
   let count = 0;
   let sum = 0;
   let p50 = 0;
   let p95 = 0;
-  let ownWindows = true;
+  let all = 0;
   for (const { now, base } of windows) {
-    const tally = tallyOf(now);
-    count += tally.latencyCount - base.latencyCount;
-    sum += tally.latencySumMs - base.latencySumMs;
-    if (base.latencyCount > 0) ownWindows = false;
-    p50 += (now.latency.p50Ms ?? 0) * now.latency.count;
-    p95 += (now.latency.p95Ms ?? 0) * now.latency.count;
+    const figures = summary(now);
+    if (!figures) continue;
+    const before = baseOf(base);
+    count += figures.count - before.count;
+    sum += (figures.meanMs ?? 0) * figures.count - before.sumMs;
+    all += figures.count;
+    p50 += (figures.p50Ms ?? 0) * figures.count;
+    p95 += (figures.p95Ms ?? 0) * figures.count;
   }
-  if (count <= 0) return { samples: 0 };
-  const all = windows.reduce((n, w) => n + w.now.latency.count, 0);
-  const observed: Record<string, number> = { addedLatencyMs: round(sum / count), samples: count };
-  if (ownWindows && all > 0) observed.jitterMs = round(Math.max(0, (p95 - p50) / all / 0.9));
+  return {
+    count: Math.max(0, count),
+    meanMs: count > 0 ? sum / count : 0,
+    jitterMs: all > 0 ? Math.max(0, (p95 - p50) / all / 0.9) : undefined,
+  };
+}
+
+/**
+ * Calibration of latency from the proxies' windows: the mean delay they added per chunk on each way
+ * (`requestLatencyMs` to the backend, `responseLatencyMs` back), and per call (`addedLatencyMs`, the
+ * two added up: a call pays both). When the windows are the fault's own (they began at the injection),
+ * also the jitter a uniform ±J would need to give the spread seen between the median and the 95th
+ * percentile (p95 − p50 = 0.9·J), added up over the two ways as the fault's jitter is split between
+ * them. `samples` (chunks, both ways) says how much it rests on. A proxy that predates directions
+ * delayed responses only and tells no ways apart: its figures are the responses', and no way is told.
+ */
+export function observedLatency(windows: readonly ProxyWindow[]): Record<string, number> {
+  const responses = latencyOneWay(
+    windows,
+    (s) => s.latency,
+    (t) => ({ count: t.latencyCount, sumMs: t.latencySumMs }),
+  );
+  const requests = latencyOneWay(
+    windows,
+    (s) => s.requestLatency,
+    (t) => ({ count: t.requestLatencyCount ?? 0, sumMs: t.requestLatencySumMs ?? 0 }),
+  );
+  const samples = responses.count + requests.count;
+  if (samples === 0) return { samples: 0 };
+  const ownWindows = windows.every(({ base }) => base.latencyCount === 0 && !base.requestLatencyCount);
+  const jitter = [responses.jitterMs, requests.jitterMs].filter((j) => j !== undefined);
+  const observed: Record<string, number> = {
+    addedLatencyMs: round(requests.meanMs + responses.meanMs),
+    samples,
+  };
+  if (ownWindows && jitter.length > 0) observed.jitterMs = round(jitter.reduce((a, b) => a + b, 0));
+  if (windows.some(({ now }) => now.requestLatency !== undefined)) {
+    observed.requestLatencyMs = round(requests.meanMs);
+    observed.responseLatencyMs = round(responses.meanMs);
+  }
   return observed;
 }
 

@@ -27,7 +27,14 @@ const TARGETS = {
 const EXAMPLES: { readonly [K in FaultKind]: { readonly file: string; readonly fault: Fault } } = {
   latency: {
     file: '{ kind: latency, service: coin, delay: 1.5s, jitter: 20ms }',
-    fault: { kind: 'latency', service: 'coin', instances: ['coin-1', 'coin-2'], delayMs: 1500, jitterMs: 20 },
+    fault: {
+      kind: 'latency',
+      service: 'coin',
+      instances: ['coin-1', 'coin-2'],
+      delayMs: 1500,
+      jitterMs: 20,
+      requestShare: 0.5,
+    },
   },
   loss: {
     file: '{ kind: loss, service: like, percent: 30, instances: [like-2] }',
@@ -115,17 +122,40 @@ describe('the fault-kind registry', () => {
 
   it('says which kinds a target cannot inject, and why', () => {
     for (const kind of FAULT_KIND_NAMES) expect(unsupportedBy(TARGETS.local, kind)).toBeUndefined();
-    expect(FAULT_KIND_NAMES.filter((kind) => unsupportedBy(TARGETS.kind, kind) !== undefined)).toEqual([
+    const bare = {
+      name: 'bare',
+      injectors: [{ name: 'fault-agent' as const }, { name: 'tc-netem' as const }],
+    };
+    expect(FAULT_KIND_NAMES.filter((kind) => unsupportedBy(bare, kind) !== undefined)).toEqual([
+      'kill',
       'reset',
     ]);
-    expect(unsupportedBy(TARGETS.kind, 'reset')).toBe(
-      'reset needs the fault proxy in front of each instance, which the kind target does not have',
+    expect(unsupportedBy(bare, 'reset')).toBe(
+      'reset needs the fault proxy in front of each instance, which the bare target does not have',
     );
+  });
+
+  it('refuses a latency on requests where netem would apply it, and lets one on responses through', () => {
+    const netemOnly = { name: 'bare', injectors: [{ name: 'tc-netem' as const }] };
+    const latency = (requestShare: number): Fault => ({
+      kind: 'latency',
+      service: 'coin',
+      instances: ['coin-1'],
+      delayMs: 300,
+      jitterMs: 0,
+      requestShare,
+    });
+    expect(unsupportedBy(netemOnly, latency(0.5))).toMatch(
+      /^netem delays only what the pod sends \(its responses\): direction both needs the fault proxy/,
+    );
+    expect(unsupportedBy(netemOnly, latency(1))).toMatch(/direction requests needs the fault proxy/);
+    expect(unsupportedBy(netemOnly, latency(0))).toBeUndefined();
+    expect(unsupportedBy(TARGETS.local, latency(0.5))).toBeUndefined();
   });
 
   it("gives a fault's parameters in the lab's units, without where it acts", () => {
     expect(FAULT_KIND_NAMES.map((kind) => paramsOf(EXAMPLES[kind].fault))).toEqual([
-      { delayMs: 1500, jitterMs: 20 },
+      { delayMs: 1500, jitterMs: 20, requestShare: 0.5 },
       { percent: 30 },
       { status: 502, percent: 50 },
       { percent: 100 },
@@ -146,7 +176,7 @@ describe('the fault-kind registry', () => {
       '25% of connections',
     ]);
     expect(FAULT_KIND_NAMES.map((kind) => configuredOf(EXAMPLES[kind].fault))).toEqual([
-      { addedLatencyMs: 1500, jitterMs: 20 },
+      { addedLatencyMs: 1500, jitterMs: 20, requestLatencyMs: 750, responseLatencyMs: 750 },
       { lossRate: 0.3 },
       { errorRate: 0.5 },
       undefined,

@@ -7,6 +7,7 @@ import type { z } from 'zod';
 import type { BackendName } from '../../services/topology.ts';
 import type { FaultInjector } from './injector.ts';
 import {
+  CHOSEN_INJECTORS,
   type FaultKindDef,
   type FaultPlace,
   type FaultService,
@@ -36,10 +37,15 @@ export const FAULT_KINDS = {
 export type FaultKind = keyof typeof FAULT_KINDS;
 export const FAULT_KIND_NAMES = Object.keys(FAULT_KINDS) as [FaultKind, ...FaultKind[]];
 
-type ParamsOf<D> = D extends FaultKindDef<string, infer P, z.ZodRawShape> ? P : never;
+type ParamsOf<D> = D extends { fromFlags(given: never): infer P } ? P : never;
+
+/** The injector a fault asked for (`injector: netem`); without one a target uses its first of the kind's. */
+interface AskedInjector {
+  readonly injector?: InjectorName;
+}
 
 type FaultOn<S extends FaultService> = {
-  [K in FaultKind]: FaultPlace<S> & { readonly kind: K } & ParamsOf<(typeof FAULT_KINDS)[K]>;
+  [K in FaultKind]: FaultPlace<S> & { readonly kind: K } & AskedInjector & ParamsOf<(typeof FAULT_KINDS)[K]>;
 }[FaultKind];
 
 /** One fault of an experiment: where it acts (a backend), its kind, and that kind's parameters in the lab's units. */
@@ -60,7 +66,7 @@ export function isFaultKind(name: string): name is FaultKind {
 
 /** A fault's parameters in the lab's units, as results show them: `{ delayMs, jitterMs }`, `{}` for kill. */
 export function paramsOf(fault: AnyFault): Params {
-  const { kind: _kind, service: _service, instances: _instances, ...params } = fault;
+  const { kind: _kind, service: _service, instances: _instances, injector: _injector, ...params } = fault;
   return params as Params;
 }
 
@@ -74,26 +80,53 @@ export function configuredOf(fault: AnyFault): Params | undefined {
   return faultKind(fault.kind).configured?.(paramsOf(fault));
 }
 
-/** The injector a target with `injectors` uses for `kind`: the first of the kind's that it has. */
+/**
+ * The injector a target with `injectors` uses for a fault: the one it asked for (`injector: netem`),
+ * else the first of its kind's that the target has.
+ */
 export function injectorFor<I extends { readonly name: InjectorName }>(
   injectors: readonly I[],
-  kind: FaultKind,
+  fault: FaultKind | { readonly kind: FaultKind; readonly injector?: InjectorName | undefined },
 ): I | undefined {
-  for (const name of faultKind(kind).injectors) {
+  const { kind, injector: asked } = typeof fault === 'string' ? { kind: fault, injector: undefined } : fault;
+  const names = asked ? [asked] : faultKind(kind).injectors;
+  for (const name of names) {
     const found = injectors.find((i) => i.name === name);
     if (found) return found;
   }
   return undefined;
 }
 
-/** Why a target with `injectors` cannot inject `kind`, or undefined when it can. */
+/** The name a user writes for an injector (`netem`), or the injector's own. */
+export function chosenName(injector: InjectorName): string {
+  return Object.entries(CHOSEN_INJECTORS).find(([, name]) => name === injector)?.[0] ?? injector;
+}
+
+/**
+ * Why a target with `injectors` cannot inject a fault of `kind` (with the injector it asked for, and
+ * these parameters), or undefined when it can.
+ */
 export function unsupportedBy(
   target: { readonly name: string; readonly injectors: readonly { readonly name: InjectorName }[] },
-  kind: FaultKind,
+  fault: FaultKind | AnyFault,
 ): string | undefined {
-  if (injectorFor(target.injectors, kind)) return undefined;
-  const needs = faultKind(kind).injectors.map((i) => INJECTOR_TEXT[i]);
-  return `${kind} needs ${needs.join(' or ')}, which the ${target.name} target does not have`;
+  const kind = typeof fault === 'string' ? fault : fault.kind;
+  const asked = typeof fault === 'string' ? undefined : fault.injector;
+  const def = faultKind(kind);
+  if (asked && !def.injectors.includes(asked)) {
+    const choices = def.injectors.map(chosenName).join(' or ');
+    return `injector ${chosenName(asked)} cannot apply ${kind} (${kind} is applied by ${choices})`;
+  }
+  const injector = injectorFor(target.injectors, typeof fault === 'string' ? fault : fault);
+  if (!injector) {
+    if (asked) {
+      const has = def.injectors.filter((i) => target.injectors.some((t) => t.name === i));
+      return `injector ${chosenName(asked)} (${INJECTOR_TEXT[asked]}) is not on the ${target.name} target${has.length > 0 ? `: leave injector out to use ${INJECTOR_TEXT[has[0] as InjectorName]}` : ''}`;
+    }
+    const needs = def.injectors.map((i) => INJECTOR_TEXT[i]);
+    return `${kind} needs ${needs.join(' or ')}, which the ${target.name} target does not have`;
+  }
+  return typeof fault === 'string' ? undefined : def.refuses?.(paramsOf(fault), injector.name);
 }
 
 export type { FaultInjector };

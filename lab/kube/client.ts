@@ -717,6 +717,12 @@ export function podInfo(pod: V1Pod): PodInfo {
     ready: conditions.some((c) => c.type === 'Ready' && c.status === 'True'),
     terminating: pod.metadata?.deletionTimestamp !== undefined,
     restarts: Object.fromEntries(statuses.map((s) => [s.name, s.restartCount])),
+    images: Object.fromEntries(
+      [...(pod.spec?.initContainers ?? []), ...(pod.spec?.containers ?? [])].map((c) => [
+        c.name,
+        c.image ?? '',
+      ]),
+    ),
     exits: Object.fromEntries(statuses.map((s) => [s.name, s.restartCount + (endedNotRestarted(s) ? 1 : 0)])),
     conditions,
     containerProblems: problems,

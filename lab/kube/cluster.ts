@@ -55,6 +55,8 @@ export interface PodInfo {
    * the crash until the wait is over — a phase shorter than the wait would see no crash at all.
    */
   readonly exits: Readonly<Record<string, number>>;
+  /** The image of each container, by name. */
+  readonly images: Readonly<Record<string, string>>;
   readonly conditions: readonly PodCondition[];
   /** Why a container is waiting or was last terminated, e.g. `app: CrashLoopBackOff`, when any. */
   readonly containerProblems: readonly string[];

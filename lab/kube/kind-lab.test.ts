@@ -224,7 +224,7 @@ describe('up --target kind', () => {
     bins.clusterExists(true);
     expect(await main(['up', '--target', 'kind'], cli.io)).toBe(1);
     expect(cli.out()).toContain(
-      '✗ resources       the lab requests 0.8 CPU and 1.3 GiB of memory, but the Ready node (chaos-lab-control-plane) allocates 2 CPU and 1.0 GiB: not enough memory',
+      '✗ resources       the lab requests 0.9 CPU and 1.4 GiB of memory, but the Ready node (chaos-lab-control-plane) allocates 2 CPU and 1.0 GiB: not enough memory',
     );
     expect(cli.out()).toContain('colima stop && colima start --memory 4 --cpu 2');
     expect(cli.err()).toContain('the doctor found a problem (see ✗ above); nothing was changed');

@@ -433,10 +433,10 @@ function summary(
     );
   }
   const refused = facts.probes.filter((p) => p.status === 'fail' || p.status === 'warn');
-  if (refused.some((p) => p.name === 'netem' && p.status === 'fail')) {
+  if (refused.some((p) => p.name === 'netem')) {
     say(
       io,
-      'note: tc netem does not work here, so latency and loss experiments will be refused (see ✗ above)',
+      'note: tc netem does not work here, so faults that ask for `injector: netem` will be refused; latency, loss and reset go through the fault proxy sidecar (see ! above)',
     );
   }
   const target = `--target kind${onKind ? '' : ` --context ${facts.context}`}`;

@@ -28,6 +28,7 @@ function pod(name: string, service: string, extra: Partial<PodInfo> = {}): PodIn
     terminating: false,
     restarts: {},
     exits: {},
+    images: {},
     conditions: [],
     containerProblems: [],
     ...extra,
@@ -99,12 +100,15 @@ describe('unsettled', () => {
 describe('netemArgs', () => {
   it('maps latency to delay [jitter] and loss to a percentage, exactly as tc netem takes them', () => {
     const base = { service: 'coin', instances: ['coin-1', 'coin-2'] } as const;
-    expect(netemArgs({ ...base, kind: 'latency', delayMs: 400, jitterMs: 20 })).toEqual([
+    expect(netemArgs({ ...base, kind: 'latency', delayMs: 400, jitterMs: 20, requestShare: 0 })).toEqual([
       'delay',
       '400ms',
       '20ms',
     ]);
-    expect(netemArgs({ ...base, kind: 'latency', delayMs: 250, jitterMs: 0 })).toEqual(['delay', '250ms']);
+    expect(netemArgs({ ...base, kind: 'latency', delayMs: 250, jitterMs: 0, requestShare: 0 })).toEqual([
+      'delay',
+      '250ms',
+    ]);
     expect(netemArgs({ ...base, kind: 'loss', percent: 12.5 })).toEqual(['loss', '12.5%']);
     expect(netemArgs({ ...base, kind: 'http-error', status: 503, percent: 50 })).toBeUndefined();
     expect(netemArgs({ ...base, kind: 'kill' })).toBeUndefined();

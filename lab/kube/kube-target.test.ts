@@ -78,12 +78,15 @@ function sidecarExecs(pod: string): string[][] {
     .map((e) => [...e.command]);
 }
 
+/** Latency by netem, as an experiment's `injector: netem` asks: the proxy would apply it otherwise. */
 const latency: Fault = {
   kind: 'latency',
   service: 'coin',
   instances: ['coin-1', 'coin-2'],
   delayMs: 400,
   jitterMs: 20,
+  requestShare: 0,
+  injector: 'tc-netem',
 };
 
 describe('prepare', { timeout: 30_000 }, () => {
@@ -231,7 +234,9 @@ describe('on a cluster that is not kind (--context)', { timeout: 30_000 }, () =>
   });
 });
 
-describe('latency and loss: tc netem through the fault sidecar', { timeout: 30_000 }, () => {
+describe('latency and loss with injector netem: tc netem through the fault sidecar', {
+  timeout: 30_000,
+}, () => {
   it('applies, renews and removes the lease in every pod of the service; the audit is clean after', async () => {
     const { target } = await prepared();
     const [first, second] = lab.podsOf('coin') as [string, string];
@@ -330,7 +335,7 @@ describe('latency and loss: tc netem through the fault sidecar', { timeout: 30_0
     const first = lab.podsOf('coin')[0] as string;
     const slow = await faultsOf(target).inject(latency, 'f-slow', 10_000);
     const lossy = await faultsOf(target).inject(
-      { kind: 'loss', service: 'coin', instances: ['coin-1'], percent: 5 },
+      { kind: 'loss', service: 'coin', instances: ['coin-1'], percent: 5, injector: 'tc-netem' },
       'f-lossy',
       10_000,
     );
@@ -362,6 +367,96 @@ describe('latency and loss: tc netem through the fault sidecar', { timeout: 30_0
     } finally {
       lab.lab.failTc(second, undefined);
     }
+  });
+});
+
+describe('injector netem asked for by name', { timeout: 60_000 }, () => {
+  it("is refused before anything starts when the doctor's probe finds no sch_netem, in the doctor's words", async () => {
+    const probes: string[] = [];
+    lab.fake.onExec((call) => {
+      if (!call.pod.startsWith('chaos-lab-doctor') || call.command[0] !== 'tc') return undefined;
+      probes.push(call.command.join(' '));
+      return { stderr: 'Error: Specified qdisc kind is unknown.\n', exitCode: 2 };
+    });
+    const target = createKubeTarget({ home, cluster: lab.cluster, gatewayUrls: lab.gateways });
+    const execsBefore = lab.fake.execs.length;
+    try {
+      const signal = new AbortController().signal;
+      // Only netem asked for by name runs the probe.
+      expect(await target.refusedInjectors!(['fault-proxy'], signal)).toEqual({});
+      expect(probes).toEqual([]);
+      const refused = await target.refusedInjectors!(['tc-netem'], signal);
+      expect(refused['tc-netem']).toContain('tc netem in a pod: Error: Specified qdisc kind is unknown.');
+      expect(refused['tc-netem']).toContain('the node kernel has no sch_netem');
+      expect(probes).toEqual(['tc qdisc add dev eth0 root netem delay 1ms']);
+      // The probe pod is gone, and no fault went anywhere.
+      const left = lab.fake.pods('chaos-lab').filter((p) => p.metadata.name.startsWith('chaos-lab-doctor'));
+      expect(left.filter((p) => !p.metadata.deletionTimestamp)).toEqual([]);
+      expect(lab.fake.execs.slice(execsBefore).filter((e) => e.container === 'fault-sidecar')).toEqual([]);
+    } finally {
+      await target.release();
+    }
+  });
+});
+
+describe('latency, loss and reset by default: the fault proxy sidecar through a port-forward', {
+  timeout: 30_000,
+}, () => {
+  it('delays every call to the service in every pod, measures it as the local lab does, and leaves nothing', async () => {
+    const { target } = await prepared();
+    const pods = lab.podsOf('coin');
+    // No injector asked for: the first of latency's that the target has, the proxy.
+    const fault: Fault = {
+      kind: 'latency',
+      service: 'coin',
+      instances: ['coin-1', 'coin-2'],
+      delayMs: 120,
+      jitterMs: 0,
+      requestShare: 0.5,
+    };
+    expect(target.unsupported(fault)).toBeUndefined();
+    const applied = await faultsOf(target).inject(fault, 'f-proxied', 10_000);
+    expect(applied.map((a) => [a.instance, a.injector])).toEqual(pods.map((p) => [p, 'fault-proxy']));
+    // The lease is in each pod's proxy, reached through a forward to its admin port; netem is untouched.
+    for (const pod of pods) {
+      const { proxy } = await lab.serve(pod);
+      expect(proxy.faults().map((f) => [f.id, f.kind, f.params.delayMs])).toEqual([
+        ['f-proxied', 'latency', 120],
+      ]);
+      expect((await sidecarStatus(pod)).netemQdisc).toBe(false);
+    }
+    expect(await faultsOf(target).audit()).toEqual(
+      expect.arrayContaining(
+        pods.map((pod) =>
+          expect.objectContaining({ instance: pod, injector: 'fault-proxy', id: 'f-proxied' }),
+        ),
+      ),
+    );
+    // Every page of the naive gateway waits for coin: none comes back sooner than the delay.
+    for (let i = 0; i < 4; i++) {
+      const began = performance.now();
+      const res = await fetch(`${lab.gateways.naive}/api/video/${i + 1}`);
+      await res.arrayBuffer();
+      expect(res.status).toBe(200);
+      expect(performance.now() - began).toBeGreaterThanOrEqual(120);
+    }
+    await faultsOf(target).remove(applied);
+    const observed = await faultsOf(target).observe(applied);
+    expect(observed.addedLatencyMs).toBeGreaterThanOrEqual(120);
+    for (const pod of pods) expect((await lab.serve(pod)).proxy.faults()).toEqual([]);
+    expect(await faultsOf(target).audit()).toEqual([]);
+  });
+
+  it('resets connections through the proxy: reset is a kind the Kubernetes target has now', async () => {
+    const { target } = await prepared();
+    const fault: Fault = { kind: 'reset', service: 'like', instances: ['like-1'], percent: 100 };
+    expect(target.unsupported(fault)).toBeUndefined();
+    const applied = await faultsOf(target).inject(fault, 'f-reset', 10_000);
+    const pod = lab.podsOf('like')[0] as string;
+    expect(applied.map((a) => [a.instance, a.injector])).toEqual([[pod, 'fault-proxy']]);
+    expect((await lab.serve(pod)).proxy.faults().map((f) => f.kind)).toEqual(['reset']);
+    await faultsOf(target).clearAll();
+    expect((await lab.serve(pod)).proxy.faults()).toEqual([]);
   });
 });
 
@@ -434,7 +529,12 @@ describe('kill and restarts', { timeout: 30_000 }, () => {
     expect(applied).toMatchObject([{ instance: victim, injector: 'fault-sidecar' }]);
     expect(sidecarExecs(victim)).toContainEqual(['fault-sidecar', 'kill-main', 'vip']);
     // A crash, not a replacement: no pod is deleted, the same pods are there.
-    expect(lab.fake.requests.filter((r) => r.method === 'DELETE' && r.path.includes('/pods/'))).toEqual([]);
+    expect(
+      lab.fake.requests.filter(
+        (r) =>
+          r.method === 'DELETE' && r.path.includes('/pods/') && !r.path.includes('/pods/chaos-lab-doctor-'),
+      ),
+    ).toEqual([]);
     expect(lab.podsOf('vip')).toEqual(pods);
     // The phase that killed counts the restart whether or not the kubelet has reported it yet…
     const right = await target.counters();

@@ -39,6 +39,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { FAULT_SIDECAR_CONTAINER } from '../../charts/fault-sidecar.ts';
 import { LABELS, PART_OF } from '../../charts/lab-pod.ts';
 import { ADMIN_TOKEN_KEY, LAB_SECRET_NAME } from '../../charts/lab-secret.ts';
+import { FAULT_PROXY_POD_PORTS } from '../../services/names.ts';
 import {
   BACKENDS,
   type BackendName,
@@ -53,6 +54,8 @@ import type { FaultInjector } from '../faults/injector.ts';
 import { type AgentInjector, createAgentInjector } from '../faults/injectors/agent.ts';
 import { createKillInjector } from '../faults/injectors/kill.ts';
 import { createNetemInjector, netemHint, oneLine, SidecarError } from '../faults/injectors/netem.ts';
+import { createProxyInjector } from '../faults/injectors/proxy.ts';
+import type { InjectorName } from '../faults/kind.ts';
 import { type Reading, RestartSafeCounter, readingOf } from '../faults/readings.ts';
 import { type AnyFault, type FaultKind, unsupportedBy } from '../faults/registry.ts';
 import { parsePromText } from '../prom-text.ts';
@@ -73,6 +76,7 @@ import {
   podProblem,
   RolloutTimeoutError,
 } from './cluster.ts';
+import { runProbes } from './doctor.ts';
 import { GatewayCalibration } from './gateway-calibration.ts';
 import { GATEWAY_HOST_ENV, gatewayUrls, nodePortHost, nodePortUrls } from './gateway-urls.ts';
 import { DEFAULT_KIND_CONFIG, type KindConfig, readKindConfig } from './kind-config.ts';
@@ -81,7 +85,7 @@ export { gatewayUrls } from './gateway-urls.ts';
 
 export const DEFAULT_NAMESPACE = 'chaos-lab';
 /** The injectors of a lab on Kubernetes. */
-export const KIND_INJECTORS = ['fault-agent', 'tc-netem', 'fault-sidecar'] as const;
+export const KIND_INJECTORS = ['fault-agent', 'fault-proxy', 'tc-netem', 'fault-sidecar'] as const;
 const UP_HINT = 'npx chaos-lab up --target kind';
 
 export interface KubeTargetOptions {
@@ -204,6 +208,8 @@ class KubeTarget implements Target {
   #gateways: Readonly<Record<Strategy, string>> | undefined;
   readonly #calibration = new GatewayCalibration(() => this.#gateways);
   readonly #agents: AgentInjector;
+  /** The doctor's netem probe, run once when a fault asks for netem by name: why it cannot work, if so. */
+  #netemProbe: Promise<string | undefined> | undefined;
   readonly #injectors: Readonly<Record<(typeof KIND_INJECTORS)[number], FaultInjector>>;
 
   constructor(options: KubeTargetOptions) {
@@ -233,17 +239,65 @@ class KubeTarget implements Target {
         observe: (applied) => this.#calibration.observe(applied),
       },
     });
+    // The fault proxy sidecar keeps its own figures (calibration as in the local lab): no gateway
+    // calibration to tell.
+    const proxy = createProxyInjector({
+      token: () => this.#tokenNow(),
+      proxies: async () =>
+        Promise.all(
+          (await this.#runningBackendPods()).map(async (p) => ({
+            instance: p.name,
+            admin: await this.#forwarded(p.name, FAULT_PROXY_POD_PORTS.admin, 'fault proxy'),
+          })),
+        ),
+    });
     this.#injectors = {
       'fault-agent': this.#tracked(this.#agents),
+      'fault-proxy': proxy,
       'tc-netem': this.#tracked(netem),
       'fault-sidecar': createKillInjector('fault-sidecar', (pod) => this.#kill(pod)),
     };
   }
 
-  unsupported(kind: FaultKind): string | undefined {
+  unsupported(fault: FaultKind | AnyFault): string | undefined {
     // Whether the node's kernel has sch_netem is the doctor's to check; a first netem apply that
     // fails on it says so (netemHint).
-    return unsupportedBy({ name: this.name, injectors: this.injectors() }, kind);
+    return unsupportedBy({ name: this.name, injectors: this.injectors() }, fault);
+  }
+
+  /**
+   * netem asked for by name (`injector: netem`): the doctor's netem probe, in a pod of the lab's own
+   * image (root with NET_ADMIN, `tc qdisc add … netem`, deleted after), once per target. A node
+   * kernel without sch_netem is refused here, before anything starts, with the doctor's words.
+   */
+  async refusedInjectors(
+    asked: readonly InjectorName[],
+    signal: AbortSignal,
+  ): Promise<Partial<Record<InjectorName, string>>> {
+    if (!asked.includes('tc-netem')) return {};
+    this.#netemProbe ??= this.#probeNetem(signal);
+    const why = await this.#netemProbe;
+    return why === undefined ? {} : { 'tc-netem': why };
+  }
+
+  async #probeNetem(signal: AbortSignal): Promise<string | undefined> {
+    const cluster = await this.#connect();
+    const pods = await cluster.listPods(
+      this.#namespace,
+      `${LABELS.partOf}=${PART_OF},${LABELS.component}=backend`,
+      signal,
+    );
+    const image = pods.map((p) => p.images[FAULT_SIDECAR_CONTAINER]).find((i) => i);
+    // No lab deployed: prepare() says so, and what to do.
+    if (!image) return undefined;
+    const [netem] = await runProbes(cluster, {
+      namespace: this.#namespace,
+      image,
+      networkPolicy: false,
+      signal,
+    });
+    if (!netem || netem.status === 'ok') return undefined;
+    return `${netem.detail}${netem.fix ? `; ${netem.fix}` : ''} (the doctor's netem check: npx chaos-lab doctor --target kind)`;
   }
 
   // -------------------------------------------------------------------------------------------------------
@@ -449,25 +503,33 @@ class KubeTarget implements Target {
   }
 
   /** The pod's fault agent, through this run's forward to its service port (opened on first use). */
-  async #agent(pod: string): Promise<AdminTarget> {
-    let forward = this.#forwards.get(pod);
+  #agent(pod: string): Promise<AdminTarget> {
+    return this.#forwarded(pod, topology.backends[this.#serviceOf(pod)].port, 'fault agent');
+  }
+
+  /** An admin API in the pod, through this run's forward to `port` (opened on first use). */
+  async #forwarded(pod: string, port: number, what: string): Promise<AdminTarget> {
+    const key = `${pod}:${port}`;
+    let forward = this.#forwards.get(key);
     if (!forward) {
-      const port = topology.backends[this.#serviceOf(pod)].port;
       forward = this.#clusterNow().portForward(this.#namespace, pod, port);
-      this.#forwards.set(pod, forward);
+      this.#forwards.set(key, forward);
       // A failed forward is tried again at the next call.
-      forward.catch(() => this.#forwards.delete(pod));
+      forward.catch(() => this.#forwards.delete(key));
     }
     try {
       return { id: pod, url: (await forward).url };
     } catch (err) {
-      throw new AdminError(pod, `${pod}: no port-forward: ${(err as Error).message}`);
+      throw new AdminError(
+        pod,
+        `${pod}: no port-forward to its ${what} (port ${port}): ${(err as Error).message}`,
+      );
     }
   }
 
-  async #closeForward(pod: string): Promise<void> {
-    const forward = this.#forwards.get(pod);
-    this.#forwards.delete(pod);
+  async #closeForward(key: string): Promise<void> {
+    const forward = this.#forwards.get(key);
+    this.#forwards.delete(key);
     await forward?.then((f) => f.close()).catch(() => {});
   }
 
@@ -647,8 +709,8 @@ class KubeTarget implements Target {
   // Release
 
   async release(): Promise<void> {
-    const pods = [...this.#forwards.keys()];
-    await Promise.all(pods.map((pod) => this.#closeForward(pod)));
+    const keys = [...this.#forwards.keys()];
+    await Promise.all(keys.map((key) => this.#closeForward(key)));
     this.#calibration.forget();
     const cluster = this.#cluster;
     this.#cluster = undefined;

@@ -86,6 +86,10 @@ describe('renderReport', () => {
       /added latency<\/td><td class="num">400 ms<\/td><td class="num strong">401 ms<\/td>/,
     );
     expect(calibration).toContain('+1.3 ms');
+    expect(calibration).toMatch(
+      /request latency<\/td><td class="num">200 ms<\/td><td class="num strong">200 ms<\/td><td class="num">\+0.4 ms<\/td>/,
+    );
+    expect(calibration).toMatch(/response latency<\/td><td class="num">200 ms<\/td>/);
 
     const services = /<table class="services">[\s\S]*?<\/table>/.exec(page)?.[0] ?? '';
     for (const service of ['account', 'archive', 'vip', 'like', 'coin'])
@@ -104,6 +108,40 @@ describe('renderReport', () => {
       calibration: [{ ...sampleResult.calibration[0]!, observed: { addedLatencyMs: 980 } }],
     };
     expect(renderReport(doubled)).toContain('<span class="off">+580 ms (×2.5)</span>');
+  });
+
+  it('shows a one-way latency way by way, 0 ms on the way it leaves alone', () => {
+    const onRequests: RunResult = {
+      ...sampleResult,
+      calibration: [
+        {
+          ...sampleResult.calibration[0]!,
+          fault: 'latency on coin (delay 300ms on requests)',
+          configured: { addedLatencyMs: 300, jitterMs: 0, requestLatencyMs: 300, responseLatencyMs: 0 },
+          observed: {
+            addedLatencyMs: 301.2,
+            samples: 40,
+            jitterMs: 0,
+            requestLatencyMs: 301,
+            responseLatencyMs: 0.2,
+          },
+        },
+      ],
+    };
+    const calibration =
+      /<table class="calibration">[\s\S]*?<\/table>/.exec(renderReport(onRequests))?.[0] ?? '';
+    const rows = [
+      ...calibration.matchAll(
+        /<td>([a-z ]+)<\/td><td class="num">([^<]*)<\/td><td class="num strong">([^<]*)</g,
+      ),
+    ];
+    expect(rows.map((r) => r.slice(1))).toEqual([
+      ['added latency', '300 ms', '301 ms'],
+      ['jitter', '0 ms', '0 ms'],
+      ['request latency', '300 ms', '301 ms'],
+      ['response latency', '0 ms', '0.2 ms'],
+      ['samples', '—', '40'],
+    ]);
   });
 
   it('escapes everything that comes from the result', () => {

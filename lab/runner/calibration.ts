@@ -18,7 +18,11 @@ export function isCalibrated(fault: AnyFault): boolean {
   return faultKind(fault.kind).configured !== undefined;
 }
 
-/** The configured figures, e.g. `{ addedLatencyMs: 400, jitterMs: 20 }`; only for a calibrated fault. */
+/**
+ * The configured figures, e.g. `{ addedLatencyMs: 400, jitterMs: 20, requestLatencyMs: 200,
+ * responseLatencyMs: 200 }` (a latency both ways: what a call pays in all, then way by way); only for
+ * a calibrated fault.
+ */
 export function configuredOf(fault: AnyFault): Params {
   const figures = configuredFigures(fault);
   if (figures === undefined)

@@ -8,6 +8,7 @@
  */
 import { z } from 'zod';
 import { BACKENDS, STRATEGIES, topology } from '../../services/topology.ts';
+import { CHOSEN_INJECTORS, type ChosenInjector, INJECTOR_TEXT, type InjectorName } from '../faults/kind.ts';
 import { FAULT_KIND_NAMES, type FaultKind, FAULT_KINDS as KIND_DEFS } from '../faults/registry.ts';
 import { ENDPOINT_PATHS, type EndpointName } from '../load/endpoints.ts';
 import { durationField, expecting, oneOf, problemOf } from '../schema-fields.ts';
@@ -105,10 +106,38 @@ const instancesField = z
 
 const faultBase = { service: serviceField, instances: instancesField.optional() };
 
+/**
+ * `injector: netem`, for a kind more than one injector can apply: which one (named in the results).
+ * Without it, the target's first of the kind's: the fault proxy where there is one.
+ */
+function injectorField(kind: FaultKind) {
+  const def = KIND_DEFS[kind];
+  const choices = (Object.keys(CHOSEN_INJECTORS) as ChosenInjector[]).filter((c) =>
+    (def.injectors as readonly InjectorName[]).includes(CHOSEN_INJECTORS[c]),
+  );
+  if (choices.length < 2) return {};
+  const text = choices.map((c) => `\`${c}\` (${INJECTOR_TEXT[CHOSEN_INJECTORS[c]]})`).join(' or ');
+  return {
+    injector: z
+      .enum(choices as [ChosenInjector, ...ChosenInjector[]], {
+        error: (issue) => `${problemOf(issue)}; expected ${oneOf(choices)}`,
+      })
+      .optional()
+      .describe(
+        `Which injector applies it: ${text}. Default: the first of these the target has (netem only on Kubernetes, and only where the node kernel has sch_netem).`,
+      ),
+  };
+}
+
 function faultObject(kind: FaultKind) {
   const def = KIND_DEFS[kind];
   return z
-    .object({ kind: z.literal(kind).describe(def.schemaText.kind), ...faultBase, ...def.fields })
+    .object({
+      kind: z.literal(kind).describe(def.schemaText.kind),
+      ...faultBase,
+      ...def.fields,
+      ...injectorField(kind),
+    })
     .strict()
     .describe(def.schemaText.fault);
 }

@@ -68,7 +68,14 @@ describe('parseExperiment', () => {
       ['recovery', 10_000],
     ]);
     expect(experiment.phases[1]?.faults).toEqual([
-      { kind: 'latency', service: 'coin', instances: ['coin-1', 'coin-2'], delayMs: 400, jitterMs: 20 },
+      {
+        kind: 'latency',
+        service: 'coin',
+        instances: ['coin-1', 'coin-2'],
+        delayMs: 400,
+        jitterMs: 20,
+        requestShare: 0.5,
+      },
     ]);
     expect(experiment.claims).toEqual([
       {

@@ -19,6 +19,7 @@ import {
   topology,
 } from '../../services/topology.ts';
 import { formatDuration, parseDuration } from '../duration.ts';
+import { CHOSEN_INJECTORS, type ChosenInjector } from '../faults/kind.ts';
 import { type Fault, faultKind } from '../faults/registry.ts';
 import { oneOf, problemOf, tryParseDuration } from '../schema-fields.ts';
 import {
@@ -546,12 +547,15 @@ function toExperiment(file: ExperimentFile, fileName: string): Experiment {
 
 function toFault(fault: FaultFile): Fault {
   const { kind, service } = fault;
+  // `injector` is a field of the kinds more than one injector can apply (experiment-schema.ts).
+  const chosen = (fault as { readonly injector?: ChosenInjector }).injector;
   // The registry pairs each kind with its own parameters; TypeScript cannot follow `faultKind(kind)`.
   return {
     kind,
     service,
     instances: fault.instances ?? instanceIds(service),
-    ...faultKind(kind).fromFile(fault),
+    ...(chosen ? { injector: CHOSEN_INJECTORS[chosen] } : {}),
+    ...faultKind(kind).fromFile({ ...fault, injector: chosen }),
   } as Fault;
 }
 

@@ -7,6 +7,7 @@
 import { BACKENDS, type BackendName, type Strategy } from '../../services/topology.ts';
 import type { AppliedFault, InstanceSettings } from '../faults/injector.ts';
 import type { AgentInjector } from '../faults/injectors/agent.ts';
+import type { InjectorName } from '../faults/kind.ts';
 import type { AnyFault, FaultKind } from '../faults/registry.ts';
 import type {
   LoadGenerator,
@@ -36,6 +37,8 @@ type Method =
 export interface FakeTargetOptions {
   /** Kinds this target refuses, with the reason. */
   readonly unsupported?: Partial<Record<FaultKind, string>>;
+  /** Injectors asked for by name that its lab refuses (as the kind target's netem probe), with the reason. */
+  readonly refusedInjectors?: Partial<Record<InjectorName, string>>;
 }
 
 export interface FakeTarget extends Target {
@@ -192,7 +195,16 @@ export function createFakeTarget(options: FakeTargetOptions = {}): FakeTarget {
     settings: undefined,
     counterValues,
     settleWaits: [],
-    unsupported: (kind) => options.unsupported?.[kind],
+    unsupported: (fault) => options.unsupported?.[typeof fault === 'string' ? fault : fault.kind],
+    async refusedInjectors(asked) {
+      calls.push(`refusedInjectors ${asked.join(' ')}`);
+      return Object.fromEntries(
+        asked.flatMap((name) => {
+          const why = options.refusedInjectors?.[name];
+          return why === undefined ? [] : [[name, why]];
+        }),
+      );
+    },
     failOn(method, when = () => true, error = new Error(`fake ${method} failure`)) {
       failures.push({ method, when, error });
     },

@@ -15,7 +15,7 @@ import {
   rejections,
 } from '../faults/injector.ts';
 import type { Params } from '../faults/kind.ts';
-import { type AnyFault, type FaultKind, injectorFor } from '../faults/registry.ts';
+import { type AnyFault, injectorFor } from '../faults/registry.ts';
 import type { Target } from './target.ts';
 
 export interface Faults {
@@ -56,11 +56,17 @@ export function faultsOf(
 ): Faults {
   const pauseMs = options.auditPauseMs ?? AUDIT_PAUSE_MS;
   const now = options.now ?? Date.now;
-  function injectorOf(kind: FaultKind): FaultInjector {
-    const injector = injectorFor(target.injectors(), kind);
-    if (!injector)
-      throw new Error(target.unsupported(kind) ?? `the ${target.name} target cannot inject ${kind}`);
+  /** The injector for a fault: the one it asked for, else the target's first of its kind's. */
+  function injectorOf(fault: AnyFault): FaultInjector {
+    const why = target.unsupported(fault);
+    const injector = why === undefined ? injectorFor(target.injectors(), fault) : undefined;
+    if (!injector) throw new Error(why ?? `the ${target.name} target cannot inject ${fault.kind}`);
     return injector;
+  }
+
+  /** The injector that applied a fault (it is named in the applied fault). */
+  function injectorThat(applied: AppliedFault): FaultInjector {
+    return target.injectors().find((i) => i.name === applied.injector) ?? injectorOf(applied.fault);
   }
 
   /** The applied faults by the injector that applied them. */
@@ -68,7 +74,7 @@ export function faultsOf(
     const groups = new Map<FaultInjector, AppliedFault[]>();
     for (const a of applied) {
       if (a.fault.kind === 'kill') continue;
-      const injector = injectorOf(a.fault.kind);
+      const injector = injectorThat(a);
       groups.set(injector, [...(groups.get(injector) ?? []), a]);
     }
     return groups;
@@ -123,7 +129,7 @@ export function faultsOf(
   return {
     async inject(fault, id, leaseMs) {
       const instances = await target.resolve(fault);
-      const injector = injectorOf(fault.kind);
+      const injector = injectorOf(fault);
       const { name } = injector;
       const injectedAt = new Date(now()).toISOString();
       const planned = instances.map(
@@ -166,7 +172,7 @@ export function faultsOf(
     async observe(applied) {
       const first = applied[0];
       if (!first) return {};
-      const injector = injectorOf(first.fault.kind);
+      const injector = injectorThat(first);
       return (await injector.observe?.(applied)) ?? {};
     },
 

@@ -125,11 +125,13 @@ describe('readings and calibration', () => {
 
   it('turns each fault into its injector lease body; kill has none', () => {
     const on = { service: 'coin' as const, instances: [] };
-    expect(leaseBody({ ...on, kind: 'latency', delayMs: 400, jitterMs: 20 }, 900)).toEqual({
-      kind: 'latency',
-      params: { delayMs: 400, jitterMs: 20 },
-      leaseMs: 900,
-    });
+    expect(leaseBody({ ...on, kind: 'latency', delayMs: 400, jitterMs: 20, requestShare: 0.5 }, 900)).toEqual(
+      {
+        kind: 'latency',
+        params: { delayMs: 400, jitterMs: 20, requestShare: 0.5 },
+        leaseMs: 900,
+      },
+    );
     expect(leaseBody({ ...on, kind: 'loss', percent: 30 }, 900)?.params).toEqual({ percent: 30 });
     expect(leaseBody({ ...on, kind: 'http-error', status: 503, percent: 50 }, 900)?.params).toEqual({
       status: 503,
@@ -162,6 +164,7 @@ describe('the local target on a running lab', () => {
     instances,
     delayMs: 300,
     jitterMs: 0,
+    requestShare: 0.5,
   });
 
   beforeAll(async () => {

@@ -125,8 +125,8 @@ class LocalTarget implements Target {
     };
   }
 
-  unsupported(kind: FaultKind): string | undefined {
-    return unsupportedBy({ name: this.name, injectors: this.injectors() }, kind);
+  unsupported(fault: FaultKind | AnyFault): string | undefined {
+    return unsupportedBy({ name: this.name, injectors: this.injectors() }, fault);
   }
 
   async prepare(

@@ -161,7 +161,7 @@ describe('runExperiment', () => {
         kind: 'latency',
         service: 'coin',
         instances: ['coin-1', 'coin-2'],
-        params: { delayMs: 400, jitterMs: 20 },
+        params: { delayMs: 400, jitterMs: 20, requestShare: 0.5 },
         injector: 'fault-proxy',
         injectedAt: new Date(START.getTime() + 3_000).toISOString(),
         removedAt: new Date(START.getTime() + 6_000).toISOString(),
@@ -183,7 +183,7 @@ describe('runExperiment', () => {
         fault: 'latency on coin (delay 400ms, jitter 20ms)',
         kind: 'latency',
         service: 'coin',
-        configured: { addedLatencyMs: 400, jitterMs: 20 },
+        configured: { addedLatencyMs: 400, jitterMs: 20, requestLatencyMs: 200, responseLatencyMs: 200 },
         observed: { addedLatencyMs: 401.5 },
       },
       expect.objectContaining({ fault: 'http-error on vip-1 (503 on 50%)', configured: { errorRate: 0.5 } }),
@@ -543,6 +543,33 @@ phases:
     );
     expect(target.calls).toEqual([]);
     expect(existsSync(outDir)).toBe(false);
+  });
+
+  it('asks the target about an injector asked for by name, and refuses the run before anything starts when its lab cannot', async () => {
+    const netem = EXPERIMENT.replace(
+      '{ kind: latency, service: coin, delay: 400ms, jitter: 20ms }',
+      '{ kind: latency, service: coin, delay: 400ms, jitter: 20ms, injector: netem }',
+    );
+    const target = createFakeTarget({
+      refusedInjectors: { 'tc-netem': 'tc netem in a pod: Error: Specified qdisc kind is unknown.' },
+    });
+    const h = harness(netem, { target });
+    expect(h.ctx.experiment.phases[1]?.faults[0]?.injector).toBe('tc-netem');
+    const outDir = path.join(out, 'not-created');
+    const error = await runExperiment({ ...h.ctx, outDir }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(UnsupportedFaultError);
+    expect((error as Error).message).toContain(
+      'experiments/lifecycle.yaml: phases[1].faults[0] (phase "fault"): injector netem cannot work on the local target: tc netem in a pod: Error: Specified qdisc kind is unknown.',
+    );
+    expect((error as Error).message).toContain('nothing was started');
+    expect(target.calls).toEqual(['refusedInjectors tc-netem']);
+    expect(existsSync(outDir)).toBe(false);
+  });
+
+  it('does not ask the target about injectors when no fault names one', async () => {
+    const h = harness();
+    await runFor(h.ctx, 10_000);
+    expect(h.target.calls.filter((c) => c.startsWith('refusedInjectors'))).toEqual([]);
   });
 
   it('gives no verdict when the generator fell behind in a phase', async () => {

@@ -20,6 +20,8 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { BACKENDS, type BackendName, type Strategy } from '../../services/topology.ts';
 import { formatDuration } from '../duration.ts';
+import type { InjectorName } from '../faults/kind.ts';
+import { chosenName } from '../faults/registry.ts';
 import { ENDPOINT_PATHS } from '../load/endpoints.ts';
 import {
   createLoadGenerator,
@@ -172,10 +174,35 @@ export function unsupportedFaults(experiment: Experiment, target: Target): strin
   const problems: string[] = [];
   experiment.phases.forEach((phase, p) => {
     phase.faults.forEach((fault, f) => {
-      const why = target.unsupported(fault.kind);
+      const why = target.unsupported(fault);
       if (why !== undefined) {
         problems.push(
           `${experiment.file}: phases[${p}].faults[${f}] (phase "${phase.name}"): the ${target.name} target cannot inject ${fault.kind}: ${why}`,
+        );
+      }
+    });
+  });
+  return problems;
+}
+
+/** The faults whose injector, asked for by name, the target finds cannot work on its lab (netem without sch_netem). */
+export async function refusedByTheLab(
+  experiment: Experiment,
+  target: Target,
+  signal: AbortSignal,
+): Promise<string[]> {
+  const asked = [
+    ...new Set(experiment.phases.flatMap((p) => p.faults.flatMap((f) => (f.injector ? [f.injector] : [])))),
+  ];
+  if (asked.length === 0 || !target.refusedInjectors) return [];
+  const refused = await target.refusedInjectors(asked, signal);
+  const problems: string[] = [];
+  experiment.phases.forEach((phase, p) => {
+    phase.faults.forEach((fault, f) => {
+      const why = fault.injector ? refused[fault.injector] : undefined;
+      if (why !== undefined) {
+        problems.push(
+          `${experiment.file}: phases[${p}].faults[${f}] (phase "${phase.name}"): injector ${chosenName(fault.injector as InjectorName)} cannot work on the ${target.name} target: ${why}`,
         );
       }
     });
@@ -202,6 +229,8 @@ function stampOf(epochMs: number, separator: string): string {
  */
 export async function runExperiment(ctx: RunContext): Promise<RunOutcome> {
   const problems = unsupportedFaults(ctx.experiment, ctx.target);
+  if (problems.length === 0)
+    problems.push(...(await refusedByTheLab(ctx.experiment, ctx.target, ctx.signal)));
   if (problems.length > 0) throw new UnsupportedFaultError(ctx.experiment.file, problems);
   return new ExperimentRun(ctx).run();
 }

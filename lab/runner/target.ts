@@ -49,11 +49,20 @@ export interface PrepareOptions {
 export interface Target {
   readonly name: TargetName;
   /**
-   * Refusal before anything starts: why this target cannot inject `kind` (it has none of the kind's
-   * injectors: `unsupportedBy`; or e.g. "the kernel has no sch_netem"), or undefined when it can.
-   * Must not touch the lab.
+   * Refusal before anything starts: why this target cannot inject a fault of `kind`, or this fault
+   * (with the injector it asked for and its parameters): it has none of the kind's injectors, or not
+   * the one asked for (`unsupportedBy`). Must not touch the lab.
    */
-  unsupported(kind: FaultKind): string | undefined;
+  unsupported(fault: FaultKind | AnyFault): string | undefined;
+  /**
+   * Refusal before anything starts that needs to look at the lab: of the injectors asked for by name
+   * (`injector: netem`), those that cannot work there, each with why (the kind target runs the
+   * doctor's netem probe: a node kernel without sch_netem). Changes nothing in the lab.
+   */
+  refusedInjectors?(
+    asked: readonly InjectorName[],
+    signal: AbortSignal,
+  ): Promise<Partial<Record<InjectorName, string>>>;
   /** Makes sure the lab is up (starting it if needed and allowed, remembering that it did), returns the gateway URLs. */
   prepare(
     progress: (line: string) => void,

@@ -67,6 +67,38 @@ describe('fault proxy admin API', () => {
     expect(metrics).toMatch(/chaos_faults_renewed_total\{kind="latency"[^}]*\} 1/);
   });
 
+  it('takes a latency’s requestShare (0 to 1) and keeps a lease without one as it was sent', async () => {
+    const both = await h.admin('PUT', '/faults/both', {
+      kind: 'latency',
+      params: { delayMs: 300, jitterMs: 20, requestShare: 0.5 },
+      leaseMs: 20_000,
+    });
+    expect(both.status).toBe(201);
+    expect(((await both.json()) as { fault: FaultLease }).fault.params).toEqual({
+      delayMs: 300,
+      jitterMs: 20,
+      requestShare: 0.5,
+    });
+    for (const requestShare of [0, 1]) {
+      const res = await h.admin('PUT', '/faults/edge', {
+        kind: 'latency',
+        params: { delayMs: 300, requestShare },
+        leaseMs: 20_000,
+      });
+      expect(res.status).toBeLessThan(300);
+    }
+    const plain = await h.admin('PUT', '/faults/plain', {
+      kind: 'latency',
+      params: { delayMs: 300 },
+      leaseMs: 20_000,
+    });
+    // No share filled in: a lease without one reads back as sent, and means responses only.
+    expect(((await plain.json()) as { fault: FaultLease }).fault.params).toEqual({
+      delayMs: 300,
+      jitterMs: 0,
+    });
+  });
+
   it('reports active faults and the proxy’s own metrics on /metrics', async () => {
     await h.fault('drop', 'loss', { percent: 1 });
     const metrics = await (await fetch(`${h.proxy.adminUrl}/metrics`)).text();
@@ -124,6 +156,34 @@ describe('fault proxy admin API', () => {
       /got 0.5/,
     ],
     [
+      'a request share above 1',
+      '/faults/x',
+      { kind: 'latency', params: { delayMs: 5, requestShare: 1.5 }, leaseMs: 1000 },
+      'params.requestShare',
+      /^expected a number from 0 to 1, got 1.5$/,
+    ],
+    [
+      'a negative request share',
+      '/faults/x',
+      { kind: 'latency', params: { delayMs: 5, requestShare: -0.5 }, leaseMs: 1000 },
+      'params.requestShare',
+      /got -0.5/,
+    ],
+    [
+      'a request share as a word',
+      '/faults/x',
+      { kind: 'latency', params: { delayMs: 5, requestShare: 'both' }, leaseMs: 1000 },
+      'params.requestShare',
+      /^expected a number from 0 to 1, got "both"$/,
+    ],
+    [
+      'a request share on a fault that has none',
+      '/faults/x',
+      { kind: 'loss', params: { percent: 5, requestShare: 0.5 }, leaseMs: 1000 },
+      'params.requestShare',
+      /^unknown key; expected percent$/,
+    ],
+    [
       'a delay as a string',
       '/faults/x',
       { kind: 'latency', params: { delayMs: '300ms' }, leaseMs: 1000 },
@@ -136,6 +196,13 @@ describe('fault proxy admin API', () => {
       { kind: 'loss', params: { percent: 5, correlation: 25 }, leaseMs: 1000 },
       'params.correlation',
       /^unknown key; expected percent$/,
+    ],
+    [
+      'an unknown latency parameter',
+      '/faults/x',
+      { kind: 'latency', params: { delayMs: 5, direction: 1 }, leaseMs: 1000 },
+      'params.direction',
+      /^unknown key; expected delayMs, jitterMs, requestShare$/,
     ],
     [
       'an unknown top-level key',

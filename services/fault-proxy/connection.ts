@@ -12,7 +12,8 @@ import type { ProxyObserver } from './stats.ts';
  * client could notice the reset before it sends anything and simply reconnect; this way it
  * has committed a request and sees ECONNRESET for it, as when a middlebox or a dying peer
  * kills a connection under a call. Connections already open are never reset: with HTTP
- * keep-alive, the fault bites as pooled connections are replaced.
+ * keep-alive, the fault bites as pooled connections are replaced. The roll comes before any
+ * latency on requests: a connection that survives it has its first bytes delayed like the rest.
  *
  * A refused or failed upstream also resets the client: the proxy already accepted the
  * connection, so an RST is the nearest an L4 relay can come to "connection refused".

@@ -3,7 +3,9 @@ import { scriptedRandom, seededRandom } from './__fixtures__/seeded.ts';
 import {
   Lane,
   type LaneObserver,
+  type LatencyEffect,
   latencyDraw,
+  latencyShare,
   MAX_PENALTY_MS,
   type Retransmissions,
   retransmissions,
@@ -48,14 +50,52 @@ describe('shareAt and latencyDraw', () => {
   });
 
   it('adds delays up, each ± uniform jitter, never below zero; undefined without a latency fault', () => {
-    expect(latencyDraw([fault('loss', { percent: 50 })], never)).toBeUndefined();
+    expect(latencyDraw([fault('loss', { percent: 50 })], 'downstream', never)).toBeUndefined();
     const faults = [
       fault('latency', { delayMs: 100, jitterMs: 40 }),
       fault('latency', { delayMs: 50, jitterMs: 0 }),
     ];
-    expect(latencyDraw(faults, scriptedRandom([0.75, 0.9]))).toBe(120 + 50);
-    expect(latencyDraw(faults, scriptedRandom([0, 0]))).toBe(60 + 50);
-    expect(latencyDraw([fault('latency', { delayMs: 10, jitterMs: 100 })], scriptedRandom([0]))).toBe(0);
+    expect(latencyDraw(faults, 'downstream', scriptedRandom([0.75, 0.9]))).toBe(120 + 50);
+    expect(latencyDraw(faults, 'downstream', scriptedRandom([0, 0]))).toBe(60 + 50);
+    const wide = [fault('latency', { delayMs: 10, jitterMs: 100 })];
+    expect(latencyDraw(wide, 'downstream', scriptedRandom([0]))).toBe(0);
+  });
+
+  it('puts requestShare of the delay and of the jitter on requests, the rest on responses', () => {
+    const toBackend = fault('latency', { delayMs: 100, jitterMs: 40, requestShare: 1 });
+    expect(latencyDraw([toBackend], 'upstream', scriptedRandom([0.75]))).toBe(120);
+    expect(latencyDraw([toBackend], 'downstream', never)).toBeUndefined();
+    const both = fault('latency', { delayMs: 100, jitterMs: 40, requestShare: 0.5 });
+    // Half the delay ± half the jitter each way: at the top of the range, 50 + 20.
+    expect(latencyDraw([both], 'upstream', scriptedRandom([0.999_999_999]))).toBeCloseTo(70);
+    expect(latencyDraw([both], 'downstream', scriptedRandom([0]))).toBe(30);
+    expect([latencyShare(both.params, 'upstream'), latencyShare(both.params, 'downstream')]).toEqual([
+      0.5, 0.5,
+    ]);
+  });
+
+  it('adds several faults up way by way', () => {
+    const faults = [
+      fault('latency', { delayMs: 100, jitterMs: 0 }),
+      fault('latency', { delayMs: 60, jitterMs: 0, requestShare: 1 }),
+      fault('latency', { delayMs: 40, jitterMs: 0, requestShare: 0.5 }),
+    ];
+    expect(latencyDraw(faults, 'upstream', never)).toBe(60 + 20);
+    expect(latencyDraw(faults, 'downstream', never)).toBe(100 + 20);
+  });
+
+  it('delays responses only when requestShare is left out, and draws no dice for requests', () => {
+    const faults = [fault('latency', { delayMs: 100, jitterMs: 40 })];
+    let drawn = 0;
+    const counting = () => {
+      drawn++;
+      return 0.5;
+    };
+    expect(latencyShare(faults[0]!.params, 'upstream')).toBe(0);
+    expect(latencyDraw(faults, 'upstream', counting)).toBeUndefined();
+    expect(drawn).toBe(0);
+    expect(latencyDraw(faults, 'downstream', counting)).toBe(100);
+    expect(drawn).toBe(1);
   });
 });
 
@@ -127,7 +167,7 @@ describe('retransmissions (loss as TCP feels it)', () => {
 });
 
 interface Recorded {
-  released: [string, number, boolean][];
+  released: [string, number, LatencyEffect][];
   segments: Retransmissions[];
 }
 
@@ -156,7 +196,7 @@ describe('lane', () => {
     expect(l.push(chunk('a'))).toBe(T0);
     expect(l.due().map(String)).toEqual(['a']);
     expect(l.nextAt()).toBeUndefined();
-    expect(recorded.released).toEqual([['downstream', 0, false]]);
+    expect(recorded.released).toEqual([['downstream', 0, 'none']]);
   });
 
   it('delays responses by delay ± jitter and never releases a chunk before an earlier one', () => {
@@ -174,32 +214,72 @@ describe('lane', () => {
     expect(l.due(T0 + 150).map(String)).toEqual(['a', 'bb']);
     expect(l.queuedBytes).toBe(0);
     expect(recorded.released).toEqual([
-      ['downstream', 150, true],
-      ['downstream', 140, true],
+      ['downstream', 150, 'delayed'],
+      ['downstream', 140, 'delayed'],
     ]);
   });
 
-  it('keeps byte order over many chunks with random jitter', () => {
-    const faults = [fault('latency', { delayMs: 20, jitterMs: 20 })];
-    const random = seededRandom(7);
-    const now = { t: T0 };
-    const l = new Lane({ direction: 'downstream', clock: () => now.t, random, faults: () => faults });
-    const out: number[] = [];
-    let last = Number.NEGATIVE_INFINITY;
-    for (let i = 0; i < 1000; i++) {
-      const at = l.push(Buffer.from([i % 256]));
-      expect(at).toBeGreaterThanOrEqual(last);
-      last = at;
-      now.t += random() * 5;
-      for (const c of l.due(now.t)) out.push(c[0]!);
-    }
-    for (const c of l.due(now.t + 100)) out.push(c[0]!);
-    expect(out).toEqual(Array.from({ length: 1000 }, (_, i) => i % 256));
+  it.each([
+    ['downstream', 0],
+    ['upstream', 1],
+    ['upstream', 0.5],
+  ] as const)(
+    'keeps byte order over many chunks with random jitter (%s, requestShare %s)',
+    (direction, share) => {
+      const faults = [fault('latency', { delayMs: 20, jitterMs: 20, requestShare: share })];
+      const random = seededRandom(7);
+      const now = { t: T0 };
+      const l = new Lane({ direction, clock: () => now.t, random, faults: () => faults });
+      const out: number[] = [];
+      let last = Number.NEGATIVE_INFINITY;
+      for (let i = 0; i < 1000; i++) {
+        const at = l.push(Buffer.from([i % 256]));
+        expect(at).toBeGreaterThanOrEqual(last);
+        last = at;
+        now.t += random() * 5;
+        for (const c of l.due(now.t)) out.push(c[0]!);
+      }
+      for (const c of l.due(now.t + 100)) out.push(c[0]!);
+      expect(out).toEqual(Array.from({ length: 1000 }, (_, i) => i % 256));
+    },
+  );
+
+  it('leaves requests alone under a latency on responses (netem on the backend egress), and says so', () => {
+    const { lane: l, recorded } = lane('upstream', [fault('latency', { delayMs: 500 })], []);
+    expect(l.push(chunk('GET /'))).toBe(T0);
+    expect(l.due().map(String)).toEqual(['GET /']);
+    expect(recorded.released).toEqual([['upstream', 0, 'other-way']]);
   });
 
-  it('leaves requests alone under latency (netem on the backend egress delays responses)', () => {
-    const { lane: l } = lane('upstream', [fault('latency', { delayMs: 500 })], []);
-    expect(l.push(chunk('GET /'))).toBe(T0);
+  it('delays requests by delay ± jitter under a latency on requests, never reordering them', () => {
+    const faults = [fault('latency', { delayMs: 100, jitterMs: 50, requestShare: 1 })];
+    const { lane: l, now, recorded } = lane('upstream', faults, [0.999_999_999, 0]);
+    const first = l.push(chunk('GET / HTTP/1.1\r\n'));
+    now.t += 10;
+    const rest = l.push(chunk('host: x\r\n\r\n'));
+    expect(first).toBeCloseTo(T0 + 150);
+    expect(rest).toBe(first);
+    expect(l.due(T0 + 149)).toEqual([]);
+    expect(l.due(T0 + 150).map(String)).toEqual(['GET / HTTP/1.1\r\n', 'host: x\r\n\r\n']);
+    expect(recorded.released).toEqual([
+      ['upstream', 150, 'delayed'],
+      ['upstream', 140, 'delayed'],
+    ]);
+  });
+
+  it('splits a latency on both ways: half the delay on the request, half on the response', () => {
+    const faults = [fault('latency', { delayMs: 300, jitterMs: 0, requestShare: 0.5 })];
+    const request = lane('upstream', faults, []);
+    const response = lane('downstream', faults, []);
+    expect(request.lane.push(chunk('GET /'))).toBe(T0 + 150);
+    expect(response.lane.push(chunk('200 OK'))).toBe(T0 + 150);
+  });
+
+  it('adds loss to latency on the request side', () => {
+    const faults = [fault('latency', { delayMs: 100, requestShare: 1 }), fault('loss', { percent: 50 })];
+    // latency roll (no jitter), then loss: lost once, then through.
+    const { lane: l } = lane('upstream', faults, [0.5, 0.1, 0.9]);
+    expect(l.push(chunk('a'))).toBe(T0 + 100 + 200);
   });
 
   it('holds a lost chunk for the RTO, and everything behind it (head-of-line blocking)', () => {
@@ -249,9 +329,10 @@ describe('calibration figures', () => {
   it('summarize held times and start a new window on take()', () => {
     let now = T0;
     const stats = new ProxyStats(() => now);
-    for (const ms of [100, 110, 120, 130, 1000]) stats.released('downstream', ms, true);
-    stats.released('downstream', 5, false);
-    stats.released('upstream', 5, true);
+    for (const ms of [100, 110, 120, 130, 1000]) stats.released('downstream', ms, 'delayed');
+    stats.released('downstream', 5, 'none');
+    for (const ms of [0, 2]) stats.released('upstream', ms, 'other-way');
+    stats.released('upstream', 5, 'none');
     stats.resetRolled(true);
     stats.resetRolled(false);
     stats.accepted();
@@ -262,12 +343,14 @@ describe('calibration figures', () => {
       until: T0 + 50,
       connections: { accepted: 1, active: 1 },
       latency: { count: 5, meanMs: 292, p50Ms: 120, maxMs: 1000 },
+      requestLatency: { count: 2, meanMs: 1, maxMs: 2 },
       reset: { rolls: 2, reset: 1, share: 0.5 },
     });
     expect(stats.snapshot()).toMatchObject({
       since: T0 + 50,
       connections: { accepted: 0, active: 1 },
       latency: { count: 0, meanMs: null },
+      requestLatency: { count: 0, meanMs: null },
       loss: { segments: { share: null } },
     });
   });

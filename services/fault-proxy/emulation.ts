@@ -4,11 +4,14 @@ import type { ProxyFault, ProxyFaultKind } from './faults.ts';
  * What the proxy's faults do to the bytes, kept free of sockets so that it is tested with a
  * fake clock and a seeded random source.
  *
- * latency — like `tc netem delay` on the backend pod's egress: each chunk going back to the
- * client waits delay ± uniform jitter, so one request/response round trip pays the delay
- * once. Jitter never reorders bytes: a chunk is released at max(its own time, the previous
- * chunk's release). netem does reorder packets, but TCP hides that behind head-of-line
- * blocking, so this is what the application would see.
+ * latency — like `tc netem delay` on a link, one way or both: a fault's delay ± uniform jitter
+ * is what one request/response round trip pays in all. Its `requestShare` of it (0 to 1,
+ * absent: 0) is paid by each chunk going to the backend, the rest by each chunk going back to
+ * the client: 0 is netem on the backend pod's egress (responses), 1 delays requests only, 0.5
+ * half each way. Several faults add up, way by way. Jitter never reorders bytes: a chunk is
+ * released at max(its own time, the previous chunk's release in the same direction). netem
+ * does reorder packets, but TCP hides that behind head-of-line blocking, so this is what the
+ * application would see.
  *
  * loss — an EMULATION, by its effect on TCP. A proxy above TCP cannot drop a segment: the
  * bytes it reads are already acknowledged, and dropping them would corrupt the stream, not
@@ -55,19 +58,38 @@ export function shareAt(faults: readonly ProxyFault[], kind: ProxyFaultKind, t: 
   return 1 - passes;
 }
 
+/** The share of a latency fault's delay and jitter paid by each chunk going `direction`. */
+export function latencyShare(params: ProxyFault['params'], direction: Direction): number {
+  const toBackend = params.requestShare ?? 0;
+  return direction === 'upstream' ? toBackend : 1 - toBackend;
+}
+
 /**
- * The delay the latency faults add to one chunk: their delays ± uniform jitter, added up,
- * none below zero; undefined when none is in force.
+ * The delay the latency faults add to one chunk going `direction`: each one's share of its delay
+ * ± uniform jitter, none below zero, added up; undefined when none puts anything on this way.
  */
-export function latencyDraw(faults: readonly ProxyFault[], random: () => number): number | undefined {
+export function latencyDraw(
+  faults: readonly ProxyFault[],
+  direction: Direction,
+  random: () => number,
+): number | undefined {
   let total: number | undefined;
   for (const fault of faults) {
     if (fault.kind !== 'latency') continue;
-    const jitter = fault.params.jitterMs ?? 0;
-    total = (total ?? 0) + Math.max(0, (fault.params.delayMs ?? 0) + (random() * 2 - 1) * jitter);
+    const share = latencyShare(fault.params, direction);
+    // Not drawn for a way the fault leaves alone, so that a one-way fault does not shift the other dice.
+    if (share <= 0) continue;
+    const { delayMs = 0, jitterMs = 0 } = fault.params;
+    total = (total ?? 0) + Math.max(0, share * (delayMs + (random() * 2 - 1) * jitterMs));
   }
   return total;
 }
+
+/**
+ * What the latency faults did to one chunk: none was in force (`none`); some were, but they put
+ * nothing on its way (`other-way`: they delay the other direction only); they delayed it.
+ */
+export type LatencyEffect = 'none' | 'other-way' | 'delayed';
 
 export interface Retransmissions {
   /** Time the losses cost before the transmission that got through. */
@@ -113,8 +135,8 @@ export function synLoss(faults: readonly ProxyFault[], now: number, random: () =
 }
 
 export interface LaneObserver {
-  /** A chunk left the lane `holdMs` after it arrived; `latency`: latency faults were in force. */
-  released(direction: Direction, holdMs: number, latency: boolean): void;
+  /** A chunk left the lane `holdMs` after it arrived (loss and the order of bytes included). */
+  released(direction: Direction, holdMs: number, latency: LatencyEffect): void;
   /** Loss was rolled for a chunk (only while a loss fault is in force). */
   segment(direction: Direction, result: Retransmissions): void;
 }
@@ -133,12 +155,12 @@ interface Queued {
   readonly chunk: Buffer;
   readonly arrivedAt: number;
   readonly releaseAt: number;
-  readonly latency: boolean;
+  readonly latency: LatencyEffect;
 }
 
 /**
  * One direction of one connection: chunks go in as they are read, and come out in the same
- * order once their time has come. Latency applies downstream only (responses); loss to both.
+ * order once their time has come. Latency and loss apply to both directions.
  */
 export class Lane {
   readonly #options: LaneOptions;
@@ -156,12 +178,14 @@ export class Lane {
     const { clock, random, direction, observer } = this.#options;
     const now = clock();
     const faults = this.#options.faults();
-    const delay = direction === 'downstream' ? latencyDraw(faults, random) : undefined;
+    const delay = latencyDraw(faults, direction, random);
+    const latency: LatencyEffect =
+      delay !== undefined ? 'delayed' : faults.some((f) => f.kind === 'latency') ? 'other-way' : 'none';
     const loss = retransmissions(now, SEGMENT_RTO_MS, (t) => shareAt(faults, 'loss', t), random);
     if (loss.rolls > 0) observer?.segment(direction, loss);
     const releaseAt = Math.max(now + (delay ?? 0) + loss.penaltyMs, this.#lastReleaseAt);
     this.#lastReleaseAt = releaseAt;
-    this.#queue.push({ chunk, arrivedAt: now, releaseAt, latency: delay !== undefined });
+    this.#queue.push({ chunk, arrivedAt: now, releaseAt, latency });
     this.#queuedBytes += chunk.length;
     return releaseAt;
   }

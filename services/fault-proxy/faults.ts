@@ -9,9 +9,18 @@ import type { Lease } from '../lib/leases.ts';
  * so one client speaks to both.
  */
 
+/**
+ * A latency's delay and jitter are what one call pays in all; `requestShare` (0 to 1) of them is
+ * paid on the way to the backend, the rest on the way back. Left out it stays out of the lease
+ * (a lease reads back as it was sent) and counts as 0: responses only, as before it existed.
+ */
+export const LATENCY_PARAMS = DELAY_PARAMS.extend({
+  requestShare: faultParameter('requestShare').optional(),
+});
+
 /** The kinds of fault the proxy injects, each with the parameters it takes. */
 export const PROXY_FAULT_PARAMS = {
-  latency: DELAY_PARAMS,
+  latency: LATENCY_PARAMS,
   loss: z.strictObject({ percent: faultParameter('percent') }),
   reset: z.strictObject({ percent: faultParameter('percent') }),
 } as const satisfies Record<string, ParamsSchema>;

@@ -37,7 +37,7 @@ export function proxyMetrics(registry: Registry, faults: () => readonly ProxyFau
   });
   const addedDelay = new Histogram({
     name: 'proxy_added_delay_seconds',
-    help: 'Delay added by faults: latency per chunk held (as released), loss per lost chunk or SYN',
+    help: 'Delay added by faults: latency per chunk held (as released, either way), loss per lost chunk or SYN',
     labelNames: ['kind'] as const,
     buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.4, 0.8, 1, 2, 3, 5, 10, 30],
     registers: [registry],
@@ -107,8 +107,8 @@ export function proxyMetrics(registry: Registry, faults: () => readonly ProxyFau
       injected.inc({ kind: 'loss' }, result.lost);
       addedDelay.observe({ kind: 'loss' }, result.penaltyMs / 1000);
     },
-    released(direction, holdMs, latency) {
-      if (direction !== 'downstream' || !latency) return;
+    released(_direction, holdMs, latency) {
+      if (latency !== 'delayed') return;
       injected.inc({ kind: 'latency' });
       addedDelay.observe({ kind: 'latency' }, holdMs / 1000);
     },

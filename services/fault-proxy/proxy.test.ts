@@ -93,14 +93,14 @@ describe('fault proxy on real sockets', () => {
     }
   });
 
-  it('relays 1 MB intact when loss holds chunks back in both directions', async () => {
+  it('relays 1 MB intact when loss and latency hold chunks back in both directions', async () => {
     const h = await startHarness(echo.port, { deps: { random: seededRandom(3) } });
     try {
       const data = randomBytes(1 << 20);
       const { socket } = await echoRoundTrip(h, 'hi');
       const reading = readBytes(socket, data.length + 0, 15_000);
       await h.fault('lossy', 'loss', { percent: 5 });
-      await h.fault('slow', 'latency', { delayMs: 2, jitterMs: 2 });
+      await h.fault('slow', 'latency', { delayMs: 4, jitterMs: 4, requestShare: 0.5 });
       await writeInChunks(socket, data, seededRandom(4), 16 << 10);
       const got = await reading;
       expect(sha256(got)).toBe(sha256(data));
@@ -253,6 +253,126 @@ describe('fault proxy on real sockets', () => {
       );
     } finally {
       await h.close();
+    }
+  });
+});
+
+/** A TCP upstream that answers `pong` to each chunk and notes when each arrived (performance.now()). */
+async function pingServer(): Promise<{ port: number; arrivals: number[]; close(): Promise<void> }> {
+  const arrivals: number[] = [];
+  const sockets = new Set<Socket>();
+  const server = createServer((socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+    socket.on('error', () => {});
+    socket.on('data', () => {
+      arrivals.push(performance.now());
+      socket.write('pong');
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as AddressInfo).port,
+    arrivals,
+    close: () =>
+      new Promise((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+describe('latency per direction, timed at the upstream', () => {
+  const DELAY_MS = 200;
+  // The proxy's clock counts whole milliseconds, so a chunk may leave up to 1 ms early as timed here.
+  const TICK_MS = 1;
+  let upstream: Awaited<ReturnType<typeof pingServer>>;
+  let h: Harness;
+  beforeAll(async () => {
+    upstream = await pingServer();
+    h = await startHarness(upstream.port);
+  });
+  afterAll(async () => {
+    await h.close();
+    await upstream.close();
+  });
+
+  /** One ping on a new connection (its first bytes): when it was sent, reached the upstream, and was answered. */
+  async function ping(): Promise<{ sent: number; arrived: number; answered: number }> {
+    const socket = await h.connect();
+    try {
+      const seen = upstream.arrivals.length;
+      const answer = readBytes(socket, 4, 5_000);
+      const sent = performance.now();
+      socket.write('ping');
+      expect(String(await answer)).toBe('pong');
+      const answered = performance.now();
+      expect(upstream.arrivals).toHaveLength(seen + 1);
+      return { sent, arrived: upstream.arrivals[seen]!, answered };
+    } finally {
+      socket.destroy();
+    }
+  }
+
+  async function withLatency(params: Record<string, number>) {
+    await h.fault('slow', 'latency', { delayMs: DELAY_MS, jitterMs: 0, ...params });
+    await h.admin('DELETE', '/stats');
+    try {
+      const timing = await ping();
+      const { stats } = (await (await h.admin('GET', '/stats')).json()) as { stats: ProxyStatsSnapshot };
+      return { ...timing, stats };
+    } finally {
+      await h.admin('DELETE', '/faults');
+    }
+  }
+
+  it('requestShare 1: the upstream gets the request the delay after it was sent; the answer is not held', async () => {
+    const { sent, arrived, stats } = await withLatency({ requestShare: 1 });
+    expect(arrived - sent).toBeGreaterThanOrEqual(DELAY_MS - TICK_MS);
+    expect(stats.requestLatency).toMatchObject({ count: 1 });
+    expect(stats.requestLatency?.meanMs).toBeGreaterThanOrEqual(DELAY_MS);
+    // The answer passed through at once, by the proxy's own count.
+    expect(stats.latency.count).toBe(1);
+    expect(stats.latency.maxMs).toBeLessThanOrEqual(TICK_MS);
+  });
+
+  it('requestShare 0: the upstream gets the request at once; the answer comes back the delay later', async () => {
+    const { arrived, answered, stats } = await withLatency({ requestShare: 0 });
+    expect(answered - arrived).toBeGreaterThanOrEqual(DELAY_MS - TICK_MS);
+    expect(stats.requestLatency).toMatchObject({ count: 1 });
+    expect(stats.requestLatency?.maxMs).toBeLessThanOrEqual(TICK_MS);
+    expect(stats.latency.count).toBe(1);
+    expect(stats.latency.meanMs).toBeGreaterThanOrEqual(DELAY_MS);
+  });
+
+  it('requestShare 0.5: half the delay each way, the whole of it in all', async () => {
+    const { sent, arrived, answered, stats } = await withLatency({ requestShare: 0.5 });
+    expect(arrived - sent).toBeGreaterThanOrEqual(DELAY_MS / 2 - TICK_MS);
+    expect(answered - arrived).toBeGreaterThanOrEqual(DELAY_MS / 2 - TICK_MS);
+    expect(stats.requestLatency?.meanMs).toBeGreaterThanOrEqual(DELAY_MS / 2);
+    expect(stats.latency.meanMs).toBeGreaterThanOrEqual(DELAY_MS / 2);
+  });
+
+  it('requestShare left out: responses only, as before it existed', async () => {
+    const { arrived, answered, stats } = await withLatency({});
+    expect(answered - arrived).toBeGreaterThanOrEqual(DELAY_MS - TICK_MS);
+    expect(stats.requestLatency?.maxMs).toBeLessThanOrEqual(TICK_MS);
+  });
+
+  it('reset still rolls at the first bytes, before any latency on requests: nothing reaches the upstream', async () => {
+    await h.fault('rst', 'reset', { percent: 100 });
+    await h.fault('slow', 'latency', { delayMs: DELAY_MS, requestShare: 1 });
+    const seen = upstream.arrivals.length;
+    try {
+      const socket = await h.connect();
+      const failure = new Promise<NodeJS.ErrnoException>((resolve) => socket.once('error', resolve));
+      socket.write('ping');
+      expect((await failure).code).toBe('ECONNRESET');
+      // Had the chunk been queued instead of dropped, it would have gone out by now.
+      await new Promise((resolve) => setTimeout(resolve, DELAY_MS + 50));
+      expect(upstream.arrivals).toHaveLength(seen);
+    } finally {
+      await h.admin('DELETE', '/faults');
     }
   });
 });

@@ -1,4 +1,4 @@
-import type { Direction, LaneObserver, Retransmissions } from './emulation.ts';
+import type { Direction, LaneObserver, LatencyEffect, Retransmissions } from './emulation.ts';
 
 /**
  * Calibration: what the proxy actually did, next to what was configured, because measured
@@ -113,8 +113,17 @@ export interface ProxyStatsSnapshot {
     readonly upstreamFailed: number;
   };
   readonly bytes: { readonly upstream: number; readonly downstream: number };
-  /** Chunks sent back to the client while latency was in force, and how long each was held. */
+  /**
+   * Chunks sent back to the client (responses) while latency was in force, and how long each was
+   * held: a call's added latency on the way back.
+   */
   readonly latency: Summary;
+  /**
+   * The same for chunks sent on to the backend (requests): a call's added latency on the way there,
+   * 0 under a latency that delays responses only. Absent from a proxy that predates latency with a
+   * direction (it delayed responses only).
+   */
+  readonly requestLatency?: Summary;
   readonly loss: {
     /** Chunk transmissions rolled while loss was in force, and how many were lost. */
     readonly segments: { readonly rolls: number; readonly lost: number; readonly share: number | null };
@@ -135,6 +144,7 @@ export class ProxyStats implements ProxyObserver {
   #upstreamFailed = 0;
   #bytes = { upstream: 0, downstream: 0 };
   #latency = new Samples();
+  #requestLatency = new Samples();
   #segments = { rolls: 0, lost: 0 };
   #syns = { rolls: 0, lost: 0 };
   #lossMs = 0;
@@ -171,8 +181,10 @@ export class ProxyStats implements ProxyObserver {
     this.#count(this.#segments, result);
   }
 
-  released(direction: Direction, holdMs: number, latency: boolean): void {
-    if (direction === 'downstream' && latency) this.#latency.add(holdMs);
+  released(direction: Direction, holdMs: number, latency: LatencyEffect): void {
+    // A way the faults leave alone counts too: its figure is then what they added there, nothing.
+    if (latency === 'none') return;
+    (direction === 'downstream' ? this.#latency : this.#requestLatency).add(holdMs);
   }
 
   resetRolled(reset: boolean): void {
@@ -194,6 +206,7 @@ export class ProxyStats implements ProxyObserver {
       connections: { accepted: this.#accepted, active: this.#active, upstreamFailed: this.#upstreamFailed },
       bytes: { ...this.#bytes },
       latency: this.#latency.summary(),
+      requestLatency: this.#requestLatency.summary(),
       loss: {
         segments: { ...this.#segments, share: share(this.#segments.lost, this.#segments.rolls) },
         syns: { ...this.#syns, share: share(this.#syns.lost, this.#syns.rolls) },
@@ -212,6 +225,7 @@ export class ProxyStats implements ProxyObserver {
     this.#upstreamFailed = 0;
     this.#bytes = { upstream: 0, downstream: 0 };
     this.#latency = new Samples();
+    this.#requestLatency = new Samples();
     this.#segments = { rolls: 0, lost: 0 };
     this.#syns = { rolls: 0, lost: 0 };
     this.#lossMs = 0;

@@ -103,7 +103,7 @@ describe('the local target, on a lab it starts', () => {
     const baseline: number[] = [];
     for (let i = 0; i < 3; i++) baseline.push((await page('naive')).ms);
     const applied = await faultsOf(target).inject(
-      { kind: 'latency', service: 'coin', instances: [], delayMs: DELAY_MS, jitterMs: 0 },
+      { kind: 'latency', service: 'coin', instances: [], delayMs: DELAY_MS, jitterMs: 0, requestShare: 0.5 },
       'e2e-latency',
       LEASE_MS,
     );

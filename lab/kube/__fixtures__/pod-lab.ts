@@ -1,6 +1,7 @@
 /**
  * What stands behind the fake API server's pods in the Kubernetes target's tests: a real backend
- * service per pod (in this process, on loopback, with its fault agent), a real gateway per
+ * service per pod (in this process, on loopback, with its fault agent) behind a real fault proxy
+ * (the pod's proxy sidecar, which the gateways call as the Service sends them), a real gateway per
  * strategy over them, and the real fault sidecar script per pod — run by /bin/sh with the `tc`
  * stand-in of services/fault-sidecar/__fixtures__ first on PATH (this kernel has no sch_netem),
  * each pod with its own lease state and qdisc. With `leaseKeepers`, each pod's sidecar also runs its
@@ -21,11 +22,13 @@ import { synthLab, TEST_SECRETS } from '../../../charts/__fixtures__/manifests.t
 import { FAULT_SIDECAR_CONTAINER } from '../../../charts/fault-sidecar.ts';
 import { LABELS } from '../../../charts/lab-pod.ts';
 import { type RunningBackend, startBackend } from '../../../services/backends/server.ts';
+import { type RunningFaultProxy, startFaultProxy } from '../../../services/fault-proxy/proxy.ts';
 import {
   type MainStandIn,
   startMainStandIn,
 } from '../../../services/fault-sidecar/__fixtures__/main-process.ts';
 import { type RunningGateway, startGateway } from '../../../services/gateway/server.ts';
+import { FAULT_PROXY_POD_PORTS } from '../../../services/names.ts';
 import {
   BACKENDS,
   type BackendName,
@@ -68,6 +71,10 @@ export interface LabPod {
   readonly backend: RunningBackend;
   /** `host:port` of that backend, for a port-forward. */
   readonly address: { readonly host: string; readonly port: number };
+  /** The pod's fault proxy sidecar in front of the backend: the gateways call it, as the Service sends them. */
+  readonly proxy: RunningFaultProxy;
+  /** `host:port` of the proxy's admin API, for a port-forward to FAULT_PROXY_POD_PORTS.admin. */
+  readonly proxyAdmin: { readonly host: string; readonly port: number };
 }
 
 /** How often the pods' lease keepers look at their lease (the script's FAULT_POLL_SECONDS). */
@@ -177,12 +184,27 @@ export async function startPodLab(adminToken: string, options: PodLabOptions = {
             workerRecovery: true,
           },
           { log: quiet },
-        ).then((backend) => ({
-          name: pod,
-          service,
-          backend,
-          address: { host: '127.0.0.1', port: backend.port },
-        }));
+        ).then(async (backend) => {
+          const proxy = await startFaultProxy(
+            {
+              instanceId: pod,
+              listenHost: '127.0.0.1',
+              listenPort: 0,
+              upstream: { host: '127.0.0.1', port: backend.port },
+              adminPort: 0,
+              adminToken,
+            },
+            { log: quiet },
+          );
+          return {
+            name: pod,
+            service,
+            backend,
+            address: { host: '127.0.0.1', port: backend.port },
+            proxy,
+            proxyAdmin: { host: '127.0.0.1', port: proxy.adminPort },
+          };
+        });
         pods.set(pod, started);
       }
       return started;
@@ -190,7 +212,10 @@ export async function startPodLab(adminToken: string, options: PodLabOptions = {
     async startGateways() {
       const started = await Promise.all(pods.values());
       const upstreams = Object.fromEntries(
-        BACKENDS.map((b) => [b, started.filter((p) => p.service === b).map((p) => p.backend.url)]),
+        BACKENDS.map((b) => [
+          b,
+          started.filter((p) => p.service === b).map((p) => `http://127.0.0.1:${p.proxy.dataPort}`),
+        ]),
       ) as Record<BackendName, string[]>;
       for (const strategy of STRATEGIES) {
         gateways.push(
@@ -251,7 +276,9 @@ export async function startPodLab(adminToken: string, options: PodLabOptions = {
       const started = await Promise.allSettled(pods.values());
       await Promise.allSettled([
         ...gateways.map((g) => g.close()),
-        ...started.flatMap((p) => (p.status === 'fulfilled' ? [p.value.backend.close()] : [])),
+        ...started.flatMap((p) =>
+          p.status === 'fulfilled' ? [p.value.proxy.close(), p.value.backend.close()] : [],
+        ),
       ]);
       rmSync(work, { recursive: true, force: true });
     },
@@ -339,6 +366,7 @@ export async function startFakeLab(options: FakeLabOptions = {}): Promise<FakeLa
     if (!service) throw new Error(`${pod} is not a backend pod`);
     const served = await lab.backendFor(pod, service);
     fake.forwardPodPort(pod, topology.backends[service].port, served.address);
+    fake.forwardPodPort(pod, FAULT_PROXY_POD_PORTS.admin, served.proxyAdmin);
     return served;
   };
   for (const service of BACKENDS) for (const pod of podsOf(service)) await serve(pod);
