@@ -486,7 +486,7 @@ describe.sequential(`the lab on the real cluster ${CONTEXT}`, () => {
     console.log(`fault add latency on ${CONTEXT}:\n${latency.stdout}${latency.stderr}`);
     expect(latency.code, latency.stderr).toBe(0);
     expect(latency.stdout).toContain(
-      `applied latency slow-requests (delay 50ms on requests) on ${coins.join(', ')}`,
+      `applied latency slow-requests (delayMs=50 jitterMs=0 requestShare=1) on ${coins.join(', ')}`,
     );
     const proxied = JSON.parse((await cli(home, ['fault', 'list', 'coin', '--json', ...TARGET])).stdout) as {
       faults: { instance: string; injector: string; id: string }[];
