@@ -361,10 +361,10 @@ describe.sequential(`the lab on the real cluster ${CONTEXT}`, () => {
     }
   });
 
-  it('http-error (weak-dependency-errors): a verdict, the same result and report as a local run', async () => {
-    expectCompleteRun('weak-dependency-errors', await runExperiment('weak-dependency-errors'));
-  });
-
+  // weak-dependency-latency first of the experiments: the load generator asks for the same pages
+  // in every run, and for 60 s the resilient gateway keeps coin's answers to serve stale when coin
+  // is slow — a run less than a minute after another serves them stale instead of degrading the
+  // page, and its degradedRate claim misses (see the note on issue 13).
   for (const [name, kind] of [
     ['weak-dependency-latency', 'latency'],
     ['strong-dependency-latency', 'latency'],
@@ -376,6 +376,10 @@ describe.sequential(`the lab on the real cluster ${CONTEXT}`, () => {
       expectByTheProxies(outcome.result);
     });
   }
+
+  it('http-error (weak-dependency-errors): a verdict, the same result and report as a local run', async () => {
+    expectCompleteRun('weak-dependency-errors', await runExperiment('weak-dependency-errors'));
+  });
 
   it('the tour: latency, http-error and a kill, every claim held, calibrated as on the local target', async () => {
     const outcome = await runExperiment('tour');
