@@ -6,6 +6,7 @@ import { type FakeInjector, startFakeInjector } from '../__fixtures__/fake-injec
 import { CliError } from '../cli-error.ts';
 import type { Io } from '../io.ts';
 import { startStandInSupervisor } from '../local/__fixtures__/stand-in-supervisor.ts';
+import { acquireRunLock } from '../local/run-lock.ts';
 import { type LabState, writeState } from '../local/state.ts';
 import { createLocalTarget } from '../runner/local-target.ts';
 import { faultAddCommand, faultClearCommand, faultListCommand } from './fault.ts';
@@ -97,6 +98,31 @@ async function lab(withProxies = true) {
   writeState(home, state);
   return { agents, proxies };
 }
+
+describe('chaos-lab fault add while a run holds the lab', () => {
+  it('applies the fault, and says it will interfere with the run, naming it', async () => {
+    const { proxies } = await lab();
+    const held = acquireRunLock(home, {
+      pid: process.pid,
+      experiment: 'weak-dependency-latency',
+      startedAt: new Date().toISOString(),
+    });
+    try {
+      const code = await faultAddCommand(io, local(home), 'latency', 'coin', { delay: 300, leaseMs: 4_000 });
+      expect(code).toBe(0);
+      expect(out).toContain(`warning: a run of weak-dependency-latency (pid ${process.pid}, since`);
+      expect(out).toContain(
+        'holds this lab: this fault will interfere with its measurements and its verdict',
+      );
+      expect(proxies['coin-1'].faults.size).toBe(1);
+    } finally {
+      await held.release();
+    }
+    out = '';
+    await faultAddCommand(io, local(home), 'latency', 'coin', { delay: 300, leaseMs: 4_000, id: 'after' });
+    expect(out).not.toContain('warning');
+  });
+});
 
 describe('chaos-lab fault with network faults', () => {
   it('puts latency on the proxies of the service, not on the agents', async () => {

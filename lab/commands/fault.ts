@@ -21,7 +21,7 @@ import {
 import { type AnyFault, type FaultKind, faultKind } from '../faults/registry.ts';
 import { type Io, say, table, warn } from '../io.ts';
 import { faultsOf } from '../runner/faults.ts';
-import type { Target, TargetInfo, TargetInstance } from '../runner/target.ts';
+import { describeHolder, type Target, type TargetInfo, type TargetInstance } from '../runner/target.ts';
 
 export const DEFAULT_LEASE_MS = 60_000;
 const STATUS_HINT = 'see which instances run with: npx chaos-lab status';
@@ -166,6 +166,13 @@ export async function faultAddCommand(
     }
   }
   await attach(io, target);
+  const holder = await target.labHolder?.();
+  if (holder) {
+    warn(
+      io,
+      `warning: ${describeHolder(holder)} holds this lab: this fault will interfere with its measurements and its verdict`,
+    );
+  }
   const instances = (await selectInstances(target, service, instance)).map((i) => i.id);
   const id = givenId ?? newFaultId(kind);
   const fault = { ...unplaced, instances: instance ? instances : [] } as AnyFault;

@@ -21,6 +21,7 @@ import { type Driver, type Experiment, ExperimentError, loadExperiment } from '.
 import { createTerminalProgress, summaryLines } from '../runner/progress.ts';
 import { DEFAULT_TIMING, type RunContext, runExperiment, UnsupportedFaultError } from '../runner/run.ts';
 import type { Target } from '../runner/target.ts';
+import { LabBusyError } from '../runner/target.ts';
 
 export type TargetFactory = (name: TargetName, options: CreateTargetOptions) => Promise<Target>;
 
@@ -138,6 +139,10 @@ export async function runCommand(
     if (err instanceof UnsupportedFaultError) {
       warn(io, `chaos-lab: ${err.message}`);
       return 2;
+    }
+    if (err instanceof LabBusyError) {
+      warn(io, `chaos-lab: ${err.message}`);
+      return 1;
     }
     throw err;
   } finally {

@@ -17,7 +17,13 @@ import type {
   TargetStats,
 } from '../load/generator.ts';
 import { instanceIds } from './experiment.ts';
-import type { ServiceCounters, Target, TargetInfo } from './target.ts';
+import {
+  LabBusyError,
+  type RunHolder,
+  type ServiceCounters,
+  type Target,
+  type TargetInfo,
+} from './target.ts';
 
 /** What the fake records, the runner's view of a lab: the target's calls and its injectors'. */
 type Method =
@@ -39,11 +45,15 @@ export interface FakeTargetOptions {
   readonly unsupported?: Partial<Record<FaultKind, string>>;
   /** Injectors asked for by name that its lab refuses (as the kind target's netem probe), with the reason. */
   readonly refusedInjectors?: Partial<Record<InjectorName, string>>;
+  /** Another run holds the lab: holdLab refuses, labHolder names it. */
+  readonly heldBy?: RunHolder;
 }
 
 export interface FakeTarget extends Target {
   /** Every call, in order: `prepare`, `inject latency coin <id>`, `renew <ids>`, `remove <ids>`, … */
   readonly calls: string[];
+  /** `hold <experiment> <pid>` and `release <experiment>`, in order: the run's lock on the lab. */
+  readonly locks: string[];
   /** Leases active now, by `<instance>/<id>`. */
   readonly leases: Map<string, AppliedFault>;
   /** The settings override active now, if any. */
@@ -76,6 +86,7 @@ export const FAKE_GATEWAYS: Readonly<Record<Strategy, string>> = {
  */
 export function createFakeTarget(options: FakeTargetOptions = {}): FakeTarget {
   const calls: string[] = [];
+  const locks: string[] = [];
   const leases = new Map<string, AppliedFault>();
   const failures: { method: Method; when: (...args: unknown[]) => boolean; error: Error }[] = [];
   const hangs = new Set<Method>();
@@ -196,6 +207,19 @@ export function createFakeTarget(options: FakeTargetOptions = {}): FakeTarget {
     counterValues,
     settleWaits: [],
     unsupported: (fault) => options.unsupported?.[typeof fault === 'string' ? fault : fault.kind],
+    locks,
+    async holdLab(holder) {
+      if (options.heldBy) throw new LabBusyError(options.heldBy);
+      locks.push(`hold ${holder.experiment} ${holder.pid}`);
+      return {
+        async release() {
+          locks.push(`release ${holder.experiment}`);
+        },
+      };
+    },
+    async labHolder() {
+      return options.heldBy;
+    },
     async refusedInjectors(asked) {
       calls.push(`refusedInjectors ${asked.join(' ')}`);
       return Object.fromEntries(

@@ -45,9 +45,17 @@ import type { LabStatus } from '../local/control-server.ts';
 import { NO_LAB } from '../local/find-lab.ts';
 import { progressLine, UP_DEFAULTS } from '../local/lab.ts';
 import { DEFAULT_PORT_BASE, labLayout, portsOf } from '../local/layout.ts';
+import { acquireRunLock, readRunLock } from '../local/run-lock.ts';
 import { type LabState, labHome, lookupLab, pidAlive, removeState } from '../local/state.ts';
 import { parsePromText } from '../prom-text.ts';
-import type { PrepareOptions, ServiceCounters, Target, TargetInfo, TargetInstance } from './target.ts';
+import type {
+  PrepareOptions,
+  RunHolder,
+  ServiceCounters,
+  Target,
+  TargetInfo,
+  TargetInstance,
+} from './target.ts';
 
 /** The injectors of the local lab. */
 export const LOCAL_INJECTORS = ['fault-agent', 'fault-proxy', 'supervisor'] as const;
@@ -127,6 +135,14 @@ class LocalTarget implements Target {
 
   unsupported(fault: FaultKind | AnyFault): string | undefined {
     return unsupportedBy({ name: this.name, injectors: this.injectors() }, fault);
+  }
+
+  async holdLab(holder: RunHolder): Promise<{ release(): Promise<void> }> {
+    return acquireRunLock(this.#home, holder);
+  }
+
+  async labHolder(): Promise<RunHolder | undefined> {
+    return readRunLock(this.#home);
   }
 
   async prepare(

@@ -13,7 +13,7 @@ import { createFakeTarget, type FakeTarget, fakeGenerators } from './fake-target
 import { parseJournal, type RunEvent } from './journal.ts';
 import type { RunResult } from './result.ts';
 import { type RunContext, type RunOutcome, runExperiment, UnsupportedFaultError } from './run.ts';
-import type { AppliedFault } from './target.ts';
+import { type AppliedFault, LabBusyError } from './target.ts';
 
 const EXPERIMENT = `
 name: lifecycle
@@ -564,6 +564,30 @@ phases:
     expect((error as Error).message).toContain('nothing was started');
     expect(target.calls).toEqual(['refusedInjectors tc-netem']);
     expect(existsSync(outDir)).toBe(false);
+  });
+
+  it('refuses a run on a lab another run holds, naming that run, before touching anything', async () => {
+    const heldBy = { pid: 4242, experiment: 'tour', startedAt: new Date(Date.now() - 30_000).toISOString() };
+    const target = createFakeTarget({ heldBy });
+    const h = harness(undefined, { target });
+    const outDir = path.join(out, 'not-created');
+    const error = await runExperiment({ ...h.ctx, outDir }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(LabBusyError);
+    expect((error as Error).message).toMatch(/^the lab is busy: a run of tour \(pid 4242, since /);
+    expect((error as Error).message).toContain('nothing was started');
+    expect(target.calls).toEqual([]);
+    expect(existsSync(outDir)).toBe(false);
+  });
+
+  it('holds the lab for the whole run and lets it go at the end, after a failure too', async () => {
+    const h = harness();
+    await runFor(h.ctx, 10_000);
+    expect(h.target.locks).toEqual([`hold lifecycle ${process.pid}`, 'release lifecycle']);
+    const failing = harness();
+    failing.target.failOn('prepare');
+    const outcome = await runFor(failing.ctx, 10_000);
+    expect(outcome.result.status).toBe('failed');
+    expect(failing.target.locks).toEqual([`hold lifecycle ${process.pid}`, 'release lifecycle']);
   });
 
   it('does not ask the target about injectors when no fault names one', async () => {

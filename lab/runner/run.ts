@@ -224,7 +224,8 @@ function stampOf(epochMs: number, separator: string): string {
 }
 
 /**
- * Runs the experiment and writes its results. Throws only `UnsupportedFaultError` (nothing started) or an
+ * Runs the experiment and writes its results. Throws only `UnsupportedFaultError` or `LabBusyError`
+ * (another run holds the lab; nothing started) or an
  * error creating the results folder; every later failure ends as a result with status `failed`.
  */
 export async function runExperiment(ctx: RunContext): Promise<RunOutcome> {
@@ -232,7 +233,17 @@ export async function runExperiment(ctx: RunContext): Promise<RunOutcome> {
   if (problems.length === 0)
     problems.push(...(await refusedByTheLab(ctx.experiment, ctx.target, ctx.signal)));
   if (problems.length > 0) throw new UnsupportedFaultError(ctx.experiment.file, problems);
-  return new ExperimentRun(ctx).run();
+  // One run per lab, taken before anything starts (a second one gets LabBusyError, naming this one).
+  const held = await ctx.target.holdLab?.({
+    pid: process.pid,
+    experiment: ctx.experiment.name,
+    startedAt: new Date().toISOString(),
+  });
+  try {
+    return await new ExperimentRun(ctx).run();
+  } finally {
+    await held?.release();
+  }
 }
 
 // ---------------------------------------------------------------------------------------------------------

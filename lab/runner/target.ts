@@ -46,6 +46,33 @@ export interface PrepareOptions {
   readonly start?: boolean;
 }
 
+/** The run that holds a lab: one lab runs one experiment at a time. */
+export interface RunHolder {
+  readonly pid: number;
+  readonly experiment: string;
+  /** ISO time. */
+  readonly startedAt: string;
+}
+
+/** `a run of tour (pid 4242, since 10:31:07, 42 s ago)`. */
+export function describeHolder(holder: RunHolder, now = Date.now()): string {
+  const started = new Date(holder.startedAt);
+  const since = Number.isNaN(started.getTime())
+    ? holder.startedAt
+    : `since ${started.toTimeString().slice(0, 8)}, ${Math.max(0, Math.round((now - started.getTime()) / 1000))} s ago`;
+  return `a run of ${holder.experiment} (pid ${holder.pid}, ${since})`;
+}
+
+/** A second run on a lab that one already holds: refused before anything starts. */
+export class LabBusyError extends Error {
+  override readonly name = 'LabBusyError';
+  constructor(readonly holder: RunHolder) {
+    super(
+      `the lab is busy: ${describeHolder(holder)} holds it; one lab runs one experiment at a time, and nothing was started — wait for that run to end, or stop it (Ctrl-C in its terminal, or kill ${holder.pid})`,
+    );
+  }
+}
+
 export interface Target {
   readonly name: TargetName;
   /**
@@ -63,6 +90,14 @@ export interface Target {
     asked: readonly InjectorName[],
     signal: AbortSignal,
   ): Promise<Partial<Record<InjectorName, string>>>;
+  /**
+   * Takes the lab for one run, before anything starts; throws LabBusyError naming the run that holds
+   * it. Released by the run at its end (a run killed without a chance to release leaves a lock that
+   * the next run takes over once its process is gone). Absent: the target does not lock (kind, for now).
+   */
+  holdLab?(holder: RunHolder): Promise<{ release(): Promise<void> }>;
+  /** The run holding the lab now, if any (`fault add` warns that it will interfere). */
+  labHolder?(): Promise<RunHolder | undefined>;
   /** Makes sure the lab is up (starting it if needed and allowed, remembering that it did), returns the gateway URLs. */
   prepare(
     progress: (line: string) => void,
