@@ -96,7 +96,7 @@ describe('chaos-lab fault --target kind', { timeout: 60_000 }, () => {
     expect(out).toBe(`cleared vip-down on ${pods.join(', ')}\n`);
   });
 
-  it('puts latency on one pod as netem through its sidecar, and clear removes the qdisc', async () => {
+  it('puts latency on one pod as netem through its sidecar when asked (--injector netem), and clear removes the qdisc', async () => {
     const [first] = lab.podsOf('coin');
     out = '';
     const target = kind();
@@ -106,8 +106,12 @@ describe('chaos-lab fault --target kind', { timeout: 60_000 }, () => {
         leaseMs: 30_000,
         id: 'slow',
         instance: 'coin-1',
+        injector: 'netem',
       });
-      expect(out).toContain(`applied latency slow (delayMs=200 jitterMs=0) on ${first} for 30s`);
+      // netem delays only what the pod sends: its responses, by default with it.
+      expect(out).toContain(
+        `applied latency slow (delayMs=200 jitterMs=0 requestShare=0) on ${first} for 30s`,
+      );
       expect(lab.lab.tcCalls(first as string).join('\n')).toMatch(/netem delay 200ms/);
       out = '';
       await faultListCommand(io, target, 'coin', {});
@@ -125,13 +129,23 @@ describe('chaos-lab fault --target kind', { timeout: 60_000 }, () => {
 
   it('refuses what the kind target cannot inject, before touching the cluster', async () => {
     const target = kind();
-    const refused = await faultAddCommand(io, target, 'reset', 'coin', { percent: 50, leaseMs: 1_000 }).catch(
-      (err: unknown) => err,
-    );
+    const refused = await faultAddCommand(io, target, 'reset', 'coin', {
+      percent: 50,
+      leaseMs: 1_000,
+      injector: 'netem',
+    }).catch((err: unknown) => err);
     expect(refused).toBeInstanceOf(CliError);
-    expect((refused as Error).message).toMatch(
-      /^the kind target cannot inject reset: reset needs the fault proxy/,
+    expect((refused as Error).message).toBe(
+      'the kind target cannot inject reset: injector netem cannot apply reset (reset is applied by fault-proxy)',
     );
+    const both = await faultAddCommand(io, target, 'latency', 'coin', {
+      delay: 100,
+      direction: 0.5,
+      leaseMs: 1_000,
+      injector: 'netem',
+    }).catch((err: unknown) => err);
+    expect(both).toBeInstanceOf(CliError);
+    expect((both as Error).message).toContain('netem delays only what the pod sends');
     await target.release();
   });
 });

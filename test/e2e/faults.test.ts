@@ -193,7 +193,7 @@ describe('http-delay on coin through the CLI', () => {
     ]);
     expect(add.code, add.stderr).toBe(0);
     expect(add.stdout).toMatch(
-      /^applied latency coin-net \(delayMs=300 jitterMs=0\) on coin-1, coin-2 for 1m, by their fault proxies\n/,
+      /^applied latency coin-net \(delayMs=300 jitterMs=0 requestShare=0.5\) on coin-1, coin-2 for 1m, by their fault proxies\n/,
     );
     const listed = JSON.parse((await cli(home, ['fault', 'list', '--json'])).stdout).faults as {
       instance: string;
@@ -205,7 +205,9 @@ describe('http-delay on coin through the CLI', () => {
       'coin-2 fault-proxy latency',
     ]);
     const human = await cli(home, ['fault', 'list', 'coin']);
-    expect(human.stdout).toMatch(/coin-1\s+coin-net\s+latency\s+delayMs=300 jitterMs=0\s+fault-proxy\s+\d/);
+    expect(human.stdout).toMatch(
+      /coin-1\s+coin-net\s+latency\s+delayMs=300 jitterMs=0 requestShare=0.5\s+fault-proxy\s+\d/,
+    );
 
     const during = await sample(home, 'coin +300ms (proxy)', true);
     expect(during.naive.every((x) => x.status === 200 && x.degraded === null)).toBe(true);

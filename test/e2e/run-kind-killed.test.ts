@@ -45,7 +45,7 @@ phases:
   - name: fault
     duration: 2m
     faults:
-      - { kind: latency, service: coin, delay: 200ms, jitter: 10ms }
+      - { kind: latency, service: coin, delay: 200ms, jitter: 10ms, injector: netem }
   - { name: recovery, duration: 1s }
 `;
 

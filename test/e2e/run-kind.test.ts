@@ -64,7 +64,7 @@ phases:
   - name: fault
     duration: 5s
     faults:
-      - { kind: latency, service: coin, delay: 300ms, jitter: 10ms }
+      - { kind: latency, service: coin, delay: 300ms, jitter: 10ms, injector: netem }
       - { kind: http-error, service: vip, status: 503, percent: 100 }
   - { name: recovery, duration: 2s }
 claims:

@@ -375,6 +375,14 @@ export async function startFakeLab(options: FakeLabOptions = {}): Promise<FakeLa
       ? lab.sidecar(call.pod, call.command.slice(1))
       : undefined,
   );
+  // The doctor's netem probe (a run whose fault asks for `injector: netem` runs it first): the tc
+  // stand-in has netem, so the probe pod's tc succeeds. A test that needs a kernel without it
+  // answers otherwise in a handler of its own.
+  fake.onExec((call) =>
+    call.pod.startsWith('chaos-lab-doctor-') && call.command[0] === 'tc'
+      ? { stdout: '', stderr: '', exitCode: 0 }
+      : undefined,
+  );
   const gateways = await lab.startGateways();
   return {
     fake,
