@@ -308,8 +308,11 @@ describe.sequential(`the lab on the real cluster ${CONTEXT}`, () => {
     expect(prometheus).toBeDefined();
     const forward = portForward(prometheus as string, 19090, 9090);
     try {
+      const backendPods = (
+        await Promise.all(['account', 'archive', 'vip', 'like', 'coin'].map(podsOf))
+      ).flat();
       const up = await eventually(
-        'every backend and gateway pod as an up target of Prometheus',
+        'every backend and gateway pod, and every fault proxy sidecar, as an up target of Prometheus',
         async () => {
           const res = await fetch('http://127.0.0.1:19090/api/v1/targets?state=active', {
             signal: AbortSignal.timeout(5_000),
@@ -318,12 +321,22 @@ describe.sequential(`the lab on the real cluster ${CONTEXT}`, () => {
             data: { activeTargets: { labels: Record<string, string>; health: string }[] };
           };
           const healthy = body.data.activeTargets.filter((t) => t.health === 'up');
-          return healthy.length >= 13 ? healthy : undefined;
+          const proxies = healthy.filter((t) => t.labels.service === 'fault-proxy');
+          return healthy.length - proxies.length >= 13 && proxies.length === backendPods.length
+            ? { healthy, proxies }
+            : undefined;
         },
         120_000,
         2_000,
       );
-      console.log(`prometheus: ${up.length} targets up`);
+      // The proxies carry the labels the dashboards' fault-proxy panels select on, as locally.
+      expect(up.proxies.map((t) => t.labels.instance).sort()).toEqual([...backendPods].sort());
+      for (const t of up.proxies) {
+        expect(t.labels.backend, JSON.stringify(t.labels)).toBe(
+          ['account', 'archive', 'vip', 'like', 'coin'].find((b) => t.labels.instance?.startsWith(`${b}-`)),
+        );
+      }
+      console.log(`prometheus: ${up.healthy.length} targets up, ${up.proxies.length} of them fault proxies`);
     } finally {
       forward.kill();
     }
