@@ -117,7 +117,7 @@ export function unsupportedBy(
     const choices = def.injectors.map(chosenName).join(' or ');
     return `injector ${chosenName(asked)} cannot apply ${kind} (${kind} is applied by ${choices})`;
   }
-  const injector = injectorFor(target.injectors, typeof fault === 'string' ? fault : fault);
+  const injector = injectorFor(target.injectors, fault);
   if (!injector) {
     if (asked) {
       const has = def.injectors.filter((i) => target.injectors.some((t) => t.name === i));
