@@ -6,7 +6,13 @@ import type { BackendSpec } from '../services/topology.ts';
 import { shareProcessNamespace } from './cdk8s-plus-workarounds.ts';
 import { faultProxyContainer } from './fault-proxy.ts';
 import { faultSidecarContainer } from './fault-sidecar.ts';
-import { commonServiceEnv, type LabPodSettings, podAnnotations, tmpVolume } from './lab-pod.ts';
+import {
+  commonServiceEnv,
+  type LabPodSettings,
+  podAnnotations,
+  TRUST_MODE_LABEL,
+  tmpVolume,
+} from './lab-pod.ts';
 import { serviceContainer } from './service-container.ts';
 
 export interface BackendProps extends LabPodSettings {
@@ -69,7 +75,10 @@ export class Backend extends Construct {
 
     this.deployment = new Deployment(this, 'deployment', {
       metadata: { name: spec.name, namespace: props.namespace, labels },
-      podMetadata: { labels, annotations: podAnnotations(spec.port, props.secret) },
+      podMetadata: {
+        labels: { ...labels, [TRUST_MODE_LABEL]: props.trustMode },
+        annotations: podAnnotations(spec.port, props.secret),
+      },
       replicas,
       containers: [
         serviceContainer({
@@ -78,7 +87,8 @@ export class Backend extends Construct {
           service: spec.name,
           port: spec.port,
           env: {
-            ...commonServiceEnv(props),
+            // Its own server certificate (SAN: the service's name, which the gateways call it by).
+            ...commonServiceEnv(props, spec.name),
             [SERVICE_ENV.workerRecovery]: EnvValue.fromValue(workerRecovery ? 'on' : 'off'),
           },
           tmpVolume: tmpVolume(this),

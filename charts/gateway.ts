@@ -10,7 +10,13 @@ import {
 } from '../services/names.ts';
 import { type Strategy, topology } from '../services/topology.ts';
 import type { Backend } from './backend.ts';
-import { commonServiceEnv, type LabPodSettings, podAnnotations, tmpVolume } from './lab-pod.ts';
+import {
+  commonServiceEnv,
+  type LabPodSettings,
+  podAnnotations,
+  TRUST_MODE_LABEL,
+  tmpVolume,
+} from './lab-pod.ts';
 import { serviceContainer } from './service-container.ts';
 
 /**
@@ -75,7 +81,10 @@ export class Gateway extends Construct {
 
     this.deployment = new Deployment(this, 'deployment', {
       metadata: { name, namespace: props.namespace, labels },
-      podMetadata: { labels, annotations: podAnnotations(port, props.secret) },
+      podMetadata: {
+        labels: { ...labels, [TRUST_MODE_LABEL]: props.trustMode },
+        annotations: podAnnotations(port, props.secret),
+      },
       replicas: props.replicas ?? 1,
       containers: [
         serviceContainer({
@@ -84,7 +93,8 @@ export class Gateway extends Construct {
           service: GATEWAY_SERVICE,
           port,
           env: {
-            ...commonServiceEnv(props),
+            // The gateways' one client certificate, whose name the backends serve in full trust.
+            ...commonServiceEnv(props, GATEWAY_SERVICE),
             [SERVICE_ENV.strategy]: EnvValue.fromValue(props.strategy),
             ...upstreams,
           },

@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { type DiscoveredPod, kubernetesTargets } from '../dashboards/relabel.ts';
 import type { PrometheusConfig } from '../dashboards/scrape-configs.ts';
+import { TRUST_MODES } from '../services/lib/trust.ts';
 import { FAULT_PROXY_POD_PORTS } from '../services/names.ts';
 import { BACKENDS, isBackendName, STRATEGIES, topology } from '../services/topology.ts';
 import {
@@ -17,6 +18,7 @@ import {
 } from './__fixtures__/manifests.ts';
 import { gatewayNodePort } from './gateway.ts';
 import { schemaErrors } from './kubernetes-schema.ts';
+import { placeholderPki, TLS_CA_KEY, TLS_OWNERS, tlsSecretKeys } from './lab-secret.ts';
 
 const manifests = synthLab();
 const deployments = ofKind(manifests, 'Deployment');
@@ -52,11 +54,32 @@ describe('LabChart', () => {
       expect(m.metadata.namespace, `${m.kind} ${m.metadata.name}`).toBe('chaos-lab');
   });
 
-  it('takes another namespace, and refuses trust mode full', () => {
+  it('takes another namespace', () => {
     const other = synthLab({ namespace: 'workshop' });
     expect(other[0]?.metadata.name).toBe('workshop');
     expect(new Set(other.slice(1).map((m) => m.metadata.namespace))).toEqual(new Set(['workshop']));
-    expect(() => synthLab({ trustMode: 'full' })).toThrow(/'full' \(TLS between services\) is not built yet/);
+  });
+
+  it.each(TRUST_MODES)(
+    'deploys trust mode %s: TRUST_MODE and the trust-mode label of every service pod',
+    (mode) => {
+      const lab = synthLab({ trustMode: mode });
+      const services = ofKind(lab, 'Deployment').filter((d) =>
+        ['backend', 'gateway'].includes(d.metadata.labels['app.kubernetes.io/component']),
+      );
+      expect(services).toHaveLength(BACKENDS.length + STRATEGIES.length);
+      for (const deployment of services) {
+        const env = envOf(deployment.spec.template.spec.containers[0]);
+        expect(env.TRUST_MODE?.value, deployment.metadata.name).toBe(mode);
+        expect(podLabels(deployment)['chaos-lab.dev/trust-mode'], deployment.metadata.name).toBe(mode);
+      }
+    },
+  );
+
+  it('refuses a trust mode that is none of the three, naming them', () => {
+    expect(() => synthLab({ trustMode: 'quarter' as 'half' })).toThrow(
+      'LabChart trustMode: "quarter" is not a trust mode; use one of zero, half, full',
+    );
   });
 
   it.each(BACKENDS)('runs backend %s as a Deployment of its topology replicas behind a Service', (name) => {
@@ -117,9 +140,19 @@ describe('LabChart', () => {
 
   it('gives every service process the trust mode, the Secret and its pod name', () => {
     const secret = find(manifests, 'Secret', 'chaos-lab-secrets');
+    const { pki } = TEST_SECRETS;
     expect(secret.stringData).toEqual({
       CHAOS_ADMIN_TOKEN: TEST_SECRETS.adminToken,
       TRUST_KEY: TEST_SECRETS.trustKey,
+      TLS_CA: pki.ca,
+      TLS_GATEWAY_CERT: pki.gateway.cert,
+      TLS_GATEWAY_KEY: pki.gateway.key,
+      ...Object.fromEntries(
+        BACKENDS.flatMap((name) => [
+          [`TLS_${name.toUpperCase()}_CERT`, pki.backends[name].cert],
+          [`TLS_${name.toUpperCase()}_KEY`, pki.backends[name].key],
+        ]),
+      ),
     });
     expect(serviceDeployments).toHaveLength(BACKENDS.length + STRATEGIES.length);
     for (const deployment of serviceDeployments) {
@@ -138,11 +171,76 @@ describe('LabChart', () => {
     }
   });
 
+  it.each(TRUST_MODES)(
+    'in trust mode %s too, gives every gateway the TLS material of the gateways, and every backend its own',
+    (mode) => {
+      // Whatever the mode: a variant may switch a running lab to another for a while.
+      const lab = synthLab({ trustMode: mode });
+      const ref = (key: string) => ({ secretKeyRef: { name: 'chaos-lab-secrets', key } });
+      for (const strategy of STRATEGIES) {
+        const env = envOf(container(find(lab, 'Deployment', `gateway-${strategy}`), 'gateway'));
+        expect(env.TLS_CA?.valueFrom, strategy).toEqual(ref('TLS_CA'));
+        expect(env.TLS_CERT?.valueFrom, strategy).toEqual(ref('TLS_GATEWAY_CERT'));
+        expect(env.TLS_KEY?.valueFrom, strategy).toEqual(ref('TLS_GATEWAY_KEY'));
+        expect(env.TRUST_KEY?.valueFrom, strategy).toEqual(ref('TRUST_KEY'));
+      }
+      for (const name of BACKENDS) {
+        const env = envOf(container(find(lab, 'Deployment', name), name));
+        const upper = name.toUpperCase();
+        expect(env.TLS_CA?.valueFrom, name).toEqual(ref('TLS_CA'));
+        expect(env.TLS_CERT?.valueFrom, name).toEqual(ref(`TLS_${upper}_CERT`));
+        expect(env.TLS_KEY?.valueFrom, name).toEqual(ref(`TLS_${upper}_KEY`));
+        expect(env.TRUST_KEY?.valueFrom, name).toEqual(ref('TRUST_KEY'));
+      }
+      // Every key a container refers to is in the Secret.
+      const held = Object.keys(find(lab, 'Secret', 'chaos-lab-secrets').stringData);
+      const referred = ofKind(lab, 'Deployment').flatMap((d) =>
+        (d.spec.template.spec.containers as Manifest[]).flatMap((c) =>
+          ((c.env ?? []) as Manifest[]).flatMap((e) => e.valueFrom?.secretKeyRef?.key ?? []),
+        ),
+      );
+      expect(held).toEqual(expect.arrayContaining([...new Set(referred)]));
+    },
+  );
+
+  it('names the Secret keys of the PKI after their owners, as exported', () => {
+    expect(TLS_CA_KEY).toBe('TLS_CA');
+    expect(TLS_OWNERS).toEqual(['gateway', ...BACKENDS]);
+    expect(tlsSecretKeys('gateway')).toEqual({ cert: 'TLS_GATEWAY_CERT', key: 'TLS_GATEWAY_KEY' });
+    expect(tlsSecretKeys('coin')).toEqual({ cert: 'TLS_COIN_CERT', key: 'TLS_COIN_KEY' });
+  });
+
+  it('refuses a PKI that is not PEM, naming the field', () => {
+    const pki = placeholderPki('test');
+    const broken = { ...pki, backends: { ...pki.backends, vip: { ...pki.backends.vip, key: 'not a key' } } };
+    expect(() => synthLab({ secrets: { ...TEST_SECRETS, pki: broken } })).toThrow(
+      'LabSecret values.pki is invalid: backends.vip.key is not a PEM private key',
+    );
+  });
+
   it('rolls the pods when the secrets change, by the digest on their template', () => {
     const digest = (ms: Manifest[]) =>
       find(ms, 'Deployment', 'account').spec.template.metadata.annotations['chaos-lab.dev/secret-digest'];
     const changed = synthLab({ secrets: { ...TEST_SECRETS, trustKey: 'another-trust-key-0123456789' } });
     expect(digest(changed)).not.toBe(digest(manifests));
+  });
+
+  it('rolls the pods when the PKI changes: a new CA, or one certificate of one backend', () => {
+    const digest = (ms: Manifest[], name: string) =>
+      find(ms, 'Deployment', name).spec.template.metadata.annotations['chaos-lab.dev/secret-digest'];
+    const newCa = synthLab({ secrets: { ...TEST_SECRETS, pki: placeholderPki('renewed') } });
+    const { pki } = TEST_SECRETS;
+    const oneCert = synthLab({
+      secrets: {
+        ...TEST_SECRETS,
+        pki: { ...pki, backends: { ...pki.backends, coin: placeholderPki('renewed').backends.coin } },
+      },
+    });
+    for (const name of ['account', 'gateway-resilient']) {
+      expect(digest(newCa, name), name).not.toBe(digest(manifests, name));
+      expect(digest(oneCert, name), name).not.toBe(digest(manifests, name));
+    }
+    expect(digest(synthLab(), 'account')).toBe(digest(manifests, 'account'));
   });
 
   it('runs the main containers and the proxies as user 10001 on a read-only root filesystem, with /tmp writable', () => {

@@ -2,7 +2,7 @@ import path from 'node:path';
 import { Chart, type ChartProps } from 'cdk8s';
 import { Namespace } from 'cdk8s-plus-27';
 import type { Construct } from 'constructs';
-import type { TrustMode } from '../services/lib/trust.ts';
+import { isTrustMode, TRUST_MODES, type TrustMode } from '../services/lib/trust.ts';
 import { LAB_NAMESPACE, LABELS, PART_OF } from '../services/names.ts';
 import { BACKENDS, topology } from '../services/topology.ts';
 import { Backend } from './backend.ts';
@@ -15,7 +15,7 @@ import { Prometheus } from './prometheus.ts';
 
 export interface LabChartProps extends ChartProps {
   /**
-   * The admin token and trust key put in the lab's Secret (see lab-secret.ts for where
+   * The admin token, trust key and PKI put in the lab's Secret (see lab-secret.ts for where
    * `npm run synth` gets them). Never committed.
    */
   readonly secrets: LabSecretValues;
@@ -31,8 +31,9 @@ export interface LabChartProps extends ChartProps {
    */
   readonly image?: string;
   /**
-   * Trust between gateways and backends (`TRUST_MODE`): `zero` or `half`. `full` is not built
-   * yet in the services, so the chart refuses it rather than deploy pods that exit at start.
+   * Trust between gateways and backends (`TRUST_MODE`): `zero`, `half` (signed calls) or `full`
+   * (mutual TLS). Every service process gets the trust key and its TLS material whatever the
+   * mode, so that an experiment can switch it for a while.
    * @default 'half' (as `chaos-lab up`)
    */
   readonly trustMode?: TrustMode;
@@ -107,9 +108,9 @@ export class LabChart extends Chart {
     const { namespace: _ignored, secrets, ...chartProps } = props;
     super(scope, id, chartProps);
     const options = { ...DEFAULTS, ...definedOnly(props) };
-    if (options.trustMode === 'full') {
+    if (!isTrustMode(options.trustMode)) {
       throw new Error(
-        "LabChart trustMode: 'full' (TLS between services) is not built yet in the services; use 'zero' or 'half'",
+        `LabChart trustMode: ${JSON.stringify(options.trustMode)} is not a trust mode; use one of ${TRUST_MODES.join(', ')}`,
       );
     }
     this.namespaceName = options.namespace;

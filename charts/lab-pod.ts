@@ -8,7 +8,7 @@ import { EnvFieldPaths, EnvValue, Volume } from 'cdk8s-plus-27';
 import type { Construct } from 'constructs';
 import type { TrustMode } from '../services/lib/trust.ts';
 import { PLATFORM_PATHS, SCRAPE_ANNOTATIONS, SERVICE_ENV } from '../services/names.ts';
-import { ADMIN_TOKEN_KEY, type LabSecret, TRUST_KEY_KEY } from './lab-secret.ts';
+import { ADMIN_TOKEN_KEY, type LabSecret, type TlsOwner, TRUST_KEY_KEY } from './lab-secret.ts';
 
 // Where lab/kube/kube-target.ts and doctor.ts still import them from; the names live in services/names.ts.
 export { LABELS, PART_OF } from '../services/names.ts';
@@ -19,14 +19,26 @@ export interface LabPodSettings {
   readonly logLevel: string;
 }
 
-/** Environment of every service process, gateway or backend. */
-export function commonServiceEnv(settings: LabPodSettings): Record<string, EnvValue> {
+/**
+ * The label on every gateway and backend pod that says the trust mode the lab was deployed with:
+ * `status --target kind` reads it back.
+ */
+export const TRUST_MODE_LABEL = 'chaos-lab.dev/trust-mode';
+
+/**
+ * Environment of every service process, gateway or backend: `tlsOwner` names whose certificate
+ * it gets. The trust key and the TLS material are given in every trust mode, not only in the one
+ * that needs them: an experiment variant can switch a running lab's trust mode for a while
+ * (through the fault agent), and the process must then be able to serve and call in the other.
+ */
+export function commonServiceEnv(settings: LabPodSettings, tlsOwner: TlsOwner): Record<string, EnvValue> {
   return {
     // The pod's name, so logs and metrics name the instance the way `kubectl get pods` does.
     [SERVICE_ENV.instanceId]: EnvValue.fromFieldRef(EnvFieldPaths.POD_NAME),
     [SERVICE_ENV.logLevel]: EnvValue.fromValue(settings.logLevel),
     [SERVICE_ENV.trustMode]: EnvValue.fromValue(settings.trustMode),
     [SERVICE_ENV.trustKey]: settings.secret.env(TRUST_KEY_KEY),
+    ...settings.secret.tlsEnv(tlsOwner),
     [SERVICE_ENV.adminToken]: settings.secret.env(ADMIN_TOKEN_KEY),
   };
 }

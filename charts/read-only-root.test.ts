@@ -11,6 +11,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmdirSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { createLabPki } from '../lab/pki.ts';
 import { container, find, type Manifest, synthLab, TEST_SECRETS } from './__fixtures__/manifests.ts';
 
 const REPO = path.join(import.meta.dirname, '..');
@@ -30,17 +31,15 @@ function skipReason(): string | undefined {
 const quote = (word: string) => `'${word.replace(/'/g, `'\\''`)}'`;
 
 /** The container's environment with what the kubelet would put in place of each reference. */
-function environment(c: Manifest): string[] {
+function environment(c: Manifest, secret: Readonly<Record<string, string>>): string[] {
   return (c.env as Manifest[]).map((e) => {
     const value =
       e.value ??
       (e.valueFrom?.fieldRef?.fieldPath === 'metadata.name'
         ? POD_NAME
-        : e.valueFrom?.secretKeyRef?.key === 'CHAOS_ADMIN_TOKEN'
-          ? TEST_SECRETS.adminToken
-          : e.valueFrom?.secretKeyRef?.key === 'TRUST_KEY'
-            ? TEST_SECRETS.trustKey
-            : undefined);
+        : e.valueFrom?.secretKeyRef
+          ? secret[e.valueFrom.secretKeyRef.key]
+          : undefined);
     if (value === undefined) throw new Error(`${c.name}: no stand-in for env ${e.name}`);
     return `${e.name}=${value}`;
   });
@@ -52,8 +51,11 @@ describe('a backend pod on a read-only root filesystem', () => {
 
   it.skipIf(reason !== undefined)(
     'serves through its fault proxy as user 10001, each process with only its own /tmp writable',
-    () => {
-      const deployment = find(synthLab(), 'Deployment', 'account');
+    async () => {
+      // A real PKI: the service loads its TLS material at start, in every trust mode.
+      const lab = synthLab({ secrets: { ...TEST_SECRETS, pki: await createLabPki() } });
+      const secret = find(lab, 'Secret', 'chaos-lab-secrets').stringData as Record<string, string>;
+      const deployment = find(lab, 'Deployment', 'account');
       const volumes = deployment.spec.template.spec.volumes as Manifest[];
       const processes = ['account', 'fault-proxy'].map((name) => container(deployment, name));
       for (const c of processes) {
@@ -63,7 +65,7 @@ describe('a backend pod on a read-only root filesystem', () => {
         expect(writable, c.name).toEqual(['/tmp']);
       }
       const env = (c: Manifest, name: string) =>
-        environment(c)
+        environment(c, secret)
           .find((e) => e.startsWith(`${name}=`))
           ?.slice(name.length + 1);
       const [main, proxy] = processes as [Manifest, Manifest];
@@ -84,7 +86,7 @@ describe('a backend pod on a read-only root filesystem', () => {
           ...((c.args as string[]) ?? []),
         ];
         const user = `--reuid=${c.securityContext.runAsUser} --regid=${c.securityContext.runAsGroup} --clear-groups`;
-        const inner = `mount --bind /mnt/${c.name} /tmp && exec setpriv ${user} env ${environment(c).map(quote).join(' ')} ${command.map(quote).join(' ')}`;
+        const inner = `mount --bind /mnt/${c.name} /tmp && exec setpriv ${user} env ${environment(c, secret).map(quote).join(' ')} ${command.map(quote).join(' ')}`;
         return `unshare -m sh -c ${quote(inner)} >/mnt/${c.name}.log 2>&1 & pids="$pids $!"`;
       };
       const waitReady = [

@@ -1,5 +1,6 @@
 import { FAULT_ID_EXPECTED, FAULT_ID_PATTERN } from '../services/fault-bounds.ts';
 import type { ProxyStatsSnapshot } from '../services/fault-proxy/stats.ts';
+import type { TrustMode } from '../services/lib/trust.ts';
 import type { LabStatus } from './local/control-server.ts';
 import type { LabState } from './local/state.ts';
 /**
@@ -21,8 +22,18 @@ export interface FaultLease {
 
 export interface AgentSettings {
   readonly workerRecovery: boolean;
+  /** The trust mode in force (gateways and backends). */
+  readonly trust?: TrustMode;
   readonly overridden: boolean;
+  /** What the override in force sets. */
+  readonly override?: SettingsOverride;
   readonly expiresAt: number | null;
+}
+
+/** What a variant may override on the lab's processes for a while. */
+export interface SettingsOverride {
+  readonly workerRecovery?: boolean;
+  readonly trust?: TrustMode;
 }
 
 export interface AgentView {
@@ -182,7 +193,16 @@ export class AgentClient extends LeaseClient {
     workerRecovery: boolean,
     leaseMs: number,
   ): Promise<{ settings: AgentSettings }> {
-    return callJson(target, this.token, 'PUT', '/__chaos/settings', { workerRecovery, leaseMs });
+    return this.setSettings(target, { workerRecovery }, leaseMs);
+  }
+
+  /** Overrides some settings for `leaseMs`; those not named keep their override or default. */
+  setSettings(
+    target: Target,
+    settings: SettingsOverride,
+    leaseMs: number,
+  ): Promise<{ settings: AgentSettings }> {
+    return callJson(target, this.token, 'PUT', '/__chaos/settings', { ...settings, leaseMs });
   }
 
   resetSettings(target: Target): Promise<{ settings: AgentSettings }> {

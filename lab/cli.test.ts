@@ -118,7 +118,7 @@ describe('chaos-lab usage errors (exit 2, one line and a hint)', () => {
     ],
     [['fault', 'recovery', 'maybe', 'archive'], /'maybe' is invalid for argument 'setting'/],
     [['up', '--port-base', '80'], /'--port-base <n>' argument '80' is invalid.*1024 to/],
-    [['up', '--trust', 'full'], /'full' is invalid.*Allowed choices are zero, half/],
+    [['up', '--trust', 'total'], /'total' is invalid.*Allowed choices are zero, half, full/],
     [
       ['up', '--context', 'other'],
       /--context, --no-build, --no-grafana, --timeout and --force-conflicts apply to --target kind only\nhint: npx chaos-lab up --target kind --help/,

@@ -8,6 +8,7 @@
 
 import { Argument, Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { FAULT_BOUNDS } from '../services/fault-bounds.ts';
+import { TRUST_MODES } from '../services/lib/trust.ts';
 import { BACKENDS } from '../services/topology.ts';
 import { CliError, usageError } from './cli-error.ts';
 import {
@@ -28,6 +29,7 @@ import { type Io, processIo, warn } from './io.ts';
 import {
   type DownFlags,
   labDriver,
+  type StatusFlags,
   TARGET_NAMES,
   type TargetName,
   targetOptions,
@@ -144,7 +146,7 @@ export function createProgram(io: Io, outcome: { exitCode: number } = { exitCode
     )
     .addOption(
       new Option('--trust <mode>', 'trust between gateways and backends')
-        .choices(['zero', 'half'])
+        .choices([...TRUST_MODES])
         .default('half'),
     )
     .addOption(
@@ -167,10 +169,12 @@ export function createProgram(io: Io, outcome: { exitCode: number } = { exitCode
 
   program
     .command('status')
-    .description('the gateways and every instance: URL, pid, ready, restarts')
+    .description('the gateways and every instance: URL, pid, ready, restarts; the trust mode')
+    .addOption(new Option('--target <target>', 'where the lab runs').choices(TARGET_NAMES).default('local'))
+    .option('--context <name>', 'kind: another cluster of the kubeconfig')
     .option('--json', 'machine-readable output')
-    .action(async (opts: { json?: boolean }) => {
-      outcome.exitCode = await (await labDriver('local')).status(io, opts);
+    .action(async (opts: StatusFlags & { target: TargetName }) => {
+      outcome.exitCode = await (await labDriver(opts.target)).status(io, opts);
     });
 
   program

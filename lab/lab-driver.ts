@@ -6,6 +6,7 @@
  */
 
 import path from 'node:path';
+import type { TrustMode } from '../services/lib/trust.ts';
 import type { Io } from './io.ts';
 import { GATEWAY_HOST_ENV, KIND_CONFIG_ENV } from './kube/kind-config.ts';
 import { labHome } from './local/state.ts';
@@ -19,7 +20,7 @@ export interface UpFlags {
   // The local lab's.
   readonly detach?: boolean;
   readonly portBase?: number;
-  readonly trust: 'zero' | 'half';
+  readonly trust: TrustMode;
   readonly recovery: 'on' | 'off';
   readonly readyTimeout?: number;
   readonly logLevel: string;
@@ -40,6 +41,8 @@ export interface DownFlags {
 
 export interface StatusFlags {
   readonly json?: boolean;
+  /** kind: another cluster of the kubeconfig. */
+  readonly context?: string;
 }
 
 export interface DoctorFlags {

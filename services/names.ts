@@ -87,6 +87,12 @@ export const SERVICE_ENV = {
   trustMode: 'TRUST_MODE',
   /** HMAC key of service-to-service calls; also the key of the lab's Secret that holds it. */
   trustKey: 'TRUST_KEY',
+  /** PEM of the lab's CA, which every service trusts in full trust (mutual TLS). */
+  tlsCa: 'TLS_CA',
+  /** PEM of this service's certificate, signed by the lab's CA: a backend's server certificate, the gateways' client one. */
+  tlsCert: 'TLS_CERT',
+  /** PEM of the private key of TLS_CERT. */
+  tlsKey: 'TLS_KEY',
   /** Backends: panic recovery in background work, `on` or `off`. */
   workerRecovery: 'WORKER_RECOVERY',
   /** Gateways: naive, parallel or resilient. */

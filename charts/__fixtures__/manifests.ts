@@ -4,12 +4,17 @@
  */
 import { Testing } from 'cdk8s';
 import { LabChart, type LabChartProps } from '../lab-chart.ts';
+import { type LabSecretValues, placeholderPki } from '../lab-secret.ts';
 
-/** Fixed values, so the snapshot is stable; real synths take them from env or the lab's home. */
+/**
+ * Fixed values, so the snapshot is stable; real synths take them from env or the lab's home. The
+ * PKI is PEM-shaped text, not a PKI: a test that starts a process with it makes a real one.
+ */
 export const TEST_SECRETS = {
   adminToken: 'test-admin-token-0123456789',
   trustKey: 'test-trust-key-0123456789ab',
-} as const;
+  pki: placeholderPki('test'),
+} as const satisfies LabSecretValues;
 
 // biome-ignore lint/suspicious/noExplicitAny: manifests are plain JSON read field by field
 export type Manifest = Record<string, any>;

@@ -1,7 +1,10 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { MAX_PROXY_FAULTS } from '../../services/fault-proxy/faults.ts';
+import { type RunningFaultProxy, startFaultProxy } from '../../services/fault-proxy/proxy.ts';
 import { type FakeInjector, startFakeInjector } from '../__fixtures__/fake-injector.ts';
 import { CliError } from '../cli-error.ts';
 import type { Io } from '../io.ts';
@@ -51,7 +54,7 @@ afterEach(async () => {
 });
 
 /** A lab of coin-1, coin-2 (each with a proxy) and gateway-naive, all fakes. */
-async function lab(withProxies = true) {
+async function lab(withProxies = true, realProxies?: Record<'coin-1' | 'coin-2', RunningFaultProxy>) {
   const agents = {
     'coin-1': await startFakeInjector('agent', 'coin-1'),
     'coin-2': await startFakeInjector('agent', 'coin-2'),
@@ -89,7 +92,7 @@ async function lab(withProxies = true) {
             instance,
             service: 'coin',
             dataUrl: 'http://127.0.0.1:1',
-            adminUrl: fake.url,
+            adminUrl: realProxies?.[instance as 'coin-1' | 'coin-2'].adminUrl ?? fake.url,
           })),
         }
       : {}),
@@ -244,5 +247,64 @@ describe('chaos-lab fault with network faults', () => {
     });
     // The application faults still work, and listing is not refused.
     expect(await faultListCommand(io, local(home), 'coin', {})).toBe(0);
+  });
+});
+
+describe('chaos-lab fault add on real fault proxies at their limit', () => {
+  let real: Record<'coin-1' | 'coin-2', RunningFaultProxy>;
+  const startProxy = (instanceId: string) =>
+    startFaultProxy(
+      {
+        instanceId,
+        listenHost: '127.0.0.1',
+        listenPort: 0,
+        // Never dialled: nothing connects to the data port here.
+        upstream: { host: '127.0.0.1', port: 9 },
+        adminPort: 0,
+        adminToken: 'admin-token-0123456789',
+      },
+      { log: pino({ level: 'silent' }) },
+    );
+  beforeEach(async () => {
+    real = { 'coin-1': await startProxy('coin-1-proxy'), 'coin-2': await startProxy('coin-2-proxy') };
+  });
+  afterEach(async () => {
+    await Promise.all(Object.values(real).map((p) => p.close()));
+  });
+
+  it('says that the limit is reached, in one line with a hint, and leaves every proxy as it was', async () => {
+    await lab(true, real);
+    for (let i = 0; i < MAX_PROXY_FAULTS; i++) {
+      await faultAddCommand(io, local(home), 'reset', 'coin', {
+        percent: 1,
+        leaseMs: 60_000,
+        instance: 'coin-1',
+        id: `full-${i}`,
+      });
+    }
+    const error = await faultAddCommand(io, local(home), 'latency', 'coin', {
+      delay: 300,
+      leaseMs: 60_000,
+      id: 'one-more',
+    }).catch((err: unknown) => err);
+    expect(error).toBeInstanceOf(CliError);
+    expect(error).toMatchObject({
+      exitCode: 1,
+      message: `injecting latency one-more on coin: coin-1-proxy refused PUT /__chaos/faults/one-more: 409 TOO_MANY_FAULTS — too many faults: ${MAX_PROXY_FAULTS} in force on this proxy, which takes at most ${MAX_PROXY_FAULTS}; remove one first (DELETE /__chaos/faults/:id), or renew one in force (PUT with its id)`,
+      hint: 'see the faults in force with: npx chaos-lab fault list coin; clear one with: npx chaos-lab fault clear coin --id <id>',
+    });
+    // All or nothing: coin-2 took it, and had it taken off again.
+    expect(real['coin-1'].faults()).toHaveLength(MAX_PROXY_FAULTS);
+    expect(real['coin-2'].faults()).toEqual([]);
+
+    // A renewal at the limit is taken.
+    out = '';
+    await faultAddCommand(io, local(home), 'reset', 'coin', {
+      percent: 2,
+      leaseMs: 60_000,
+      instance: 'coin-1',
+      id: 'full-0',
+    });
+    expect(out).toMatch(/^renewed reset full-0 \(percent=2\) on coin-1 for 1m/);
   });
 });

@@ -8,6 +8,7 @@
 
 import { randomBytes } from 'node:crypto';
 import { FAULT_ID_EXPECTED, FAULT_ID_PATTERN } from '../../services/fault-bounds.ts';
+import { AdminError } from '../admin-client.ts';
 import { CliError, usageError } from '../cli-error.ts';
 import { formatDuration } from '../duration.ts';
 import type { ParamName, ParamValues } from '../faults/flags.ts';
@@ -114,9 +115,24 @@ function describeScope(instances: readonly { id: string }[]): string {
   return instances.length === 1 ? (instances[0]?.id ?? '') : `${instances.length} instances`;
 }
 
-function failure(err: unknown): CliError {
+/** The reason an injector's admin API gave for refusing, if `err` (or what caused it) is its refusal. */
+function refusalReason(err: unknown): string | undefined {
+  for (let e: unknown = err, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
+    if (e instanceof AdminError && e.reason !== undefined) return e.reason;
+  }
+  return undefined;
+}
+
+function failure(err: unknown, service?: string): CliError {
   if (err instanceof CliError) return err;
-  return new CliError((err as Error).message, { hint: STATUS_HINT });
+  const message = (err as Error).message;
+  if (refusalReason(err) === 'TOO_MANY_FAULTS') {
+    const scope = service ? ` ${service}` : '';
+    return new CliError(message, {
+      hint: `see the faults in force with: npx chaos-lab fault list${scope}; clear one with: npx chaos-lab fault clear${scope} --id <id>`,
+    });
+  }
+  return new CliError(message, { hint: STATUS_HINT });
 }
 
 export interface FaultAddOptions extends ParamValues {
@@ -180,7 +196,7 @@ export async function faultAddCommand(
   try {
     applied = await faultsOf(target).inject(fault, id, leaseMs);
   } catch (err) {
-    throw failure(err);
+    throw failure(err, service);
   }
   const renewed = applied.length > 0 && applied.every((a) => a.renewed);
   const injector = applied[0]?.injector;

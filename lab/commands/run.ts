@@ -8,7 +8,6 @@
  * the rollback outlives its bound, so a hung lab cannot keep the terminal hostage. Faults left by a
  * forced exit expire with their leases.
  */
-import { accessSync, constants, existsSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { CliError } from '../cli-error.ts';
 import { formatDuration } from '../duration.ts';
@@ -19,6 +18,7 @@ import type { K6Binary } from '../load/k6-binary.ts';
 import { resolveExperiment, UnknownExperimentError } from '../runner/catalog.ts';
 import { type Driver, type Experiment, ExperimentError, loadExperiment } from '../runner/experiment.ts';
 import { createTerminalProgress, summaryLines } from '../runner/progress.ts';
+import { resultsFolderProblem } from '../runner/results-folder.ts';
 import { DEFAULT_TIMING, type RunContext, runExperiment, UnsupportedFaultError } from '../runner/run.ts';
 import type { Target } from '../runner/target.ts';
 import { LabBusyError } from '../runner/target.ts';
@@ -65,7 +65,7 @@ export async function runCommand(
   if (!experiment) return 2;
   const driver = await loadDriver(io, experiment, options.driver, deps);
   if (!driver) return 2;
-  const outDir = resultsFolder(cwd, options.out);
+  const outDir = await resultsFolder(cwd, options.out);
 
   const target = await (deps.createTarget ?? createTarget)(
     options.target ?? 'local',
@@ -156,21 +156,13 @@ export async function runCommand(
 
 /**
  * Where run folders go. A --out that can never be a writable folder (`/dev/null/x`, below a file, in a
- * read-only place) is bad input, refused before the lab is touched; nothing is created here (a run
- * refused later, for a fault the target cannot inject, leaves no folder behind).
+ * read-only place, under /proc or /sys) is bad input, refused before the lab is touched; the check leaves
+ * nothing behind (a run refused later, for a fault the target cannot inject, leaves no folder either), and
+ * gives up on a filesystem that does not answer (results-folder.ts), so it never hangs.
  */
-function resultsFolder(cwd: string, out: string | undefined): string {
+async function resultsFolder(cwd: string, out: string | undefined): Promise<string> {
   const dir = path.resolve(cwd, out ?? 'results');
-  let existing = dir;
-  while (!existsSync(existing) && path.dirname(existing) !== existing) existing = path.dirname(existing);
-  let problem: string | undefined;
-  try {
-    if (!statSync(existing).isDirectory())
-      problem = existing === dir ? 'not a folder' : `${existing} is not a folder`;
-    else accessSync(existing, constants.W_OK);
-  } catch (err) {
-    problem = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
-  }
+  const problem = await resultsFolderProblem(dir);
   if (problem) {
     throw new CliError(
       `${out === undefined ? 'results/' : `--out ${out}`}: cannot write run folders in ${dir} (${problem})`,

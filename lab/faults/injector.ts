@@ -5,6 +5,7 @@
  * (runner/faults.ts) owns what is common to all: all-or-nothing injection, rollback, renewal,
  * audit and clear fan-out. An injector knows how to reach its instances and nothing of runs.
  */
+import type { TrustMode } from '../../services/lib/trust.ts';
 import { AdminError, isUnreachable } from '../admin-client.ts';
 import type { InjectorName, Params } from './kind.ts';
 import type { AnyFault } from './registry.ts';
@@ -52,7 +53,11 @@ export interface InstanceSettings {
   readonly instance: string;
   readonly service: string;
   readonly workerRecovery: boolean;
+  /** The trust mode in force, for a process that has one. */
+  readonly trust?: TrustMode;
   readonly overridden: boolean;
+  /** What the override in force sets. */
+  readonly override?: { readonly workerRecovery?: boolean; readonly trust?: TrustMode };
   readonly expiresAt: number | null;
   /** The override's id when this run set it (audits name it). */
   readonly id?: string;
@@ -77,10 +82,11 @@ export interface FaultInjector {
     leaseMs: number,
   ): Promise<PromiseSettledResult<{ created: boolean }>[]>;
   /**
-   * Extends the leases; brings one back on an instance that lost it (a restarted process). An
-   * instance that cannot be reached now is left for the next renewal; anything else throws.
+   * Extends the leases; brings one back on an instance that lost it (a restarted process), and
+   * resolves with those it brought back (the instance took the lease as new). An instance that
+   * cannot be reached now is left for the next renewal; anything else throws.
    */
-  renew(applied: readonly AppliedFault[], leaseMs: number): Promise<void>;
+  renew(applied: readonly AppliedFault[], leaseMs: number): Promise<readonly AppliedFault[]>;
   /** Takes the faults off now; an unreachable instance lost them with its process, or will at its lease's end. */
   remove(leases: readonly LeaseRef[]): Promise<void>;
   /**
@@ -96,9 +102,12 @@ export interface FaultInjector {
 
 /** One error for several failed calls, naming the first. */
 export function combined(what: string, failed: readonly { error: Error }[]): Error {
-  const first = failed[0]?.error.message ?? '';
+  const first = failed[0]?.error;
+  const message = first?.message ?? '';
+  // The first error stays the cause, so that a caller can still ask what it was (an AdminError's reason).
   return new Error(
-    failed.length === 1 ? `${what}: ${first}` : `${what}: ${failed.length} calls failed; first: ${first}`,
+    failed.length === 1 ? `${what}: ${message}` : `${what}: ${failed.length} calls failed; first: ${message}`,
+    first ? { cause: first } : {},
   );
 }
 

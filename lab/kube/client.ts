@@ -13,6 +13,7 @@ import { Writable } from 'node:stream';
 import {
   ApiException,
   AppsV1Api,
+  CoordinationV1Api,
   CoreV1Api,
   createConfiguration,
   Exec,
@@ -24,6 +25,8 @@ import {
   ServerConfiguration,
   type V1ContainerStatus,
   type V1Deployment,
+  type V1Lease,
+  V1MicroTime,
   type V1Node,
   type V1Pod,
   type V1Status,
@@ -34,11 +37,13 @@ import type WebSocket from 'ws';
 import {
   ApplyConflictError,
   type Cluster,
+  type DeploymentInfo,
   type ExecResult,
   FIELD_MANAGER,
   type FieldConflict,
   KubeError,
   type KubeObject,
+  type LeaseRecord,
   type NodeInfo,
   type PodInfo,
   type PortForward,
@@ -157,6 +162,7 @@ class KubeCluster implements Cluster {
   private readonly objects: ObjectApi;
   private readonly core: CoreV1Api;
   private readonly apps: AppsV1Api;
+  private readonly coordination: CoordinationV1Api;
   private readonly versions: VersionApi;
   private readonly watches = new Set<AbortController>();
   private readonly sockets = new Set<WebSocket>();
@@ -185,6 +191,7 @@ class KubeCluster implements Cluster {
     this.objects = new ObjectApi(configuration);
     this.core = new CoreV1Api(configuration);
     this.apps = new AppsV1Api(configuration);
+    this.coordination = new CoordinationV1Api(configuration);
     this.versions = new VersionApi(configuration);
   }
 
@@ -448,6 +455,69 @@ class KubeCluster implements Cluster {
         : 'Active';
     } catch (err) {
       if (err instanceof KubeError && err.status === 404) return undefined;
+      throw err;
+    }
+  }
+
+  async listDeployments(namespace: string, signal?: AbortSignal): Promise<DeploymentInfo[]> {
+    const list = await this.call(`list of Deployments in ${namespace}`, signal, () =>
+      this.apps.listNamespacedDeployment({ namespace }),
+    );
+    return list.items
+      .map((d) => ({
+        name: d.metadata?.name ?? '',
+        terminating: d.metadata?.deletionTimestamp !== undefined,
+      }))
+      .sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  async createLease(namespace: string, lease: LeaseRecord, signal?: AbortSignal): Promise<LeaseRecord> {
+    const created = await this.call(`create of Lease ${namespace}/${lease.name}`, signal, () =>
+      this.coordination.createNamespacedLease({ namespace, body: v1Lease(namespace, lease) }),
+    );
+    return leaseRecord(created);
+  }
+
+  async readLease(namespace: string, name: string, signal?: AbortSignal): Promise<LeaseRecord | undefined> {
+    try {
+      const lease = await this.call(`read of Lease ${namespace}/${name}`, signal, () =>
+        this.coordination.readNamespacedLease({ name, namespace }),
+      );
+      return leaseRecord(lease);
+    } catch (err) {
+      if (err instanceof KubeError && err.status === 404) return undefined;
+      throw err;
+    }
+  }
+
+  async replaceLease(namespace: string, lease: LeaseRecord, signal?: AbortSignal): Promise<LeaseRecord> {
+    const replaced = await this.call(`update of Lease ${namespace}/${lease.name}`, signal, () =>
+      this.coordination.replaceNamespacedLease({
+        name: lease.name,
+        namespace,
+        body: v1Lease(namespace, lease),
+      }),
+    );
+    return leaseRecord(replaced);
+  }
+
+  async deleteLease(
+    namespace: string,
+    name: string,
+    resourceVersion: string | undefined,
+    signal?: AbortSignal,
+  ): Promise<boolean> {
+    try {
+      await this.call(`delete of Lease ${namespace}/${name}`, signal, () =>
+        this.coordination.deleteNamespacedLease({
+          name,
+          namespace,
+          ...(resourceVersion !== undefined ? { body: { preconditions: { resourceVersion } } } : {}),
+        }),
+      );
+      return true;
+    } catch (err) {
+      if (err instanceof KubeError && err.status === 404) return false;
       throw err;
     }
   }
@@ -737,6 +807,61 @@ export function podInfo(pod: V1Pod): PodInfo {
 function endedNotRestarted(status: V1ContainerStatus): boolean {
   if (status.state?.terminated) return true;
   return status.state?.waiting?.reason === 'CrashLoopBackOff' && status.lastState?.terminated !== undefined;
+}
+
+/**
+ * The Lease as the API wants it. client-node sends a MicroTime as it is given, and a Date's ISO
+ * string has milliseconds, which the API server refuses (it parses RFC3339Micro: six fractional
+ * digits); client-node's V1MicroTime writes six.
+ */
+function v1Lease(namespace: string, lease: LeaseRecord): V1Lease {
+  const micro = (iso: string | undefined) => (iso === undefined ? undefined : new V1MicroTime(iso));
+  return {
+    apiVersion: 'coordination.k8s.io/v1',
+    kind: 'Lease',
+    metadata: {
+      name: lease.name,
+      namespace,
+      ...(lease.labels ? { labels: { ...lease.labels } } : {}),
+      ...(lease.annotations ? { annotations: { ...lease.annotations } } : {}),
+      ...(lease.resourceVersion !== undefined ? { resourceVersion: lease.resourceVersion } : {}),
+    },
+    spec: {
+      ...(lease.holderIdentity !== undefined ? { holderIdentity: lease.holderIdentity } : {}),
+      ...(lease.leaseDurationSeconds !== undefined
+        ? { leaseDurationSeconds: lease.leaseDurationSeconds }
+        : {}),
+      ...(lease.acquireTime !== undefined ? { acquireTime: micro(lease.acquireTime) } : {}),
+      ...(lease.renewTime !== undefined ? { renewTime: micro(lease.renewTime) } : {}),
+      ...(lease.leaseTransitions !== undefined ? { leaseTransitions: lease.leaseTransitions } : {}),
+    },
+  };
+}
+
+/** client-node hands a MicroTime back as the string the server sent (it has no model for it), typed as a Date. */
+function isoOf(time: unknown): string | undefined {
+  if (time === undefined || time === null) return undefined;
+  const parsed = new Date(time as string | Date);
+  return Number.isNaN(parsed.getTime()) ? undefined : parsed.toISOString();
+}
+
+function leaseRecord(lease: V1Lease): LeaseRecord {
+  const spec = lease.spec ?? {};
+  const acquireTime = isoOf(spec.acquireTime);
+  const renewTime = isoOf(spec.renewTime);
+  return {
+    name: lease.metadata?.name ?? '',
+    ...(spec.holderIdentity !== undefined ? { holderIdentity: spec.holderIdentity } : {}),
+    ...(spec.leaseDurationSeconds !== undefined ? { leaseDurationSeconds: spec.leaseDurationSeconds } : {}),
+    ...(acquireTime !== undefined ? { acquireTime } : {}),
+    ...(renewTime !== undefined ? { renewTime } : {}),
+    ...(spec.leaseTransitions !== undefined ? { leaseTransitions: spec.leaseTransitions } : {}),
+    labels: lease.metadata?.labels ?? {},
+    annotations: lease.metadata?.annotations ?? {},
+    ...(lease.metadata?.resourceVersion !== undefined
+      ? { resourceVersion: lease.metadata.resourceVersion }
+      : {}),
+  };
 }
 
 export function nodeInfo(node: V1Node): NodeInfo {

@@ -1,6 +1,6 @@
 /**
  * What the lab needs from a Kubernetes cluster, and nothing more: server-side apply, rollouts,
- * pods, exec and port-forward. `client.ts` implements it with @kubernetes/client-node 1.4; the
+ * pods, exec and port-forward, and the Lease a run holds the lab with. `client.ts` implements it with @kubernetes/client-node 1.4; the
  * doctor, `up/down --target kind` and the runner's Kubernetes target use only this interface, and
  * their tests run it against the fake API server in test/fake-kube/, which speaks the real wire
  * format (apply patches, watch streams, exec and port-forward over WebSocket).
@@ -81,6 +81,32 @@ export interface RolloutState {
   readonly done: boolean;
 }
 
+export interface DeploymentInfo {
+  readonly name: string;
+  /** metadata.deletionTimestamp is set. */
+  readonly terminating: boolean;
+}
+
+/**
+ * A coordination.k8s.io/v1 Lease, as far as the lab uses one: the run lock (run-lease.ts). Times are
+ * ISO strings; the client writes them as the MicroTimes the API server wants.
+ */
+export interface LeaseRecord {
+  readonly name: string;
+  readonly holderIdentity?: string;
+  readonly leaseDurationSeconds?: number;
+  readonly acquireTime?: string;
+  readonly renewTime?: string;
+  readonly leaseTransitions?: number;
+  readonly labels?: Readonly<Record<string, string>>;
+  readonly annotations?: Readonly<Record<string, string>>;
+  /**
+   * The version the API server gave it. A replace that carries it fails with a 409 Conflict
+   * KubeError when the Lease has changed since (optimistic concurrency).
+   */
+  readonly resourceVersion?: string;
+}
+
 export interface PortForward {
   /** `http://127.0.0.1:<local port>`: every connection to it is forwarded to the pod's port. */
   readonly url: string;
@@ -155,6 +181,27 @@ export interface Cluster {
    * cannot create anything in a Terminating one.
    */
   namespacePhase(name: string, signal?: AbortSignal): Promise<'Active' | 'Terminating' | undefined>;
+  /** The namespace's Deployments, in name order. */
+  listDeployments(namespace: string, signal?: AbortSignal): Promise<DeploymentInfo[]>;
+  /**
+   * Creates a Lease. One of that name already there: a KubeError with status 409 (AlreadyExists);
+   * no such namespace: 404; a Terminating one: 403.
+   */
+  createLease(namespace: string, lease: LeaseRecord, signal?: AbortSignal): Promise<LeaseRecord>;
+  /** The Lease, or undefined when there is none. */
+  readLease(namespace: string, name: string, signal?: AbortSignal): Promise<LeaseRecord | undefined>;
+  /** Replaces the Lease; 409 (Conflict) when it carries a resourceVersion the Lease has moved on from, 404 when it is gone. */
+  replaceLease(namespace: string, lease: LeaseRecord, signal?: AbortSignal): Promise<LeaseRecord>;
+  /**
+   * Deletes the Lease if it is still at `resourceVersion` (any version when undefined): 409 (Conflict)
+   * when it has changed since. Resolves false when it was gone already.
+   */
+  deleteLease(
+    namespace: string,
+    name: string,
+    resourceVersion: string | undefined,
+    signal?: AbortSignal,
+  ): Promise<boolean>;
   /** Forwards a local loopback port to the pod's port until closed. */
   portForward(namespace: string, pod: string, port: number): Promise<PortForward>;
   /** Stops watches and closes forwards this client opened. */

@@ -4,11 +4,10 @@
  * Ctrl-C; the runner's target is kube-target.ts's.
  */
 
-import { LAB_NAMESPACE } from '../../services/names.ts';
 import { usageError } from '../cli-error.ts';
 import type { LabDriver } from '../lab-driver.ts';
 import { labHome } from '../local/state.ts';
-import { defaultKindDeps, kindDoctor, kindDown, withInterrupt } from './kind-lab.ts';
+import { defaultKindDeps, kindDoctor, kindDown, kindStatus, withInterrupt } from './kind-lab.ts';
 import { kindUp } from './kind-up.ts';
 
 export const kindDriver: LabDriver = {
@@ -26,6 +25,7 @@ export const kindDriver: LabDriver = {
         {
           home: labHome(io.env),
           build: flags.build,
+          trustMode: flags.trust,
           signal,
           ...(flags.context !== undefined ? { context: flags.context } : {}),
           ...(flags.timeout !== undefined ? { timeoutMs: flags.timeout } : {}),
@@ -52,10 +52,16 @@ export const kindDriver: LabDriver = {
     );
   },
 
-  async status() {
-    throw usageError(
-      'status shows the local lab only',
-      `the lab on the cluster: kubectl --context <context> -n ${LAB_NAMESPACE} get pods`,
+  async status(io, flags) {
+    const deps = await defaultKindDeps(io.env);
+    // `--context`, when the command line gives status one.
+    const context = 'context' in flags && typeof flags.context === 'string' ? flags.context : undefined;
+    return withInterrupt(io, (signal) =>
+      kindStatus(
+        io,
+        { signal, ...(flags.json ? { json: true } : {}), ...(context !== undefined ? { context } : {}) },
+        deps,
+      ),
     );
   },
 

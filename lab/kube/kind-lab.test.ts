@@ -4,7 +4,7 @@
  * real client, the chart synthesized in-process. Each test has its own API server, so what one
  * applies is not seen by another.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -18,16 +18,16 @@ import type { Io } from '../io.ts';
 import { type FakeDockerKind, fakeDockerKind } from './__fixtures__/fake-docker-kind.ts';
 import { connectCluster } from './client.ts';
 import { processRunner } from './commands.ts';
+import { kindDriver } from './driver.ts';
 import { KIND_CONFIG_ENV } from './kind-config.ts';
-import { LAB_IMAGE, LAB_NAMESPACE, labManifests } from './kind-lab.ts';
+import { LAB_IMAGE, LAB_NAMESPACE, labManifests, PLACEHOLDER_SECRETS } from './kind-lab.ts';
 import { kindUp, rolloutLine } from './kind-up.ts';
 
 const REPO = path.join(import.meta.dirname, '..', '..');
 /** The image id the fake docker gives a build unless told another, and the tag `up` deploys for it. */
 const IMAGE_ID = '5f0c2d1e8a9b7c6d5e4f3a2b1c0d9e8f7a6b5c4d3e2f1a0b9c8d7e6f5a4b3c2d';
 const BUILT = `chaos-lab:${IMAGE_ID.slice(0, 12)}`;
-const PLACEHOLDER = { adminToken: 'placeholder-0123456789', trustKey: 'placeholder-0123456789' };
-const LAB_OBJECTS = labManifests({ secrets: PLACEHOLDER, image: LAB_IMAGE });
+const LAB_OBJECTS = labManifests({ secrets: PLACEHOLDER_SECRETS, image: LAB_IMAGE });
 
 let bins: FakeDockerKind;
 let fake: FakeApiServer | undefined;
@@ -104,6 +104,34 @@ function deploymentImages(server: FakeApiServer): string[] {
       ),
     );
   return [...new Set(images)];
+}
+
+/** The TRUST_MODE of every gateway's and backend's main container, by Deployment. */
+function deployedTrustModes(server: FakeApiServer): Record<string, string | undefined> {
+  type Env = { name: string; value?: string }[];
+  return Object.fromEntries(
+    server
+      .objects('apps/v1', 'Deployment', LAB_NAMESPACE)
+      .filter((d) =>
+        ['backend', 'gateway'].includes(d.metadata.labels?.['app.kubernetes.io/component'] ?? ''),
+      )
+      .map((d) => {
+        const main = (d.spec as { template: { spec: { containers: { env: Env }[] } } }).template.spec
+          .containers[0];
+        return [d.metadata.name, main?.env.find((e) => e.name === 'TRUST_MODE')?.value];
+      }),
+  );
+}
+
+/** The lab's Secret as the fake API server holds it, decoded. */
+function heldSecret(server: FakeApiServer): Record<string, string> {
+  const data = (server.object('v1', 'Secret', LAB_NAMESPACE, 'chaos-lab-secrets')?.data ?? {}) as Record<
+    string,
+    string
+  >;
+  return Object.fromEntries(
+    Object.entries(data).map(([k, v]) => [k, Buffer.from(v, 'base64').toString('utf8')]),
+  );
 }
 
 /** The lab objects the fake API server holds. */
@@ -433,6 +461,77 @@ describe('up --target kind', () => {
     expect(cli.err()).toContain('interrupted during build: nothing was applied');
     expect(labObjectsHeld(fake as FakeApiServer)).toEqual([]);
   }, 30_000);
+});
+
+describe('up --target kind --trust', () => {
+  const SERVICE_DEPLOYMENTS = LAB_OBJECTS.filter(
+    (o) =>
+      o.kind === 'Deployment' &&
+      ['backend', 'gateway'].includes(o.metadata.labels?.['app.kubernetes.io/component'] ?? ''),
+  ).map((o) => o.metadata.name);
+
+  it('deploys half trust by default, and the --trust the command line is given', async () => {
+    const cli = await started();
+    const server = fake as FakeApiServer;
+    bins.clusterExists(true);
+    healthyProbes(server);
+    expect(await main(['up', '--target', 'kind', '--no-build'], cli.io), cli.err()).toBe(0);
+    expect(Object.keys(deployedTrustModes(server)).sort()).toEqual([...SERVICE_DEPLOYMENTS].sort());
+    expect(new Set(Object.values(deployedTrustModes(server)))).toEqual(new Set(['half']));
+    expect(cli.out()).toMatch(/chaos-lab is up on kind-chaos-lab in .* \(trust half\)\n/);
+
+    expect(await main(['up', '--target', 'kind', '--no-build', '--trust', 'zero'], cli.io), cli.err()).toBe(
+      0,
+    );
+    expect(new Set(Object.values(deployedTrustModes(server)))).toEqual(new Set(['zero']));
+  }, 90_000);
+
+  it('--trust full deploys TRUST_MODE=full and the PKI kept in kind-secrets.json, and status says full', async () => {
+    const cli = await started();
+    const server = fake as FakeApiServer;
+    bins.clusterExists(true);
+    healthyProbes(server);
+    const up = ['up', '--target', 'kind', '--no-build', '--trust', 'full'];
+    expect(await main(up, cli.io), cli.err()).toBe(0);
+    const modes = deployedTrustModes(server);
+    expect(Object.keys(modes).sort()).toEqual([...SERVICE_DEPLOYMENTS].sort());
+    expect(new Set(Object.values(modes))).toEqual(new Set(['full']));
+    expect(cli.out()).toContain('; trust full)');
+    expect(cli.out()).toContain('(trust full: mutual TLS with the CA in');
+
+    // The Secret holds the PKI that kind-secrets.json keeps, and a second up keeps it.
+    const stored = JSON.parse(readFileSync(path.join(home, 'kind-secrets.json'), 'utf8'));
+    const secret = heldSecret(server);
+    expect(secret.TLS_CA).toBe(stored.pki.ca);
+    expect(secret.TLS_CA).toContain('-----BEGIN CERTIFICATE-----');
+    expect(secret.TLS_GATEWAY_CERT).toBe(stored.pki.gateway.cert);
+    expect(secret.TLS_ACCOUNT_KEY).toBe(stored.pki.backends.account.key);
+    expect(await main(up, cli.io), cli.err()).toBe(0);
+    expect(heldSecret(server)).toEqual(secret);
+
+    let out = '';
+    const statusIo = {
+      ...cli.io,
+      stdout: (text: string) => {
+        out += text;
+      },
+    };
+    expect(await kindDriver.status(statusIo, {}), cli.err()).toBe(0);
+    expect(out).toMatch(/^lab on kind-chaos-lab \(namespace chaos-lab\): trust full, 13\/13 pods ready\n/);
+    expect(out).toMatch(/ {2}coin-\S+ +full +yes +0\n/);
+    out = '';
+    expect(await kindDriver.status(statusIo, { json: true }), cli.err()).toBe(0);
+    const view = JSON.parse(out);
+    expect(view).toMatchObject({ context: 'kind-chaos-lab', namespace: 'chaos-lab', trust: 'full' });
+    expect(view.pods).toHaveLength(13);
+  }, 120_000);
+
+  it('status on a cluster without the lab says so and how to deploy it', async () => {
+    const cli = await started();
+    await expect(kindDriver.status(cli.io, {})).rejects.toThrow(
+      'the lab is not deployed on kind-chaos-lab (no gateway or backend pod in chaos-lab)',
+    );
+  });
 });
 
 describe('down --target kind', () => {

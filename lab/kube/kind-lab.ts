@@ -10,11 +10,13 @@
 import path from 'node:path';
 import { App } from 'cdk8s';
 import { DEFAULT_LAB_IMAGE, LabChart } from '../../charts/lab-chart.ts';
-import type { LabSecretValues } from '../../charts/lab-secret.ts';
-import { LAB_NAMESPACE } from '../../services/names.ts';
+import { TRUST_MODE_LABEL } from '../../charts/lab-pod.ts';
+import { type LabSecretValues, placeholderPki } from '../../charts/lab-secret.ts';
+import type { TrustMode } from '../../services/lib/trust.ts';
+import { COMPONENTS, LAB_NAMESPACE, LABELS, PART_OF } from '../../services/names.ts';
 import { CliError } from '../cli-error.ts';
 import { formatDuration } from '../duration.ts';
-import { type Io, say, warn } from '../io.ts';
+import { type Io, say, table, warn } from '../io.ts';
 import { type Cluster, KubeError, type KubeObject } from './cluster.ts';
 import { type CommandRunner, commandLine } from './commands.ts';
 import { failed, kindClusterExists, renderChecks, runDoctor } from './doctor.ts';
@@ -53,12 +55,15 @@ export function labManifests(options: {
   secrets: LabSecretValues;
   image: string;
   grafana?: boolean;
+  /** @default the chart's ('half') */
+  trustMode?: TrustMode;
 }): KubeObject[] {
   const app = new App();
   const chart = new LabChart(app, 'chaos-lab', {
     secrets: options.secrets,
     ...(options.image !== LAB_IMAGE ? { image: options.image } : {}),
     ...(options.grafana === false ? { grafana: false } : {}),
+    ...(options.trustMode !== undefined ? { trustMode: options.trustMode } : {}),
   });
   const objects = chart.toJson() as KubeObject[];
   return [...objects.filter((o) => o.kind === 'Namespace'), ...objects.filter((o) => o.kind !== 'Namespace')];
@@ -105,11 +110,12 @@ export interface KindDownOptions {
 /**
  * Values for a synth whose objects are only deleted or counted: `down` needs their kinds and
  * names, the resources check their requests, and neither must generate (or need) the lab's
- * secrets to learn them.
+ * secrets or its PKI to learn them.
  */
 export const PLACEHOLDER_SECRETS: LabSecretValues = {
   adminToken: 'placeholder-never-deployed',
   trustKey: 'placeholder-never-deployed',
+  pki: placeholderPki('placeholder-never-deployed'),
 };
 
 /** `down --target kind`: 0 removed (or nothing to remove), 130 interrupted; failures throw CliError. */
@@ -243,6 +249,91 @@ export async function kindDoctor(
   if (options.json) say(io, JSON.stringify(results, null, 2));
   else for (const line of renderChecks(results)) say(io, line);
   return failed(results) ? 1 : 0;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+export interface KindStatusOptions {
+  readonly context?: string;
+  readonly json?: boolean;
+  readonly signal?: AbortSignal;
+}
+
+/**
+ * `status --target kind`: the trust mode the lab was deployed with (the label the chart puts on
+ * every gateway and backend pod) and each of those pods, ready or not. 0 when the lab is
+ * deployed; a CliError when it is not, or the cluster cannot be reached.
+ */
+export async function kindStatus(io: Io, options: KindStatusOptions, deps: KindLabDeps): Promise<number> {
+  const context = options.context ?? kindConfigFromEnv(io.env, deps.cwd).context;
+  const { signal } = options;
+  let cluster: Cluster;
+  try {
+    cluster = deps.connect(context);
+    await cluster.version(signal);
+  } catch (err) {
+    throw new CliError(`cannot reach the cluster of context ${context}: ${(err as Error).message}`, {
+      hint: 'is it running? `npx chaos-lab doctor --target kind` says what is missing',
+    });
+  }
+  try {
+    const components: readonly string[] = [COMPONENTS.gateway, COMPONENTS.backend];
+    const pods = (await cluster.listPods(LAB_NAMESPACE, `${LABELS.partOf}=${PART_OF}`, signal)).filter(
+      (p) => !p.terminating && components.includes(p.labels[LABELS.component] ?? ''),
+    );
+    if (pods.length === 0) {
+      throw new CliError(
+        `the lab is not deployed on ${context} (no gateway or backend pod in ${LAB_NAMESPACE})`,
+        {
+          hint: `npx chaos-lab up --target kind${options.context === undefined ? '' : ` --context ${context}`}`,
+        },
+      );
+    }
+    // More than one while a changed trust mode rolls out; none on pods deployed before the label.
+    const modes = [...new Set(pods.flatMap((p) => p.labels[TRUST_MODE_LABEL] ?? []))].sort();
+    const ready = pods.filter((p) => p.ready).length;
+    const restarts = (p: (typeof pods)[number]) => Object.values(p.restarts).reduce((a, b) => a + b, 0);
+    if (options.json) {
+      const view = {
+        context,
+        namespace: LAB_NAMESPACE,
+        trust: modes.length === 1 ? modes[0] : null,
+        trustModes: modes,
+        pods: pods.map((p) => ({
+          name: p.name,
+          component: p.labels[LABELS.component],
+          trust: p.labels[TRUST_MODE_LABEL] ?? null,
+          ready: p.ready,
+          restarts: restarts(p),
+        })),
+      };
+      say(io, JSON.stringify(view, null, 2));
+      return 0;
+    }
+    const trust =
+      modes.length === 1
+        ? modes[0]
+        : modes.length === 0
+          ? 'unknown (its pods predate the trust-mode label; `up --target kind` again says)'
+          : `${modes.join(' and ')} (a change of trust mode is rolling out)`;
+    say(
+      io,
+      `lab on ${context} (namespace ${LAB_NAMESPACE}): trust ${trust}, ${ready}/${pods.length} pods ready`,
+    );
+    const rows = pods.map((p) => [
+      p.name,
+      p.labels[TRUST_MODE_LABEL] ?? '-',
+      p.ready ? 'yes' : 'no',
+      String(restarts(p)),
+    ]);
+    for (const line of table([['POD', 'TRUST', 'READY', 'RESTARTS'], ...rows])) say(io, `  ${line}`);
+    return 0;
+  } catch (err) {
+    if (err instanceof KubeError) throw new CliError(err.message);
+    throw err;
+  } finally {
+    await cluster.close();
+  }
 }
 
 /** The real docker, kind and kubeconfig, as the environment says. */

@@ -8,6 +8,7 @@ import path from 'node:path';
 import { gatewayNodePort } from '../../charts/gateway.ts';
 import { GRAFANA_NODE_PORT, GRAFANA_PORT } from '../../charts/grafana.ts';
 import { ADMIN_TOKEN_KEY, labSecretValues } from '../../charts/lab-secret.ts';
+import type { TrustMode } from '../../services/lib/trust.ts';
 import { PROMETHEUS } from '../../services/names.ts';
 import { STRATEGIES, type Strategy } from '../../services/topology.ts';
 import { CliError } from '../cli-error.ts';
@@ -66,6 +67,11 @@ export interface KindUpOptions {
   readonly timeoutMs?: number;
   /** Take over fields another manager owns. */
   readonly forceConflicts?: boolean;
+  /**
+   * Trust between the gateways and the backends (`--trust`), the pods' TRUST_MODE: `full` is
+   * mutual TLS with the lab's CA, kept with the other secrets in kind-secrets.json. @default 'half'
+   */
+  readonly trustMode?: TrustMode;
   /**
    * Grafana beside Prometheus. Off (`--no-grafana`) for a cluster that cannot get its image, as
    * the project's own test cluster, where nothing can be pulled. @default true
@@ -164,11 +170,12 @@ export async function kindUp(io: Io, options: KindUpOptions, deps: KindLabDeps):
       say(io, `namespace ${LAB_NAMESPACE} is still being deleted (an earlier down): waiting for it to go`);
       await waitNamespaceGone(io, cluster, signal);
     }
-    const secrets = labSecretValues(io.env, path.join(options.home, 'kind-secrets.json'));
-    const objects = labManifests({ secrets, image: podImage, grafana });
+    const secrets = await labSecretValues(io.env, path.join(options.home, 'kind-secrets.json'));
+    const trustMode = options.trustMode ?? 'half';
+    const objects = labManifests({ secrets, image: podImage, grafana, trustMode });
     say(
       io,
-      `applying ${objects.length} objects (server-side apply, field manager chaos-lab; image ${podImage})`,
+      `applying ${objects.length} objects (server-side apply, field manager chaos-lab; image ${podImage}; trust ${trustMode})`,
     );
     try {
       await cluster.apply(objects, {
@@ -222,6 +229,7 @@ export async function kindUp(io: Io, options: KindUpOptions, deps: KindLabDeps):
       probes,
       context,
       grafana,
+      trustMode,
     });
     return 0;
   } catch (err) {
@@ -389,9 +397,13 @@ function summary(
     context: string;
     /** Grafana was deployed (not `--no-grafana`). */
     grafana: boolean;
+    trustMode: TrustMode;
   },
 ): void {
-  say(io, `chaos-lab is up on ${facts.context} in ${formatDuration(facts.readyInMs)}`);
+  say(
+    io,
+    `chaos-lab is up on ${facts.context} in ${formatDuration(facts.readyInMs)} (trust ${facts.trustMode}${facts.trustMode === 'full' ? `: mutual TLS with the CA in ${facts.secretsFile}` : ''})`,
+  );
   const password = facts.tokenFromEnv ? `$${ADMIN_TOKEN_KEY}` : `the adminToken in ${facts.secretsFile}`;
   const onKind = facts.kind !== undefined;
   if (facts.kind) {

@@ -4,18 +4,22 @@
  * `fault-sidecar` exec runs the real script with the `tc` stand-in (this kernel has no sch_netem).
  */
 
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect, createServer, type Server, type Socket } from 'node:net';
-import { tmpdir } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { TEST_SECRETS } from '../../charts/__fixtures__/manifests.ts';
+import { find, synthLab, TEST_SECRETS } from '../../charts/__fixtures__/manifests.ts';
 import { gatewayNodePort } from '../../charts/gateway.ts';
 import { STRATEGIES } from '../../services/topology.ts';
 import { startFakeApiServer } from '../../test/fake-kube/fake-api-server.ts';
 import { AgentClient } from '../admin-client.ts';
+import { faultAddCommand } from '../commands/fault.ts';
+import { runCommand } from '../commands/run.ts';
+import type { Io } from '../io.ts';
 import type { Fault } from '../runner/experiment.ts';
 import { faultsOf } from '../runner/faults.ts';
+import type { RunResult } from '../runner/result.ts';
 import type { Target } from '../runner/target.ts';
 import { type FakeLab, startFakeLab } from './__fixtures__/pod-lab.ts';
 import { connectCluster } from './client.ts';
@@ -676,5 +680,161 @@ describe('audit and clearAll', { timeout: 30_000 }, () => {
     await faultsOf(target).clearAll();
     expect(qdiscChanges(pod).at(-1)).toBe('qdisc del dev eth0 root');
     expect(await faultsOf(target).audit()).toEqual([]);
+  });
+});
+
+describe('one run per lab, and the lab watched while it runs', { timeout: 60_000 }, () => {
+  /** Deletes a Deployment of the lab; the returned function puts it back and waits for it. */
+  async function removeDeployment(name: string): Promise<() => Promise<void>> {
+    await lab.cluster.delete([
+      { apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name, namespace: 'chaos-lab' } },
+    ]);
+    return async () => {
+      lab.fake.applyAs('chaos-lab', find(synthLab({ observability: false }), 'Deployment', name));
+      await lab.cluster.waitForRollouts('chaos-lab', [name], { timeoutMs: 10_000 });
+    };
+  }
+
+  function terminal(): Io & { out: () => string; err: () => string } {
+    let stdout = '';
+    let stderr = '';
+    return {
+      stdout: (t) => {
+        stdout += t;
+      },
+      stderr: (t) => {
+        stderr += t;
+      },
+      env: { CHAOS_LAB_HOME: home },
+      out: () => stdout,
+      err: () => stderr,
+    };
+  }
+
+  it('fault add during a run applies the fault and warns that it will interfere, naming the run', async () => {
+    const running = createKubeTarget({ home, cluster: lab.cluster, gatewayUrls: lab.gateways });
+    const held = await running.holdLab?.({
+      pid: 4242,
+      experiment: 'tour',
+      startedAt: new Date().toISOString(),
+    });
+    const during = terminal();
+    try {
+      target = createKubeTarget({ home, cluster: lab.cluster, gatewayUrls: lab.gateways });
+      const code = await faultAddCommand(during, target, 'http-error', 'vip', {
+        status: 503,
+        percent: 50,
+        leaseMs: 5_000,
+        id: 'during-a-run',
+      });
+      expect(code).toBe(0);
+    } finally {
+      await held?.release();
+      await running.release();
+    }
+    expect(during.err()).toMatch(
+      new RegExp(
+        `warning: a run of tour \\(pid 4242 on ${hostname()}, since [^)]+\\) holds this lab: this fault will interfere with its measurements and its verdict`,
+      ),
+    );
+    expect(during.out()).toContain('applied http-error during-a-run');
+    // No run holds the lab now: no warning.
+    const after = terminal();
+    expect(
+      await faultAddCommand(after, target, 'http-error', 'vip', {
+        status: 503,
+        percent: 50,
+        leaseMs: 5_000,
+        id: 'during-a-run',
+      }),
+    ).toBe(0);
+    expect(after.err()).not.toContain('warning');
+  });
+
+  it('watch: a gateway Deployment deleted is told within 2 s, naming it; a restarted container is not', async () => {
+    const { target } = await prepared();
+    const told: string[] = [];
+    const stop = target.watch?.((why) => told.push(why));
+    expect(stop).toBeDefined();
+    let restore: (() => Promise<void>) | undefined;
+    try {
+      const pod = lab.podsOf('coin')[0] as string;
+      lab.fake.restartContainer('chaos-lab', pod, 'coin', { exitCode: 137, readyAfterMs: 200 });
+      await new Promise((r) => setTimeout(r, 1_500));
+      expect(told).toEqual([]);
+      const began = Date.now();
+      restore = await removeDeployment('gateway-resilient');
+      await expect.poll(() => told.length, { timeout: 2_000, interval: 20 }).toBe(1);
+      expect(Date.now() - began).toBeLessThan(2_000);
+      expect(told).toEqual(['its Deployment gateway-resilient is gone from namespace chaos-lab']);
+    } finally {
+      stop?.();
+      await restore?.();
+    }
+  });
+
+  it('a run whose lab goes stops within 2 s, failed, with its partial result, the audit unknown and the lab let go', async () => {
+    const file = path.join(home, 'long-baseline.yaml');
+    writeFileSync(
+      file,
+      [
+        'name: long-baseline',
+        'description: a baseline far longer than the test; the lab goes during it',
+        'load: { rate: 5, endpoint: video }',
+        'phases:',
+        '  - { name: baseline, duration: 2m }',
+      ].join('\n'),
+    );
+    const run = terminal();
+    const out = path.join(home, 'out-lost');
+    let restore: (() => Promise<void>) | undefined;
+    let goneAt = 0;
+    const outcome = runCommand(
+      run,
+      file,
+      { out, target: 'kind' },
+      {
+        isTTY: false,
+        createTarget: async () => createKubeTarget({ home, cluster: lab.cluster, gatewayUrls: lab.gateways }),
+        run: { timing: { warmupMs: 200 } },
+      },
+    );
+    try {
+      await expect
+        .poll(() => /phase baseline/.test(run.out()), { timeout: 30_000, interval: 50 })
+        .toBe(true)
+        .catch((err: unknown) => {
+          throw new Error(`${(err as Error).message}\nstdout:\n${run.out()}\nstderr:\n${run.err()}`);
+        });
+      // The run holds the lab meanwhile.
+      expect(await createKubeTarget({ home, cluster: lab.cluster }).labHolder?.()).toMatchObject({
+        experiment: 'long-baseline',
+        pid: process.pid,
+      });
+      goneAt = Date.now();
+      restore = await removeDeployment('gateway-naive');
+      expect(await outcome).toBe(1);
+    } finally {
+      await restore?.();
+    }
+    const [folder] = readdirSync(out);
+    const result = JSON.parse(
+      readFileSync(path.join(out, folder as string, 'result.json'), 'utf8'),
+    ) as RunResult;
+    expect(result.status).toBe('failed');
+    expect(result.error).toBe(
+      'the lab stopped during the run: its Deployment gateway-naive is gone from namespace chaos-lab',
+    );
+    expect(result.leftoverFaults).toBeNull();
+    expect(result.auditError).toContain('not audited: the lab stopped during the run');
+    expect(result.runs[0]?.phases.map((p) => [p.name, p.partial])).toEqual([['baseline', true]]);
+    const rollback = readFileSync(path.join(out, folder as string, 'journal.jsonl'), 'utf8')
+      .split('\n')
+      .filter(Boolean)
+      .map((line) => JSON.parse(line) as { type: string; at?: string; t?: number })
+      .find((e) => e.type === 'rollback');
+    expect(rollback).toBeDefined();
+    expect(Date.parse(rollback?.at ?? '') - goneAt).toBeLessThan(2_000);
+    expect(await createKubeTarget({ home, cluster: lab.cluster }).labHolder?.()).toBeUndefined();
   });
 });

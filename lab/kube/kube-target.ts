@@ -32,14 +32,19 @@
  * (a pod whose process panicked with recovery off is in CrashLoopBackOff for 10 s, 20 s, 40 s …),
  * so that a phase does not measure the previous one's crashes; how long it waited goes to the
  * run's progress and result.
+ *
+ * One run per lab: a run holds the lab with the Lease `chaos-lab-run` in its namespace
+ * (run-lease.ts), and is watched while it goes (lab-watch.ts): a lab whose namespace or
+ * Deployments are gone ends the run at once, as does another run taking the Lease over.
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { FAULT_SIDECAR_CONTAINER } from '../../charts/fault-sidecar.ts';
-import { LABELS, PART_OF } from '../../charts/lab-pod.ts';
+import { LABELS, PART_OF, TRUST_MODE_LABEL } from '../../charts/lab-pod.ts';
 import { ADMIN_TOKEN_KEY, LAB_SECRET_NAME } from '../../charts/lab-secret.ts';
-import { FAULT_PROXY_POD_PORTS } from '../../services/names.ts';
+import { isTrustMode, type TrustMode } from '../../services/lib/trust.ts';
+import { COMPONENTS, FAULT_PROXY_POD_PORTS } from '../../services/names.ts';
 import {
   BACKENDS,
   type BackendName,
@@ -49,6 +54,7 @@ import {
   topology,
 } from '../../services/topology.ts';
 import { AdminError, type Target as AdminTarget, onEvery } from '../admin-client.ts';
+import { CliError } from '../cli-error.ts';
 import { formatDuration } from '../duration.ts';
 import type { FaultInjector } from '../faults/injector.ts';
 import { type AgentInjector, createAgentInjector } from '../faults/injectors/agent.ts';
@@ -62,6 +68,8 @@ import { parsePromText } from '../prom-text.ts';
 import { instanceIds } from '../runner/experiment.ts';
 import type {
   PrepareOptions,
+  RogueAnswer,
+  RunHolder,
   ServiceCounters,
   Target,
   TargetInfo,
@@ -80,6 +88,8 @@ import { runProbes } from './doctor.ts';
 import { GatewayCalibration } from './gateway-calibration.ts';
 import { GATEWAY_HOST_ENV, gatewayUrls, nodePortHost, nodePortUrls } from './gateway-urls.ts';
 import { DEFAULT_KIND_CONFIG, type KindConfig, readKindConfig } from './kind-config.ts';
+import { watchLab } from './lab-watch.ts';
+import { holdRunLease, type RunLeaseTiming, readRunLease } from './run-lease.ts';
 
 export { gatewayUrls } from './gateway-urls.ts';
 
@@ -115,7 +125,14 @@ export interface KubeTargetOptions {
   readonly readyTimeoutMs?: number;
   /** How long settle() waits, before a variant or a phase, for every backend pod to be Ready. @default 3 min */
   readonly settleTimeoutMs?: number;
+  /** The run Lease's duration and renewal (tests). @default run-lease.ts's RUN_LEASE_TIMING: 30 s, renewed every 10 s */
+  readonly runLease?: Partial<RunLeaseTiming>;
+  /** How often watch() looks at the lab while a run uses it. @default 500 ms */
+  readonly watchEveryMs?: number;
 }
+
+/** The lab's Deployments: prepare() waits for them, watch() ends the run when one is gone. */
+const LAB_DEPLOYMENTS: readonly string[] = [...BACKENDS, ...STRATEGIES.map((s) => `gateway-${s}`)];
 
 export { leaseArg, netemArgs, SidecarError, type SidecarStatus } from '../faults/injectors/netem.ts';
 export {
@@ -196,6 +213,8 @@ class KubeTarget implements Target {
   #token: string | undefined;
   /** Backend pods as last listed. */
   #pods: PodInfo[] = [];
+  /** The gateway pods seen so far (their agents are reached on the gateway's port). */
+  readonly #gatewayPods = new Set<string>();
   readonly #forwards = new Map<string, Promise<PortForward>>();
   /**
    * Per pod seen during the run: its service, its main container's highest restartCount seen, and
@@ -210,12 +229,18 @@ class KubeTarget implements Target {
   readonly #agents: AgentInjector;
   /** The doctor's netem probe, run once when a fault asks for netem by name: why it cannot work, if so. */
   #netemProbe: Promise<string | undefined> | undefined;
+  /** Why the run Lease is no longer this run's (another run took it over), once it is not. */
+  #leaseLost: string | undefined;
+  /** The watch under way, told when the Lease is lost. */
+  #onLeaseLost: ((why: string) => void) | undefined;
   readonly #injectors: Readonly<Record<(typeof KIND_INJECTORS)[number], FaultInjector>>;
 
   constructor(options: KubeTargetOptions) {
     this.#options = options;
     this.#namespace = options.namespace ?? DEFAULT_NAMESPACE;
-    const ready = async () => (await this.#runningBackendPods()).filter((p) => p.ready);
+    // The gateways have a fault agent too: a variant's trust mode is a settings lease on them.
+    const ready = async () =>
+      [...(await this.#runningBackendPods()), ...(await this.#runningGatewayPods())].filter((p) => p.ready);
     this.#agents = createAgentInjector({
       token: () => this.#tokenNow(),
       reach: (pod) => this.#agent(pod),
@@ -301,6 +326,72 @@ class KubeTarget implements Target {
   }
 
   // -------------------------------------------------------------------------------------------------------
+  // One run per lab
+
+  /**
+   * The Lease in the lab's namespace (run-lease.ts). It outlives release(): the run releases it
+   * after the target, over the same client (a closed client still makes API calls; only its
+   * watches, streams and forwards are gone).
+   */
+  async holdLab(holder: RunHolder): Promise<{ release(): Promise<void> }> {
+    let cluster: Cluster;
+    try {
+      cluster = await this.#connect();
+    } catch (err) {
+      throw new CliError((err as Error).message);
+    }
+    this.#leaseLost = undefined;
+    return holdRunLease(
+      {
+        cluster,
+        namespace: this.#namespace,
+        ...(this.#options.runLease ? { timing: this.#options.runLease } : {}),
+        onLost: (why) => {
+          this.#leaseLost = why;
+          this.#onLeaseLost?.(why);
+        },
+      },
+      holder,
+    );
+  }
+
+  /** The run holding the lab now; undefined when none does, or the Lease cannot be read (a warning is not worth failing for). */
+  async labHolder(): Promise<RunHolder | undefined> {
+    try {
+      return await readRunLease(await this.#connect(), this.#namespace);
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** The lab's namespace and Deployments twice a second (lab-watch.ts), and the run Lease. */
+  watch(lost: (why: string) => void): () => void {
+    let told = false;
+    const once = (why: string) => {
+      if (told) return;
+      told = true;
+      stop();
+      lost(why);
+    };
+    const stopWatching = watchLab(
+      {
+        cluster: this.#clusterNow(),
+        namespace: this.#namespace,
+        deployments: LAB_DEPLOYMENTS,
+        ...(this.#options.watchEveryMs !== undefined ? { everyMs: this.#options.watchEveryMs } : {}),
+      },
+      once,
+    );
+    const stop = () => {
+      stopWatching();
+      if (this.#onLeaseLost === once) this.#onLeaseLost = undefined;
+    };
+    this.#onLeaseLost = once;
+    if (this.#leaseLost) once(this.#leaseLost);
+    return stop;
+  }
+
+  // -------------------------------------------------------------------------------------------------------
   // Prepare
 
   async prepare(
@@ -323,7 +414,7 @@ class KubeTarget implements Target {
     if (labPods.length === 0) {
       throw new Error(`the lab is not deployed in ${where}: deploy it first with ${UP_HINT}`);
     }
-    const deployments = [...BACKENDS, ...STRATEGIES.map((s) => `gateway-${s}`)];
+    const deployments = LAB_DEPLOYMENTS;
     const readyTimeoutMs = this.#options.readyTimeoutMs ?? 60_000;
     let lastLine = '';
     try {
@@ -357,7 +448,9 @@ class KubeTarget implements Target {
       `using the lab in ${where} (${cluster.server}): ${pods.length} backend pods, gateways at ${STRATEGIES.map((s) => gateways[s]).join(', ')}; it stays up after the run`,
     );
     this.#gateways = gateways;
-    return { name: 'kind', gateways };
+    // The mode `up --trust` deployed, from the pods' label (absent on pods that predate it).
+    const trust = pods.map((p) => p.labels[TRUST_MODE_LABEL]).find((t) => t !== undefined && isTrustMode(t));
+    return { name: 'kind', gateways, ...(trust ? { trust: trust as TrustMode } : {}) };
   }
 
   async settle(progress: (line: string) => void, signal: AbortSignal): Promise<{ waitedMs: number }> {
@@ -496,7 +589,26 @@ class KubeTarget implements Target {
     return BACKENDS.flatMap((b) => podsOfService(pods, b));
   }
 
-  #serviceOf(pod: string): BackendName {
+  /** The gateways' running pods (their fault agents take a variant's settings). */
+  async #runningGatewayPods(signal?: AbortSignal): Promise<PodInfo[]> {
+    const pods = await this.#clusterNow().listPods(
+      this.#namespace,
+      `${LABELS.partOf}=${PART_OF},${LABELS.component}=${COMPONENTS.gateway}`,
+      signal,
+    );
+    const running = pods.filter((p) => p.phase === 'Running' && !p.terminating);
+    for (const pod of running) this.#gatewayPods.add(pod.name);
+    return running;
+  }
+
+  #backendOf(pod: string): BackendName {
+    const service = this.#serviceOf(pod);
+    if (service === 'gateway') throw new Error(`pod ${pod} is a gateway pod, not a backend pod of the lab`);
+    return service;
+  }
+
+  #serviceOf(pod: string): BackendName | 'gateway' {
+    if (this.#gatewayPods.has(pod)) return 'gateway';
     const service = this.#pods.find((p) => p.name === pod)?.labels[LABELS.name];
     if (!service || !isBackendName(service)) throw new Error(`pod ${pod} is not a backend pod of the lab`);
     return service;
@@ -504,7 +616,34 @@ class KubeTarget implements Target {
 
   /** The pod's fault agent, through this run's forward to its service port (opened on first use). */
   #agent(pod: string): Promise<AdminTarget> {
-    return this.#forwarded(pod, topology.backends[this.#serviceOf(pod)].port, 'fault agent');
+    const service = this.#serviceOf(pod);
+    const port = service === 'gateway' ? topology.gateway.port : topology.backends[service].port;
+    return this.#forwarded(pod, port, 'fault agent');
+  }
+
+  readonly #rogueTurn = new Map<BackendName, number>();
+
+  /**
+   * A rogue client: straight to a backend pod's service port through a port-forward — around
+   * the gateways, the fault proxy and the NetworkPolicies (what a client that got past them would
+   * send), unsigned, plain HTTP.
+   */
+  async rogueCall(service: BackendName, path: string, signal: AbortSignal): Promise<RogueAnswer> {
+    const pods = podsOfService(await this.#listBackendPods(signal), service);
+    const turn = this.#rogueTurn.get(service) ?? 0;
+    this.#rogueTurn.set(service, turn + 1);
+    const pod = pods[turn % Math.max(1, pods.length)];
+    if (!pod) return { status: null, reason: `no running pod of ${service}` };
+    try {
+      const target = await this.#agent(pod.name);
+      const res = await fetch(`${target.url}${path}`, { signal });
+      const body = (await res.json().catch(() => undefined)) as { error?: { reason?: unknown } } | undefined;
+      const reason = body?.error?.reason;
+      return { status: res.status, ...(typeof reason === 'string' ? { reason } : {}) };
+    } catch (err) {
+      const cause = (err as { cause?: { code?: string } }).cause;
+      return { status: null, reason: cause?.code ?? (err as Error).name };
+    }
   }
 
   /** An admin API in the pod, through this run's forward to `port` (opened on first use). */
@@ -574,7 +713,7 @@ class KubeTarget implements Target {
   // Instances and injectors
 
   async instances(service?: BackendName | 'gateway'): Promise<readonly TargetInstance[]> {
-    const pods = await this.#runningBackendPods();
+    const pods = [...(await this.#runningBackendPods()), ...(await this.#runningGatewayPods())];
     const all = pods.map((p) => ({ id: p.name, service: this.#serviceOf(p.name) }));
     return service ? all.filter((i) => i.service === service) : all;
   }
@@ -634,7 +773,7 @@ class KubeTarget implements Target {
    * port-forward stay; the kubelet restarts the container.
    */
   async #kill(pod: string): Promise<void> {
-    const service = this.#serviceOf(pod);
+    const service = this.#backendOf(pod);
     this.#calibration.faultEnded(service, 0);
     this.#seeRestarts(this.#pods);
     await this.#sidecar(pod, ['kill-main', service]);
@@ -680,7 +819,7 @@ class KubeTarget implements Target {
     );
     for (const { target, value } of scraped.ok) {
       const entry = this.#panics.get(target.id) ?? {
-        service: this.#serviceOf(target.id),
+        service: this.#backendOf(target.id),
         counter: new RestartSafeCounter(),
       };
       entry.counter.update(value.panicsRecovered, value.process);

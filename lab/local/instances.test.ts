@@ -1,12 +1,18 @@
 import path from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { FAULT_PROXY_SERVICE } from '../../services/names.ts';
+import { createLabPki, type LabPki } from '../pki.ts';
 import { instanceEnv, instanceSpecs, proxyEnv } from './instances.ts';
 import { labLayout } from './layout.ts';
 import { REPO_ROOT } from './state.ts';
 
 const layout = labLayout(20_000);
-const secrets = { adminToken: 'token-token-token-token', trustKey: 'key-key-key-key-key-key' };
+let pki: LabPki;
+let secrets: { adminToken: string; trustKey: string; pki: LabPki };
+beforeAll(async () => {
+  pki = await createLabPki();
+  secrets = { adminToken: 'token-token-token-token', trustKey: 'key-key-key-key-key-key', pki };
+});
 const half = { trust: 'half', workerRecovery: true, logLevel: 'info' } as const;
 
 describe('instance environment', () => {
@@ -60,16 +66,36 @@ describe('instance environment', () => {
     });
   });
 
-  it('sends no trust key under zero trust, and recovery off when asked', () => {
+  it('sends the lab’s key and certificates in every trust mode (a variant may switch), never the shell’s', () => {
     const env = instanceEnv(
       layout.backends.vip[0]!,
       layout,
       { trust: 'zero', workerRecovery: false, logLevel: 'warn' },
       secrets,
-      { TRUST_KEY: 'from-the-shell' },
+      { TRUST_KEY: 'from-the-shell', TLS_CERT: 'from-the-shell' },
     );
-    expect(env.TRUST_KEY).toBeUndefined();
-    expect(env).toMatchObject({ TRUST_MODE: 'zero', WORKER_RECOVERY: 'off', LOG_LEVEL: 'warn' });
+    expect(env).toMatchObject({
+      TRUST_MODE: 'zero',
+      TRUST_KEY: secrets.trustKey,
+      TLS_CA: pki.ca,
+      TLS_CERT: pki.backends.vip.cert,
+      TLS_KEY: pki.backends.vip.key,
+      WORKER_RECOVERY: 'off',
+      LOG_LEVEL: 'warn',
+    });
+  });
+
+  it('gives a backend its own certificate and every gateway the gateways’ client one', () => {
+    const full = { ...half, trust: 'full' } as const;
+    expect(instanceEnv(layout.backends.coin[1]!, layout, full, secrets, {})).toMatchObject({
+      TRUST_MODE: 'full',
+      TLS_CERT: pki.backends.coin.cert,
+    });
+    expect(instanceEnv(layout.gateways.naive, layout, full, secrets, {})).toMatchObject({
+      TLS_CA: pki.ca,
+      TLS_CERT: pki.gateway.cert,
+      TLS_KEY: pki.gateway.key,
+    });
   });
 
   it('runs services/main.ts under tsx from the repository root, logging to <logs>/<id>.log', () => {

@@ -7,6 +7,7 @@
  */
 
 import path from 'node:path';
+import type { TrustMode } from '../../services/lib/trust.ts';
 import {
   FAULT_PROXY_ENV,
   FAULT_PROXY_SERVICE,
@@ -14,13 +15,14 @@ import {
   SERVICE_ENV,
   upstreamEnvName,
 } from '../../services/names.ts';
-import { BACKENDS } from '../../services/topology.ts';
+import { BACKENDS, type BackendName } from '../../services/topology.ts';
+import { type LabPki, tlsFor } from '../pki.ts';
 import type { InstancePlan, LabLayout, ProxyPlan } from './layout.ts';
 import { LOOPBACK } from './layout.ts';
 import { REPO_ROOT } from './state.ts';
 import type { InstanceSpec } from './supervisor.ts';
 
-export type LabTrust = 'zero' | 'half';
+export type LabTrust = TrustMode;
 
 export interface LabConfig {
   readonly trust: LabTrust;
@@ -32,6 +34,8 @@ export interface LabConfig {
 export interface LabSecrets {
   readonly adminToken: string;
   readonly trustKey: string;
+  /** The lab's CA and certificates (full trust). */
+  readonly pki: LabPki;
 }
 
 type Env = Readonly<Record<string, string | undefined>>;
@@ -50,6 +54,9 @@ const OWNED_VARS = [
   SERVICE_ENV.adminToken,
   SERVICE_ENV.trustMode,
   SERVICE_ENV.trustKey,
+  SERVICE_ENV.tlsCa,
+  SERVICE_ENV.tlsCert,
+  SERVICE_ENV.tlsKey,
   SERVICE_ENV.workerRecovery,
   SERVICE_ENV.strategy,
   ...BACKENDS.map(upstreamEnvName),
@@ -80,7 +87,16 @@ export function instanceEnv(
     [SERVICE_ENV.trustMode]: config.trust,
     [SERVICE_ENV.workerRecovery]: config.workerRecovery ? 'on' : 'off',
   });
-  if (config.trust !== 'zero') env[SERVICE_ENV.trustKey] = secrets.trustKey;
+  // The key and the certificates in every mode: a variant may switch the running lab to
+  // another trust mode for a while (a settings lease), and every process must then follow.
+  env[SERVICE_ENV.trustKey] = secrets.trustKey;
+  const tls = tlsFor(
+    secrets.pki,
+    plan.service === GATEWAY_SERVICE ? 'gateway' : (plan.service as BackendName),
+  );
+  env[SERVICE_ENV.tlsCa] = tls.ca;
+  env[SERVICE_ENV.tlsCert] = tls.cert;
+  env[SERVICE_ENV.tlsKey] = tls.key;
   if (plan.service === GATEWAY_SERVICE) {
     env[SERVICE_ENV.strategy] = plan.strategy;
     for (const backend of BACKENDS) {

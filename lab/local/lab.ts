@@ -12,6 +12,7 @@ import { CliError } from '../cli-error.ts';
 import { formatDuration } from '../duration.ts';
 import { type LabLive, startLabLive } from '../live/lab-live.ts';
 import { tailLines } from '../log-tail.ts';
+import { createLabPki } from '../pki.ts';
 import { type ControlServer, type LabStatus, startControlServer } from './control-server.ts';
 import { instanceSpecs, type LabConfig, type LabTrust } from './instances.ts';
 import { DEFAULT_PORT_BASE, LOOPBACK, labLayout, portsOf } from './layout.ts';
@@ -123,7 +124,8 @@ export async function startLab(options: UpOptions, hooks: UpHooks = {}): Promise
     workerRecovery: options.workerRecovery,
     logLevel: options.logLevel,
   };
-  const secrets = { adminToken: secret(), trustKey: secret(32) };
+  // The lab's own CA and certificates, made anew at every `up` (full trust; kept in no file).
+  const secrets = { adminToken: secret(), trustKey: secret(32), pki: await createLabPki() };
   const specs = instanceSpecs(layout, config, secrets, logs);
   for (const spec of specs) writeFileSync(spec.logFile, '', { mode: 0o600 });
 

@@ -21,6 +21,7 @@ import {
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
+import { TRUST_MODES } from '../../services/lib/trust.ts';
 import { STRATEGIES } from '../../services/topology.ts';
 import { CliError } from '../cli-error.ts';
 
@@ -74,7 +75,7 @@ const stateSchema = z.object({
   portBase: z.number().int(),
   controlUrl: z.string(),
   adminToken: z.string().min(16),
-  trust: z.object({ mode: z.enum(['zero', 'half']), key: z.string().min(16) }),
+  trust: z.object({ mode: z.enum(TRUST_MODES), key: z.string().min(16) }),
   workerRecovery: z.boolean(),
   gateways: z.record(z.enum(STRATEGIES), z.string()),
   instances: z.array(instanceSchema),

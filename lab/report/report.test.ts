@@ -231,6 +231,41 @@ describe('renderReport', () => {
     expect(out).toContain('id="v1-latency-plot"');
   });
 
+  it('says the trust mode of each variant, and what a rogue client got', () => {
+    const run = sampleResult.runs[0]!;
+    const phase = run.phases[0]!;
+    const out = renderReport({
+      ...sampleResult,
+      runs: [
+        {
+          ...run,
+          variant: 'full',
+          settings: { trust: 'full' },
+          trust: 'full',
+          phases: [
+            {
+              ...phase,
+              rogue: {
+                service: 'coin',
+                calls: 20,
+                served: 0,
+                refused: { TRUST_NEEDS_MTLS: 19 },
+                failed: { ECONNRESET: 1 },
+              },
+            },
+          ],
+        },
+        { ...run, variant: 'lab', settings: {}, trust: 'half' },
+      ],
+    });
+    expect(out).toContain('trust full');
+    expect(out).toMatch(/trust half \(the lab(&#39;|&#x27;|')s\)/);
+    expect(out).toContain('Rogue calls straight to a backend');
+    expect(out).toContain(
+      '<td>coin</td><td>20</td><td>0</td><td>TRUST_NEEDS_MTLS 19</td><td>ECONNRESET 1</td>',
+    );
+  });
+
   it('lists the faults left behind in red, and says when it could not check', () => {
     const leftover = renderReport({
       ...sampleResult,
@@ -243,6 +278,39 @@ describe('renderReport', () => {
     const unknown = renderReport({ ...sampleResult, auditError: 'control API unreachable' });
     expect(unknown).not.toContain('No fault left behind');
     expect(unknown).toContain('Leftover faults unknown');
+  });
+
+  it("lists the fault proxies that restarted, with what became of the run's faults on them", () => {
+    expect(page).not.toContain('Fault proxies restarted');
+    const run = sampleResult.runs[0]!;
+    const note =
+      "coin-1's fault proxy restarted and lost this run's faults on it; the lease renewal put them back at 14:03:30";
+    const phases = run.phases.map((p) =>
+      p.name === 'fault'
+        ? {
+            ...p,
+            proxyRestarts: [
+              {
+                instance: 'coin-1',
+                restarts: 1,
+                lastExitAt: '2026-11-24T14:03:29.000Z',
+                faults: 'reapplied' as const,
+                reappliedAt: ['2026-11-24T14:03:30.000Z'],
+                note,
+              },
+            ],
+          }
+        : { ...p, proxyRestarts: [] },
+    );
+    const out = renderReport({ ...sampleResult, runs: [{ ...run, phases }] });
+    const table =
+      /<h3>Fault proxies restarted<\/h3>\s*<div class="table-wrap"><table class="proxy-restarts">[\s\S]*?<\/table>/.exec(
+        out,
+      )?.[0] ?? '';
+    expect(table).toContain('<td>fault</td><td class="mono">coin-1</td><td class="num hot">1</td>');
+    expect(table).toContain('<td class="strong">lost, put back</td>');
+    expect(table).toContain('coin-1&#39;s fault proxy restarted and lost this run&#39;s faults on it');
+    expect(table.match(/<tr>/g)).toHaveLength(2);
   });
 
   it('warns when the load generator fell behind', () => {

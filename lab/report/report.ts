@@ -200,6 +200,8 @@ function variantSection(
   color: (g: string) => string,
 ): Markup {
   const settings = Object.entries(run.settings ?? {}).filter(([, v]) => v !== undefined);
+  // The trust mode is always said, the lab's when the variant does not set one.
+  if (run.trust && run.settings?.trust === undefined) settings.push(['labTrust', run.trust]);
   const heading =
     count === 1 && run.variant === 'default' ? 'Measurements' : html`Variant <q>${run.variant}</q>`;
   const id = `v${index}`;
@@ -211,13 +213,33 @@ ${charts(run, id, gateways, color)}
 ${phaseTable(run.phases, gateways, color)}
 <h3>Services: restarts and recovered panics</h3>
 ${servicesTable(run.phases)}
+${proxyRestartsTable(run.phases)}
+${rogueTable(run.phases)}
 <h3>Faults applied</h3>
 ${faultsTable(run.phases)}
 </section>`;
 }
 
+/** The rogue client's calls per phase, when a phase had one: served, refused (by reason), no answer. */
+function rogueTable(phases: readonly PhaseResult[]): Markup | null {
+  const rows = phases.flatMap((p) => (p.rogue ? [{ phase: p.name, rogue: p.rogue }] : []));
+  if (rows.length === 0) return null;
+  const counts = (tally: Readonly<Record<string, number>>) =>
+    Object.entries(tally)
+      .map(([why, n]) => `${why} ${n}`)
+      .join(', ') || '—';
+  return html`<h3>Rogue calls straight to a backend</h3>
+<table><thead><tr><th>phase</th><th>service</th><th>calls</th><th>served</th><th>refused</th><th>no answer</th></tr></thead>
+<tbody>${rows.map(
+    ({ phase, rogue }) =>
+      html`<tr><td>${phase}</td><td>${rogue.service}</td><td>${rogue.calls}</td><td>${rogue.served}</td><td>${counts(rogue.refused)}</td><td>${counts(rogue.failed)}</td></tr>`,
+  )}</tbody></table>`;
+}
+
 function settingText(key: string, value: unknown): string {
   if (key === 'workerRecovery') return `worker panic recovery ${value ? 'on' : 'off'}`;
+  if (key === 'trust') return `trust ${String(value)}`;
+  if (key === 'labTrust') return `trust ${String(value)} (the lab's)`;
   return `${key}: ${String(value)}`;
 }
 
@@ -481,6 +503,21 @@ function servicesTable(phases: readonly PhaseResult[]): Markup {
           return html`${cell(counters?.restarts)}${cell(counters?.panicsRecovered)}`;
         },
       )}</tr>`,
+  )}</tbody>
+</table></div>`;
+}
+
+/** The fault proxies that restarted, per phase, and what became of the run's faults on them; nothing when none did. */
+function proxyRestartsTable(phases: readonly PhaseResult[]): Markup | null {
+  const rows = phases.flatMap((p) => (p.proxyRestarts ?? []).map((restart) => ({ phase: p.name, restart })));
+  if (rows.length === 0) return null;
+  const faults = { none: 'none on it', reapplied: 'lost, put back', lost: 'lost' } as const;
+  return html`<h3>Fault proxies restarted</h3>
+<div class="table-wrap"><table class="proxy-restarts">
+<thead><tr><th>Phase</th><th>In front of</th><th class="num">Restarts</th><th>The run's faults on it</th><th>What happened</th></tr></thead>
+<tbody>${rows.map(
+    ({ phase, restart }) =>
+      html`<tr><td>${phase}</td><td class="mono">${restart.instance}</td><td class="num hot">${formatCount(restart.restarts)}</td><td class="strong">${faults[restart.faults]}</td><td>${restart.note}</td></tr>`,
   )}</tbody>
 </table></div>`;
 }

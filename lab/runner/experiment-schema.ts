@@ -7,6 +7,7 @@
  * would be valid, in the lab's words, not zod's.
  */
 import { z } from 'zod';
+import { TRUST_MODES } from '../../services/lib/trust.ts';
 import { BACKENDS, STRATEGIES, topology } from '../../services/topology.ts';
 import { CHOSEN_INJECTORS, type ChosenInjector, INJECTOR_TEXT, type InjectorName } from '../faults/kind.ts';
 import { FAULT_KIND_NAMES, type FaultKind, FAULT_KINDS as KIND_DEFS } from '../faults/registry.ts';
@@ -40,7 +41,7 @@ export const GATEWAY_METRICS = [
 ] as const;
 export type GatewayMetric = (typeof GATEWAY_METRICS)[number];
 /** Metrics counted per service (all its instances), per phase. */
-export const SERVICE_METRICS = ['restarts', 'panicsRecovered'] as const;
+export const SERVICE_METRICS = ['restarts', 'panicsRecovered', 'rogueServed'] as const;
 export type ServiceMetric = (typeof SERVICE_METRICS)[number];
 export type Metric = GatewayMetric | ServiceMetric;
 
@@ -56,6 +57,7 @@ export const METRIC_UNITS: Readonly<Record<Metric, MetricUnit>> = {
   achievedRps: 'rate',
   restarts: 'count',
   panicsRecovered: 'count',
+  rogueServed: 'share',
 };
 
 export const LIMITS = {
@@ -67,6 +69,8 @@ export const LIMITS = {
   totalMs: 6 * 3_600_000,
   /** An experiment file's size, checked before it is read. */
   fileBytes: 256 * 1024,
+  /** Rogue calls in one phase. */
+  rogueCalls: { max: 1_000 },
 } as const;
 
 // ---------------------------------------------------------------------------------------------------------
@@ -186,6 +190,26 @@ const PhaseSchema = z
         .describe(
           'Faults active during this phase; injected at its start, removed at its end. Default: none.',
         ),
+      rogue: z
+        .object(
+          {
+            service: z
+              .enum(BACKENDS, expecting(oneOf(BACKENDS)))
+              .describe('The backend the rogue client calls.'),
+            calls: z
+              .number(expecting(`a whole number from 1 to ${LIMITS.rogueCalls.max}`))
+              .int(expecting(`a whole number from 1 to ${LIMITS.rogueCalls.max}`))
+              .min(1, expecting(`a whole number from 1 to ${LIMITS.rogueCalls.max}`))
+              .max(LIMITS.rogueCalls.max, expecting(`a whole number from 1 to ${LIMITS.rogueCalls.max}`))
+              .describe('How many calls, spread over the phase.'),
+          },
+          expecting('a rogue mapping such as { service: coin, calls: 20 }'),
+        )
+        .strict()
+        .optional()
+        .describe(
+          'A rogue client in this phase: calls straight to an instance of the service, around the gateway and the fault proxy, unsigned and in plain HTTP. The phase counts how many were served (claim rogueServed); the trust mode decides.',
+        ),
     },
     expecting('a phase mapping such as { name: baseline, duration: 10s }'),
   )
@@ -205,8 +229,14 @@ const VariantSchema = z
               .describe(
                 'Whether background workers recover from panics (default: the services default, on).',
               ),
+            trust: z
+              .enum(TRUST_MODES, expecting(oneOf(TRUST_MODES)))
+              .optional()
+              .describe(
+                "Trust between the gateways and the backends for this variant: zero (none), half (signed calls), full (signed calls over mutual TLS). Default: the lab's (`up --trust`).",
+              ),
           },
-          expecting('a settings mapping such as { workerRecovery: true }'),
+          expecting('a settings mapping such as { workerRecovery: true } or { trust: full }'),
         )
         .strict()
         .optional()
@@ -281,6 +311,8 @@ const METRIC_DESCRIPTIONS: Readonly<Record<Metric, string>> = {
   achievedRps: 'Requests per second actually sent to the gateway in the phase. Gateway claims only.',
   restarts: 'Restarts of the service instances within the phase. Service claims only.',
   panicsRecovered: 'Worker panics recovered by the service within the phase. Service claims only.',
+  rogueServed:
+    "Share of the phase's rogue calls (see a phase's `rogue`) the service served instead of refusing (0 to 1). Service claims only.",
 };
 
 function comparisonField(metric: Metric) {

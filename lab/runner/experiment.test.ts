@@ -380,6 +380,50 @@ describe('experiment files too large or not text', () => {
   });
 });
 
+describe('trust and rogue calls', () => {
+  const TRUST = `name: trust
+description: d
+load: { rate: 10, endpoint: video }
+variants:
+  - { name: zero, settings: { trust: zero } }
+  - { name: full, settings: { trust: full, workerRecovery: true } }
+phases:
+  - { name: rogue, duration: 10s, rogue: { service: coin, calls: 20 } }
+claims:
+  - { variant: full, service: coin, phase: rogue, expect: { rogueServed: "== 0" } }
+`;
+
+  it('reads a variant’s trust, a phase’s rogue client and a rogueServed claim', () => {
+    const experiment = parseExperiment(TRUST, 'exp.yaml');
+    expect(experiment.variants.map((v) => v.settings)).toEqual([
+      { trust: 'zero' },
+      { trust: 'full', workerRecovery: true },
+    ]);
+    expect(experiment.phases[0]?.rogue).toEqual({ service: 'coin', calls: 20 });
+    expect(experiment.claims[0]).toMatchObject({
+      subject: 'service',
+      service: 'coin',
+      metric: 'rogueServed',
+    });
+  });
+
+  it.each([
+    [
+      'trust: full',
+      'trust: total',
+      /variants\[1\]\.settings\.trust: got "total"; expected one of zero, half, full/,
+    ],
+    ['calls: 20', 'calls: 0', /phases\[0\]\.rogue\.calls: .*expected a whole number from 1 to 1000/],
+    ['calls: 20', 'calls: 1001', /phases\[0\]\.rogue\.calls: .*expected a whole number from 1 to 1000/],
+    ['service: coin, calls', 'service: gateway, calls', /phases\[0\]\.rogue\.service: got "gateway"/],
+    ['calls: 20 }', 'calls: 20, via: proxy }', /phases\[0\]\.rogue/],
+  ])('refuses %j → %j with the field and what is valid', (from, to, message) => {
+    expect(TRUST).toContain(from);
+    const found = problems(TRUST.replace(from, to));
+    expect(found.join('\n')).toMatch(message);
+  });
+});
+
 describe('durations', () => {
   // The experiment schema spells the CLI's duration grammar (lab/duration.ts) as a pattern for editors;
   // the two must agree on what a duration is.

@@ -9,6 +9,7 @@
 import { readFile, stat } from 'node:fs/promises';
 import { type Document, isMap, isScalar, isSeq, LineCounter, type Node, parseDocument } from 'yaml';
 import type { z } from 'zod';
+import type { TrustMode } from '../../services/lib/trust.ts';
 import {
   BACKENDS,
   type BackendName,
@@ -89,13 +90,26 @@ export interface Experiment {
 
 export interface Variant {
   readonly name: string;
-  readonly settings: { readonly workerRecovery?: boolean };
+  readonly settings: VariantSettings;
+}
+
+/** What a variant overrides on the lab for its phases: worker recovery (backends), trust (gateways and backends). */
+export interface VariantSettings {
+  readonly workerRecovery?: boolean;
+  readonly trust?: TrustMode;
 }
 
 export interface Phase {
   readonly name: string;
   readonly durationMs: number;
   readonly faults: readonly Fault[];
+  /** A rogue client's calls straight to a backend during the phase. */
+  readonly rogue?: RogueProbe;
+}
+
+export interface RogueProbe {
+  readonly service: BackendName;
+  readonly calls: number;
 }
 
 interface ClaimBase {
@@ -540,6 +554,7 @@ function toExperiment(file: ExperimentFile, fileName: string): Experiment {
       name: phase.name,
       durationMs: parseDuration(phase.duration),
       faults: (phase.faults ?? []).map(toFault),
+      ...(phase.rogue ? { rogue: phase.rogue } : {}),
     })),
     claims: (file.claims ?? []).flatMap(toClaims),
   };

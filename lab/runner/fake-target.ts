@@ -4,6 +4,7 @@
  * real agents where it matters: a renewal of a removed lease brings it back (as `PUT /__chaos/faults/:id`
  * does), so a runner that renews after removing is caught by the audit.
  */
+import type { TrustMode } from '../../services/lib/trust.ts';
 import { BACKENDS, type BackendName, type Strategy } from '../../services/topology.ts';
 import type { AppliedFault, InstanceSettings } from '../faults/injector.ts';
 import type { AgentInjector } from '../faults/injectors/agent.ts';
@@ -16,9 +17,11 @@ import type {
   SecondSummary,
   TargetStats,
 } from '../load/generator.ts';
-import { instanceIds } from './experiment.ts';
+import { instanceIds, type VariantSettings } from './experiment.ts';
 import {
   LabBusyError,
+  type ProxyCounters,
+  type RogueAnswer,
   type RunHolder,
   type ServiceCounters,
   type Target,
@@ -47,6 +50,14 @@ export interface FakeTargetOptions {
   readonly refusedInjectors?: Partial<Record<InjectorName, string>>;
   /** Another run holds the lab: holdLab refuses, labHolder names it. */
   readonly heldBy?: RunHolder;
+  /** Its fault proxies' restarts are counted, as the local lab's are (`proxyRestarts`). */
+  readonly countsProxies?: boolean;
+  /** The lab's trust mode, as prepare() reports it. */
+  readonly trust?: TrustMode;
+  /** What a rogue call gets, by the trust mode in force (the variant's setting, else the lab's). @default served in zero trust, 401 TRUST_MISSING otherwise */
+  readonly rogueAnswer?: (service: BackendName, trust: TrustMode) => RogueAnswer;
+  /** Without rogue calls, as a target that cannot make them. */
+  readonly noRogue?: boolean;
 }
 
 export interface FakeTarget extends Target {
@@ -57,7 +68,7 @@ export interface FakeTarget extends Target {
   /** Leases active now, by `<instance>/<id>`. */
   readonly leases: Map<string, AppliedFault>;
   /** The settings override active now, if any. */
-  settings: { readonly workerRecovery?: boolean; readonly id: string } | undefined;
+  settings: (VariantSettings & { readonly id: string }) | undefined;
   /** Cumulative counters; tests bump them to make phases differ. `kill` adds a restart. */
   readonly counterValues: Record<BackendName, { restarts: number; panicsRecovered: number }>;
   /**
@@ -71,6 +82,11 @@ export interface FakeTarget extends Target {
   hangOn(method: Method): void;
   /** The lab stops while a run watches it: the run's `watch` callback hears `why`. */
   loseLab(why: string): void;
+  /**
+   * The fault proxy in front of `instance` restarts at `at` (epoch ms): its restarts rise, and the
+   * fault-proxy leases on it are lost, as a real proxy's would be.
+   */
+  restartProxy(instance: string, at: number): void;
   callsTo(method: Method): string[];
 }
 
@@ -90,6 +106,7 @@ export function createFakeTarget(options: FakeTargetOptions = {}): FakeTarget {
   const leases = new Map<string, AppliedFault>();
   const failures: { method: Method; when: (...args: unknown[]) => boolean; error: Error }[] = [];
   const hangs = new Set<Method>();
+  const proxyCounters = new Map<string, ProxyCounters>();
   const counterValues = Object.fromEntries(
     BACKENDS.map((b) => [b, { restarts: 0, panicsRecovered: 0 }]),
   ) as FakeTarget['counterValues'];
@@ -125,8 +142,10 @@ export function createFakeTarget(options: FakeTargetOptions = {}): FakeTarget {
     },
     async renew(applied, leaseMs) {
       await enter('renew', ids(applied), [applied, leaseMs]);
-      // Like the agents' PUT: renewing a lease that is gone creates it again.
+      // Like the agents' PUT: renewing a lease that is gone creates it again, and says so.
+      const back = applied.filter((a) => !leases.has(key(a)));
       for (const a of applied) leases.set(key(a), a);
+      return back;
     },
     async remove(applied) {
       await enter('remove', ids(applied), [applied]);
@@ -176,10 +195,12 @@ export function createFakeTarget(options: FakeTargetOptions = {}): FakeTarget {
       target.settings = undefined;
       return removed;
     },
-    async setRecovery(_instances, workerRecovery, leaseMs, id) {
-      const settings = { workerRecovery };
+    async setRecovery(instances, workerRecovery, leaseMs, id) {
+      await this.setSettings(instances, { workerRecovery }, leaseMs, id);
+    },
+    async setSettings(_instances, settings, leaseMs, id) {
       await enter('applySettings', `${JSON.stringify(settings)} ${leaseMs} ${id}`, [settings, leaseMs, id]);
-      target.settings = { ...settings, id };
+      target.settings = { ...target.settings, ...settings, id };
     },
     async resetSettings() {
       await enter('clearSettings', '', []);
@@ -235,6 +256,15 @@ export function createFakeTarget(options: FakeTargetOptions = {}): FakeTarget {
     hangOn(method) {
       hangs.add(method);
     },
+    restartProxy(instance, at) {
+      const counters = proxyCounters.get(instance) ?? { restarts: 0, lastExitAt: null };
+      proxyCounters.set(instance, {
+        restarts: counters.restarts + 1,
+        lastExitAt: new Date(at).toISOString(),
+      });
+      for (const [k, a] of leases)
+        if (a.instance === instance && a.injector === 'fault-proxy') leases.delete(k);
+    },
     loseLab(why) {
       watcher?.(why);
     },
@@ -250,7 +280,11 @@ export function createFakeTarget(options: FakeTargetOptions = {}): FakeTarget {
       await enter('prepare', '', []);
       signal.throwIfAborted();
       progress('fake lab ready');
-      return { name: 'local', gateways: FAKE_GATEWAYS } satisfies TargetInfo;
+      return {
+        name: 'local',
+        gateways: FAKE_GATEWAYS,
+        ...(options.trust ? { trust: options.trust } : {}),
+      } satisfies TargetInfo;
     },
     async settle(progress, signal) {
       await enter('settle', '', []);
@@ -273,6 +307,28 @@ export function createFakeTarget(options: FakeTargetOptions = {}): FakeTarget {
     },
     injectors: () => injectors,
     agents: () => injector,
+    ...(options.noRogue
+      ? {}
+      : {
+          async rogueCall(service: BackendName, path: string) {
+            const trust = target.settings?.trust ?? options.trust ?? 'zero';
+            calls.push(`rogue ${service} ${path} (${trust})`);
+            return (
+              options.rogueAnswer?.(service, trust) ??
+              (trust === 'zero' ? { status: 200 } : { status: 401, reason: 'TRUST_MISSING' })
+            );
+          },
+        }),
+    ...(options.countsProxies
+      ? {
+          async proxyRestarts() {
+            const all = BACKENDS.flatMap((b) => instanceIds(b));
+            return Object.fromEntries(
+              all.map((i) => [i, proxyCounters.get(i) ?? { restarts: 0, lastExitAt: null }]),
+            );
+          },
+        }
+      : {}),
     async counters() {
       await enter('counters', '', []);
       return structuredClone(counterValues) as Record<BackendName, ServiceCounters>;

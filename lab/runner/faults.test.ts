@@ -35,6 +35,7 @@ function lab(instances: readonly string[]) {
     },
     async renew(applied) {
       calls.push(`renew ${applied.length}`);
+      return [];
     },
     async remove(refs) {
       calls.push(`remove ${refs.map(key).join(',')}`);
@@ -72,6 +73,7 @@ function lab(instances: readonly string[]) {
       return mine.length;
     },
     async setRecovery() {},
+    async setSettings() {},
     async resetSettings() {},
   };
   const target: Target = {

@@ -14,15 +14,20 @@ import {
   type LeftoverFault,
   rejections,
 } from '../faults/injector.ts';
+import { describeSettings } from '../faults/injectors/agent.ts';
 import type { Params } from '../faults/kind.ts';
 import { type AnyFault, injectorFor } from '../faults/registry.ts';
+import type { VariantSettings } from './experiment.ts';
 import type { Target } from './target.ts';
 
 export interface Faults {
   /** Puts `fault` on its instances as lease `id`, all or none; `kill` is instantaneous. */
   inject(fault: AnyFault, id: string, leaseMs: number): Promise<AppliedFault[]>;
-  /** Extends the leases (the runner calls it every leaseMs/3; never for `kill`). */
-  renew(applied: readonly AppliedFault[], leaseMs: number): Promise<void>;
+  /**
+   * Extends the leases (the runner calls it every leaseMs/3; never for `kill`); resolves with those an
+   * instance had lost (its process restarted) and took again as new.
+   */
+  renew(applied: readonly AppliedFault[], leaseMs: number): Promise<readonly AppliedFault[]>;
   /** Removes the leases now (`kill` has nothing to remove). */
   remove(applied: readonly AppliedFault[]): Promise<void>;
   /** What the faulty instances did during the fault, for calibration (see calibration.ts). */
@@ -35,8 +40,11 @@ export interface Faults {
   removeById(id: string, scope?: readonly string[]): Promise<string[]>;
   /** Removes everything the lab has (or the instances of `scope` have), whoever applied it; how many. */
   clearAll(scope?: readonly string[]): Promise<number>;
-  /** Applies variant settings (workerRecovery) as leases on every backend instance; again with `id` renews. */
-  applySettings(settings: { readonly workerRecovery?: boolean }, leaseMs: number, id: string): Promise<void>;
+  /**
+   * Applies variant settings as leases: workerRecovery on every backend instance, trust on
+   * every backend and gateway instance; again with `id` renews.
+   */
+  applySettings(settings: VariantSettings, leaseMs: number, id: string): Promise<void>;
   clearSettings(): Promise<void>;
 }
 
@@ -85,10 +93,6 @@ export function faultsOf(
     const failed = rejections(results);
     if (failed.length === 1) throw failed[0]?.error;
     if (failed.length > 1) throw combined(what, failed);
-  }
-
-  async function backendInstances(): Promise<string[]> {
-    return (await target.instances()).filter((i) => i.service !== 'gateway').map((i) => i.id);
   }
 
   /** Lists each injector, asking again the instances that could not be reached, a few times. */
@@ -155,10 +159,9 @@ export function faultsOf(
 
     async renew(applied, leaseMs) {
       const groups = [...byInjector(applied)];
-      await settleAll(
-        'renewing the fault leases',
-        groups.map(([injector, mine]) => injector.renew(mine, leaseMs)),
-      );
+      const back = groups.map(([injector, mine]) => injector.renew(mine, leaseMs));
+      await settleAll('renewing the fault leases', back);
+      return (await Promise.all(back)).flat();
     },
 
     async remove(applied) {
@@ -193,7 +196,7 @@ export function faultsOf(
               instance,
               injector: 'fault-agent' as const,
               id: s.id ?? 'settings',
-              kind: `settings (workerRecovery ${s.workerRecovery ? 'on' : 'off'})`,
+              kind: `settings (${describeSettings(s.override ?? s)})`,
             })),
         ]);
       });
@@ -226,13 +229,22 @@ export function faultsOf(
     },
 
     async applySettings(settings, leaseMs, id) {
-      const { workerRecovery } = settings;
-      if (workerRecovery === undefined) return;
-      await target.agents().setRecovery(await backendInstances(), workerRecovery, leaseMs, id);
+      const { workerRecovery, trust } = settings;
+      if (workerRecovery === undefined && trust === undefined) return;
+      const instances = await target.instances();
+      const backends = instances.filter((i) => i.service !== 'gateway').map((i) => i.id);
+      const gateways = instances.filter((i) => i.service === 'gateway').map((i) => i.id);
+      // Both sides at once: settings are applied before the variant's load starts and cleared
+      // after it stops, so no page is caught between a gateway and a backend in two modes.
+      await settleAll(`settings ${id}`, [
+        target.agents().setSettings(backends, settings, leaseMs, id),
+        ...(trust !== undefined ? [target.agents().setSettings(gateways, { trust }, leaseMs, id)] : []),
+      ]);
     },
 
     async clearSettings() {
-      await target.agents().resetSettings(await backendInstances());
+      // Gateways too: a trust override is on them as well (whoever set it).
+      await target.agents().resetSettings((await target.instances()).map((i) => i.id));
     },
   };
 }

@@ -7,12 +7,14 @@
 import { closeSync, openSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import type { BackendName, Strategy } from '../../services/topology.ts';
-import type { Fault } from './experiment.ts';
+import type { Fault, VariantSettings } from './experiment.ts';
 import type {
   ClaimResult,
   GatewayPhaseStats,
   GatewaySecond,
   LeftoverFault,
+  ProxyRestart,
+  ReappliedLease,
   RunStatus,
   ServiceCounters,
   Verdict,
@@ -39,12 +41,12 @@ export type RunEvent =
   | {
       readonly type: 'variant-started';
       readonly variant: string;
-      readonly settings: { readonly workerRecovery?: boolean };
+      readonly settings: VariantSettings;
     }
   | {
       readonly type: 'settings-applied';
       readonly variant: string;
-      readonly settings: { readonly workerRecovery?: boolean };
+      readonly settings: VariantSettings;
       readonly leaseMs: number;
     }
   | { readonly type: 'settings-cleared'; readonly variant: string }
@@ -86,6 +88,13 @@ export type RunEvent =
       readonly leaseMs: number;
     }
   | {
+      readonly type: 'fault-reapplied';
+      readonly variant: string;
+      readonly phase: string;
+      /** Leases an instance or a fault proxy had lost (its process restarted), put back by the renewal. */
+      readonly leases: readonly Omit<ReappliedLease, 'at'>[];
+    }
+  | {
       readonly type: 'fault-removed';
       readonly variant: string;
       readonly phase: string;
@@ -105,6 +114,8 @@ export type RunEvent =
       readonly phase: string;
       readonly partial: boolean;
       readonly services: Readonly<Partial<Record<BackendName, ServiceCounters>>>;
+      /** The fault proxies that restarted in the phase (targets that count them). */
+      readonly proxyRestarts?: readonly ProxyRestart[];
     }
   | {
       readonly type: 'variant-finished';

@@ -387,6 +387,17 @@ describe('the local target on a running lab', () => {
     expect(now.account).toEqual({ restarts: 0, panicsRecovered: 0 });
   });
 
+  it('counts each fault proxy’s restarts apart, by the instance it stands in front of', async () => {
+    restarts['coin-1-proxy'] = 2;
+    expect(await target.proxyRestarts?.()).toEqual({
+      'coin-1': { restarts: 2, lastExitAt: null },
+      'coin-2': { restarts: 0, lastExitAt: null },
+      'like-1': { restarts: 0, lastExitAt: null },
+    });
+    // The instances' own restarts leave them alone.
+    expect((await target.counters()).coin.restarts).toBe(0);
+  });
+
   it('audits every agent and proxy, settings overrides included, and clears them all', async () => {
     await faultsOf(target).inject(latency(['coin-1']), 'lat', 5_000);
     await faultsOf(target).applySettings({ workerRecovery: false }, 5_000, 'variant-off');

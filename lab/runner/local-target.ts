@@ -9,10 +9,10 @@
  * stops at `release()`, and also when this process dies in any way, SIGKILL included, so a
  * killed runner leaves neither processes nor faults behind.
  *
- * Counters: restarts come from the supervisor (counted per instance since the lab started);
- * recovered panics from each instance's own `worker_panics_recovered_total`, which starts
- * again from zero when the process restarts. So that the cumulative figure never goes back,
- * each instance has a RestartSafeCounter: when its process changed (another
+ * Counters: restarts come from the supervisor (counted per instance, and per fault proxy, since
+ * the lab started); recovered panics from each instance's own `worker_panics_recovered_total`,
+ * which starts again from zero when the process restarts. So that the cumulative figure never
+ * goes back, each instance has a RestartSafeCounter: when its process changed (another
  * `process_start_time_seconds`) or its count went down, the last count seen of the old
  * process is kept as an offset. What the old process recovered after that last reading and
  * before it died is lost: it died with the process, as it would with a Prometheus scrape.
@@ -50,6 +50,8 @@ import { type LabState, labHome, lookupLab, pidAlive, removeState } from '../loc
 import { parsePromText } from '../prom-text.ts';
 import type {
   PrepareOptions,
+  ProxyCounters,
+  RogueAnswer,
   RunHolder,
   ServiceCounters,
   Target,
@@ -155,7 +157,12 @@ class LocalTarget implements Target {
         options.start === false ? { state: this.#running() } : await this.#findOrStart(progress, signal);
     }
     const { state } = this.#lab;
-    return { name: 'local', gateways: this.#gateways(state), workerRecovery: state.workerRecovery };
+    return {
+      name: 'local',
+      gateways: this.#gateways(state),
+      workerRecovery: state.workerRecovery,
+      trust: state.trust.mode,
+    };
   }
 
   /**
@@ -314,6 +321,26 @@ class LocalTarget implements Target {
     }
   }
 
+  readonly #rogueTurn = new Map<BackendName, number>();
+
+  /** Straight to the instance's own port: around the gateways and its fault proxy. */
+  async rogueCall(service: BackendName, path: string, signal: AbortSignal): Promise<RogueAnswer> {
+    const instances = this.#state().instances.filter((i) => i.service === service);
+    const turn = this.#rogueTurn.get(service) ?? 0;
+    this.#rogueTurn.set(service, turn + 1);
+    const instance = instances[turn % Math.max(1, instances.length)];
+    if (!instance) return { status: null, reason: `no instance of ${service}` };
+    try {
+      const res = await fetch(`${instance.url}${path}`, { signal });
+      const body = (await res.json().catch(() => undefined)) as { error?: { reason?: unknown } } | undefined;
+      const reason = body?.error?.reason;
+      return { status: res.status, ...(typeof reason === 'string' ? { reason } : {}) };
+    } catch (err) {
+      const cause = (err as { cause?: { code?: string } }).cause;
+      return { status: null, reason: cause?.code ?? (err as Error).name };
+    }
+  }
+
   async counters(): Promise<Readonly<Record<BackendName, ServiceCounters>>> {
     const state = this.#state();
     const instances = state.instances.filter((i) => isBackendName(i.service));
@@ -341,6 +368,16 @@ class LocalTarget implements Target {
       }),
     );
     return result as Record<BackendName, ServiceCounters>;
+  }
+
+  async proxyRestarts(): Promise<Readonly<Record<string, ProxyCounters>>> {
+    const status = await this.#status(this.#state());
+    return Object.fromEntries(
+      (status.proxies ?? []).map((p) => [
+        p.fronts,
+        { restarts: p.restarts, lastExitAt: p.lastExit?.at ?? null },
+      ]),
+    );
   }
 
   /** The supervisor's process, looked at twice a second: a lab whose supervisor is gone is gone. */

@@ -93,6 +93,16 @@ describe('summaryLines', () => {
                 ),
               },
               services: { archive: { restarts: 1, panicsRecovered: 0 } },
+              proxyRestarts: [
+                {
+                  instance: 'coin-1',
+                  restarts: 1,
+                  lastExitAt: '2026-11-24T14:03:29.000Z',
+                  faults: 'reapplied',
+                  reappliedAt: ['2026-11-24T14:03:30.000Z'],
+                  note: '…',
+                },
+              ],
             },
           ],
           timeseries: [],
@@ -130,6 +140,9 @@ describe('summaryLines', () => {
     );
     expect(lines).toContain('  fault  resilient  -         -     -        -         -     -     -');
     expect(lines).toContain('  services — fault: archive 1 restart(s), 0 recovered panic(s)');
+    expect(lines).toContain(
+      "  fault proxies — fault: coin-1 1 restart(s), the run's faults on it lost and put back",
+    );
     expect(lines).toContain('  ✗ naive p99 > 300ms in fault: 30ms');
     expect(lines).toContain('  ✓ resilient successRate >= 0.99 in fault: 100%');
     expect(lines.slice(-2)).toEqual([

@@ -159,12 +159,19 @@ export function createTerminalProgress(options: TerminalProgressOptions): Termin
 // The summary
 
 /** The per-phase table for each gateway, the claims, the verdict and the audit, as lines. */
+/** What became of the run's faults on a fault proxy that restarted (result.ts's ProxyRestart). */
+const PROXY_FAULTS = {
+  none: 'no fault of the run on it',
+  reapplied: "the run's faults on it lost and put back",
+  lost: "the run's faults on it lost until the phase's end",
+} as const;
+
 export function summaryLines(result: RunResult): string[] {
   const lines: string[] = [];
   for (const run of result.runs) {
     lines.push(
       result.runs.length > 1 || run.variant !== 'default'
-        ? `variant ${run.variant} ${JSON.stringify(run.settings)}`
+        ? `variant ${run.variant} ${JSON.stringify({ ...run.settings, ...(run.trust ? { trust: run.trust } : {}) })}`
         : `${result.experiment.name}`,
     );
     const rows: string[][] = [
@@ -189,6 +196,12 @@ export function summaryLines(result: RunResult): string[] {
         ),
     );
     if (restarts.length > 0) lines.push(`  services — ${restarts.join('; ')}`);
+    const proxies = run.phases.flatMap((phase) =>
+      (phase.proxyRestarts ?? []).map(
+        (r) => `${phase.name}: ${r.instance} ${r.restarts} restart(s), ${PROXY_FAULTS[r.faults]}`,
+      ),
+    );
+    if (proxies.length > 0) lines.push(`  fault proxies — ${proxies.join('; ')}`);
   }
   lines.push(
     result.driver === 'k6'

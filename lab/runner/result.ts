@@ -6,11 +6,12 @@
  */
 import { renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import type { TrustMode } from '../../services/lib/trust.ts';
 import type { BackendName, Strategy } from '../../services/topology.ts';
 import { paramsOf } from '../faults/registry.ts';
 import type { LoadSummary, SecondSummary, TargetStats } from '../load/generator.ts';
 import type { LatencySummary } from '../load/tally.ts';
-import type { Experiment, Fault } from './experiment.ts';
+import type { Experiment, Fault, VariantSettings } from './experiment.ts';
 import type { Injector, LeftoverFault, ServiceCounters, TargetName } from './target.ts';
 
 export type { Injector, LeftoverFault, ServiceCounters } from './target.ts';
@@ -72,6 +73,58 @@ export interface PhaseResult {
    * target's settle); present when it had to wait. Restarts meanwhile belong to no phase.
    */
   readonly settledMs?: number;
+  /** The phase's rogue calls and what they got (phases with a `rogue` only). */
+  readonly rogue?: RogueTally;
+  /**
+   * The fault proxies that restarted during the phase, and what became of this run's faults on them;
+   * present where the target counts its proxies' restarts (the local lab), `[]` when none restarted.
+   */
+  readonly proxyRestarts?: readonly ProxyRestart[];
+  /** Leases of this run that an instance or a proxy had lost (its process restarted) and the renewal put back. */
+  readonly reapplied?: readonly ReappliedLease[];
+}
+
+/**
+ * A fault proxy that restarted during a phase. It keeps its faults in memory, so a restart loses those
+ * in force; the runner's lease renewal (every leaseMs/3) puts them back once the proxy answers again.
+ */
+export interface ProxyRestart {
+  /** The instance the proxy stands in front of, `coin-1`. */
+  readonly instance: string;
+  readonly restarts: number;
+  /** ISO time of its last exit. */
+  readonly lastExitAt: string | null;
+  /**
+   * What became of this run's faults on it: `none` — none was on it when it went down; `reapplied` —
+   * the renewal found them gone and put them back (`reappliedAt`); `lost` — they were not put back
+   * after its last exit before the phase's faults were removed.
+   */
+  readonly faults: 'none' | 'reapplied' | 'lost';
+  /** ISO times the renewal put its faults back. */
+  readonly reappliedAt: readonly string[];
+  /** The same, as the run's terminal warned. */
+  readonly note: string;
+}
+
+export interface ReappliedLease {
+  readonly instance: string;
+  readonly injector: Injector;
+  /** The lease id. */
+  readonly id: string;
+  /** ISO time the renewal put it back. */
+  readonly at: string;
+}
+
+/** A phase's rogue calls, straight to a backend: how many were served, and why the others were not. */
+export interface RogueTally {
+  readonly service: BackendName;
+  /** Calls made (fewer than planned if the phase was cut short). */
+  readonly calls: number;
+  readonly served: number;
+  /** Calls refused, by the answer's reason (TRUST_MISSING, TRUST_NEEDS_MTLS…) or status. */
+  readonly refused: Readonly<Record<string, number>>;
+  /** Calls with no answer at all, by why (a connection refused, a timeout). */
+  readonly failed: Readonly<Record<string, number>>;
 }
 
 export interface GatewaySecond {
@@ -93,7 +146,9 @@ export interface TimeseriesPoint {
 
 export interface VariantRun {
   readonly variant: string;
-  readonly settings: { readonly workerRecovery?: boolean };
+  readonly settings: VariantSettings;
+  /** The trust mode the variant ran in: its setting, else the lab's (absent when the target does not know it). */
+  readonly trust?: TrustMode;
   /** The warm-up before the first phase, excluded from phases and claims. */
   readonly warmupMs: number;
   /** How long the runner waited before the variant for every backend instance to be ready; present when it had to. */
@@ -233,6 +288,9 @@ export interface PhaseRecord {
   window: number | undefined;
   /** See PhaseResult.settledMs. */
   settledMs?: number;
+  rogue?: RogueTally;
+  proxyRestarts?: ProxyRestart[];
+  reapplied: ReappliedLease[];
 }
 
 /**
@@ -244,8 +302,9 @@ export interface PhaseRecord {
 export function variantRun(
   variant: {
     readonly name: string;
-    readonly settings: { readonly workerRecovery?: boolean };
+    readonly settings: VariantSettings;
     readonly settledMs?: number;
+    readonly trust?: TrustMode;
   },
   warmupMs: number,
   records: readonly PhaseRecord[],
@@ -264,11 +323,15 @@ export function variantRun(
       gateways: window ? byGateway(window.targets, gateways, gatewayPhaseStats) : {},
       services: record.services,
       ...(record.settledMs ? { settledMs: record.settledMs } : {}),
+      ...(record.rogue ? { rogue: record.rogue } : {}),
+      ...(record.proxyRestarts ? { proxyRestarts: record.proxyRestarts } : {}),
+      ...(record.reapplied.length > 0 ? { reapplied: record.reapplied } : {}),
     };
   });
   return {
     variant: variant.name,
     settings: variant.settings,
+    ...(variant.trust ? { trust: variant.trust } : {}),
     warmupMs,
     ...(variant.settledMs ? { settledMs: variant.settledMs } : {}),
     phases,

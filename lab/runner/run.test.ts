@@ -611,3 +611,200 @@ phases:
     expect(outcome.exitCode).toBe(1);
   });
 });
+
+const TRUST_MODES_EXPERIMENT = `
+name: trust-modes
+description: a rogue client against each trust mode
+load: { rate: 10, endpoint: video }
+variants:
+  - { name: zero, settings: { trust: zero } }
+  - { name: full, settings: { trust: full } }
+  - { name: lab }
+phases:
+  - name: rogue
+    duration: 4s
+    rogue: { service: coin, calls: 4 }
+claims:
+  - { variant: zero, service: coin, phase: rogue, expect: { rogueServed: "== 1" } }
+  - { variant: full, service: coin, phase: rogue, expect: { rogueServed: "== 0" } }
+`;
+
+describe('trust modes and rogue calls', () => {
+  it('overrides the trust mode of gateways and backends per variant, and records the mode each ran in', async () => {
+    const h = harness(TRUST_MODES_EXPERIMENT, { target: createFakeTarget({ trust: 'half' }) });
+    const outcome = await runFor(h.ctx, 30_000);
+    const { result } = files(outcome);
+    expect(result.error).toBeUndefined();
+    expect(result.runs.map((r) => [r.variant, r.trust])).toEqual([
+      ['zero', 'zero'],
+      ['full', 'full'],
+      ['lab', 'half'],
+    ]);
+    // Backends and gateways each get the override (two calls), then both are cleared.
+    const applied = h.target.calls.filter((c) => c.startsWith('applySettings'));
+    expect(
+      applied.filter((c) => c.includes('-v0-settings') && c.includes('"trust":"zero"')).length,
+    ).toBeGreaterThanOrEqual(2);
+    expect(
+      applied.filter((c) => c.includes('-v1-settings') && c.includes('"trust":"full"')).length,
+    ).toBeGreaterThanOrEqual(2);
+    expect(applied.some((c) => c.includes('-v2-settings'))).toBe(false);
+    expect(h.target.settings).toBeUndefined();
+  });
+
+  it('counts the rogue calls of a phase, spread over it, and judges rogueServed', async () => {
+    const h = harness(TRUST_MODES_EXPERIMENT, { target: createFakeTarget({ trust: 'half' }) });
+    const outcome = await runFor(h.ctx, 30_000);
+    const { result } = files(outcome);
+    const rogue = (variant: string) => result.runs.find((r) => r.variant === variant)?.phases[0]?.rogue;
+    expect(rogue('zero')).toEqual({ service: 'coin', calls: 4, served: 4, refused: {}, failed: {} });
+    expect(rogue('full')).toEqual({
+      service: 'coin',
+      calls: 4,
+      served: 0,
+      refused: { TRUST_MISSING: 4 },
+      failed: {},
+    });
+    expect(rogue('lab')).toMatchObject({ calls: 4, served: 0 });
+    expect(result.runs[0]?.phases[0]?.services.coin?.rogueServed).toBe(1);
+    expect(result.runs[1]?.phases[0]?.services.coin?.rogueServed).toBe(0);
+    expect(result.claims.map((c) => [c.variant, c.metric, c.holds])).toEqual([
+      ['zero', 'rogueServed', true],
+      ['full', 'rogueServed', true],
+    ]);
+    expect(h.target.calls.filter((c) => c.startsWith('rogue coin /coins/1')).length).toBe(12);
+  });
+
+  it('refuses, before anything starts, rogue calls on a target that cannot make them', async () => {
+    const target = createFakeTarget({ noRogue: true });
+    const h = harness(TRUST_MODES_EXPERIMENT, { target });
+    await expect(runExperiment(h.ctx)).rejects.toThrow(
+      /phases\[0\]\.rogue \(phase "rogue"\): the local target cannot call a backend straight/,
+    );
+    expect(target.calls).toEqual([]);
+  });
+});
+
+describe('a fault proxy that restarts during a run', () => {
+  const PROXY_EXPERIMENT = `
+name: proxy-restart
+description: latency on coin while coin-1's fault proxy restarts
+load: { rate: 10, endpoint: video }
+phases:
+  - { name: baseline, duration: 2s }
+  - name: fault
+    duration: 6s
+    faults: [{ kind: latency, service: coin, delay: 300ms }]
+  - { name: recovery, duration: 2s }
+`;
+
+  /** Runs until `at` ms, restarts coin-1's proxy there, and runs to the end. */
+  async function runRestartingAt(at: number, timing: RunContext['timing'] = {}) {
+    const h = harness(PROXY_EXPERIMENT, {
+      target: createFakeTarget({ countsProxies: true }),
+      timing: { leaseMs: 3_000, warmupMs: 1_000, ...timing },
+    });
+    const running = runExperiment(h.ctx);
+    running.catch(() => {});
+    await vi.advanceTimersByTimeAsync(at);
+    const exitAt = Date.now();
+    h.target.restartProxy('coin-1', exitAt);
+    await vi.advanceTimersByTimeAsync(20_000 - at);
+    const outcome = await running;
+    return { h, outcome, exitAt, ...files(outcome) };
+  }
+
+  const phase = (result: RunResult, name: string) => result.runs[0]?.phases.find((p) => p.name === name);
+
+  it('records its restart in the phase, that the renewal put its faults back, and warns', async () => {
+    // The fault phase runs from about 3 s to 9 s; renewals come every second.
+    const { h, result, journal, exitAt } = await runRestartingAt(5_500);
+    const fault = phase(result, 'fault');
+    const id = fault?.reapplied?.[0]?.id ?? '';
+    expect(id).toMatch(/-v0-p1-f0$/);
+    expect(fault?.reapplied).toEqual([
+      { instance: 'coin-1', injector: 'fault-proxy', id, at: expect.any(String) },
+    ]);
+    const at = fault?.reapplied?.[0]?.at ?? '';
+    // Put back by the first renewal after the exit.
+    expect(Date.parse(at) - exitAt).toBeGreaterThan(0);
+    expect(Date.parse(at) - exitAt).toBeLessThanOrEqual(1_000);
+    expect(fault?.proxyRestarts).toEqual([
+      {
+        instance: 'coin-1',
+        restarts: 1,
+        lastExitAt: new Date(exitAt).toISOString(),
+        faults: 'reapplied',
+        reappliedAt: [at],
+        note: expect.stringMatching(
+          /^coin-1's fault proxy restarted and lost this run's faults on it \(a proxy keeps them in memory; its calibration figures start again too\); the lease renewal put them back at \d\d:\d\d:\d\d \(0\.\d s after its last exit\): coin-1 was without them until then$/,
+        ),
+      },
+    ]);
+    expect(phase(result, 'baseline')?.proxyRestarts).toEqual([]);
+    expect(phase(result, 'recovery')?.proxyRestarts).toEqual([]);
+    expect(phase(result, 'baseline')?.reapplied).toBeUndefined();
+    expect(journal.filter((e) => e.type === 'fault-reapplied')).toEqual([
+      {
+        type: 'fault-reapplied',
+        at: expect.any(String),
+        variant: 'default',
+        phase: 'fault',
+        leases: [{ instance: 'coin-1', injector: 'fault-proxy', id }],
+      },
+    ]);
+    expect(h.notes).toContain(
+      `warning: coin-1's fault proxy had lost ${id} (its process restarted): the lease renewal put it back`,
+    );
+    expect(h.notes).toContain(`warning: phase "fault": ${fault?.proxyRestarts?.[0]?.note}`);
+    expect(result.leftoverFaults).toEqual([]);
+  });
+
+  it('says its faults were lost for the rest of the phase when no renewal came after the restart', async () => {
+    const { h, result, exitAt } = await runRestartingAt(5_500, { leaseMs: 30_000, renewEveryMs: 10_000 });
+    const fault = phase(result, 'fault');
+    expect(fault?.reapplied).toBeUndefined();
+    expect(fault?.proxyRestarts).toEqual([
+      expect.objectContaining({ instance: 'coin-1', restarts: 1, faults: 'lost', reappliedAt: [] }),
+    ]);
+    const note = fault?.proxyRestarts?.[0]?.note ?? '';
+    expect(note).toMatch(
+      /^coin-1's fault proxy restarted and lost this run's faults on it .*; they were not put back before the phase's faults were removed: coin-1 was without them from \d\d:\d\d:\d\d to the phase's end$/,
+    );
+    expect(note).toContain(new Date(exitAt).toTimeString().slice(0, 8));
+    expect(h.notes).toContain(`warning: phase "fault": ${note}`);
+  });
+
+  it("records, without a warning, an instance's fault agent that lost its lease and had it put back", async () => {
+    const yaml = PROXY_EXPERIMENT.replace(
+      '{ kind: latency, service: coin, delay: 300ms }',
+      '{ kind: http-error, service: vip, status: 503, percent: 50, instances: [vip-1] }',
+    );
+    const h = harness(yaml, { target: createFakeTarget({ countsProxies: true }) });
+    const running = runExperiment(h.ctx);
+    running.catch(() => {});
+    await vi.advanceTimersByTimeAsync(5_500);
+    // vip-1 restarted: its agent forgot the lease.
+    for (const [key, lease] of h.target.leases) if (lease.instance === 'vip-1') h.target.leases.delete(key);
+    await vi.advanceTimersByTimeAsync(14_500);
+    const { result } = files(await running);
+    expect(phase(result, 'fault')?.reapplied).toEqual([
+      expect.objectContaining({ instance: 'vip-1', injector: 'fault-agent' }),
+    ]);
+    expect(phase(result, 'fault')?.proxyRestarts).toEqual([]);
+    expect(h.notes.filter((n) => n.startsWith('warning'))).toEqual([]);
+  });
+
+  it('says so when it held no fault of the run then', async () => {
+    const { h, result } = await runRestartingAt(2_000);
+    const baseline = phase(result, 'baseline');
+    expect(baseline?.proxyRestarts).toEqual([
+      expect.objectContaining({ instance: 'coin-1', restarts: 1, faults: 'none', reappliedAt: [] }),
+    ]);
+    expect(baseline?.proxyRestarts?.[0]?.note).toBe(
+      "coin-1's fault proxy restarted; no fault of this run was on it then (coin-1 was out of the gateways' reach until it was back)",
+    );
+    expect(phase(result, 'fault')?.proxyRestarts).toEqual([]);
+    expect(h.notes.filter((n) => n.includes('fault proxy'))).toHaveLength(1);
+  });
+});

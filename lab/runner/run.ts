@@ -18,6 +18,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import type { TrustMode } from '../../services/lib/trust.ts';
 import { BACKENDS, type BackendName, type Strategy } from '../../services/topology.ts';
 import { formatDuration } from '../duration.ts';
 import type { InjectorName } from '../faults/kind.ts';
@@ -31,9 +32,10 @@ import {
 } from '../load/generator.ts';
 import { configuredOf, describeFault, isCalibrated } from './calibration.ts';
 import { evaluateClaims } from './claims.ts';
-import type { Experiment, Fault, Phase, Variant } from './experiment.ts';
+import type { Experiment, Fault, Phase, RogueProbe, Variant } from './experiment.ts';
 import { type Faults, faultsOf } from './faults.ts';
 import { type Journal, openJournal, type RunEvent } from './journal.ts';
+import { proxyRestartsOf } from './proxy-restarts.ts';
 import {
   type CalibrationEntry,
   type DriverName,
@@ -44,6 +46,7 @@ import {
   loadOf,
   type PhaseFault,
   type PhaseRecord,
+  type RogueTally,
   type RunResult,
   type RunStatus,
   type VariantRun,
@@ -51,7 +54,16 @@ import {
   verdictOf,
   writeResult,
 } from './result.ts';
-import type { AppliedFault, LeftoverFault, ServiceCounters, Target, TargetInfo } from './target.ts';
+import { makeFolders } from './results-folder.ts';
+import type {
+  AppliedFault,
+  LeftoverFault,
+  ProxyCounters,
+  RogueAnswer,
+  ServiceCounters,
+  Target,
+  TargetInfo,
+} from './target.ts';
 
 // ---------------------------------------------------------------------------------------------------------
 // The run context
@@ -210,6 +222,18 @@ export async function refusedByTheLab(
   return problems;
 }
 
+/** Phases with a rogue client, on a target that cannot make rogue calls. */
+export function unsupportedRogues(experiment: Experiment, target: Target): string[] {
+  if (target.rogueCall) return [];
+  return experiment.phases.flatMap((phase, p) =>
+    phase.rogue
+      ? [
+          `${experiment.file}: phases[${p}].rogue (phase "${phase.name}"): the ${target.name} target cannot call a backend straight (rogue calls)`,
+        ]
+      : [],
+  );
+}
+
 /** `20261124-093512-weak-dependency-latency`, in local time. */
 export function runIdOf(experimentName: string, epochMs: number): string {
   return `${stampOf(epochMs, '-')}-${experimentName}`;
@@ -229,7 +253,10 @@ function stampOf(epochMs: number, separator: string): string {
  * error creating the results folder; every later failure ends as a result with status `failed`.
  */
 export async function runExperiment(ctx: RunContext): Promise<RunOutcome> {
-  const problems = unsupportedFaults(ctx.experiment, ctx.target);
+  const problems = [
+    ...unsupportedFaults(ctx.experiment, ctx.target),
+    ...unsupportedRogues(ctx.experiment, ctx.target),
+  ];
   if (problems.length === 0)
     problems.push(...(await refusedByTheLab(ctx.experiment, ctx.target, ctx.signal)));
   if (problems.length > 0) throw new UnsupportedFaultError(ctx.experiment.file, problems);
@@ -268,6 +295,8 @@ interface VariantState {
   finished: boolean;
   /** How long the target took to settle before the variant (0: no wait). */
   settledMs: number;
+  /** The trust mode the variant runs in, where known. */
+  readonly trust?: TrustMode;
 }
 
 class Abort extends Error {}
@@ -293,6 +322,8 @@ class ExperimentRun {
   private readonly calibration: CalibrationEntry[] = [];
   private current: VariantState | undefined;
   private active: ActiveFault[] = [];
+  /** The fault proxies' counters as last read with the services' (targets that count them). */
+  private proxyCounters: Readonly<Record<string, ProxyCounters>> | undefined;
   /** Why the run cannot go on although nobody aborted it (a lease could not be renewed). */
   private failure: Error | undefined;
   private readonly failed = new AbortController();
@@ -343,7 +374,7 @@ class ExperimentRun {
   // Journal
 
   private open(): void {
-    mkdirSync(this.ctx.outDir, { recursive: true });
+    makeFolders(this.ctx.outDir);
     // Two runs started in the same second get their own folders; 100 is far more than a second can hold.
     for (let n = 1; n <= 100 && !this.dir; n++) {
       const candidate = path.join(this.ctx.outDir, n === 1 ? this.runId : `${this.runId}-${n}`);
@@ -422,6 +453,7 @@ class ExperimentRun {
       settingsApplied: false,
       finished: false,
       settledMs: 0,
+      ...((variant.settings.trust ?? info.trust) ? { trust: variant.settings.trust ?? info.trust } : {}),
     };
     this.current = state;
     this.emit({ type: 'variant-started', variant: variant.name, settings: variant.settings });
@@ -445,7 +477,7 @@ class ExperimentRun {
       this.checkpoint();
       const generator = this.startLoad(state, info);
       await this.wait(this.timing.warmupMs);
-      let counters = await this.interruptible(this.target.counters());
+      let counters = await this.interruptible(this.readCounters());
       for (const [phaseIndex, phase] of this.experiment.phases.entries()) {
         this.checkpoint();
         counters = await this.runPhase(state, generator, phase, phaseIndex, counters);
@@ -504,7 +536,8 @@ class ExperimentRun {
     // Before the phase's first window: the wait belongs to the in-between window before it, like the
     // warm-up. Restarts while the lab settles belong to no phase: the counters are read again after.
     const settledMs = await this.settle(variant, phase.name);
-    const before = settledMs > 0 ? await this.interruptible(this.target.counters()) : previous;
+    const before = settledMs > 0 ? await this.interruptible(this.readCounters()) : previous;
+    const proxiesBefore = this.proxyCounters;
     const mark = (window: string) => {
       generator.mark(window);
       state.windows++;
@@ -520,6 +553,7 @@ class ExperimentRun {
       services: {},
       partial: true,
       window: undefined,
+      reapplied: [],
       ...(settledMs > 0 ? { settledMs } : {}),
     };
     state.records.push(record);
@@ -555,15 +589,30 @@ class ExperimentRun {
 
     mark(phase.name);
     record.window = state.windows;
-    await this.wait(phase.durationMs);
+    const rogue = phase.rogue ? this.rogueCalls(phase.rogue, phase.durationMs) : undefined;
+    try {
+      await this.wait(phase.durationMs);
+    } finally {
+      rogue?.stop();
+    }
     mark(`${phase.name}:closing`);
+    if (rogue) record.rogue = await rogue.tally;
 
     if (injected.length > 0) {
       await this.interruptible(this.removeFaults(injected, 'phase-end'));
       await this.interruptible(this.calibrate(variant, phase.name, injected));
     }
-    const after = await this.interruptible(this.target.counters());
-    record.services = countersDelta(before, after);
+    const after = await this.interruptible(this.readCounters());
+    record.services = withRogue(countersDelta(before, after), record.rogue);
+    if (this.proxyCounters) {
+      record.proxyRestarts = proxyRestartsOf(
+        proxiesBefore ?? {},
+        this.proxyCounters,
+        record,
+        this.clock.now(),
+      );
+      for (const restart of record.proxyRestarts) this.warn(`phase "${phase.name}": ${restart.note}`);
+    }
     record.partial = false;
     this.emit({
       type: 'phase-finished',
@@ -571,6 +620,7 @@ class ExperimentRun {
       phase: phase.name,
       partial: false,
       services: record.services,
+      ...(record.proxyRestarts ? { proxyRestarts: record.proxyRestarts } : {}),
     });
     return after;
   }
@@ -660,7 +710,11 @@ class ExperimentRun {
 
   private finishVariant(state: VariantState, summary: LoadSummary | undefined): void {
     const run = variantRun(
-      { ...state.variant, settledMs: state.settledMs },
+      {
+        ...state.variant,
+        settledMs: state.settledMs,
+        ...(state.trust ? { trust: state.trust } : {}),
+      },
       this.timing.warmupMs,
       state.records,
       summary,
@@ -695,6 +749,42 @@ class ExperimentRun {
   }
 
   /** Waits `ms`, or less when the run is aborted or has failed (then throws). */
+  /**
+   * A rogue client during a phase: `probe.calls` calls spread over `durationMs`, one at a time, each
+   * bounded; `stop` ends them at the phase's end (or an abort), and `tally` says what they got.
+   */
+  private rogueCalls(probe: RogueProbe, durationMs: number): { stop(): void; tally: Promise<RogueTally> } {
+    const stopped = new AbortController();
+    const call = this.target.rogueCall?.bind(this.target);
+    const gapMs = durationMs / probe.calls;
+    const tally = (async (): Promise<RogueTally> => {
+      const refused: Record<string, number> = {};
+      const failed: Record<string, number> = {};
+      let calls = 0;
+      let served = 0;
+      for (let i = 0; i < probe.calls && call && !stopped.signal.aborted; i++) {
+        const began = this.clock.now();
+        const signal = AbortSignal.any([stopped.signal, AbortSignal.timeout(ROGUE_CALL_TIMEOUT_MS)]);
+        const answer = await call(probe.service, ROGUE_PATHS[probe.service], signal).catch(
+          (err: unknown): RogueAnswer => ({ status: null, reason: (err as Error).message }),
+        );
+        if (stopped.signal.aborted && answer.status === null) break;
+        calls++;
+        if (answer.status === null)
+          failed[answer.reason ?? 'no answer'] = (failed[answer.reason ?? 'no answer'] ?? 0) + 1;
+        else if (answer.status === 401 || answer.status === 403) {
+          const why = answer.reason ?? String(answer.status);
+          refused[why] = (refused[why] ?? 0) + 1;
+        } else served++;
+        const next = began + gapMs;
+        const pause = next - this.clock.now();
+        if (pause > 0) await this.clock.sleep(pause, stopped.signal).catch(() => undefined);
+      }
+      return { service: probe.service, calls, served, refused, failed };
+    })();
+    return { stop: () => stopped.abort(), tally };
+  }
+
   private async wait(ms: number): Promise<void> {
     const signal = AbortSignal.any([this.ctx.signal, this.failed.signal]);
     try {
@@ -740,6 +830,34 @@ class ExperimentRun {
     return run;
   }
 
+  /** The services' counters; the fault proxies' beside them (`proxyCounters`), where the target counts them. */
+  private async readCounters(): Promise<Readonly<Record<BackendName, ServiceCounters>>> {
+    const [services, proxies] = await Promise.all([this.target.counters(), this.target.proxyRestarts?.()]);
+    this.proxyCounters = proxies;
+    return services;
+  }
+
+  /**
+   * Leases an instance or a fault proxy had lost (its process restarted) and the renewal put back: in the
+   * current phase's record and the journal. A fault proxy's are warned of too: an instance that crashes
+   * is what some experiments do (and its restarts are counted), a proxy that crashes is not.
+   */
+  private reapplied(state: VariantState, back: readonly AppliedFault[]): void {
+    const record = state.records.at(-1);
+    if (!record) return;
+    const at = new Date(this.clock.now()).toISOString();
+    const leases = back.map((a) => ({ instance: a.instance, injector: a.injector, id: a.id }));
+    record.reapplied.push(...leases.map((l) => ({ ...l, at })));
+    this.emit({ type: 'fault-reapplied', variant: state.variant.name, phase: record.name, leases });
+    const proxied = leases.filter((l) => l.injector === 'fault-proxy');
+    for (const instance of [...new Set(proxied.map((l) => l.instance))]) {
+      const ids = proxied.filter((l) => l.instance === instance).map((l) => l.id);
+      this.warn(
+        `${instance}'s fault proxy had lost ${ids.join(', ')} (its process restarted): the lease renewal put ${ids.length === 1 ? 'it' : 'them'} back`,
+      );
+    }
+  }
+
   /**
    * Renews the variant's settings lease and the current phase's fault leases every renewEveryMs. Two
    * failures in a row fail the run: a third would come after the leases ran out, and the phase would be
@@ -763,13 +881,14 @@ class ExperimentRun {
             }
             const applied = this.active.flatMap((a) => a.applied);
             if (applied.length > 0) {
-              await this.faults.renew(applied, this.timing.leaseMs);
+              const back = await this.faults.renew(applied, this.timing.leaseMs);
               this.emit({
                 type: 'fault-renewed',
                 variant: state.variant.name,
                 ids: idsOf(applied),
                 leaseMs: this.timing.leaseMs,
               });
+              if (back.length > 0) this.reapplied(state, back);
             }
           });
           failures = 0;
@@ -1023,6 +1142,28 @@ class ExperimentRun {
 }
 
 // ---------------------------------------------------------------------------------------------------------
+
+/** A phase's service figures with its rogue calls' share served, for claims on rogueServed. */
+function withRogue(
+  services: Partial<Record<BackendName, ServiceCounters>>,
+  rogue: RogueTally | undefined,
+): Partial<Record<BackendName, ServiceCounters>> {
+  if (!rogue || rogue.calls === 0) return services;
+  const counted = services[rogue.service] ?? { restarts: 0, panicsRecovered: 0 };
+  return { ...services, [rogue.service]: { ...counted, rogueServed: rogue.served / rogue.calls } };
+}
+
+/** The path a rogue client asks of a backend: a real one (the first video's, or its uploader's). */
+const ROGUE_PATHS: Readonly<Record<BackendName, string>> = {
+  account: '/accounts/1',
+  archive: '/archives/1',
+  vip: '/vips/1',
+  like: '/likes/1',
+  coin: '/coins/1',
+};
+
+/** Bound on one rogue call: a backend that does not answer is counted as such. */
+const ROGUE_CALL_TIMEOUT_MS = 2_000;
 
 function countersDelta(
   before: Readonly<Record<BackendName, ServiceCounters>>,

@@ -5,6 +5,7 @@
  * target (faults.ts: all-or-nothing injection, renewal, removal, audit, clear), so the lifecycle and
  * its rollback are the same everywhere and can be tested against an in-memory fake (fake-target.ts).
  */
+import type { TrustMode } from '../../services/lib/trust.ts';
 import type { BackendName, Strategy } from '../../services/topology.ts';
 import type { FaultInjector } from '../faults/injector.ts';
 import type { AgentInjector } from '../faults/injectors/agent.ts';
@@ -24,11 +25,29 @@ export interface TargetInfo {
   readonly gateways: Readonly<Record<Strategy, string>>;
   /** The lab's own worker-recovery setting, where the target knows it. */
   readonly workerRecovery?: boolean;
+  /** The lab's own trust mode (`up --trust`), where the target knows it. */
+  readonly trust?: TrustMode;
 }
 
 export interface ServiceCounters {
   readonly restarts: number;
   readonly panicsRecovered: number;
+  /** Share of the phase's rogue calls to the service it served (phases with a `rogue` only). */
+  readonly rogueServed?: number;
+}
+
+/** A fault proxy's restarts, and when it last exited. */
+export interface ProxyCounters {
+  readonly restarts: number;
+  /** ISO time of its last exit; null if it never exited. */
+  readonly lastExitAt: string | null;
+}
+
+/** What one rogue call got: the answer's status and reason, or no answer (`status: null`) and why. */
+export interface RogueAnswer {
+  readonly status: number | null;
+  /** The error's reason (TRUST_MISSING…) when the answer is one, or the failure without an answer. */
+  readonly reason?: string;
 }
 
 /** An instance faults can be put on: a backend's or a gateway's (`service: 'gateway'`). */
@@ -52,15 +71,17 @@ export interface RunHolder {
   readonly experiment: string;
   /** ISO time. */
   readonly startedAt: string;
+  /** The machine it runs on, where runs from several machines share a lab (Kubernetes). */
+  readonly host?: string;
 }
 
-/** `a run of tour (pid 4242, since 10:31:07, 42 s ago)`. */
+/** `a run of tour (pid 4242, since 10:31:07, 42 s ago)`; `(pid 4242 on laptop-7, …)` when it names its host. */
 export function describeHolder(holder: RunHolder, now = Date.now()): string {
   const started = new Date(holder.startedAt);
   const since = Number.isNaN(started.getTime())
     ? holder.startedAt
     : `since ${started.toTimeString().slice(0, 8)}, ${Math.max(0, Math.round((now - started.getTime()) / 1000))} s ago`;
-  return `a run of ${holder.experiment} (pid ${holder.pid}, ${since})`;
+  return `a run of ${holder.experiment} (pid ${holder.pid}${holder.host ? ` on ${holder.host}` : ''}, ${since})`;
 }
 
 /** A second run on a lab that one already holds: refused before anything starts. */
@@ -68,7 +89,7 @@ export class LabBusyError extends Error {
   override readonly name = 'LabBusyError';
   constructor(readonly holder: RunHolder) {
     super(
-      `the lab is busy: ${describeHolder(holder)} holds it; one lab runs one experiment at a time, and nothing was started — wait for that run to end, or stop it (Ctrl-C in its terminal, or kill ${holder.pid})`,
+      `the lab is busy: ${describeHolder(holder)} holds it; one lab runs one experiment at a time, and nothing was started — wait for that run to end, or stop it (Ctrl-C in its terminal, or kill ${holder.pid}${holder.host ? ` on ${holder.host}` : ''})`,
     );
   }
 }
@@ -93,7 +114,8 @@ export interface Target {
   /**
    * Takes the lab for one run, before anything starts; throws LabBusyError naming the run that holds
    * it. Released by the run at its end (a run killed without a chance to release leaves a lock that
-   * the next run takes over once its process is gone). Absent: the target does not lock (kind, for now).
+   * the next run takes over once its process is gone — locally — or its Lease has expired — on
+   * Kubernetes). Absent: the target does not lock.
    */
   holdLab?(holder: RunHolder): Promise<{ release(): Promise<void> }>;
   /** The run holding the lab now, if any (`fault add` warns that it will interfere). */
@@ -130,6 +152,18 @@ export interface Target {
   agents(): AgentInjector;
   /** Cumulative counters per backend service (summed over instances); the runner takes phase deltas. */
   counters(): Promise<Readonly<Record<BackendName, ServiceCounters>>>;
+  /**
+   * Each fault proxy's restarts since the lab started, by the instance it stands in front of (`coin-1`),
+   * where the target supervises its proxies as processes of their own (the local lab); the runner takes
+   * phase deltas. A proxy keeps its faults in memory: a restart loses them. Absent: not counted apart.
+   */
+  proxyRestarts?(): Promise<Readonly<Record<string, ProxyCounters>>>;
+  /**
+   * One call straight to an instance of `service` (round-robin), around the gateways and the fault
+   * proxies, unsigned and in plain HTTP: what a client that got onto the network would send. A
+   * target without it cannot run a phase's `rogue`.
+   */
+  rogueCall?(service: BackendName, path: string, signal: AbortSignal): Promise<RogueAnswer>;
   /**
    * Watches the prepared lab while a run uses it: calls `lost` once, within about a second, if the lab
    * stops (its supervisor killed, say), so that the run ends as failed at once instead of measuring a

@@ -97,7 +97,12 @@ describe('faults on a backend', () => {
     expect(backend.agent.workerRecovery()).toBe(false);
     now += 5_000;
     const listing = (await (await chaos(backend, 'GET', '/faults')).json()) as { settings: unknown };
-    expect(listing.settings).toEqual({ workerRecovery: true, overridden: false, expiresAt: null });
+    expect(listing.settings).toEqual({
+      workerRecovery: true,
+      trust: 'zero',
+      overridden: false,
+      expiresAt: null,
+    });
     expect(backend.agent.workerRecovery()).toBe(true);
   });
 
@@ -152,7 +157,7 @@ describe('a backend in half trust', () => {
   it('serves a call the gateway signed', async () => {
     const res = await call(
       '/coins/1',
-      signRequest(KEY, 'gateway-resilient', { method: 'GET', path: '/coins/1' }, NOW),
+      signRequest(KEY, 'gateway-resilient', { method: 'GET', path: '/coins/1', audience: 'coin' }, NOW),
     );
     expect(res.status).toBe(200);
   });
@@ -164,7 +169,7 @@ describe('a backend in half trust', () => {
   });
 
   it('refuses a tampered signature with 403 TRUST_FORGED', async () => {
-    const headers = signRequest(KEY, 'gw', { method: 'GET', path: '/coins/1' }, NOW);
+    const headers = signRequest(KEY, 'gw', { method: 'GET', path: '/coins/1', audience: 'coin' }, NOW);
     headers[TRUST_HEADERS.signature] = headers[TRUST_HEADERS.signature]!.replace(/.$/, (c) =>
       c === 'f' ? 'e' : 'f',
     );
@@ -176,7 +181,7 @@ describe('a backend in half trust', () => {
   it('refuses an old signature with 401 TRUST_EXPIRED', async () => {
     const res = await call(
       '/coins/1',
-      signRequest(KEY, 'gw', { method: 'GET', path: '/coins/1' }, NOW - 60_000),
+      signRequest(KEY, 'gw', { method: 'GET', path: '/coins/1', audience: 'coin' }, NOW - 60_000),
     );
     expect(res.status).toBe(401);
     expect(await reasonOf(res)).toBe('TRUST_EXPIRED');

@@ -45,7 +45,12 @@ describe('backendConfigFromEnv', () => {
 
   const bad: [string, Record<string, string>, RegExp][] = [
     ['half trust without a key', { TRUST_MODE: 'half' }, /^TRUST_KEY is not set: TRUST_MODE=half needs/],
-    ['full trust', { TRUST_MODE: 'full', TRUST_KEY: 'k' }, /TRUST_MODE=full .*not built yet/],
+    [
+      'full trust without the certificates',
+      { TRUST_MODE: 'full', TRUST_KEY: 'k' },
+      /TRUST_MODE=full needs the lab's certificates: TLS_CA, TLS_CERT and TLS_KEY/,
+    ],
+    ['half a certificate', { TLS_CA: '-----BEGIN CERTIFICATE-----' }, /TLS_CERT and TLS_KEY not set/],
     [
       'an unknown trust mode',
       { TRUST_MODE: 'partial' },

@@ -4,8 +4,9 @@ import { ConfigError, envBool, envChoice, envInt, optionalEnv, requireEnv } from
 import { createFaultAgent, type FaultAgent } from '../lib/fault-agent.ts';
 import { createLauncher, type Launcher } from '../lib/go.ts';
 import { createServiceApp, listen, type ServiceContext } from '../lib/service-app.ts';
-import { TRUST_MODES, type TrustMode, transport } from '../lib/trust.ts';
-import { trustMiddleware } from '../lib/trust-middleware.ts';
+import { type TlsMaterial, tlsFromEnv } from '../lib/tls.ts';
+import { TRUST_MODES, type TrustMode } from '../lib/trust.ts';
+import { checkCanServe, trustMiddleware } from '../lib/trust-middleware.ts';
 import { SERVICE_ENV } from '../names.ts';
 import { type BackendName, topology } from '../topology.ts';
 import { accountRoutes } from './account.ts';
@@ -27,8 +28,10 @@ export interface BackendConfig {
   /** Bearer token of the fault admin API; unset turns the API off. */
   readonly adminToken?: string;
   readonly trustMode: TrustMode;
-  /** HMAC key shared with the gateway; required unless trustMode is `zero`. */
+  /** HMAC key shared with the gateway; required for half trust (and to be switched to it). */
   readonly trustKey?: string;
+  /** The lab's CA and this service's certificate; required for full trust (and to be switched to it). */
+  readonly tls?: TlsMaterial;
   /** Default for panic recovery in background tasks (the fault agent may override it). */
   readonly workerRecovery: boolean;
 }
@@ -63,19 +66,20 @@ type Env = Readonly<Record<string, string | undefined>>;
 
 export function backendConfigFromEnv(name: BackendName, env: Env): BackendConfig {
   const trustMode = envChoice(env, SERVICE_ENV.trustMode, TRUST_MODES, 'zero');
-  try {
-    transport(trustMode);
-  } catch (err) {
-    throw new ConfigError((err as Error).message);
-  }
   const trustKey =
-    trustMode === 'zero'
-      ? optionalEnv(env, SERVICE_ENV.trustKey)
-      : requireEnv(
+    trustMode !== 'zero'
+      ? requireEnv(
           env,
           SERVICE_ENV.trustKey,
           `${SERVICE_ENV.trustMode}=${trustMode} needs the HMAC key the gateway signs calls with (the same value on every service)`,
-        );
+        )
+      : optionalEnv(env, SERVICE_ENV.trustKey);
+  const tls = tlsFromEnv(env);
+  if (trustMode === 'full' && !tls) {
+    throw new ConfigError(
+      `${SERVICE_ENV.trustMode}=full needs the lab's certificates: ${SERVICE_ENV.tlsCa}, ${SERVICE_ENV.tlsCert} and ${SERVICE_ENV.tlsKey}`,
+    );
+  }
   const adminToken = optionalEnv(env, SERVICE_ENV.adminToken);
   return {
     name,
@@ -85,6 +89,7 @@ export function backendConfigFromEnv(name: BackendName, env: Env): BackendConfig
     ...(adminToken ? { adminToken } : {}),
     trustMode,
     ...(trustKey ? { trustKey } : {}),
+    ...(tls ? { tls } : {}),
     workerRecovery: envBool(env, SERVICE_ENV.workerRecovery, true),
   };
 }
@@ -97,7 +102,8 @@ function identified(log: Logger, config: BackendConfig): Logger {
 }
 
 export async function startBackend(config: BackendConfig, deps: BackendDeps = {}): Promise<RunningBackend> {
-  transport(config.trustMode);
+  const canServe = { ...(config.trustKey ? { key: config.trustKey } : {}), tls: config.tls !== undefined };
+  checkCanServe(config.trustMode, canServe);
   const clock = deps.clock ?? Date.now;
   const random = deps.random ?? Math.random;
   const { app, ctx, finalize } = createServiceApp({
@@ -109,6 +115,15 @@ export async function startBackend(config: BackendConfig, deps: BackendDeps = {}
     ctx,
     ...(config.adminToken ? { token: config.adminToken } : {}),
     workerRecoveryDefault: config.workerRecovery,
+    trustDefault: config.trustMode,
+    cannotTrust: (mode) => {
+      try {
+        checkCanServe(mode, canServe);
+        return undefined;
+      } catch (err) {
+        return (err as Error).message;
+      }
+    },
     clock,
     random,
   });
@@ -120,8 +135,8 @@ export async function startBackend(config: BackendConfig, deps: BackendDeps = {}
   app.use(
     trustMiddleware({
       ctx,
-      mode: config.trustMode,
-      ...(config.trustKey ? { key: config.trustKey } : {}),
+      mode: agent.trustMode,
+      ...canServe,
       clock,
     }),
   );
@@ -132,14 +147,19 @@ export async function startBackend(config: BackendConfig, deps: BackendDeps = {}
   dataset();
   let listening: Awaited<ReturnType<typeof listen>>;
   try {
-    listening = await listen(app, config.port, config.host);
+    listening = await listen(app, config.port, config.host, config.tls);
   } catch (err) {
     agent.close();
     throw err;
   }
   ctx.readiness.set(true);
   ctx.log.info(
-    { url: listening.url, trustMode: config.trustMode, workerRecovery: config.workerRecovery },
+    {
+      url: listening.url,
+      trustMode: config.trustMode,
+      tls: config.tls !== undefined,
+      workerRecovery: config.workerRecovery,
+    },
     `${config.name} backend listening`,
   );
 

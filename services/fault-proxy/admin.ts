@@ -2,7 +2,7 @@ import type { Router } from 'express';
 import { type FaultParams, leaseRouter } from '../lib/lease-router.ts';
 import type { LeaseBook } from '../lib/leases.ts';
 import type { ServiceContext } from '../lib/service-app.ts';
-import { PROXY_FAULT_PARAMS, type ProxyFaultKind } from './faults.ts';
+import { MAX_PROXY_FAULTS, PROXY_FAULT_PARAMS, type ProxyFaultKind } from './faults.ts';
 import type { ProxyMetrics } from './metrics.ts';
 import type { ProxyStats } from './stats.ts';
 
@@ -38,6 +38,7 @@ export function adminRouter(options: AdminOptions): Router {
     token: options.token,
     kinds: PROXY_FAULT_PARAMS,
     book,
+    maxFaults: MAX_PROXY_FAULTS,
     listing: (faults) => ({ ...identity(), faults }),
     onApplied: (lease, renewed) => (renewed ? metrics.renewed : metrics.applied).inc({ kind: lease.kind }),
     extend(router) {

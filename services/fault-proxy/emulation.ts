@@ -8,10 +8,11 @@ import type { ProxyFault, ProxyFaultKind } from './faults.ts';
  * is what one request/response round trip pays in all. Its `requestShare` of it (0 to 1,
  * absent: 0) is paid by each chunk going to the backend, the rest by each chunk going back to
  * the client: 0 is netem on the backend pod's egress (responses), 1 delays requests only, 0.5
- * half each way. Several faults add up, way by way. Jitter never reorders bytes: a chunk is
- * released at max(its own time, the previous chunk's release in the same direction). netem
- * does reorder packets, but TCP hides that behind head-of-line blocking, so this is what the
- * application would see.
+ * half each way. Several faults in force add up, way by way, by design: two latencies are two slow
+ * links in a row, as Toxiproxy's toxics in a chain (`MAX_PROXY_FAULTS` bounds how many). Jitter
+ * never reorders bytes: a chunk is released at max(its own time, the previous chunk's release in
+ * the same direction). netem does reorder packets, but TCP hides that behind head-of-line
+ * blocking, so this is what the application would see.
  *
  * loss — an EMULATION, by its effect on TCP. A proxy above TCP cannot drop a segment: the
  * bytes it reads are already acknowledged, and dropping them would corrupt the stream, not

@@ -25,6 +25,14 @@ export const PROXY_FAULT_PARAMS = {
   reset: z.strictObject({ percent: faultParameter('percent') }),
 } as const satisfies Record<string, ParamsSchema>;
 
+/**
+ * The most faults a proxy holds in force at once; one more is refused with 409 TOO_MANY_FAULTS,
+ * while a renewal of one in force is always taken. Every chunk is checked against every fault, and
+ * latencies add up (see `emulation.ts`): thousands of leases (a client looping on new ids) would
+ * make every call pay for all of them. A phase of the catalog puts at most 3 on an instance.
+ */
+export const MAX_PROXY_FAULTS = 16;
+
 export type ProxyFaultKind = keyof typeof PROXY_FAULT_PARAMS;
 export const PROXY_FAULT_KINDS = Object.keys(PROXY_FAULT_PARAMS) as readonly ProxyFaultKind[];
 

@@ -359,6 +359,22 @@ describe('latency per direction, timed at the upstream', () => {
     expect(stats.requestLatency?.maxMs).toBeLessThanOrEqual(TICK_MS);
   });
 
+  it('two overlapping latencies add up, way by way: every call pays the sum of both delays, not the larger', async () => {
+    // 75 ms each way, and 100 ms more on requests: 175 ms there, 75 ms back, 250 ms in all (the larger alone: 150 ms).
+    await h.fault('both-ways', 'latency', { delayMs: 150, jitterMs: 0, requestShare: 0.5 });
+    await h.fault('requests', 'latency', { delayMs: 100, jitterMs: 0, requestShare: 1 });
+    try {
+      for (let i = 0; i < 4; i++) {
+        const { sent, arrived, answered } = await ping();
+        expect(arrived - sent).toBeGreaterThanOrEqual(175 - TICK_MS);
+        expect(answered - arrived).toBeGreaterThanOrEqual(75 - TICK_MS);
+        expect(answered - sent).toBeGreaterThanOrEqual(250 - 2 * TICK_MS);
+      }
+    } finally {
+      await h.admin('DELETE', '/faults');
+    }
+  });
+
   it('reset still rolls at the first bytes, before any latency on requests: nothing reaches the upstream', async () => {
     await h.fault('rst', 'reset', { percent: 100 });
     await h.fault('slow', 'latency', { delayMs: DELAY_MS, requestShare: 1 });

@@ -63,7 +63,7 @@ describe('callUpstream', () => {
     const result = await callUpstream(instanceAt(url), { ...call('/coins/7?x=1'), sign });
     expect(result).toEqual({ ok: true, value: { ok: true } });
     expect(lastPath).toBe('/coins/7?x=1');
-    expect(sign).toHaveBeenCalledWith({ method: 'GET', path: '/coins/7?x=1' });
+    expect(sign).toHaveBeenCalledWith({ method: 'GET', path: '/coins/7?x=1', audience: 'coin' });
     expect(lastHeaders['x-request-id']).toBe('req-1');
     expect(lastHeaders['x-lab-signature']).toBe('sig');
   });

@@ -17,8 +17,8 @@ export interface UpstreamCall {
   /** Aborts the call; when it aborts because of `deadlineMs`, the result is a timeout. */
   readonly signal?: AbortSignal;
   readonly deadlineMs?: number;
-  /** Headers that authenticate the call (half trust); absent in zero trust. */
-  readonly sign?: (request: { method: 'GET'; path: string }) => Record<string, string>;
+  /** Headers that authenticate the call (half trust; none in zero and full trust). */
+  readonly sign?: (request: { method: 'GET'; path: string; audience: BackendName }) => Record<string, string>;
 }
 
 /** Socket-level failures: the instance is not there (or not any more). */
@@ -37,7 +37,7 @@ export async function callUpstream(instance: UpstreamInstance, call: UpstreamCal
   const headers: Record<string, string> = {
     accept: 'application/json',
     [REQUEST_ID_HEADER]: call.requestId,
-    ...call.sign?.({ method: 'GET', path: call.path }),
+    ...call.sign?.({ method: 'GET', path: call.path, audience: call.dependency }),
   };
   const where = { dependency: call.dependency, upstream: instance.url };
   let response: Awaited<ReturnType<typeof instance.pool.request>>;

@@ -1,7 +1,16 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { createLabPki, tlsFor } from '../../lab/pki.ts';
 import { BACKENDS, type BackendName, STRATEGIES, type Strategy } from '../topology.ts';
 import type { RunningGateway } from './server.ts';
-import { type Fleet, getPage, median, metric, startFleet, startTestGateway } from './test-fleet.ts';
+import {
+  ADMIN_TOKEN,
+  type Fleet,
+  getPage,
+  median,
+  metric,
+  startFleet,
+  startTestGateway,
+} from './test-fleet.ts';
 
 /**
  * The gateway against real backends over loopback: every strategy, the faults the lab
@@ -311,6 +320,78 @@ describe('half trust', () => {
       const refused = await getPage(unsigned.url, freshAid());
       expect(refused.status).toBe(502);
       expect(refused.body.error.metadata.upstreamReason).toBe('TRUST_MISSING');
+    } finally {
+      await trusted.close();
+    }
+  });
+});
+
+describe('full trust', () => {
+  it('calls every backend over mutual TLS; a gateway without the certificate is refused', async () => {
+    const pki = await createLabPki();
+    const trusted = await startFleet({
+      replicas: 1,
+      trustMode: 'full',
+      trustKey: 'lab-key',
+      tls: (name) => tlsFor(pki, name),
+    });
+    try {
+      const secure = await gatewayWith(trusted.urls, {
+        strategy: 'parallel',
+        trustMode: 'full',
+        trustKey: 'lab-key',
+        tls: tlsFor(pki, 'gateway'),
+      });
+      const page = await getPage(secure.url, freshAid());
+      expect(page.status).toBe(200);
+
+      // Signed, but in plain HTTP: full trust wants the certificate.
+      const signing = await gatewayWith(trusted.urls, {
+        strategy: 'parallel',
+        trustMode: 'half',
+        trustKey: 'lab-key',
+      });
+      const refused = await getPage(signing.url, freshAid());
+      expect(refused.status).toBe(502);
+      expect(refused.body.error.metadata.upstreamReason).toBe('TRUST_NEEDS_MTLS');
+    } finally {
+      await trusted.close();
+    }
+  });
+
+  it('switches mode for a settings lease on the gateway and the backends, and back', async () => {
+    const pki = await createLabPki();
+    const trusted = await startFleet({
+      replicas: 1,
+      trustMode: 'half',
+      trustKey: 'lab-key',
+      tls: (name) => tlsFor(pki, name),
+    });
+    try {
+      const gateway = await gatewayWith(trusted.urls, {
+        strategy: 'parallel',
+        trustMode: 'half',
+        trustKey: 'lab-key',
+        tls: tlsFor(pki, 'gateway'),
+        adminToken: ADMIN_TOKEN,
+      });
+      const settle = async (url: string, trust: string) => {
+        const res = await fetch(`${url}/__chaos/settings`, {
+          method: 'PUT',
+          headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' },
+          body: JSON.stringify({ trust, leaseMs: 60_000 }),
+        });
+        expect(res.status).toBe(200);
+      };
+      const everyBackend = BACKENDS.flatMap((name) => trusted.urls[name]);
+      for (const url of [...everyBackend, gateway.url]) await settle(url, 'full');
+      expect((await getPage(gateway.url, freshAid())).status).toBe(200);
+      // The backends now refuse plain calls, so the page above came over TLS.
+      const plain = await fetch(`${trusted.urls.coin[0]}/coins/1`);
+      expect(plain.status).toBe(401);
+      for (const url of [...everyBackend, gateway.url]) await settle(url, 'zero');
+      expect((await getPage(gateway.url, freshAid())).status).toBe(200);
+      expect((await fetch(`${trusted.urls.coin[0]}/coins/1`)).status).toBe(200);
     } finally {
       await trusted.close();
     }

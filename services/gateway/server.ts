@@ -3,14 +3,8 @@ import type { Logger } from 'pino';
 import { ConfigError, envChoice, envInt, optionalEnv, requireEnv } from '../lib/env.ts';
 import { createFaultAgent } from '../lib/fault-agent.ts';
 import { createServiceApp, listen, type ServiceContext } from '../lib/service-app.ts';
-import {
-  isTrustMode,
-  signRequest,
-  signsCalls,
-  TRUST_MODES,
-  type TrustMode,
-  transport,
-} from '../lib/trust.ts';
+import { type TlsMaterial, tlsFromEnv } from '../lib/tls.ts';
+import { isTrustMode, signRequest, signsCalls, TRUST_MODES, type TrustMode, usesTls } from '../lib/trust.ts';
 import { SERVICE_ENV, upstreamEnvName } from '../names.ts';
 import { BACKENDS, type BackendName, isStrategy, STRATEGIES, type Strategy, topology } from '../topology.ts';
 import { mountGatewayRoutes } from './app.ts';
@@ -36,8 +30,10 @@ export interface GatewayConfig {
   /** Bearer token of the `/__chaos` admin API; unset turns it off. */
   readonly adminToken?: string;
   readonly trustMode: TrustMode;
-  /** HMAC key, required unless trustMode is zero. */
+  /** HMAC key: required for half trust (and to be switched to it). */
   readonly trustKey?: string;
+  /** The lab's CA and the gateways' client certificate: required for full trust (and to be switched to it). */
+  readonly tls?: TlsMaterial;
 }
 
 type Env = Readonly<Record<string, string | undefined>>;
@@ -51,7 +47,8 @@ export function gatewayConfigFromEnv(env: Env): GatewayConfig {
   }
   const trustMode = envChoice(env, SERVICE_ENV.trustMode, TRUST_MODES, 'zero');
   const trustKey = optionalEnv(env, SERVICE_ENV.trustKey);
-  checkTrust(trustMode, trustKey);
+  const tls = tlsFromEnv(env);
+  checkTrust(trustMode, trustKey, tls);
   const adminToken = optionalEnv(env, SERVICE_ENV.adminToken);
   return {
     strategy,
@@ -71,6 +68,7 @@ export function gatewayConfigFromEnv(env: Env): GatewayConfig {
     ...(adminToken ? { adminToken } : {}),
     trustMode,
     ...(trustKey ? { trustKey } : {}),
+    ...(tls ? { tls } : {}),
   };
 }
 
@@ -104,19 +102,27 @@ function upstreamUrls(env: Env, dependency: BackendName): string[] {
     });
 }
 
-function checkTrust(mode: string, key: string | undefined): void {
-  const { trustMode, trustKey } = SERVICE_ENV;
-  if (!isTrustMode(mode)) throw new ConfigError(`${trustMode}=${JSON.stringify(mode)} is invalid`);
-  try {
-    transport(mode);
-  } catch (err) {
-    throw new ConfigError(`${trustMode}=${mode}: ${(err as Error).message}`);
-  }
+/** Why the gateway cannot call in `mode` with what it was given, or undefined when it can. */
+function cannotTrust(
+  mode: TrustMode,
+  key: string | undefined,
+  tls: TlsMaterial | undefined,
+): string | undefined {
+  const { trustMode, trustKey, tlsCa, tlsCert, tlsKey } = SERVICE_ENV;
   if (signsCalls(mode) && !key) {
-    throw new ConfigError(
-      `${trustKey} is not set: ${trustMode}=${mode} signs every call with it (any shared secret)`,
-    );
+    return `${trustKey} is not set: ${trustMode}=${mode} signs every call with it (any shared secret)`;
   }
+  if (usesTls(mode) && !tls) {
+    return `${tlsCa}, ${tlsCert} and ${tlsKey} are not set: ${trustMode}=${mode} calls every backend over mutual TLS with the lab's certificates`;
+  }
+  return undefined;
+}
+
+function checkTrust(mode: string, key: string | undefined, tls: TlsMaterial | undefined): void {
+  if (!isTrustMode(mode))
+    throw new ConfigError(`${SERVICE_ENV.trustMode}=${JSON.stringify(mode)} is invalid`);
+  const why = cannotTrust(mode, key, tls);
+  if (why) throw new ConfigError(why);
 }
 
 export interface GatewayDeps {
@@ -139,7 +145,7 @@ export interface RunningGateway {
  * listens and reports ready. `port: 0` picks a free port (in-process tests).
  */
 export async function startGateway(config: GatewayConfig, deps: GatewayDeps = {}): Promise<RunningGateway> {
-  checkTrust(config.trustMode, config.trustKey);
+  checkTrust(config.trustMode, config.trustKey, config.tls);
   for (const dependency of BACKENDS) {
     if (!config.upstreams[dependency]?.length) {
       throw new ConfigError(`${upstreamEnvName(dependency)}: no instances of ${dependency} to call`);
@@ -157,6 +163,8 @@ export async function startGateway(config: GatewayConfig, deps: GatewayDeps = {}
     ctx,
     ...(config.adminToken ? { token: config.adminToken } : {}),
     workerRecoveryDefault: true,
+    trustDefault: config.trustMode,
+    cannotTrust: (mode) => cannotTrust(mode, config.trustKey, config.tls),
     clock,
     random,
   });
@@ -172,14 +180,16 @@ export async function startGateway(config: GatewayConfig, deps: GatewayDeps = {}
         probeIntervalMs: config.probeIntervalMs,
         metrics,
         log: ctx.log,
+        ...(config.tls ? { tls: config.tls, secure: () => usesTls(agent.trustMode()) } : {}),
       }),
     ]),
   ) as Record<BackendName, UpstreamSet>;
   const trustKey = config.trustKey;
-  const sign: Signer | undefined =
-    signsCalls(config.trustMode) && trustKey
-      ? (request) => signRequest(trustKey, config.instanceId, request, clock())
-      : undefined;
+  // The trust mode is read on every call: a variant may override the lab's for a while.
+  const sign: Signer | undefined = trustKey
+    ? (request) =>
+        signsCalls(agent.trustMode()) ? signRequest(trustKey, config.instanceId, request, clock()) : {}
+    : undefined;
   const shared = { upstreams, metrics, ...(sign ? { sign } : {}) };
   const resilient =
     config.strategy === 'resilient' ? new ResilientCaller({ ...shared, clock, random }) : undefined;
@@ -208,7 +218,7 @@ export async function startGateway(config: GatewayConfig, deps: GatewayDeps = {}
   }
   ctx.readiness.set(true);
   ctx.log.info(
-    { url: listening.url, strategy: config.strategy, trust: config.trustMode },
+    { url: listening.url, strategy: config.strategy, trust: config.trustMode, tls: config.tls !== undefined },
     'gateway listening',
   );
 

@@ -2,6 +2,7 @@ import { Writable } from 'node:stream';
 import { type Logger, pino } from 'pino';
 import type { Registry } from 'prom-client';
 import { type RunningBackend, startBackend } from '../backends/server.ts';
+import type { TlsMaterial } from '../lib/tls.ts';
 import type { TrustMode } from '../lib/trust.ts';
 import { BACKENDS, type BackendName } from '../topology.ts';
 import { type GatewayConfig, type RunningGateway, startGateway } from './server.ts';
@@ -37,7 +38,13 @@ function capturingLogger(lines: string[]): Logger {
 export const silentLog: Logger = pino({ level: 'silent' });
 
 export async function startFleet(
-  options: { replicas?: number; trustMode?: TrustMode; trustKey?: string } = {},
+  options: {
+    replicas?: number;
+    trustMode?: TrustMode;
+    trustKey?: string;
+    /** Each backend's TLS material (full trust), e.g. `(name) => tlsFor(pki, name)` from lab/pki.ts. */
+    tls?: (name: BackendName) => TlsMaterial;
+  } = {},
 ): Promise<Fleet> {
   const logs: string[] = [];
   const log = capturingLogger(logs);
@@ -56,6 +63,7 @@ export async function startFleet(
           adminToken: ADMIN_TOKEN,
           trustMode: options.trustMode ?? 'zero',
           ...(options.trustKey ? { trustKey: options.trustKey } : {}),
+          ...(options.tls ? { tls: options.tls(name) } : {}),
           workerRecovery: true,
         },
         { log: log.child({ service: name, instance: `${name}-${i}` }) },

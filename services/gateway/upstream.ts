@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import { Pool } from 'undici';
+import type { TlsMaterial } from '../lib/tls.ts';
 import type { BackendName } from '../topology.ts';
 import type { GatewayMetrics } from './metrics.ts';
 
@@ -12,6 +13,7 @@ import type { GatewayMetrics } from './metrics.ts';
  */
 export interface UpstreamInstance {
   readonly url: string;
+  /** The pool calls go through now: over mutual TLS while `secure()` says so (full trust), else plain. */
   readonly pool: Pool;
   ready(): boolean;
   /** A connection to it was refused or reset: stop routing to it until a probe says otherwise. */
@@ -33,18 +35,52 @@ export interface UpstreamSetOptions {
   readonly connectionsPerInstance?: number;
   readonly metrics: GatewayMetrics;
   readonly log: Logger;
+  /** The lab's CA and the gateways' client certificate, for calls over mutual TLS. */
+  readonly tls?: TlsMaterial;
+  /** Whether calls go over mutual TLS now (full trust; read on every call). @default never */
+  readonly secure?: () => boolean;
 }
 
 class Instance implements UpstreamInstance {
   readonly url: string;
-  readonly pool: Pool;
+  /** Plain HTTP: calls in zero and half trust, and the readiness probes always. */
+  readonly plain: Pool;
+  readonly #secure: Pool | undefined;
+  readonly #useSecure: () => boolean;
   #ready = false;
   readonly #onChange: (instance: Instance) => void;
 
-  constructor(url: string, connections: number, onChange: (instance: Instance) => void) {
+  constructor(
+    url: string,
+    connections: number,
+    onChange: (instance: Instance) => void,
+    secure: { tls?: TlsMaterial; use?: () => boolean; dependency: BackendName },
+  ) {
     this.url = url;
-    this.pool = new Pool(url, { connections });
+    this.plain = new Pool(url, { connections });
+    // The backend's certificate names its service, whatever address it is reached at (an IP
+    // locally, a Service name on Kubernetes): the name checked is the dependency's.
+    this.#secure = secure.tls
+      ? new Pool(url.replace(/^http:/, 'https:'), {
+          connections,
+          connect: {
+            ca: secure.tls.ca,
+            cert: secure.tls.cert,
+            key: secure.tls.key,
+            servername: secure.dependency,
+          },
+        })
+      : undefined;
+    this.#useSecure = secure.use ?? (() => false);
     this.#onChange = onChange;
+  }
+
+  get pool(): Pool {
+    return this.#secure && this.#useSecure() ? this.#secure : this.plain;
+  }
+
+  async destroy(): Promise<void> {
+    await Promise.all([this.plain, this.#secure].map((pool) => pool?.destroy().catch(() => undefined)));
   }
 
   ready(): boolean {
@@ -82,7 +118,12 @@ export class UpstreamSet {
     this.#metrics = options.metrics;
     this.#log = options.log;
     this.#instances = options.urls.map(
-      (url) => new Instance(url, options.connectionsPerInstance ?? 64, (i) => this.#changed(i)),
+      (url) =>
+        new Instance(url, options.connectionsPerInstance ?? 64, (i) => this.#changed(i), {
+          ...(options.tls ? { tls: options.tls } : {}),
+          ...(options.secure ? { use: options.secure } : {}),
+          dependency: options.dependency,
+        }),
     );
     for (const instance of this.#instances) this.#publish(instance);
   }
@@ -134,7 +175,7 @@ export class UpstreamSet {
   async close(): Promise<void> {
     this.#closed = true;
     clearTimeout(this.#timer);
-    await Promise.all(this.#instances.map((i) => i.pool.destroy().catch(() => undefined)));
+    await Promise.all(this.#instances.map((i) => i.destroy()));
   }
 
   #schedule(): void {
@@ -149,7 +190,7 @@ export class UpstreamSet {
 
   async #probe(instance: Instance): Promise<void> {
     try {
-      const response = await instance.pool.request({
+      const response = await instance.plain.request({
         path: '/readyz',
         method: 'GET',
         signal: AbortSignal.timeout(this.#probeTimeoutMs),

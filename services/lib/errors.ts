@@ -123,6 +123,8 @@ export const errors = {
   notFound: (reason: string, message: string) => new LabError({ status: 404, reason, message }),
   unauthorized: (reason: string, message: string) => new LabError({ status: 401, reason, message }),
   forbidden: (reason: string, message: string) => new LabError({ status: 403, reason, message }),
+  conflict: (reason: string, message: string, metadata?: Record<string, string>) =>
+    new LabError({ status: 409, reason, message, ...(metadata ? { metadata } : {}) }),
   unavailable: (reason: string, message: string, cause?: unknown) =>
     new LabError({ status: 503, reason, message, temporary: true, cause }),
   timeout: (reason: string, message: string, cause?: unknown) =>

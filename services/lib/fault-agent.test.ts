@@ -383,7 +383,12 @@ describe('fault leases', () => {
     const res = await admin(h, 'PUT', '/settings', { workerRecovery: false, leaseMs: 2000 });
     expect(res.status).toBe(200);
     expect(await res.json()).toEqual({
-      settings: { workerRecovery: false, overridden: true, expiresAt: expect.any(Number) },
+      settings: {
+        workerRecovery: false,
+        overridden: true,
+        override: { workerRecovery: false },
+        expiresAt: expect.any(Number),
+      },
     });
     expect(h.agent.workerRecovery()).toBe(false);
     h.advance(1999);
@@ -401,6 +406,65 @@ describe('fault leases', () => {
       settings: { workerRecovery: true, overridden: false, expiresAt: null },
     });
     expect(h.agent.workerRecovery()).toBe(true);
+  });
+});
+
+describe('fault agent, the trust setting', () => {
+  it('overrides the trust mode for its lease, keeps the other setting, and goes back', async () => {
+    const h = await startHarness({ trustDefault: 'half', cannotTrust: () => undefined });
+    try {
+      expect(h.agent.trustMode()).toBe('half');
+      await admin(h, 'PUT', '/settings', { workerRecovery: false, leaseMs: 5_000 });
+      const res = await admin(h, 'PUT', '/settings', { trust: 'full', leaseMs: 5_000 });
+      expect(res.status).toBe(200);
+      expect(await res.json()).toMatchObject({
+        settings: { trust: 'full', workerRecovery: false, overridden: true },
+      });
+      expect(h.agent.trustMode()).toBe('full');
+      h.advance(5_001);
+      expect(h.agent.trustMode()).toBe('half');
+      expect(h.agent.workerRecovery()).toBe(true);
+    } finally {
+      await h.close();
+    }
+  });
+
+  it('refuses a mode the process cannot take, and a bad one, changing nothing', async () => {
+    const h = await startHarness({
+      trustDefault: 'zero',
+      cannotTrust: (mode) => (mode === 'full' ? 'no certificates (TLS_CA, TLS_CERT, TLS_KEY)' : undefined),
+    });
+    try {
+      const refused = await admin(h, 'PUT', '/settings', { trust: 'full', leaseMs: 5_000 });
+      expect(refused.status).toBe(409);
+      expect(await refused.json()).toMatchObject({
+        error: {
+          reason: 'INVALID_SETTINGS',
+          message: 'test-1 cannot take trust full: no certificates (TLS_CA, TLS_CERT, TLS_KEY)',
+        },
+      });
+      const bad = await admin(h, 'PUT', '/settings', { trust: 'total', leaseMs: 5_000 });
+      expect(bad.status).toBe(400);
+      expect(((await bad.json()) as { error: { message: string } }).error.message).toMatch(
+        /^trust: expected zero, half, full, got "total"/,
+      );
+      const empty = await admin(h, 'PUT', '/settings', { leaseMs: 5_000 });
+      expect(empty.status).toBe(400);
+      expect(h.agent.trustMode()).toBe('zero');
+    } finally {
+      await h.close();
+    }
+  });
+
+  it('refuses a trust override on a process that has no trust setting', async () => {
+    const h = await startHarness();
+    try {
+      const res = await admin(h, 'PUT', '/settings', { trust: 'half', leaseMs: 5_000 });
+      expect(res.status).toBe(409);
+      expect(h.agent.trustMode()).toBe('zero');
+    } finally {
+      await h.close();
+    }
   });
 });
 

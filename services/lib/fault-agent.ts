@@ -2,9 +2,11 @@ import type { RequestHandler, Router } from 'express';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import { z } from 'zod';
 import { type BodyShape, faultParameter, parseBody, show } from './admin-api.ts';
+import { LabError } from './errors.ts';
 import { DELAY_PARAMS, type FaultParams, leaseRouter, type ParamsSchema } from './lease-router.ts';
 import { createLeaseBook, type Lease } from './leases.ts';
 import { isInfraPath, requestIdOf, type ServiceContext } from './service-app.ts';
+import { TRUST_MODES, type TrustMode } from './trust.ts';
 
 /**
  * The in-process half of fault injection, the same on every target: an admin API under
@@ -28,6 +30,14 @@ const FAULT_PARAMS = {
   'worker-panic': z.strictObject({ percent }),
 } as const satisfies Record<string, ParamsSchema>;
 
+/**
+ * The most faults an agent holds in force at once; one more is refused with 409 TOO_MANY_FAULTS,
+ * while a renewal of one in force is always taken. Every request checks every fault, and the
+ * delays of several http-delays add up: thousands of leases (a client looping on new ids) would
+ * make every request pay for all of them. A phase of the catalog puts at most 3 on an instance.
+ */
+export const MAX_AGENT_FAULTS = 16;
+
 export type FaultKind = keyof typeof FAULT_PARAMS;
 export const FAULT_KINDS = Object.keys(FAULT_PARAMS) as readonly FaultKind[];
 
@@ -39,6 +49,13 @@ export interface FaultAgentOptions {
   readonly token?: string;
   /** Whether background tasks recover from panics when no override is in force. */
   readonly workerRecoveryDefault: boolean;
+  /**
+   * The trust mode when no override is in force; with it, `trust` can be overridden too (a
+   * variant that compares trust modes). @default unset: this process has no trust setting
+   */
+  readonly trustDefault?: TrustMode;
+  /** Why this process cannot take a trust mode (no key, no certificates), or undefined when it can. */
+  readonly cannotTrust?: (mode: TrustMode) => string | undefined;
   /** @default Date.now */
   readonly clock?: () => number;
   /** Uniform in [0, 1). @default Math.random */
@@ -49,7 +66,11 @@ export interface FaultAgentOptions {
 
 export interface WorkerSettings {
   readonly workerRecovery: boolean;
+  /** The trust mode in force, for a process that has one. */
+  readonly trust?: TrustMode;
   readonly overridden: boolean;
+  /** What the override in force sets (absent without one). */
+  readonly override?: SettingsOverride;
   readonly expiresAt: number | null;
 }
 
@@ -62,17 +83,33 @@ export interface FaultAgent {
   shouldPanic(): boolean;
   /** The effective setting now: the override while its lease runs, else the default. */
   workerRecovery(): boolean;
+  /** The trust mode now: the override while its lease runs, else the default (`zero` without one). */
+  trustMode(): TrustMode;
   /** Active, unexpired faults, oldest first. */
   faults(): FaultLease[];
   close(): void;
 }
 
-const settingsBody = z.strictObject({
-  workerRecovery: z.boolean({ error: (issue) => `expected true or false, got ${show(issue.input)}` }),
-  leaseMs: faultParameter('leaseMs'),
-});
+const settingsBody = z
+  .strictObject({
+    workerRecovery: z
+      .boolean({ error: (issue) => `expected true or false, got ${show(issue.input)}` })
+      .optional(),
+    trust: z
+      .enum(TRUST_MODES, { error: (issue) => `expected ${TRUST_MODES.join(', ')}, got ${show(issue.input)}` })
+      .optional(),
+    leaseMs: faultParameter('leaseMs'),
+  })
+  .refine((body) => body.workerRecovery !== undefined || body.trust !== undefined, {
+    message: 'expected workerRecovery or trust (or both)',
+  });
 
-const SETTINGS_SHAPE: BodyShape = { kinds: [], allowedKeys: () => Object.keys(settingsBody.shape) };
+interface SettingsOverride {
+  readonly workerRecovery?: boolean;
+  readonly trust?: TrustMode;
+}
+
+const SETTINGS_SHAPE: BodyShape = { kinds: [], allowedKeys: () => ['workerRecovery', 'trust', 'leaseMs'] };
 
 function counter(registry: Registry, name: string, help: string, labelNames: string[]): Counter<string> {
   const existing = registry.getSingleMetric(name);
@@ -129,10 +166,13 @@ export function createFaultAgent(options: FaultAgentOptions): FaultAgent {
       ctx.log.info({ fault: lease }, 'fault lease expired');
     },
   });
-  const overrides = createLeaseBook<'settings', { readonly workerRecovery: boolean }>({
+  const overrides = createLeaseBook<'settings', SettingsOverride>({
     clock,
     onExpire() {
-      ctx.log.info({ workerRecovery: options.workerRecoveryDefault }, 'settings override expired');
+      ctx.log.info(
+        { workerRecovery: options.workerRecoveryDefault, trust: options.trustDefault },
+        'settings override expired',
+      );
     },
   });
 
@@ -165,11 +205,17 @@ export function createFaultAgent(options: FaultAgentOptions): FaultAgent {
     return settings().workerRecovery;
   }
 
+  function trustMode(): TrustMode {
+    return overrides.get(OVERRIDE)?.params.trust ?? options.trustDefault ?? 'zero';
+  }
+
   function settings(): WorkerSettings {
     const override = overrides.get(OVERRIDE);
     return {
-      workerRecovery: override ? override.params.workerRecovery : options.workerRecoveryDefault,
+      workerRecovery: override?.params.workerRecovery ?? options.workerRecoveryDefault,
+      ...(options.trustDefault ? { trust: trustMode() } : {}),
       overridden: override !== undefined,
+      ...(override ? { override: override.params } : {}),
       expiresAt: override ? override.expiresAt : null,
     };
   }
@@ -237,6 +283,7 @@ export function createFaultAgent(options: FaultAgentOptions): FaultAgent {
     token: options.token,
     kinds: FAULT_PARAMS,
     book: leases,
+    maxFaults: MAX_AGENT_FAULTS,
     listing: (active) => ({
       service: ctx.service,
       instance: ctx.instanceId,
@@ -257,16 +304,30 @@ export function createFaultAgent(options: FaultAgentOptions): FaultAgent {
     settingsRouter.put('/settings', (req, res) => {
       const parsed = parseBody(settingsBody, req.body, SETTINGS_SHAPE, 'INVALID_SETTINGS');
       if (!parsed.ok) throw parsed.error;
+      const { workerRecovery: recovery, trust, leaseMs } = parsed.value;
+      if (trust !== undefined) {
+        const why = options.trustDefault ? options.cannotTrust?.(trust) : 'it has no trust setting';
+        if (why) {
+          throw new LabError({
+            status: 409,
+            reason: 'INVALID_SETTINGS',
+            message: `${ctx.instanceId} cannot take trust ${trust}: ${why}`,
+          });
+        }
+      }
+      // A renewal that names one setting keeps the other's override.
+      const current = overrides.get(OVERRIDE)?.params ?? {};
       const { lease } = overrides.apply(
         OVERRIDE,
         'settings',
-        { workerRecovery: parsed.value.workerRecovery },
-        parsed.value.leaseMs,
+        {
+          ...current,
+          ...(recovery !== undefined ? { workerRecovery: recovery } : {}),
+          ...(trust !== undefined ? { trust } : {}),
+        },
+        leaseMs,
       );
-      req.log.info(
-        { settings: { workerRecovery: lease.params.workerRecovery, expiresAt: lease.expiresAt } },
-        'settings overridden',
-      );
+      req.log.info({ settings: { ...lease.params, expiresAt: lease.expiresAt } }, 'settings overridden');
       res.json({ settings: settings() });
     });
 
@@ -282,6 +343,7 @@ export function createFaultAgent(options: FaultAgentOptions): FaultAgent {
     middleware,
     shouldPanic,
     workerRecovery,
+    trustMode,
     faults,
     close() {
       leases.close();

@@ -1,9 +1,9 @@
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { FAULT_BOUNDS } from '../fault-bounds.ts';
-import { PROXY_FAULT_KINDS } from '../fault-proxy/faults.ts';
+import { MAX_PROXY_FAULTS, PROXY_FAULT_KINDS } from '../fault-proxy/faults.ts';
 import { startFaultProxy } from '../fault-proxy/proxy.ts';
-import { createFaultAgent, FAULT_KINDS } from './fault-agent.ts';
+import { createFaultAgent, FAULT_KINDS, MAX_AGENT_FAULTS } from './fault-agent.ts';
 import type { Lease } from './leases.ts';
 import { createServiceApp, listen } from './service-app.ts';
 
@@ -30,6 +30,9 @@ interface Injector {
   readonly delayKind: string;
   /** A kind of the other injector, which this one must refuse. */
   readonly foreignKind: string;
+  /** What the messages call it, and the most faults it holds in force. */
+  readonly where: string;
+  readonly maxFaults: number;
   start(token: string | undefined, clock: () => number): Promise<Running>;
 }
 
@@ -40,6 +43,8 @@ const injectors: Injector[] = [
     percentKind: 'worker-panic',
     delayKind: 'http-delay',
     foreignKind: 'latency',
+    where: 'instance',
+    maxFaults: MAX_AGENT_FAULTS,
     async start(token, clock) {
       const { app, ctx, finalize } = createServiceApp({
         service: 'contract',
@@ -72,6 +77,8 @@ const injectors: Injector[] = [
     percentKind: 'loss',
     delayKind: 'latency',
     foreignKind: 'http-delay',
+    where: 'proxy',
+    maxFaults: MAX_PROXY_FAULTS,
     async start(token, clock) {
       const proxy = await startFaultProxy(
         {
@@ -91,7 +98,8 @@ const injectors: Injector[] = [
 ];
 
 interface ErrorBody {
-  readonly error: { reason: string; message: string; metadata: { field: string } };
+  readonly error: { status: number; reason: string; message: string; metadata: Record<string, string> };
+  readonly requestId: string;
 }
 
 describe.each(injectors)('lease API of the $name', (injector) => {
@@ -345,6 +353,51 @@ describe.each(injectors)('lease API of the $name', (injector) => {
     it.each(outside)('refuses %s', async (_what, body, field, problem) => {
       await expectInvalid(await admin('PUT', '/faults/x', body()), field, problem);
       expect(await listed()).toEqual([]);
+    });
+  });
+
+  describe('holds at most maxFaults in force', () => {
+    async function fill(): Promise<Lease[]> {
+      for (let i = 0; i < injector.maxFaults; i++) {
+        expect((await put(`f${i}`, percentFault(1, 5000))).status).toBe(201);
+      }
+      const full = await listed();
+      expect(full).toHaveLength(injector.maxFaults);
+      return full;
+    }
+
+    it('refuses one more with 409 TOO_MANY_FAULTS saying how many are in force and the limit, and applies nothing', async () => {
+      const before = await fill();
+      const res = await admin('PUT', '/faults/one-more', percentFault(1, 5000));
+      expect(res.status).toBe(409);
+      const body = (await res.json()) as ErrorBody;
+      expect(body.error).toEqual({
+        status: 409,
+        reason: 'TOO_MANY_FAULTS',
+        message: `too many faults: ${injector.maxFaults} in force on this ${injector.where}, which takes at most ${injector.maxFaults}; remove one first (DELETE /__chaos/faults/:id), or renew one in force (PUT with its id)`,
+        metadata: { inForce: String(injector.maxFaults), limit: String(injector.maxFaults) },
+      });
+      expect(body.requestId).toEqual(expect.any(String));
+      expect(await listed()).toEqual(before);
+    });
+
+    it('renews a fault in force at the limit, and takes a new one once another is removed or has run out', async () => {
+      await fill();
+      now += 1000;
+      const renewed = await put('f0', percentFault(7, 8000));
+      expect(renewed).toMatchObject({
+        status: 200,
+        fault: { params: { percent: 7 }, expiresAt: now + 8000 },
+      });
+      expect(await listed()).toHaveLength(injector.maxFaults);
+
+      await admin('DELETE', '/faults/f1');
+      expect((await put('after-remove', percentFault(1, 8000))).status).toBe(201);
+      expect((await admin('PUT', '/faults/refused', percentFault(1))).status).toBe(409);
+      // The rest were leased for 5 s from T0; f0 and the new one run on.
+      now = T0 + 5000;
+      expect((await put('after-expiry', percentFault(1))).status).toBe(201);
+      expect((await listed()).map((f) => f.id)).toEqual(['f0', 'after-remove', 'after-expiry']);
     });
   });
 

@@ -2,6 +2,7 @@ import express, { type ErrorRequestHandler, type Request, type Router } from 'ex
 import { z } from 'zod';
 import { FAULT_ID_EXPECTED, FAULT_ID_PATTERN } from '../fault-bounds.ts';
 import { type BodyShape, bearerAuth, faultParameter, invalidField, parseBody, show } from './admin-api.ts';
+import { errors } from './errors.ts';
 import type { Lease, LeaseBook } from './leases.ts';
 
 /**
@@ -10,7 +11,8 @@ import type { Lease, LeaseBook } from './leases.ts';
  * one contract test (`lease-router.contract.test.ts`) speak to both:
  *
  * - `GET /faults` → 200, the active faults and what the injector says beside them;
- * - `PUT /faults/:id` `{ kind, params, leaseMs }` → 201 `{ fault }` when new, 200 when renewed;
+ * - `PUT /faults/:id` `{ kind, params, leaseMs }` → 201 `{ fault }` when new, 200 when renewed; 409
+ *   TOO_MANY_FAULTS for a new one when `maxFaults` are in force already (a renewal is always taken);
  * - `DELETE /faults/:id` → 200 `{ removed: boolean }`;
  * - `DELETE /faults` → 200 `{ removed: number }`.
  *
@@ -48,6 +50,8 @@ export interface LeaseRouterOptions<K extends string> {
   /** Each kind with its parameters, in the order a message lists the kinds. */
   readonly kinds: { readonly [kind in K]: ParamsSchema };
   readonly book: LeaseBook<K, FaultParams>;
+  /** The most faults in force at once; one more is refused, a renewal of one of them is not. */
+  readonly maxFaults: number;
   /** The body of `GET /faults`, around the active faults. */
   listing(faults: Lease<K, FaultParams>[]): Record<string, unknown>;
   /** Told of each lease once the book holds it, new or renewed (for metrics). */
@@ -67,6 +71,7 @@ interface FaultRequest<K extends string> {
 }
 
 const INVALID_FAULT = 'INVALID_FAULT';
+const TOO_MANY_FAULTS = 'TOO_MANY_FAULTS';
 
 function faultBody<K extends string>(kinds: LeaseRouterOptions<K>['kinds']): z.ZodType<FaultRequest<K>> {
   const leaseMs = faultParameter('leaseMs');
@@ -106,6 +111,14 @@ export function leaseRouter<K extends string>(options: LeaseRouterOptions<K>): R
     const parsed = parseBody(body, req.body, shape, INVALID_FAULT);
     if (!parsed.ok) throw parsed.error;
     const { kind, params, leaseMs } = parsed.value;
+    const inForce = book.list();
+    if (inForce.length >= options.maxFaults && !inForce.some((l) => l.id === id)) {
+      throw errors.conflict(
+        TOO_MANY_FAULTS,
+        `too many faults: ${inForce.length} in force on this ${options.where}, which takes at most ${options.maxFaults}; remove one first (DELETE /__chaos/faults/:id), or renew one in force (PUT with its id)`,
+        { inForce: String(inForce.length), limit: String(options.maxFaults) },
+      );
+    }
     const { lease, renewed } = book.apply(id, kind, Object.freeze({ ...params }), leaseMs);
     options.onApplied?.(lease, renewed);
     req.log.info({ fault: lease, renewed }, 'fault applied');

@@ -1,12 +1,14 @@
 import { randomUUID } from 'node:crypto';
-import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo, Server as NetServer } from 'node:net';
 import express, { type ErrorRequestHandler, type Express, type Request, type RequestHandler } from 'express';
 import { type Logger, pino } from 'pino';
 import { pinoHttp } from 'pino-http';
 import { Counter, collectDefaultMetrics, Histogram, Registry } from 'prom-client';
 import { PLATFORM_PATHS, SERVICE_ENV } from '../names.ts';
 import { asLabError, errors } from './errors.ts';
+import { createDualServer, type TlsMaterial } from './tls.ts';
+import { abbreviate, TRUST_HEADERS } from './trust.ts';
 
 export const REQUEST_ID_HEADER = 'x-request-id';
 
@@ -122,6 +124,9 @@ export function createServiceApp(options: ServiceAppOptions): ServiceApp {
       customErrorObject: (_req, _res, err, value) =>
         isSyntheticError(err) ? { ...value, err: undefined } : value,
       quietReqLogger: true,
+      // A signature and its nonce in a log would be a call anyone reading the log could
+      // replay: only their first digits are written (enough to match two lines).
+      serializers: { req: redactSignature },
     }),
   );
 
@@ -191,31 +196,55 @@ function clientHost(host: string): string {
 }
 
 export interface Listening {
+  /** The plain HTTP server (with `tls`, the one that serves plain connections). */
   readonly server: Server;
   readonly port: number;
   readonly url: string;
   close(): Promise<void>;
 }
 
-/** Listens, and resolves once the port is bound (rejects on EADDRINUSE and friends). */
-export function listen(app: Express, port: number, host = '127.0.0.1'): Promise<Listening> {
+/** @internal A serialized request as a log line shows it: signature and nonce abbreviated. */
+export function redactSignature<T extends { headers?: Record<string, unknown> }>(req: T): T {
+  const headers = req.headers;
+  if (!headers) return req;
+  const secret = [TRUST_HEADERS.signature, TRUST_HEADERS.nonce].filter((name) => headers[name] !== undefined);
+  if (secret.length === 0) return req;
+  const shown = { ...headers };
+  for (const name of secret) shown[name] = abbreviate(headers[name] as string | string[]);
+  return { ...req, headers: shown };
+}
+
+/** Keep-alive longer than the clients' idle timeout so a pooled socket is never closed under a request in flight (undici's default keep-alive is 4s). */
+const KEEP_ALIVE_MS = 10_000;
+
+/**
+ * Listens, and resolves once the port is bound (rejects on EADDRINUSE and friends). With
+ * `tls`, the port also speaks mutual TLS (full trust, see tls.ts); `url` stays the plain one.
+ */
+export function listen(
+  app: Express,
+  port: number,
+  host = '127.0.0.1',
+  tls?: TlsMaterial,
+): Promise<Listening> {
   return new Promise((resolve, reject) => {
-    const server = app.listen(port, host);
-    // Keep-alive longer than the clients' idle timeout so a pooled socket is never closed
-    // under a request in flight (undici's default keep-alive is 4s).
-    server.keepAliveTimeout = 10_000;
-    server.once('error', reject);
-    server.once('listening', () => {
-      server.off('error', reject);
-      const address = server.address() as AddressInfo;
+    const dual = tls ? createDualServer(app, tls, KEEP_ALIVE_MS) : undefined;
+    const server = dual ? dual.plain : createServer(app);
+    server.keepAliveTimeout = KEEP_ALIVE_MS;
+    const listener: NetServer = dual ? dual.listener : server;
+    listener.once('error', reject);
+    listener.listen(port, host, () => {
+      listener.off('error', reject);
+      const address = listener.address() as AddressInfo;
       resolve({
         server,
         port: address.port,
         url: `http://${clientHost(host)}:${address.port}`,
         close: () =>
           new Promise<void>((done) => {
-            server.close(() => done());
-            server.closeAllConnections();
+            listener.close(() => done());
+            if (dual) dual.closeAllConnections();
+            else server.closeAllConnections();
           }),
       });
     });

@@ -1,13 +1,15 @@
-import { createHmac, timingSafeEqual } from 'node:crypto';
-import { ConfigError } from './env.ts';
+import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 
 /**
  * Trust between the gateway and the backends — the seed's three levels:
  * - `zero`: no checks (anyone who can reach a backend is believed);
- * - `half`: authentication — every call carries the caller's identity and an HMAC over
- *   method, path, time and identity; a backend refuses missing, forged or expired ones;
- * - `full`: authentication plus encryption (TLS from a lab CA). The seam is `transport`
- *   below; TLS itself is not built yet, and asking for it fails at start-up.
+ * - `half`: authentication — every call carries the caller's identity, a fresh nonce and an
+ *   HMAC over method, path, time, caller, nonce and the service it is meant for; a backend
+ *   refuses missing, forged, expired and replayed ones (each nonce is accepted once in its window);
+ * - `full`: authentication and encryption — half trust's signatures, over mutual TLS with the
+ *   lab's CA: a backend serves a call only over TLS with the gateway's client certificate (see
+ *   `tls.ts`), and signed. A gateway in a stricter mode than a backend is still served by it,
+ *   so a running lab can be switched from one mode to another without refusals.
  */
 export const TRUST_MODES = ['zero', 'half', 'full'] as const;
 export type TrustMode = (typeof TRUST_MODES)[number];
@@ -15,41 +17,74 @@ export type TrustMode = (typeof TRUST_MODES)[number];
 export const TRUST_HEADERS = {
   caller: 'x-lab-caller',
   timestamp: 'x-lab-timestamp',
+  nonce: 'x-lab-nonce',
   signature: 'x-lab-signature',
 } as const;
 
 /** How far a signature's time may be from the backend's clock, either way. */
 export const SIGNATURE_MAX_SKEW_MS = 30_000;
 
+/** A signature is 64 lower-case hex digits (HMAC-SHA256), exactly: no prefix, suffix or upper case. */
+const SIGNATURE_FORMAT = /^[0-9a-f]{64}$/;
+/** A nonce is 32 lower-case hex digits (16 random bytes). */
+const NONCE_FORMAT = /^[0-9a-f]{32}$/;
+/** Milliseconds since the epoch, as decimal digits only. */
+const TIMESTAMP_FORMAT = /^[0-9]{1,15}$/;
+
 export interface SignedRequest {
   readonly method: string;
   /** Path with query string, exactly as sent on the wire. */
   readonly path: string;
+  /** The service the call is meant for (`coin`…): a signature for one service is no good on another. */
+  readonly audience: string;
 }
 
-function mac(key: string, caller: string, timestamp: string, request: SignedRequest): string {
+interface Signed {
+  readonly caller: string;
+  readonly timestamp: string;
+  readonly nonce: string;
+}
+
+function mac(key: string, signed: Signed, request: SignedRequest): string {
   return createHmac('sha256', key)
-    .update(`${request.method.toUpperCase()}\n${request.path}\n${timestamp}\n${caller}`)
+    .update(
+      [
+        request.method.toUpperCase(),
+        request.path,
+        request.audience,
+        signed.timestamp,
+        signed.caller,
+        signed.nonce,
+      ].join('\n'),
+    )
     .digest('hex');
 }
 
-/** The headers that authenticate one call from `caller`. */
+/** The headers that authenticate one call from `caller`; every call gets a nonce of its own. */
 export function signRequest(
   key: string,
   caller: string,
   request: SignedRequest,
   now: number = Date.now(),
+  nonce: string = randomBytes(16).toString('hex'),
 ): Record<string, string> {
-  const timestamp = String(now);
+  const signed = { caller, timestamp: String(now), nonce };
   return {
     [TRUST_HEADERS.caller]: caller,
-    [TRUST_HEADERS.timestamp]: timestamp,
-    [TRUST_HEADERS.signature]: mac(key, caller, timestamp, request),
+    [TRUST_HEADERS.timestamp]: signed.timestamp,
+    [TRUST_HEADERS.nonce]: nonce,
+    [TRUST_HEADERS.signature]: mac(key, signed, request),
   };
 }
 
 export type VerifyResult =
-  | { readonly ok: true; readonly caller: string }
+  | {
+      readonly ok: true;
+      readonly caller: string;
+      readonly nonce: string;
+      /** Until when the nonce must be remembered: after that its signature has expired anyway. */
+      readonly nonceExpiresAt: number;
+    }
   | {
       readonly ok: false;
       readonly status: 401 | 403;
@@ -57,7 +92,7 @@ export type VerifyResult =
       readonly message: string;
     };
 
-export type TrustRejection = 'missing' | 'expired' | 'forged';
+export type TrustRejection = 'missing' | 'expired' | 'forged' | 'replayed' | 'untrusted-transport';
 
 type HeaderBag = Readonly<Record<string, string | string[] | undefined>>;
 
@@ -66,9 +101,12 @@ function header(headers: HeaderBag, name: string): string | undefined {
   return Array.isArray(value) ? value[0] : value;
 }
 
+const forged = (message: string): VerifyResult => ({ ok: false, status: 403, reason: 'forged', message });
+
 /**
  * Checks the signature headers of one incoming call. Missing or expired → 401 (authenticate
- * again), forged → 403 (you are not who you say).
+ * again), forged → 403 (you are not who you say). Whether the nonce was seen before is the
+ * caller's to check (`NonceBook`), after the signature is known to be good.
  */
 export function verifyRequest(
   key: string,
@@ -78,11 +116,12 @@ export function verifyRequest(
 ): VerifyResult {
   const caller = header(headers, TRUST_HEADERS.caller);
   const timestamp = header(headers, TRUST_HEADERS.timestamp);
+  const nonce = header(headers, TRUST_HEADERS.nonce);
   const signature = header(headers, TRUST_HEADERS.signature);
-  if (!caller || !timestamp || !signature) {
+  if (!caller || !timestamp || !nonce || !signature) {
     return { ok: false, status: 401, reason: 'missing', message: 'call is not signed (half trust)' };
   }
-  const sentAt = Number(timestamp);
+  const sentAt = TIMESTAMP_FORMAT.test(timestamp) ? Number(timestamp) : Number.NaN;
   if (!Number.isFinite(sentAt) || Math.abs(now - sentAt) > SIGNATURE_MAX_SKEW_MS) {
     return {
       ok: false,
@@ -91,32 +130,75 @@ export function verifyRequest(
       message: 'signature has expired or its time is invalid',
     };
   }
-  const expected = Buffer.from(mac(key, caller, timestamp, request), 'hex');
+  if (!NONCE_FORMAT.test(nonce)) return forged('nonce is not 32 lower-case hex digits');
+  if (!SIGNATURE_FORMAT.test(signature)) return forged('signature is not 64 lower-case hex digits');
+  const expected = Buffer.from(mac(key, { caller, timestamp, nonce }, request), 'hex');
   const given = Buffer.from(signature, 'hex');
   if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
-    return { ok: false, status: 403, reason: 'forged', message: 'signature does not match' };
+    return forged('signature does not match');
   }
-  return { ok: true, caller };
+  return { ok: true, caller, nonce, nonceExpiresAt: sentAt + SIGNATURE_MAX_SKEW_MS };
+}
+
+/**
+ * The nonces of the calls accepted in the last window, so that each signed call is served
+ * once: a copy of it (replayed from a log, or through the proxy) is refused. Only calls whose
+ * signature is good get in, so only the key's holders can fill it; entries leave once their
+ * signature has expired anyway. One book per process: a replay on another instance of the
+ * same service is caught only by that instance's own book (at most once there) — half trust
+ * does not encrypt, so a call seen on the wire can be tried once per instance within the
+ * window. Full trust closes that.
+ */
+export class NonceBook {
+  readonly #expiries = new Map<string, number>();
+
+  /** Remembers `nonce` until `expiresAt`; false when it is already remembered (a replay). */
+  accept(nonce: string, expiresAt: number, now: number): boolean {
+    this.#sweep(now);
+    if (this.#expiries.has(nonce)) return false;
+    this.#expiries.set(nonce, expiresAt);
+    return true;
+  }
+
+  get size(): number {
+    return this.#expiries.size;
+  }
+
+  #sweep(now: number): void {
+    // Insertion order is nearly expiry order (a fixed window after each call's time); an
+    // entry that expires later than the ones behind it only keeps them a little longer.
+    for (const [nonce, expiresAt] of this.#expiries) {
+      if (expiresAt >= now) return;
+      this.#expiries.delete(nonce);
+    }
+  }
+}
+
+/** At most this many hex digits of a signature or nonce are ever written to a log. */
+export const LOGGED_HEX_DIGITS = 8;
+
+/** A signature or nonce as a log may show it: its first digits, enough to match, too few to replay. */
+export function abbreviate(value: string | readonly string[] | undefined): string | undefined {
+  if (value === undefined) return undefined;
+  const text = Array.isArray(value) ? value.join(',') : String(value);
+  return text.length <= LOGGED_HEX_DIGITS ? text : `${text.slice(0, LOGGED_HEX_DIGITS)}…`;
 }
 
 export function isTrustMode(value: string): value is TrustMode {
   return (TRUST_MODES as readonly string[]).includes(value);
 }
 
-/** Whether calls between services are signed, for a trust mode. */
+/** Whether calls between services are signed with the shared key, for a trust mode. */
 export function signsCalls(mode: TrustMode): boolean {
   return mode !== 'zero';
 }
 
-/**
- * The transport seam for `full` trust: the day TLS lands, servers and clients ask this for
- * their scheme and credentials. Until then `full` is refused with a message that says so.
- */
-export function transport(mode: TrustMode): { scheme: 'http' } {
-  if (mode === 'full') {
-    throw new ConfigError(
-      'TRUST_MODE=full (TLS between services) is not built yet; use "half" (authentication) or "zero"',
-    );
-  }
-  return { scheme: 'http' };
+/** zero < half < full: a gateway is served by a backend whose mode is no stricter than its own. */
+export function strictness(mode: TrustMode): number {
+  return TRUST_MODES.indexOf(mode);
+}
+
+/** Whether calls between services go over mutual TLS, for a trust mode. */
+export function usesTls(mode: TrustMode): boolean {
+  return mode === 'full';
 }

@@ -5,11 +5,13 @@
  * kubeconfig; kubectl (built with the cluster) only looks.
  *
  * One file, in order: doctor and up, the gateways through their NodePorts, NetworkPolicy, Prometheus'
- * discovery, experiments with each fault this cluster can inject, a runner SIGKILLed mid-fault, down.
+ * discovery, experiments with each fault this cluster can inject, a second run refused while one
+ * holds the lab, a runner SIGKILLed mid-fault (its run Lease is left to expire: nothing runs after it
+ * but down), down.
  */
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { gatewayNodePort } from '../../charts/gateway.ts';
@@ -432,6 +434,27 @@ describe.sequential(`the lab on the real cluster ${CONTEXT}`, () => {
     expect(outcome.result.runs.map((r) => r.variant)).toEqual(['recovery-off', 'recovery-on']);
   });
 
+  it('trust modes (trust-modes): a rogue call is served in zero trust, refused in half and full (mutual TLS), pages fine in each', async () => {
+    const outcome = await runExperiment('trust-modes');
+    expectCompleteRun('trust-modes', outcome);
+    const { runs } = outcome.result;
+    expect(runs.map((r) => [r.variant, r.trust])).toEqual([
+      ['zero', 'zero'],
+      ['half', 'half'],
+      ['full', 'full'],
+    ]);
+    const rogue = (variant: string) => runs.find((r) => r.variant === variant)?.phases[0]?.rogue;
+    console.log(
+      `rogue calls on ${CONTEXT}: ${JSON.stringify(runs.map((r) => [r.variant, r.phases[0]?.rogue]))}`,
+    );
+    console.log(
+      `page latency by trust mode on ${CONTEXT}: ${JSON.stringify(runs.map((r) => [r.variant, Object.fromEntries(Object.entries(r.phases[0]?.gateways ?? {}).map(([g, s]) => [g, s?.latencyMs]))]))}`,
+    );
+    expect(rogue('zero')).toMatchObject({ served: 20, calls: 20 });
+    expect(rogue('half')).toMatchObject({ served: 0, refused: { TRUST_MISSING: 20 } });
+    expect(rogue('full')).toMatchObject({ served: 0, refused: { TRUST_NEEDS_MTLS: 20 } });
+  });
+
   it('fault add|list|clear by hand through the kind target: http-error on vip, seen at the gateway, then gone', async () => {
     const pods = await podsOf('vip');
     const add = await cli(home, [
@@ -531,6 +554,74 @@ describe.sequential(`the lab on the real cluster ${CONTEXT}`, () => {
     // A crash restarts the container in the same pod: no pod was replaced, and the kubelet counted it.
     expect(await podsOf('archive')).toEqual(podsBefore);
     expect(await restarts()).toBeGreaterThan(restartsBefore);
+  });
+
+  it('one run per lab: a second run is refused with exit 1, naming the first; the first lets the lab go at Ctrl-C', async () => {
+    const first: ChildProcess = spawn(
+      process.execPath,
+      [
+        BIN,
+        'run',
+        atClusterRate('weak-dependency-errors'),
+        ...TARGET,
+        '--no-live',
+        '--out',
+        path.join(dir, 'out-holding'),
+      ],
+      { cwd: REPO_ROOT, env: { ...process.env, CHAOS_LAB_HOME: home }, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let output = '';
+    for (const stream of [first.stdout, first.stderr]) {
+      stream?.on('data', (chunk) => {
+        output += chunk;
+      });
+    }
+    const exited = new Promise<number | null>((resolve) => first.once('exit', (code) => resolve(code)));
+    const refusedOut = path.join(dir, 'out-refused');
+    try {
+      await eventually(
+        'the first run to hold the lab and start its load',
+        () => (/phase baseline/.test(output) ? true : undefined),
+        180_000,
+        250,
+      );
+      const lease = await kubectl([
+        '-n',
+        NAMESPACE,
+        'get',
+        'lease',
+        'chaos-lab-run',
+        '-o',
+        'jsonpath={.spec.holderIdentity}',
+      ]);
+      expect(lease.code, lease.stderr).toBe(0);
+      expect(lease.stdout).toMatch(new RegExp(`^${hostname()}/${first.pid}/`));
+      const second = await cli(
+        home,
+        ['run', atClusterRate('weak-dependency-latency'), ...TARGET, '--no-live', '--out', refusedOut],
+        120_000,
+      );
+      console.log(`second run (exit ${second.code}):\n${second.stdout}${second.stderr}`);
+      expect(second.code, second.stderr).toBe(1);
+      expect(second.stderr).toMatch(
+        new RegExp(
+          `the lab is busy: a run of weak-dependency-errors \\(pid ${first.pid} on ${hostname()}, since `,
+        ),
+      );
+      // Nothing of it started: no run folder.
+      expect(existsSync(refusedOut)).toBe(false);
+    } finally {
+      // Ctrl-C: the first run rolls back, writes its partial result and lets the lab go.
+      first.kill('SIGINT');
+      const forced = setTimeout(() => first.kill('SIGKILL'), 60_000);
+      await exited;
+      clearTimeout(forced);
+      console.log(`first run's output:\n${output}`);
+    }
+    expect(await exited).toBe(130);
+    const gone = await kubectl(['-n', NAMESPACE, 'get', 'lease', 'chaos-lab-run']);
+    expect(gone.code).not.toBe(0);
+    expect(gone.stderr).toMatch(/NotFound/);
   });
 
   it('a runner SIGKILLed while a fault is on leaves nothing once the lease runs out', async () => {

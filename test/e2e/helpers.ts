@@ -21,8 +21,16 @@ export interface CliRun {
   readonly stderr: string;
 }
 
-/** Runs `chaos-lab …` as a real process with CHAOS_LAB_HOME=`home`; never rejects. */
-export function cli(home: string, args: readonly string[], timeoutMs = 110_000): Promise<CliRun> {
+/**
+ * Runs `chaos-lab …` as a real process with CHAOS_LAB_HOME=`home`; never rejects. After `timeoutMs` it
+ * is sent `killSignal` (SIGKILL for a process that may be stuck where its own handlers cannot run).
+ */
+export function cli(
+  home: string,
+  args: readonly string[],
+  timeoutMs = 110_000,
+  killSignal: NodeJS.Signals = 'SIGTERM',
+): Promise<CliRun> {
   return new Promise((resolve) => {
     execFile(
       process.execPath,
@@ -31,6 +39,7 @@ export function cli(home: string, args: readonly string[], timeoutMs = 110_000):
         cwd: REPO_ROOT,
         env: { ...process.env, CHAOS_LAB_HOME: home },
         timeout: timeoutMs,
+        killSignal,
         maxBuffer: 8 << 20,
       },
       (error, stdout, stderr) => {

@@ -154,13 +154,13 @@ describe('chaos-lab up --detach / status / down', () => {
     expect(unsigned.body).toMatchObject({ error: { reason: 'TRUST_MISSING' } });
     const forged = await timedGet(
       url,
-      signRequest('not-the-lab-key', 'intruder', { method: 'GET', path: '/accounts/1' }),
+      signRequest('not-the-lab-key', 'intruder', { method: 'GET', path: '/accounts/1', audience: 'account' }),
     );
     expect(forged.status).toBe(403);
     // The same call signed with the lab's key is believed: the refusals were about trust.
     const signed = await timedGet(
       url,
-      signRequest(s.trust.key, 'e2e-test', { method: 'GET', path: '/accounts/1' }),
+      signRequest(s.trust.key, 'e2e-test', { method: 'GET', path: '/accounts/1', audience: 'account' }),
     );
     expect(signed.status).toBe(200);
   });

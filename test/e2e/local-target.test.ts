@@ -197,6 +197,36 @@ describe('the local target, on a lab it starts', () => {
     expect(await faultsOf(target).audit()).toEqual([]);
   });
 
+  it('trust is a settings lease on every gateway and backend: a rogue call is served or refused by it', async () => {
+    const rogue = () => target.rogueCall?.('coin', '/coins/1', AbortSignal.timeout(3_000));
+    // The lab's own mode: half.
+    expect(info.trust).toBe('half');
+    expect(await rogue()).toEqual({ status: 401, reason: 'TRUST_MISSING' });
+
+    await faultsOf(target).applySettings({ trust: 'zero' }, LEASE_MS, 'e2e-trust-zero');
+    expect(await rogue()).toEqual({ status: 200 });
+    expect((await page('naive')).status).toBe(200);
+
+    await faultsOf(target).applySettings({ trust: 'full' }, LEASE_MS, 'e2e-trust-full');
+    const leftovers = await faultsOf(target).audit();
+    expect(leftovers).toHaveLength(13);
+    expect(leftovers.find((l) => l.instance === 'gateway-naive')).toMatchObject({
+      kind: 'settings (trust full)',
+    });
+    expect(await rogue()).toEqual({ status: 401, reason: 'TRUST_NEEDS_MTLS' });
+    // Every gateway's calls now go over mutual TLS, through the fault proxies: pages still load.
+    // Naive fails the page if any of its five calls fails, so its page is all five over TLS (the
+    // resilient gateway may degrade a weak dependency whose first TLS handshake outlived its deadline).
+    const naive = await page('naive');
+    expect(naive.status).toBe(200);
+    expect((naive.body as { degraded: string[] }).degraded).toEqual([]);
+    expect((await page('resilient')).status).toBe(200);
+
+    await faultsOf(target).clearSettings();
+    expect(await faultsOf(target).audit()).toEqual([]);
+    expect(await rogue()).toEqual({ status: 401, reason: 'TRUST_MISSING' });
+  });
+
   it('kill goes through the supervisor: restarts rise, and the recovered panics never go back', async () => {
     const before = await target.counters();
     expect(before.archive.panicsRecovered).toBeGreaterThanOrEqual(6);

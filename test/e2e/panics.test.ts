@@ -32,7 +32,11 @@ function instance(status: LabStatus, id: string): InstanceStatus {
 function signedGet(home: string, id: string, path: string) {
   const s = state(home);
   const target = s.instances.find((i) => i.id === id);
-  return timedGet(`${target?.url}${path}`, signRequest(s.trust.key, 'e2e-test', { method: 'GET', path }));
+  const audience = id.replace(/-\d+$/, '');
+  return timedGet(
+    `${target?.url}${path}`,
+    signRequest(s.trust.key, 'e2e-test', { method: 'GET', path, audience }),
+  );
 }
 
 /** Sum of a counter over all its label sets, from an instance's /metrics. */

@@ -3,7 +3,7 @@
  * with exit 2 and a message that says where and what would be right, before anything is created or
  * started (no results folder, no lab state in CHAOS_LAB_HOME).
  */
-import { existsSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cli, makeHome, removeHome } from './helpers.ts';
@@ -71,6 +71,57 @@ describe('chaos-lab run with invalid input', () => {
     expect(run.stderr).toContain('weak-dependency-latency');
     expect(readdirSync(home).filter((f) => !f.endsWith('.yaml'))).toEqual([]);
   });
+});
+
+describe('chaos-lab run with an --out where no folder can be written', () => {
+  // Node's recursive mkdir spun forever under /proc (and below a link to nothing), out of Ctrl-C's
+  // reach: bounded here, so that a hang fails the test instead of holding it.
+  const BOUND_MS = 20_000;
+  // The kernel's /proc and /sys are Linux's; elsewhere those paths are just folders root owns.
+  const kernelFolders: [string, () => string, RegExp][] =
+    process.platform === 'linux'
+      ? [
+          ['/proc/x', () => '/proc/x', /\(no folder can be made in \/proc: E[A-Z]+\)$/m],
+          ['/proc/self/x', () => '/proc/self/x', /\(no folder can be made in \/proc\/self: E[A-Z]+\)$/m],
+          ['/proc/1/foo', () => '/proc/1/foo', /\(no folder can be made in \/proc\/1: E[A-Z]+\)$/m],
+          ['/sys/x', () => '/sys/x', /\(no folder can be made in \/sys: E[A-Z]+\)$/m],
+        ]
+      : [];
+  const OUTS: [string, () => string, RegExp][] = [
+    ...kernelFolders,
+    [
+      'a folder below a link to nothing',
+      () => {
+        const link = path.join(home, 'dangling');
+        if (!existsSync(path.join(home, 'dangling'))) symlinkSync(path.join(home, 'nowhere'), link);
+        return path.join(link, 'out');
+      },
+      /\(\S+\/dangling is a link to nothing\)$/m,
+    ],
+  ];
+
+  it.each(OUTS)(
+    'refuses %s at once: exit 2, one line and a hint, nothing started',
+    async (_what, out, why) => {
+      const dir = out();
+      const started = Date.now();
+      const run = await cli(
+        home,
+        ['run', 'experiments/tour.yaml', '--out', dir, '--no-live'],
+        BOUND_MS,
+        'SIGKILL',
+      );
+      expect(Date.now() - started).toBeLessThan(BOUND_MS);
+      expect(run.code).toBe(2);
+      expect(run.stderr).toContain(`chaos-lab: --out ${dir}: cannot write run folders in ${dir} (`);
+      expect(run.stderr).toMatch(why);
+      expect(run.stderr).toMatch(/\nhint: choose a folder you can write/);
+      expect(run.stderr).not.toMatch(/\n\s+at /);
+      expect(run.stdout).toBe('');
+      // No state, no logs, no supervisor: only what the tests put there.
+      expect(readdirSync(home).filter((f) => !f.endsWith('.yaml') && f !== 'dangling')).toEqual([]);
+    },
+  );
 });
 
 describe('chaos-lab list', () => {

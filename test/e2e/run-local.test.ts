@@ -9,15 +9,18 @@ import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { REPO_ROOT } from '../../lab/local/state.ts';
+import { escapeHtml } from '../../lab/report/html.ts';
 import {
   alive,
   cli,
+  controlStatus,
   downAndCheck,
   eventually,
   freePortBase,
   makeHome,
   pidsOf,
   removeHome,
+  state,
   upDetached,
 } from './helpers.ts';
 
@@ -152,6 +155,63 @@ describe('chaos-lab run on the local lab', () => {
     expect(result).toMatchObject({ status: 'aborted', leftoverFaults: [] });
     expect(result.verdict).toBe('no-verdict');
     // Rolled back by the runner itself, long before the lease would have run out.
+    expect(await activeFaults()).toEqual([]);
+  });
+
+  it('records a fault proxy killed mid-phase: its restart, its fault put back by the renewal, and a warning', async () => {
+    const out = path.join(home, 'results-proxy-restart');
+    const child = startRun(experiment('proxy-restart', 10), out);
+    let stdout = '';
+    child.stdout?.on('data', (chunk: Buffer) => {
+      stdout += chunk.toString();
+    });
+    const exited = exitOf(child);
+    let dir = '';
+    try {
+      dir = await untilFaultInjected(out);
+      // As a crash would: SIGKILL through the supervisor, which restarts it after its back-off.
+      const lab = state(home);
+      const kill = await fetch(`${lab.controlUrl}/instances/coin-1-proxy/kill`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${lab.adminToken}` },
+      });
+      expect(kill.ok).toBe(true);
+    } catch (err) {
+      // A run left going would hold the lab from the next test.
+      child.kill('SIGINT');
+      await exited;
+      throw err;
+    }
+    const { code } = await exited;
+    // Its restart gave it a new pid: down must find that one gone too.
+    seenPids.push(...pidsOf(await controlStatus(home)));
+    expect([0, 1], stdout).toContain(code);
+
+    const result = JSON.parse(readFileSync(path.join(dir, 'result.json'), 'utf8'));
+    expect(result).toMatchObject({ status: 'completed', leftoverFaults: [] });
+    const [baseline, fault, recovery] = result.runs[0].phases;
+    expect(baseline.proxyRestarts).toEqual([]);
+    expect(recovery.proxyRestarts).toEqual([]);
+    expect(fault.proxyRestarts).toEqual([
+      expect.objectContaining({ instance: 'coin-1', restarts: 1, faults: 'reapplied' }),
+    ]);
+    // The proxy lost the lease with its process; the renewal found it gone (201) and put it back.
+    expect(fault.reapplied).toEqual([
+      {
+        instance: 'coin-1',
+        injector: 'fault-proxy',
+        id: expect.stringMatching(/-p1-f0$/),
+        at: expect.any(String),
+      },
+    ]);
+    expect(Date.parse(fault.reapplied[0].at)).toBeGreaterThan(Date.parse(fault.proxyRestarts[0].lastExitAt));
+    expect(stdout).toMatch(
+      /warning: coin-1's fault proxy had lost \S+-p1-f0 \(its process restarted\): the lease renewal put it back/,
+    );
+    expect(stdout).toContain(`warning: phase "fault": ${fault.proxyRestarts[0].note}`);
+    expect(readFileSync(path.join(dir, 'report.html'), 'utf8')).toContain(
+      escapeHtml(fault.proxyRestarts[0].note),
+    );
     expect(await activeFaults()).toEqual([]);
   });
 

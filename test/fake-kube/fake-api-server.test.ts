@@ -119,6 +119,64 @@ describe('objects', () => {
     });
   });
 
+  it('creates, replaces and deletes a Lease with resourceVersion guards, as the real server does', async () => {
+    const leases = `/apis/coordination.k8s.io/v1/namespaces/${NS}/leases`;
+    const micro = '2026-11-24T10:31:07.123456Z';
+    const lease = (spec: Record<string, unknown>, resourceVersion?: string) => ({
+      apiVersion: 'coordination.k8s.io/v1',
+      kind: 'Lease',
+      metadata: { name: 'run', ...(resourceVersion ? { resourceVersion } : {}) },
+      spec,
+    });
+    const call = async (method: string, path: string, body?: unknown) => {
+      const res = await fetch(`${server.url}${path}`, {
+        method,
+        headers: { 'Content-Type': 'application/json' },
+        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+      });
+      // biome-ignore lint/suspicious/noExplicitAny: response bodies are read loosely, then asserted on.
+      return { status: res.status, body: (await res.json()) as Record<string, any> };
+    };
+    // No namespace yet: NamespaceLifecycle's 404.
+    const nowhere = await call('POST', leases, lease({ renewTime: micro }));
+    expect(nowhere).toMatchObject({
+      status: 404,
+      body: { reason: 'NotFound', message: 'namespaces "chaos-lab" not found' },
+    });
+    await apply(`/api/v1/namespaces/${NS}`, { apiVersion: 'v1', kind: 'Namespace', metadata: { name: NS } });
+    // A MicroTime has six fractional digits; a JavaScript Date's ISO string has three.
+    const millis = await call('POST', leases, lease({ renewTime: '2026-11-24T10:31:07.123Z' }));
+    expect(millis.status).toBe(400);
+    expect(millis.body.message).toContain('cannot parse ".123Z" as ".000000"');
+    const created = await call('POST', leases, lease({ holderIdentity: 'a', renewTime: micro }));
+    expect(created.status).toBe(201);
+    const again = await call('POST', leases, lease({ holderIdentity: 'b', renewTime: micro }));
+    expect(again).toMatchObject({ status: 409, body: { reason: 'AlreadyExists' } });
+    const rv = created.body.metadata.resourceVersion as string;
+    const replaced = await call('PUT', `${leases}/run`, lease({ holderIdentity: 'b', renewTime: micro }, rv));
+    expect(replaced.status).toBe(200);
+    expect(replaced.body.spec.holderIdentity).toBe('b');
+    expect(replaced.body.metadata.uid).toBe(created.body.metadata.uid);
+    // The version read before is stale now: a replace and a delete guarded by it are refused.
+    const stale = await call('PUT', `${leases}/run`, lease({ holderIdentity: 'c' }, rv));
+    expect(stale).toMatchObject({
+      status: 409,
+      body: {
+        reason: 'Conflict',
+        message:
+          'Operation cannot be fulfilled on leases.coordination.k8s.io "run": the object has been modified; please apply your changes to the latest version and try again',
+      },
+    });
+    const guarded = await call('DELETE', `${leases}/run`, { preconditions: { resourceVersion: rv } });
+    expect(guarded.status).toBe(409);
+    expect(guarded.body.message).toContain(`Precondition failed: ResourceVersion in precondition: ${rv}`);
+    const current = replaced.body.metadata.resourceVersion as string;
+    expect(
+      (await call('DELETE', `${leases}/run`, { preconditions: { resourceVersion: current } })).status,
+    ).toBe(200);
+    expect((await call('PUT', `${leases}/run`, lease({ holderIdentity: 'd' }))).status).toBe(404);
+  });
+
   it('lists by label selector, without kind on the items', async () => {
     await apply(cmPath('a'), configMap('a', {}, { tier: 'one', app: 'x' }));
     await apply(cmPath('b'), configMap('b', {}, { tier: 'two', app: 'x' }));

@@ -13,10 +13,15 @@
  *   409 Conflict Status with `FieldManagerConflict` causes as the real server sends them (the
  *   simplifications are in store.ts). `metadata.generation` bumps on spec changes; resourceVersion is
  *   a global counter.
- * - `POST` (create, 409 AlreadyExists), `GET` one (404 NotFound Status), `GET` list with
- *   `labelSelector` (`a=b,c!=d,e,!f`) and `fieldSelector` (`metadata.name=…`), `DELETE` (404 when
- *   missing; a Deployment takes its Pods with it; a Pod with a grace period is marked terminating
- *   first). A Namespace is deleted as the real one is: DELETE sets `metadata.deletionTimestamp` and
+ * - `POST` (create, 409 AlreadyExists; 404 `namespaces "…" not found` in a namespace that does not
+ *   exist), `PUT` (replace: 404 when missing; a `metadata.resourceVersion` that is not the object's
+ *   → 409 Conflict "the object has been modified"; field ownership is not tracked), `GET` one (404
+ *   NotFound Status), `GET` list with `labelSelector` (`a=b,c!=d,e,!f`) and `fieldSelector`
+ *   (`metadata.name=…`), `DELETE` (404 when missing; DeleteOptions' `preconditions.resourceVersion`
+ *   or `uid` that is not the object's → 409 Conflict "Precondition failed"; a Deployment takes its
+ *   Pods with it; a Pod with a grace period is marked terminating first). A Lease's `acquireTime`
+ *   and `renewTime` are MicroTimes: anything but six fractional digits is refused with 400, as the
+ *   real server's RFC3339Micro parse does. A Namespace is deleted as the real one is: DELETE sets `metadata.deletionTimestamp` and
  *   `status.phase: Terminating` and answers 200 with it, everything in it is deleted, and the
  *   namespace itself goes `namespaceTerminationMs` later; meanwhile creating anything in it (apply
  *   or POST of a new object) → 403 Forbidden with cause `NamespaceTerminating`, and another DELETE →
@@ -311,6 +316,8 @@ async function handle(ctx: HandlerContext, req: IncomingMessage, res: ServerResp
       return apply(ctx, target, url, req, res);
     case 'POST':
       return create(ctx, target, req, res);
+    case 'PUT':
+      return replace(ctx, target, req, res);
     case 'DELETE':
       return remove(ctx, target, url, req, res);
     default:
@@ -421,7 +428,7 @@ async function apply(
     sendStatus(res, 400, 'BadRequest', `error decoding YAML: ${String(err)}`);
     return;
   }
-  const problem = identityProblem(patch, target);
+  const problem = identityProblem(patch, target) ?? microTimeProblem(target.resource, patch);
   if (problem) {
     sendStatus(res, 400, 'BadRequest', problem);
     return;
@@ -479,6 +486,12 @@ async function create(ctx: HandlerContext, target: Target, req: IncomingMessage,
   if (!object.metadata.name && typeof object.metadata.generateName === 'string') {
     object.metadata.name = `${object.metadata.generateName}${randomBytes(3).toString('hex').slice(0, 5)}`;
   }
+  const invalid = microTimeProblem(target.resource, object);
+  if (invalid) {
+    sendStatus(res, 400, 'BadRequest', invalid);
+    return;
+  }
+  if (refusedInMissingNamespace(ctx, target, res)) return;
   if (refusedInTerminatingNamespace(ctx, target, object.metadata.name, res)) return;
   if (ctx.store.get(target.resource, target.namespace, object.metadata.name)) {
     sendJson(res, 409, {
@@ -494,6 +507,57 @@ async function create(ctx: HandlerContext, target: Target, req: IncomingMessage,
   sendJson(res, 201, ctx.store.create(target.resource, object));
 }
 
+/**
+ * PUT: the object replaced by the body, as an update by `kubectl replace` or a client's `replace…`:
+ * guarded by the body's resourceVersion when it gives one (optimistic concurrency), unconditional
+ * otherwise. Its uid, creation time and field owners stay.
+ */
+async function replace(ctx: HandlerContext, target: Target, req: IncomingMessage, res: ServerResponse) {
+  const object = JSON.parse(await readBody(req)) as Obj;
+  const problem = identityProblem(object, target) ?? microTimeProblem(target.resource, object);
+  if (problem) {
+    sendStatus(res, 400, 'BadRequest', problem);
+    return;
+  }
+  const name = target.name ?? '';
+  const current = ctx.store.get(target.resource, target.namespace, name);
+  if (!current) {
+    notFound(res, target);
+    return;
+  }
+  const asked = object.metadata.resourceVersion;
+  if (asked !== undefined && asked !== current.metadata.resourceVersion) {
+    conflict(
+      res,
+      target,
+      `${cannotFulfil(target)}: the object has been modified; please apply your changes to the latest version and try again`,
+    );
+    return;
+  }
+  const { apiVersion: _a, kind: _k, metadata, ...content } = object;
+  const kept = [
+    'uid',
+    'creationTimestamp',
+    'resourceVersion',
+    'generation',
+    'managedFields',
+    'deletionTimestamp',
+  ];
+  const replaced = ctx.store.update(target.resource, target.namespace, name, (o) => {
+    for (const key of Object.keys(o)) if (key !== 'apiVersion' && key !== 'kind') delete o[key];
+    Object.assign(o, structuredClone(content));
+    o.metadata = {
+      ...structuredClone(metadata),
+      ...Object.fromEntries(
+        kept.filter((k) => current.metadata[k] !== undefined).map((k) => [k, current.metadata[k]]),
+      ),
+      name,
+      ...(target.namespace !== undefined ? { namespace: target.namespace } : {}),
+    } as Obj['metadata'];
+  });
+  sendJson(res, 200, replaced);
+}
+
 async function remove(
   ctx: HandlerContext,
   target: Target,
@@ -503,14 +567,36 @@ async function remove(
 ) {
   const body = await readBody(req);
   const name = target.name ?? '';
-  if (!ctx.store.get(target.resource, target.namespace, name)) {
+  const current = ctx.store.get(target.resource, target.namespace, name);
+  if (!current) {
     notFound(res, target);
+    return;
+  }
+  const options = (body.trim() ? JSON.parse(body) : {}) as {
+    gracePeriodSeconds?: number;
+    preconditions?: { resourceVersion?: string; uid?: string };
+  };
+  const { resourceVersion, uid } = options.preconditions ?? {};
+  if (resourceVersion !== undefined && resourceVersion !== current.metadata.resourceVersion) {
+    conflict(
+      res,
+      target,
+      `${cannotFulfil(target)}: Precondition failed: ResourceVersion in precondition: ${resourceVersion}, ResourceVersion in object meta: ${current.metadata.resourceVersion}`,
+    );
+    return;
+  }
+  if (uid !== undefined && uid !== current.metadata.uid) {
+    conflict(
+      res,
+      target,
+      `${cannotFulfil(target)}: Precondition failed: UID in precondition: ${uid}, UID in object meta: ${current.metadata.uid}`,
+    );
     return;
   }
   let grace: number | undefined;
   const fromQuery = url.searchParams.get('gracePeriodSeconds');
   if (fromQuery !== null) grace = Number(fromQuery);
-  else if (body.trim()) grace = (JSON.parse(body) as { gracePeriodSeconds?: number }).gracePeriodSeconds;
+  else grace = options.gracePeriodSeconds;
   if (target.resource.kind === 'Pod' && target.namespace) {
     sendJson(res, 200, ctx.workloads.deletePod(target.namespace, name, grace));
     return;
@@ -555,6 +641,55 @@ function terminateNamespace(ctx: HandlerContext, target: Target, name: string, r
   }, ctx.options.namespaceTerminationMs ?? 100);
   ctx.timers.add(timer);
   sendJson(res, 200, terminating);
+}
+
+/** `Operation cannot be fulfilled on leases.coordination.k8s.io "chaos-lab-run"`: how the real server begins a 409 Conflict. */
+function cannotFulfil(target: Target): string {
+  return `Operation cannot be fulfilled on ${target.resource.plural}${groupSuffix(target.resource)} "${target.name ?? ''}"`;
+}
+
+function conflict(res: ServerResponse, target: Target, message: string) {
+  sendJson(res, 409, {
+    ...statusBody(409, 'Conflict', message),
+    details: {
+      name: target.name ?? '',
+      group: groupOf(target.resource) || undefined,
+      kind: target.resource.plural,
+    },
+  });
+}
+
+/** RFC3339Micro, as metav1.MicroTime parses it: exactly six fractional digits. */
+const MICRO_TIME = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}(?:Z|[+-]\d\d:\d\d)$/;
+
+/**
+ * A Lease whose acquireTime or renewTime is no MicroTime: the real server cannot decode it (a
+ * JavaScript Date's ISO string, with milliseconds, is one).
+ */
+function microTimeProblem(resource: ApiResource, object: Obj): string | undefined {
+  if (resource.kind !== 'Lease') return undefined;
+  const spec = (object.spec ?? {}) as Record<string, unknown>;
+  for (const field of ['acquireTime', 'renewTime']) {
+    const value = spec[field];
+    if (value === undefined || value === null) continue;
+    if (typeof value !== 'string' || !MICRO_TIME.test(value)) {
+      const text = String(value);
+      const fraction = /\.\d*.*$/.exec(text)?.[0] ?? text.slice(19);
+      return `Lease in version "v1" cannot be handled as a Lease: parsing time "${text}" as "2006-01-02T15:04:05.000000Z07:00": cannot parse "${fraction}" as ".000000"`;
+    }
+  }
+  return undefined;
+}
+
+/** The NamespaceLifecycle admission plugin: nothing is created in a namespace that does not exist (404). */
+function refusedInMissingNamespace(ctx: HandlerContext, target: Target, res: ServerResponse): boolean {
+  if (!target.resource.namespaced || target.namespace === undefined) return false;
+  if (ctx.store.get(NAMESPACES, undefined, target.namespace)) return false;
+  sendJson(res, 404, {
+    ...statusBody(404, 'NotFound', `namespaces "${target.namespace}" not found`),
+    details: { name: target.namespace, kind: 'namespaces' },
+  });
+  return true;
 }
 
 /**

@@ -1,5 +1,6 @@
 /**
- * The API resources the fake API server serves: the kinds `npm run synth` emits, plus Pod, Node and Job.
+ * The API resources the fake API server serves: the kinds `npm run synth` emits, plus Pod, Node, Job
+ * and Lease (the run lock of the Kubernetes target).
  * Discovery (`GET /api/v1`, `GET /apis/apps/v1`, …) answers from this table, because client-node's
  * KubernetesObjectApi asks it whether a kind is namespaced and what its plural is before every call.
  */
@@ -45,6 +46,7 @@ export const RESOURCES: readonly ApiResource[] = [
     shortNames: ['rs'],
   },
   { groupVersion: 'batch/v1', kind: 'Job', plural: 'jobs', namespaced: true },
+  { groupVersion: 'coordination.k8s.io/v1', kind: 'Lease', plural: 'leases', namespaced: true },
   {
     groupVersion: 'networking.k8s.io/v1',
     kind: 'NetworkPolicy',

@@ -3,7 +3,12 @@
  * worker-panic as leases, and the worker settings override. The same on both targets; a target
  * only says how to reach an instance's agent (its URL, or a port-forward to its pod).
  */
-import { type Target as AdminTarget, AgentClient, onEvery } from '../../admin-client.ts';
+import {
+  type Target as AdminTarget,
+  AgentClient,
+  onEvery,
+  type SettingsOverride,
+} from '../../admin-client.ts';
 import {
   type ActiveLease,
   type AppliedFault,
@@ -33,6 +38,13 @@ export interface AgentInjector extends FaultInjector {
   setRecovery(
     instances: readonly string[],
     workerRecovery: boolean,
+    leaseMs: number,
+    id: string,
+  ): Promise<void>;
+  /** Overrides settings (worker recovery, trust) on the instances for a while, as lease `id`. */
+  setSettings(
+    instances: readonly string[],
+    settings: SettingsOverride,
     leaseMs: number,
     id: string,
   ): Promise<void>;
@@ -140,14 +152,18 @@ export function createAgentInjector(options: AgentInjectorOptions): AgentInjecto
     },
 
     async setRecovery(instances, workerRecovery, leaseMs, id) {
+      await this.setSettings(instances, { workerRecovery }, leaseMs, id);
+    },
+
+    async setSettings(instances, settings, leaseMs, id) {
       settingsId = id;
       const agents = client();
       const { failed } = await onEvery(
         instances.map((i) => ({ id: i, url: '' })),
-        async (t) => agents.setRecovery(await reach(t.id), workerRecovery, leaseMs),
+        async (t) => agents.setSettings(await reach(t.id), settings, leaseMs),
       );
       // An instance restarting (a panic without recovery) gets the override at the next renewal.
-      refusals(`settings ${id} (workerRecovery ${workerRecovery ? 'on' : 'off'})`, failed);
+      refusals(`settings ${id} (${describeSettings(settings)})`, failed);
     },
 
     async resetSettings(instances) {
@@ -160,4 +176,13 @@ export function createAgentInjector(options: AgentInjectorOptions): AgentInjecto
       settingsId = undefined;
     },
   };
+}
+
+/** `workerRecovery off, trust full`: what an override sets, for messages and audits. */
+export function describeSettings(settings: SettingsOverride): string {
+  const parts: string[] = [];
+  if (settings.workerRecovery !== undefined)
+    parts.push(`workerRecovery ${settings.workerRecovery ? 'on' : 'off'}`);
+  if (settings.trust !== undefined) parts.push(`trust ${settings.trust}`);
+  return parts.join(', ');
 }

@@ -19,7 +19,7 @@ export function createKillInjector(
           return { created: true };
         }),
       ),
-    renew: async () => {},
+    renew: async () => [],
     remove: async () => {},
     list: async () => ({ leases: [], settings: [], failed: [] }),
     clear: async () => 0,

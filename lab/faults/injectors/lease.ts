@@ -26,16 +26,17 @@ export function leaseBody(
 }
 
 /** `call` on every lease's instance at once; refusals throw as one error saying `what`. */
-async function onEachInstance<L extends LeaseRef>(
+async function onEachInstance<L extends LeaseRef, T>(
   what: string,
   leases: readonly L[],
-  call: (lease: L) => Promise<unknown>,
-): Promise<void> {
-  const { failed } = await onEvery(
+  call: (lease: L) => Promise<T>,
+): Promise<{ lease: L; value: T }[]> {
+  const { ok, failed } = await onEvery(
     leases.map((lease) => ({ id: lease.instance, url: '', lease })),
     (t) => call(t.lease),
   );
   refusals(what, failed);
+  return ok.map(({ target, value }) => ({ lease: target.lease, value }));
 }
 
 /** Renewal and removal of leases through `client`, at the admin endpoint `reach` gives an instance. */
@@ -44,14 +45,18 @@ export function leaseCalls(
   reach: (instance: string) => Promise<AdminTarget>,
 ) {
   return {
-    renew: (applied: readonly AppliedFault[], leaseMs: number) =>
-      onEachInstance('renewing the fault leases', applied, async (a) =>
+    /** A renewal answered 201 (created, not renewed) found the lease gone: its process had restarted. */
+    async renew(applied: readonly AppliedFault[], leaseMs: number): Promise<readonly AppliedFault[]> {
+      const answers = await onEachInstance('renewing the fault leases', applied, async (a) =>
         client().put(await reach(a.instance), a.id, leaseBody(a.fault, leaseMs)),
-      ),
-    remove: (leases: readonly LeaseRef[]) =>
-      onEachInstance('removing the faults', leases, async (l) =>
+      );
+      return answers.filter(({ value }) => value.created).map(({ lease }) => lease);
+    },
+    async remove(leases: readonly LeaseRef[]): Promise<void> {
+      await onEachInstance('removing the faults', leases, async (l) =>
         client().remove(await reach(l.instance), l.id),
-      ),
+      );
+    },
   };
 }
 

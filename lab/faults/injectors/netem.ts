@@ -135,24 +135,27 @@ export function createNetemInjector(options: NetemInjectorOptions): FaultInjecto
 
     /**
      * A sidecar with nothing to renew (exit 3: the lease ran out, say after renewals that failed) gets
-     * the faults applied again; a pod that is gone took its faults along.
+     * the faults applied again (those are what it resolves with); a pod that is gone took its faults along.
      */
     async renew(applied, leaseMs) {
       lastLeaseMs = leaseMs;
       const pods = [...new Set(applied.map((a) => a.instance))];
       const results = await Promise.allSettled(
-        pods.map(async (pod) => {
+        pods.map(async (pod): Promise<readonly AppliedFault[]> => {
           try {
             await options.sidecar(pod, ['renew', '--for', leaseArg(leaseMs)]);
+            return [];
           } catch (err) {
-            if (isGone(err)) return;
+            if (isGone(err)) return [];
             if (!(err instanceof SidecarError && err.exitCode === 3)) throw err;
             await set(pod, onPod.get(pod) ?? new Map(), leaseMs);
+            return applied.filter((a) => a.instance === pod);
           }
         }),
       );
       const failed = rejections(results);
       if (failed.length > 0) throw combined('renewing the fault leases', failed);
+      return results.flatMap((r) => (r.status === 'fulfilled' ? r.value : []));
     },
 
     remove: drop,

@@ -230,6 +230,8 @@ export async function startPodLab(adminToken: string, options: PodLabOptions = {
               maxConcurrency: 128,
               probeIntervalMs: 250,
               trustMode: 'zero',
+              // Their fault agents take a variant's settings, as the pods' do.
+              adminToken,
             },
             { log: quiet },
           ),
@@ -384,6 +386,17 @@ export async function startFakeLab(options: FakeLabOptions = {}): Promise<FakeLa
       : undefined,
   );
   const gateways = await lab.startGateways();
+  // Each gateway pod's port reaches the real gateway of its strategy (its fault agent).
+  for (const pod of fake.pods('chaos-lab')) {
+    const strategy = pod.metadata.labels?.[LABELS.strategy] as Strategy | undefined;
+    if (strategy && gateways[strategy]) {
+      const url = new URL(gateways[strategy]);
+      fake.forwardPodPort(pod.metadata.name, topology.gateway.port, {
+        host: url.hostname,
+        port: Number(url.port),
+      });
+    }
+  }
   return {
     fake,
     lab,
