@@ -89,6 +89,7 @@ const services = { account: quiet, archive: quiet, vip: quiet, like: quiet, coin
 const run: VariantRun = {
   variant: 'default',
   settings: {},
+  trust: 'half',
   warmupMs: WARMUP_MS,
   phases: [
     {
