@@ -510,6 +510,44 @@ describe('http-error and worker-panic: the fault agent through a port-forward', 
   });
 });
 
+describe('trust on Kubernetes', () => {
+  it('takes a variant’s trust mode on the gateway pods too, and makes rogue calls round-robin through the forwards', async () => {
+    const { target } = await prepared();
+    const gateways = await target.instances('gateway');
+    expect(gateways.map((g) => g.id).sort()).toEqual(
+      lab.fake
+        .pods('chaos-lab')
+        .map((p) => p.metadata.name)
+        .filter((name) => name.startsWith('gateway-'))
+        .sort(),
+    );
+    await faultsOf(target).applySettings({ trust: 'zero' }, 10_000, 'v-trust');
+    const audit = await faultsOf(target).audit();
+    expect(
+      audit
+        .filter((a) => a.kind === 'settings (trust zero)')
+        .map((a) => a.instance)
+        .sort(),
+    ).toEqual(
+      [
+        ...gateways.map((g) => g.id),
+        ...lab.podsOf('coin'),
+        ...lab.podsOf('like'),
+        ...lab.podsOf('vip'),
+        ...lab.podsOf('account'),
+        ...lab.podsOf('archive'),
+      ].sort(),
+    );
+    // The fake lab's backends run in zero trust: a rogue call is served, on each pod in turn.
+    const answers = [];
+    for (let i = 0; i < 2; i++)
+      answers.push(await target.rogueCall?.('coin', '/coins/1', AbortSignal.timeout(5_000)));
+    expect(answers).toEqual([{ status: 200 }, { status: 200 }]);
+    await faultsOf(target).clearSettings();
+    expect(await faultsOf(target).audit()).toEqual([]);
+  });
+});
+
 describe('kill and restarts', { timeout: 30_000 }, () => {
   /** The main container's restartCount of a pod, as the API server has it. */
   const restartCount = (pod: string, container: string) => {

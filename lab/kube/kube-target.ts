@@ -66,6 +66,7 @@ import { type Reading, RestartSafeCounter, readingOf } from '../faults/readings.
 import { type AnyFault, type FaultKind, unsupportedBy } from '../faults/registry.ts';
 import { parsePromText } from '../prom-text.ts';
 import { instanceIds } from '../runner/experiment.ts';
+import { RogueTurns, rogueGet } from '../runner/rogue.ts';
 import type {
   PrepareOptions,
   RogueAnswer,
@@ -621,7 +622,7 @@ class KubeTarget implements Target {
     return this.#forwarded(pod, port, 'fault agent');
   }
 
-  readonly #rogueTurn = new Map<BackendName, number>();
+  readonly #rogueTurns = new RogueTurns();
 
   /**
    * A rogue client: straight to a backend pod's service port through a port-forward — around
@@ -629,21 +630,9 @@ class KubeTarget implements Target {
    * send), unsigned, plain HTTP.
    */
   async rogueCall(service: BackendName, path: string, signal: AbortSignal): Promise<RogueAnswer> {
-    const pods = podsOfService(await this.#listBackendPods(signal), service);
-    const turn = this.#rogueTurn.get(service) ?? 0;
-    this.#rogueTurn.set(service, turn + 1);
-    const pod = pods[turn % Math.max(1, pods.length)];
+    const pod = this.#rogueTurns.next(service, podsOfService(await this.#listBackendPods(signal), service));
     if (!pod) return { status: null, reason: `no running pod of ${service}` };
-    try {
-      const target = await this.#agent(pod.name);
-      const res = await fetch(`${target.url}${path}`, { signal });
-      const body = (await res.json().catch(() => undefined)) as { error?: { reason?: unknown } } | undefined;
-      const reason = body?.error?.reason;
-      return { status: res.status, ...(typeof reason === 'string' ? { reason } : {}) };
-    } catch (err) {
-      const cause = (err as { cause?: { code?: string } }).cause;
-      return { status: null, reason: cause?.code ?? (err as Error).name };
-    }
+    return rogueGet(async () => `${(await this.#agent(pod.name)).url}${path}`, signal);
   }
 
   /** An admin API in the pod, through this run's forward to `port` (opened on first use). */

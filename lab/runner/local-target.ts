@@ -48,6 +48,7 @@ import { DEFAULT_PORT_BASE, labLayout, portsOf } from '../local/layout.ts';
 import { acquireRunLock, readRunLock } from '../local/run-lock.ts';
 import { type LabState, labHome, lookupLab, pidAlive, removeState } from '../local/state.ts';
 import { parsePromText } from '../prom-text.ts';
+import { RogueTurns, rogueGet } from './rogue.ts';
 import type {
   PrepareOptions,
   ProxyCounters,
@@ -321,24 +322,14 @@ class LocalTarget implements Target {
     }
   }
 
-  readonly #rogueTurn = new Map<BackendName, number>();
+  readonly #rogueTurns = new RogueTurns();
 
   /** Straight to the instance's own port: around the gateways and its fault proxy. */
   async rogueCall(service: BackendName, path: string, signal: AbortSignal): Promise<RogueAnswer> {
     const instances = this.#state().instances.filter((i) => i.service === service);
-    const turn = this.#rogueTurn.get(service) ?? 0;
-    this.#rogueTurn.set(service, turn + 1);
-    const instance = instances[turn % Math.max(1, instances.length)];
+    const instance = this.#rogueTurns.next(service, instances);
     if (!instance) return { status: null, reason: `no instance of ${service}` };
-    try {
-      const res = await fetch(`${instance.url}${path}`, { signal });
-      const body = (await res.json().catch(() => undefined)) as { error?: { reason?: unknown } } | undefined;
-      const reason = body?.error?.reason;
-      return { status: res.status, ...(typeof reason === 'string' ? { reason } : {}) };
-    } catch (err) {
-      const cause = (err as { cause?: { code?: string } }).cause;
-      return { status: null, reason: cause?.code ?? (err as Error).name };
-    }
+    return rogueGet(`${instance.url}${path}`, signal);
   }
 
   async counters(): Promise<Readonly<Record<BackendName, ServiceCounters>>> {

@@ -439,11 +439,13 @@ describe('fault proxy in front of a real backend', () => {
     try {
       const res = await get('/likes/8');
       expect(res.status).toBe(200);
+      // Both faults add up (160 ms), and no call pays less. No wall-clock upper bound (a shared
+      // machine's stall is not the proxy's): the proxy's own record of what each delayed chunk
+      // waited says the sum was applied once per way, not once per fault and again (320 ms).
       expect(res.ms).toBeGreaterThanOrEqual(160);
-      expect(res.ms).toBeLessThan(160 + 400);
       const { stats } = (await (await h.admin('GET', '/stats')).json()) as { stats: ProxyStatsSnapshot };
       expect(stats.latency.p50Ms).toBeGreaterThanOrEqual(160);
-      expect(stats.latency.p50Ms).toBeLessThan(160 + 100);
+      expect(stats.latency.p50Ms).toBeLessThan(2 * 160);
     } finally {
       await h.admin('DELETE', '/faults');
     }
