@@ -1,3 +1,4 @@
+import { createSecureContext, type SecureContext } from 'node:tls';
 import type { Logger } from 'pino';
 import { Pool } from 'undici';
 import type { TlsMaterial } from '../lib/tls.ts';
@@ -43,7 +44,7 @@ export interface UpstreamSetOptions {
 
 class Instance implements UpstreamInstance {
   readonly url: string;
-  /** Plain HTTP: calls in zero and half trust, and the readiness probes always. */
+  /** Plain HTTP: calls in zero and half trust. */
   readonly plain: Pool;
   readonly #secure: Pool | undefined;
   readonly #useSecure: () => boolean;
@@ -54,21 +55,18 @@ class Instance implements UpstreamInstance {
     url: string,
     connections: number,
     onChange: (instance: Instance) => void,
-    secure: { tls?: TlsMaterial; use?: () => boolean; dependency: BackendName },
+    secure: { context?: SecureContext; use?: () => boolean; dependency: BackendName },
   ) {
     this.url = url;
     this.plain = new Pool(url, { connections });
     // The backend's certificate names its service, whatever address it is reached at (an IP
-    // locally, a Service name on Kubernetes): the name checked is the dependency's.
-    this.#secure = secure.tls
+    // locally, a Service name on Kubernetes): the name checked is the dependency's. One secure
+    // context for every connection: made from the PEMs per connection, a burst of new TLS
+    // connections (a lab switched to full trust under load) stalled the gateway for seconds.
+    this.#secure = secure.context
       ? new Pool(url.replace(/^http:/, 'https:'), {
           connections,
-          connect: {
-            ca: secure.tls.ca,
-            cert: secure.tls.cert,
-            key: secure.tls.key,
-            servername: secure.dependency,
-          },
+          connect: { secureContext: secure.context, servername: secure.dependency },
         })
       : undefined;
     this.#useSecure = secure.use ?? (() => false);
@@ -117,10 +115,13 @@ export class UpstreamSet {
       options.probeTimeoutMs ?? Math.max(200, Math.min(1000, 4 * options.probeIntervalMs));
     this.#metrics = options.metrics;
     this.#log = options.log;
+    const context = options.tls
+      ? createSecureContext({ ca: options.tls.ca, cert: options.tls.cert, key: options.tls.key })
+      : undefined;
     this.#instances = options.urls.map(
       (url) =>
         new Instance(url, options.connectionsPerInstance ?? 64, (i) => this.#changed(i), {
-          ...(options.tls ? { tls: options.tls } : {}),
+          ...(context ? { context } : {}),
           ...(options.secure ? { use: options.secure } : {}),
           dependency: options.dependency,
         }),
@@ -190,7 +191,9 @@ export class UpstreamSet {
 
   async #probe(instance: Instance): Promise<void> {
     try {
-      const response = await instance.plain.request({
+      // Through the pool calls go through now: in full trust the probe keeps a TLS connection
+      // warm, so that the first pages after a switch do not all wait for handshakes at once.
+      const response = await instance.pool.request({
         path: '/readyz',
         method: 'GET',
         signal: AbortSignal.timeout(this.#probeTimeoutMs),
