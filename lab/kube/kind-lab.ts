@@ -138,17 +138,14 @@ export async function kindDown(io: Io, options: KindDownOptions, deps: KindLabDe
       return 0;
     }
   }
-  let cluster: Cluster;
-  try {
-    cluster = deps.connect(context);
-    await cluster.version(signal);
-  } catch (err) {
-    throw new CliError(`cannot reach the cluster of context ${context}: ${(err as Error).message}`, {
-      hint: kind
-        ? `is the kind node running? \`docker start ${kind.name}-control-plane\`; or delete it: \`kind delete cluster --name ${kind.name}\``
-        : 'check `kubectl --context <name> get --raw /version`',
-    });
-  }
+  const cluster = await reachCluster(
+    deps,
+    context,
+    signal,
+    kind
+      ? `is the kind node running? \`docker start ${kind.name}-control-plane\`; or delete it: \`kind delete cluster --name ${kind.name}\``
+      : 'check `kubectl --context <name> get --raw /version`',
+  );
   try {
     const objects = labManifests({ secrets: PLACEHOLDER_SECRETS, image: labImage(io.env).image });
     let deleted = 0;
@@ -259,6 +256,22 @@ export interface KindStatusOptions {
   readonly signal?: AbortSignal;
 }
 
+/** The cluster of `context`, answering; else a CliError that says so, with `hint`. */
+async function reachCluster(
+  deps: KindLabDeps,
+  context: string,
+  signal: AbortSignal | undefined,
+  hint: string,
+): Promise<Cluster> {
+  try {
+    const cluster = deps.connect(context);
+    await cluster.version(signal);
+    return cluster;
+  } catch (err) {
+    throw new CliError(`cannot reach the cluster of context ${context}: ${(err as Error).message}`, { hint });
+  }
+}
+
 /**
  * `status --target kind`: the trust mode the lab was deployed with (the label the chart puts on
  * every gateway and backend pod) and each of those pods, ready or not. 0 when the lab is
@@ -267,15 +280,12 @@ export interface KindStatusOptions {
 export async function kindStatus(io: Io, options: KindStatusOptions, deps: KindLabDeps): Promise<number> {
   const context = options.context ?? kindConfigFromEnv(io.env, deps.cwd).context;
   const { signal } = options;
-  let cluster: Cluster;
-  try {
-    cluster = deps.connect(context);
-    await cluster.version(signal);
-  } catch (err) {
-    throw new CliError(`cannot reach the cluster of context ${context}: ${(err as Error).message}`, {
-      hint: 'is it running? `npx chaos-lab doctor --target kind` says what is missing',
-    });
-  }
+  const cluster = await reachCluster(
+    deps,
+    context,
+    signal,
+    'is it running? `npx chaos-lab doctor --target kind` says what is missing',
+  );
   try {
     const components: readonly string[] = [COMPONENTS.gateway, COMPONENTS.backend];
     const pods = (await cluster.listPods(LAB_NAMESPACE, `${LABELS.partOf}=${PART_OF}`, signal)).filter(
