@@ -101,7 +101,11 @@ export const SERVICE_ENV = {
   gatewayBudgetMs: 'GATEWAY_BUDGET_MS',
   /** Resilient gateway: pages in flight before shedding. */
   gatewayMaxConcurrency: 'GATEWAY_MAX_CONCURRENCY',
-  /** Gateways: how often each upstream instance's `/readyz` is probed. */
+  /** Resilient gateway: how late its event loop may run, sample after sample, before shedding; 0 turns it off. */
+  gatewayLoopDelayTargetMs: 'GATEWAY_LOOP_DELAY_TARGET_MS',
+  /** Resilient gateway: how long the loop must stay that late before shedding. */
+  gatewayLoopDelayIntervalMs: 'GATEWAY_LOOP_DELAY_INTERVAL_MS',
+  /** Gateways: how often each ready upstream instance's `/readyz` is probed (one not ready: every 250 ms at most). */
   upstreamProbeMs: 'UPSTREAM_PROBE_MS',
 } as const;
 
@@ -111,8 +115,9 @@ export function upstreamEnvName(backend: BackendName): string {
 }
 
 /**
- * The environment of a fault proxy (services/fault-proxy/config.ts), set by the local lab and
- * charts/fault-proxy.ts; it also reads SERVICE_ENV's `instanceId`, `adminToken` and `logLevel`.
+ * The environment of a fault proxy (services/fault-proxy/config.ts), set by charts/fault-proxy.ts,
+ * and of the local lab's host of every proxy (services/fault-proxy/host.ts); they also read
+ * SERVICE_ENV's `adminToken` and `logLevel`, and a lone proxy its `instanceId`.
  */
 export const FAULT_PROXY_ENV = {
   listenHost: 'LISTEN_HOST',
@@ -120,6 +125,11 @@ export const FAULT_PROXY_ENV = {
   /** host:port of the instance it fronts. */
   upstream: 'UPSTREAM',
   adminPort: 'ADMIN_PORT',
+  /**
+   * The local lab's one process of every proxy (services/fault-proxy/host-main.ts) reads this in
+   * place of the four above: a JSON array of `{id, listenHost?, listenPort, adminPort, upstream}`.
+   */
+  proxies: 'FAULT_PROXIES',
 } as const;
 
 /** Paths every lab process serves for the platform: probes, scraping, the fault agent. */

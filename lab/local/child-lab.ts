@@ -46,7 +46,12 @@ async function livePids(state: LabState): Promise<number[]> {
     });
     if (!res.ok) return [];
     const status = (await res.json()) as LabStatus;
-    return [...status.instances, ...(status.proxies ?? [])].flatMap((i) => (i.pid === null ? [] : [i.pid]));
+    // The fault proxies share one process: its pid is on each of their rows.
+    return [
+      ...new Set(
+        [...status.instances, ...(status.proxies ?? [])].flatMap((i) => (i.pid === null ? [] : [i.pid])),
+      ),
+    ];
   } catch {
     return [];
   }

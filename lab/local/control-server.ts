@@ -2,7 +2,8 @@
  * The supervisor's control API, on loopback, for the CLI and for experiments:
  * - `GET /status` → the lab, every instance and every fault proxy (live pids, ready, restarts,
  *   last exit);
- * - `POST /instances/:id/kill` → SIGKILL one instance or proxy (the supervisor restarts it);
+ * - `POST /instances/:id/kill` → SIGKILL one instance (the supervisor restarts it), or the
+ *   process of every fault proxy, whichever proxy is named (all of them restart);
  * - `POST /shutdown` → stop every instance and the supervisor.
  * Every call needs `authorization: Bearer <admin token>`, the token in the lab's state file.
  */
@@ -12,7 +13,10 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net';
 import type { InstanceStatus, KillResult } from './supervisor.ts';
 
-/** A fault proxy, supervised like an instance; `url` is its admin API (where readiness is). */
+/**
+ * A fault proxy; `url` is its admin API (where readiness is). The proxies share one process:
+ * pid, state, restarts and last exit are that process's, the same on every proxy.
+ */
 export interface ProxyStatus extends InstanceStatus {
   /** The instance it stands in front of, `coin-1`. */
   readonly fronts: string;

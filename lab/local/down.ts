@@ -31,6 +31,7 @@ export async function downCommand(io: Io, home: string): Promise<number> {
   const control = { id: 'supervisor', url: state.controlUrl };
   let instancePids: number[] = [];
   let proxyPids: number[] = [];
+  let proxiesRunning = 0;
   try {
     const status = await callJson<{
       instances: { pid: number | null }[];
@@ -39,7 +40,9 @@ export async function downCommand(io: Io, home: string): Promise<number> {
     const pidsOf = (list: readonly { pid: number | null }[]) =>
       list.flatMap((i) => (i.pid === null ? [] : [i.pid]));
     instancePids = pidsOf(status.instances);
-    proxyPids = pidsOf(status.proxies ?? []);
+    proxiesRunning = pidsOf(status.proxies ?? []).length;
+    // The proxies share one process (older labs ran one each).
+    proxyPids = [...new Set(pidsOf(status.proxies ?? []))];
   } catch {
     // Without the list, the supervisor's exit still means its children are gone: it waits for them.
   }
@@ -73,7 +76,7 @@ export async function downCommand(io: Io, home: string): Promise<number> {
   if (alive.length > 0) {
     throw new CliError(`could not stop pid ${alive.join(', ')}`, { hint: 'check them with: ps -p <pid>' });
   }
-  const proxies = proxyPids.length > 0 ? ` with their ${proxyPids.length} fault proxies` : '';
+  const proxies = proxiesRunning > 0 ? ` with their ${proxiesRunning} fault proxies` : '';
   say(
     io,
     `stopped the lab: supervisor (pid ${state.pid}) and ${instancePids.length} instances are gone${proxies} (${formatDuration(Date.now() - began)})`,

@@ -1,8 +1,8 @@
-import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { faultProxiesFromEnv } from '../../services/fault-proxy/host.ts';
 import { FAULT_PROXY_SERVICE } from '../../services/names.ts';
 import { createLabPki, type LabPki } from '../pki.ts';
-import { instanceEnv, instanceSpecs, proxyEnv } from './instances.ts';
+import { FAULT_PROXY_HOST_ID, instanceEnv, instanceSpecs, proxyHostEnv } from './instances.ts';
 import { labLayout } from './layout.ts';
 import { REPO_ROOT } from './state.ts';
 
@@ -46,23 +46,26 @@ describe('instance environment', () => {
     expect(env.PORT).toBe('20082');
   });
 
-  it('gives each fault proxy its instance as upstream, its two ports and the admin token', () => {
-    const proxy = layout.proxies.find((p) => p.id === 'archive-2-proxy')!;
-    const env = proxyEnv(proxy, layout, half, secrets, {
+  it('gives the fault proxies’ host every proxy, each with its instance as upstream and its two ports', () => {
+    const env = proxyHostEnv(layout, half, secrets, {
       PATH: '/bin',
       UPSTREAM: '10.0.0.1:80',
+      INSTANCE_ID: 'leak',
       STRATEGY: 'naive',
       PORT: '1',
     });
-    expect(env).toEqual({
-      PATH: '/bin',
-      INSTANCE_ID: 'archive-2-proxy',
-      LISTEN_HOST: '127.0.0.1',
-      LISTEN_PORT: '20211',
-      ADMIN_PORT: '20311',
-      UPSTREAM: '127.0.0.1:20111',
-      CHAOS_ADMIN_TOKEN: secrets.adminToken,
-      LOG_LEVEL: 'info',
+    expect(Object.keys(env).sort()).toEqual(['CHAOS_ADMIN_TOKEN', 'FAULT_PROXIES', 'LOG_LEVEL', 'PATH']);
+    expect(env).toMatchObject({ PATH: '/bin', CHAOS_ADMIN_TOKEN: secrets.adminToken, LOG_LEVEL: 'info' });
+    // What the host reads back is what each proxy was given when it had a process of its own.
+    const proxies = faultProxiesFromEnv(env);
+    expect(proxies.map((p) => p.instanceId)).toEqual(layout.proxies.map((p) => p.id));
+    expect(proxies.find((p) => p.instanceId === 'archive-2-proxy')).toEqual({
+      instanceId: 'archive-2-proxy',
+      listenHost: '127.0.0.1',
+      listenPort: 20211,
+      adminPort: 20311,
+      upstream: { host: '127.0.0.1', port: 20111 },
+      adminToken: secrets.adminToken,
     });
   });
 
@@ -98,30 +101,36 @@ describe('instance environment', () => {
     });
   });
 
-  it('runs services/main.ts under tsx from the repository root, logging to <logs>/<id>.log', () => {
-    const specs = instanceSpecs(layout, half, secrets, '/tmp/logs', {});
-    expect(specs).toHaveLength(23);
+  it('runs the compiled services/main.js of the build from the repository root, logging to <logs>/<id>.log', () => {
+    const specs = instanceSpecs(layout, half, secrets, '/tmp/logs', { dir: '/tmp/build' }, {});
+    expect(specs).toHaveLength(14);
     expect(specs[0]).toMatchObject({
       id: 'account-1',
       command: process.execPath,
-      args: ['--import', 'tsx', path.join(REPO_ROOT, 'services', 'main.ts'), 'account'],
+      args: ['/tmp/build/services/main.js', 'account'],
       cwd: REPO_ROOT,
       logFile: '/tmp/logs/account-1.log',
     });
     expect(specs[12]?.args.at(-1)).toBe('gateway');
   });
 
-  it('runs one fault proxy per backend instance, probed on its admin port', () => {
-    const specs = instanceSpecs(layout, half, secrets, '/tmp/logs', {});
-    const proxies = specs.filter((s) => s.service === FAULT_PROXY_SERVICE);
-    expect(proxies.map((p) => p.id)).toEqual(layout.proxies.map((p) => p.id));
-    expect(proxies).toHaveLength(10);
-    expect(proxies[0]).toMatchObject({
-      id: 'account-1-proxy',
-      url: 'http://127.0.0.1:20300',
+  it('runs every fault proxy in one process, each a member probed on its own admin port', () => {
+    const specs = instanceSpecs(layout, half, secrets, '/tmp/logs', { dir: '/tmp/build' }, {});
+    const hosts = specs.filter((s) => s.service === FAULT_PROXY_SERVICE);
+    expect(hosts).toHaveLength(1);
+    const host = hosts[0]!;
+    expect(host).toMatchObject({
+      id: FAULT_PROXY_HOST_ID,
       command: process.execPath,
-      args: ['--import', 'tsx', path.join(REPO_ROOT, 'services', 'fault-proxy', 'main.ts')],
-      logFile: '/tmp/logs/account-1-proxy.log',
+      args: ['/tmp/build/services/fault-proxy/host-main.js'],
+      cwd: REPO_ROOT,
+      logFile: '/tmp/logs/fault-proxies.log',
+    });
+    expect(host.members?.map((m) => m.id)).toEqual(layout.proxies.map((p) => p.id));
+    expect(host.members?.[0]).toEqual({
+      id: 'account-1-proxy',
+      service: FAULT_PROXY_SERVICE,
+      url: 'http://127.0.0.1:20300',
     });
   });
 });

@@ -8,6 +8,7 @@
 
 import { appendFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { buildFromEnv, ensureLabBuild, type LabBuild } from '../build/lab-build.ts';
 import { CliError } from '../cli-error.ts';
 import { formatDuration } from '../duration.ts';
 import { type LabLive, startLabLive } from '../live/lab-live.ts';
@@ -50,6 +51,8 @@ export interface UpHooks {
   readonly log?: (line: string) => void;
   /** Aborts the start-up (Ctrl-C while waiting): everything started is stopped. */
   readonly signal?: AbortSignal;
+  /** The compiled processes to run. @default the one named by CHAOS_LAB_BUILD, else built now */
+  readonly build?: LabBuild;
 }
 
 export interface RunningLab {
@@ -112,6 +115,19 @@ function describeEvent(event: SupervisorEvent): string | undefined {
   }
 }
 
+/** The lab's compiled processes, built now when the sources changed (about two seconds), said on the terminal. */
+export async function compiledLab(note: (message: string) => void): Promise<LabBuild> {
+  try {
+    const build = await ensureLabBuild({ onBuild: (why) => note(`compiling the lab's processes (${why})…`) });
+    if (build.built) note(`compiled in ${(build.tookMs / 1000).toFixed(1)} s`);
+    return build;
+  } catch (err) {
+    throw new CliError(`could not compile the lab's processes: ${(err as Error).message}`, {
+      hint: 'a source file under services/ or lab/ does not compile; `npm run typecheck` says where',
+    });
+  }
+}
+
 export async function startLab(options: UpOptions, hooks: UpHooks = {}): Promise<RunningLab> {
   const note = hooks.note ?? (() => {});
   const log = hooks.log ?? (() => {});
@@ -126,10 +142,14 @@ export async function startLab(options: UpOptions, hooks: UpHooks = {}): Promise
   };
   // The lab's own CA and certificates, made anew at every `up` (full trust; kept in no file).
   const secrets = { adminToken: secret(), trustKey: secret(32), pki: await createLabPki() };
-  const specs = instanceSpecs(layout, config, secrets, logs);
+  const build = hooks.build ?? buildFromEnv() ?? (await compiledLab(note));
+  const specs = instanceSpecs(layout, config, secrets, logs, build);
   for (const spec of specs) writeFileSync(spec.logFile, '', { mode: 0o600 });
 
-  const logFileOf = new Map(specs.map((s) => [s.id, s.logFile]));
+  // A host's members write to its log: a process's events and a member's both land there.
+  const logFileOf = new Map(
+    specs.flatMap((s) => [s.id, ...(s.members ?? []).map((m) => m.id)].map((id) => [id, s.logFile] as const)),
+  );
   const supervisor = new Supervisor({
     instances: specs,
     onEvent: (event) => {
@@ -252,15 +272,20 @@ export async function startLab(options: UpOptions, hooks: UpHooks = {}): Promise
     await stop();
     if (result.reason !== 'timeout')
       throw new CliError('start-up interrupted; everything started was stopped');
-    const details = result.notReady.flatMap((id) => {
-      const status = byId.get(id);
+    // Members of one host share its log: its tail once, under all their names.
+    const byFile = new Map<string, string[]>();
+    for (const id of result.notReady) {
+      const file = logFileOf.get(id) ?? path.join(logs, `${id}.log`);
+      byFile.set(file, [...(byFile.get(file) ?? []), id]);
+    }
+    const details = [...byFile].flatMap(([file, ids]) => {
+      const status = byId.get(ids[0] as string);
       const exit = status?.lastExit
         ? `, last exit ${status.lastExit.signal ?? `code ${status.lastExit.code}`}, ${status.restarts} restarts`
         : '';
-      const file = path.join(logs, `${id}.log`);
       const tail = tailLines(file, 8);
       return [
-        `--- ${id} (${file}${exit}) ---`,
+        `--- ${ids.join(', ')} (${file}${exit}) ---`,
         ...(tail.length > 0 ? tail.map((l) => `  ${l}`) : ['  (empty log)']),
       ];
     });

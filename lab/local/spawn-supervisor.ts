@@ -9,9 +9,10 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
 import path from 'node:path';
+import { entryPath, LAB_BUILD_ENV } from '../build/lab-build.ts';
 import { CliError } from '../cli-error.ts';
 import { tailLines } from '../log-tail.ts';
-import { preflight, type UpOptions } from './lab.ts';
+import { compiledLab, preflight, type UpOptions } from './lab.ts';
 import { ensureHome, logDir, REPO_ROOT } from './state.ts';
 
 /** Messages from the supervisor to the process that started it. */
@@ -87,28 +88,26 @@ export async function spawnSupervisor(
   // The same checks the supervisor makes, here too: their errors belong on this terminal, not
   // in a log file.
   await preflight(options, how.note ?? (() => {}));
+  const build = await compiledLab(how.note ?? (() => {}));
   ensureHome(options.home);
   const logFile = supervisorLogFile(options.home);
   const fd = openSync(logFile, 'w', 0o600);
   let child: ChildProcess;
   try {
-    child = spawn(
-      process.execPath,
-      ['--import', 'tsx', path.join(REPO_ROOT, 'lab', 'local', 'supervisor-main.ts')],
-      {
-        cwd: REPO_ROOT,
-        env: {
-          ...process.env,
-          [UP_OPTIONS_ENV]: JSON.stringify(options),
-          ...(how.tied ? { [TIED_ENV]: '1' } : {}),
-        },
-        stdio: ['ignore', fd, fd, 'ipc'],
-        // Its own process group: a Ctrl-C in the terminal reaches only this process — which,
-        // tied, can then remove its faults while the lab still answers, and stop the lab
-        // afterwards, and which, detached, must not take the lab with it.
-        detached: true,
+    child = spawn(process.execPath, [entryPath(build, 'supervisor')], {
+      cwd: REPO_ROOT,
+      env: {
+        ...process.env,
+        [LAB_BUILD_ENV]: build.dir,
+        [UP_OPTIONS_ENV]: JSON.stringify(options),
+        ...(how.tied ? { [TIED_ENV]: '1' } : {}),
       },
-    );
+      stdio: ['ignore', fd, fd, 'ipc'],
+      // Its own process group: a Ctrl-C in the terminal reaches only this process — which,
+      // tied, can then remove its faults while the lab still answers, and stop the lab
+      // afterwards, and which, detached, must not take the lab with it.
+      detached: true,
+    });
   } finally {
     closeSync(fd);
   }

@@ -19,14 +19,13 @@ import {
   writeSync,
 } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { TRUST_MODES } from '../../services/lib/trust.ts';
 import { STRATEGIES } from '../../services/topology.ts';
 import { CliError } from '../cli-error.ts';
+import { REPO_ROOT } from '../repo-root.ts';
 
-/** The repository root, from this module's own location (the CLI may run from any cwd). */
-export const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
+export { REPO_ROOT };
 
 export const LAB_HOME_ENV = 'CHAOS_LAB_HOME';
 

@@ -1,7 +1,12 @@
 /**
  * The local lab's kubelet: keeps every instance running as a child process, restarts a
  * crashed one with a growing back-off (CrashLoopBackOff), counts restarts and remembers
- * how each one last exited, and probes `/readyz` to keep a ready flag per instance.
+ * how each one last exited, and probes `/readyz` to keep a ready flag per instance — often
+ * while it is not ready, so that a start or a restart is seen at once, and seldom once it is
+ * (an exit needs no probe: the child's 'exit' event tells).
+ *
+ * One process may host several named members (the fault proxies' host): each is a row of the
+ * status with its own readiness, and they share the process's pid, state and restarts.
  *
  * Spawning, probing, the clock and the timers are injected, so the back-off sequence can
  * be checked in a unit test without a process or a sleep.
@@ -9,16 +14,24 @@
 
 import { type ChildProcess, spawn } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
+import { Agent, get as httpGet } from 'node:http';
 import { getPriority, setPriority } from 'node:os';
 import { PLATFORM_PATHS } from '../../services/names.ts';
 import { type BackoffPolicy, CrashLoop, LAB_BACKOFF } from '../backoff.ts';
 
-export interface InstanceSpec {
-  /** `account-1`, `gateway-naive`… */
+/** One named part of a process that hosts several, with a readiness of its own. */
+export interface MemberSpec {
+  /** `coin-1-proxy`… */
   readonly id: string;
   readonly service: string;
   /** Base URL; readiness is `GET <url>/readyz`. */
   readonly url: string;
+}
+
+interface ProcessSpec {
+  /** `account-1`, `gateway-naive`, `fault-proxies`… */
+  readonly id: string;
+  readonly service: string;
   readonly command: string;
   readonly args: readonly string[];
   readonly cwd: string;
@@ -26,6 +39,23 @@ export interface InstanceSpec {
   /** Where the instance's stdout and stderr go (appended across restarts). */
   readonly logFile: string;
 }
+
+/**
+ * A process to keep running: one instance with its readiness URL, or a host of several members
+ * (each with its own), which the status lists in its place, one row each.
+ */
+export type InstanceSpec = ProcessSpec &
+  (
+    | {
+        /** Base URL; readiness is `GET <url>/readyz`. */
+        readonly url: string;
+        readonly members?: undefined;
+      }
+    | {
+        readonly url?: undefined;
+        readonly members: readonly MemberSpec[];
+      }
+  );
 
 /** What the supervisor needs of a child process (a ChildProcess, or a fake in tests). */
 export interface ChildHandle {
@@ -49,6 +79,10 @@ export interface ExitRecord {
 
 export type InstanceState = 'running' | 'backoff' | 'stopped';
 
+/**
+ * One row of the status: an instance, or a member of a host, which shows its own readiness and
+ * its host's pid, state, restarts and last exit.
+ */
 export interface InstanceStatus {
   readonly id: string;
   readonly service: string;
@@ -62,6 +96,7 @@ export interface InstanceStatus {
   readonly nextStartAt: string | null;
 }
 
+/** `id` is the process's (a host's own id for a host), but a member's in a 'ready' event. */
 export type SupervisorEvent =
   | { readonly type: 'start'; readonly id: string; readonly pid: number | null; readonly restarts: number }
   | {
@@ -80,8 +115,17 @@ export interface SupervisorOptions {
   readonly instances: readonly InstanceSpec[];
   /** @default LAB_BACKOFF (250 ms doubling to 8 s, reset after 15 s) */
   readonly backoff?: BackoffPolicy;
-  /** @default 250 */
+  /**
+   * Time from one readiness probe's answer to the next while an instance (or member) is not
+   * ready: starting, restarted, or answering 503. Short, so that `up` and a restart are seen
+   * without delay. @default 100
+   */
   readonly probeIntervalMs?: number;
+  /**
+   * The same once it is ready: a ready instance that stops answering is rare (its exit is seen
+   * at once through the child's 'exit' event), so it is only checked now and then. @default 5000
+   */
+  readonly readyProbeIntervalMs?: number;
   /** Time between SIGTERM and SIGKILL when stopping. @default 5000 */
   readonly stopGraceMs?: number;
   /** @default Date.now */
@@ -142,25 +186,41 @@ export function spawnInstance(spec: InstanceSpec): ChildProcess {
   }
 }
 
+/**
+ * Probes keep their connections: a probe a second to each of 24 endpoints cost the supervisor 5%
+ * of a core through fetch, a new connection and a new request object each time.
+ */
+const probeAgent = new Agent({ keepAlive: true, maxSockets: 1, maxFreeSockets: 1, timeout: 5_000 });
+
 /** One readiness probe: 200 from `/readyz` within a second. */
-export async function probeReady(url: string): Promise<boolean> {
-  try {
-    const res = await fetch(`${url}${PLATFORM_PATHS.ready}`, { signal: AbortSignal.timeout(1_000) });
-    await res.body?.cancel();
-    return res.status === 200;
-  } catch {
-    return false;
-  }
+export function probeReady(url: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const req = httpGet(`${url}${PLATFORM_PATHS.ready}`, { agent: probeAgent, timeout: 1_000 }, (res) => {
+      res.resume();
+      res.once('end', () => resolve(res.statusCode === 200));
+      res.once('error', () => resolve(false));
+    });
+    req.once('timeout', () => req.destroy(new Error('readiness probe timed out')));
+    req.once('error', () => resolve(false));
+  });
 }
 
+/** A row of the status: an instance, or one member of a host. */
+interface Part {
+  readonly spec: MemberSpec;
+  ready: boolean;
+  /** The next probe of the running child, if any. */
+  probeTimer: unknown;
+}
+
+/** One process and its parts (itself alone, or its members). */
 interface Slot {
   readonly spec: InstanceSpec;
+  readonly parts: readonly Part[];
   readonly crashLoop: CrashLoop;
   child: ChildHandle | undefined;
   pid: number | null;
   state: InstanceState;
-  ready: boolean;
-  probing: boolean;
   startedAt: number;
   restarts: number;
   lastExit: ExitRecord | null;
@@ -173,8 +233,10 @@ interface Slot {
 
 export class Supervisor {
   readonly #slots: Slot[];
+  /** By process id and by part id. */
   readonly #byId = new Map<string, Slot>();
   readonly #probeIntervalMs: number;
+  readonly #readyProbeIntervalMs: number;
   readonly #stopGraceMs: number;
   readonly #clock: () => number;
   readonly #timers: Timers;
@@ -184,11 +246,11 @@ export class Supervisor {
   #started = false;
   #halted = false;
   #stopping: Promise<void> | undefined;
-  #probeTimer: unknown;
 
   constructor(options: SupervisorOptions) {
     const policy = options.backoff ?? LAB_BACKOFF;
-    this.#probeIntervalMs = options.probeIntervalMs ?? 250;
+    this.#probeIntervalMs = options.probeIntervalMs ?? 100;
+    this.#readyProbeIntervalMs = options.readyProbeIntervalMs ?? 5_000;
     this.#stopGraceMs = options.stopGraceMs ?? 5_000;
     this.#clock = options.clock ?? Date.now;
     this.#timers = options.timers ?? realTimers;
@@ -196,15 +258,15 @@ export class Supervisor {
     this.#probe = options.probe ?? probeReady;
     this.#onEvent = options.onEvent ?? (() => {});
     this.#slots = options.instances.map((spec) => {
-      if (this.#byId.has(spec.id)) throw new Error(`duplicate instance id ${spec.id}`);
+      const members = spec.members ?? [{ id: spec.id, service: spec.service, url: spec.url }];
+      if (members.length === 0) throw new Error(`${spec.id} has no members`);
       const slot: Slot = {
         spec,
+        parts: members.map((member) => ({ spec: member, ready: false, probeTimer: undefined })),
         crashLoop: new CrashLoop(policy),
         child: undefined,
         pid: null,
         state: 'stopped',
-        ready: false,
-        probing: false,
         startedAt: 0,
         restarts: 0,
         lastExit: null,
@@ -213,38 +275,51 @@ export class Supervisor {
         exited: Promise.resolve(),
         markExited: () => {},
       };
-      this.#byId.set(spec.id, slot);
+      for (const id of new Set([spec.id, ...members.map((m) => m.id)])) {
+        if (this.#byId.has(id)) throw new Error(`duplicate instance id ${id}`);
+        this.#byId.set(id, slot);
+      }
       return slot;
     });
   }
 
-  /** Starts every instance and the readiness probes. */
+  /** Every row of the status, in order: instances, and each host's members in its place. */
+  #parts(): { slot: Slot; part: Part }[] {
+    return this.#slots.flatMap((slot) => slot.parts.map((part) => ({ slot, part })));
+  }
+
+  /** Starts every instance, each with its readiness probes. */
   start(): void {
     if (this.#started) throw new Error('supervisor already started');
     this.#started = true;
     for (const slot of this.#slots) this.#run(slot);
-    this.#scheduleProbes();
   }
 
+  /** One row per instance, and per member of a host (in the host's place). */
   status(): InstanceStatus[] {
-    return this.#slots.map((slot) => ({
-      id: slot.spec.id,
-      service: slot.spec.service,
-      url: slot.spec.url,
+    return this.#parts().map(({ slot, part }) => ({
+      id: part.spec.id,
+      service: part.spec.service,
+      url: part.spec.url,
       pid: slot.pid,
       state: slot.state,
-      ready: slot.ready,
+      ready: part.ready,
       restarts: slot.restarts,
       lastExit: slot.lastExit,
       nextStartAt: slot.nextStartAt === null ? null : new Date(slot.nextStartAt).toISOString(),
     }));
   }
 
+  /** The ids of the status' rows. */
   ids(): string[] {
-    return this.#slots.map((slot) => slot.spec.id);
+    return this.#parts().map(({ part }) => part.spec.id);
   }
 
-  /** SIGKILL one instance (it is restarted like any crash). */
+  /**
+   * SIGKILL one instance (it is restarted like any crash). A member's id (or its host's) kills
+   * the host's process: every member goes down and comes back with it, and the restarts of
+   * each of them go up by one.
+   */
   kill(id: string): KillResult {
     const slot = this.#byId.get(id);
     if (!slot) return 'unknown';
@@ -254,8 +329,8 @@ export class Supervisor {
   }
 
   /**
-   * Resolves once every instance is ready, or with the ones that are not when the timeout
-   * runs out, the signal aborts, or the supervisor stops.
+   * Resolves once every instance and member is ready, or with the ones that are not when the
+   * timeout runs out, the signal aborts, or the supervisor stops.
    */
   whenReady(options: {
     timeoutMs: number;
@@ -266,11 +341,12 @@ export class Supervisor {
     let lastReported = -1;
     return new Promise((resolve) => {
       const check = () => {
-        const waitingFor = this.#slots.filter((s) => !s.ready).map((s) => s.spec.id);
-        const ready = this.#slots.length - waitingFor.length;
+        const parts = this.#parts();
+        const waitingFor = parts.filter(({ part }) => !part.ready).map(({ part }) => part.spec.id);
+        const ready = parts.length - waitingFor.length;
         if (ready !== lastReported) {
           lastReported = ready;
-          options.onProgress?.(ready, this.#slots.length, waitingFor);
+          options.onProgress?.(ready, parts.length, waitingFor);
         }
         if (waitingFor.length === 0) return resolve({ ok: true });
         if (this.#halted) return resolve({ ok: false, reason: 'stopped', notReady: waitingFor });
@@ -296,8 +372,8 @@ export class Supervisor {
   }
 
   async #stopAll(): Promise<void> {
-    this.#timers.clearTimeout(this.#probeTimer);
     for (const slot of this.#slots) {
+      this.#cancelProbes(slot);
       this.#timers.clearTimeout(slot.restartTimer);
       slot.nextStartAt = null;
       if (slot.state === 'backoff') slot.state = 'stopped';
@@ -327,7 +403,7 @@ export class Supervisor {
     });
     slot.startedAt = this.#clock();
     slot.state = 'running';
-    slot.ready = false;
+    for (const part of slot.parts) this.#setReady(part, false);
     let child: ChildHandle;
     try {
       child = this.#launch(slot.spec);
@@ -352,6 +428,7 @@ export class Supervisor {
       onExit(null, null);
     });
     this.#onEvent({ type: 'start', id: slot.spec.id, pid: slot.pid, restarts: slot.restarts });
+    for (const part of slot.parts) this.#scheduleProbe(slot, part, child);
   }
 
   #exited(slot: Slot, code: number | null, signal: string | null): void {
@@ -360,7 +437,8 @@ export class Supervisor {
     slot.child = undefined;
     slot.pid = null;
     slot.lastExit = { code, signal, at: new Date(now).toISOString() };
-    this.#setReady(slot, false);
+    this.#cancelProbes(slot);
+    for (const part of slot.parts) this.#setReady(part, false);
     slot.markExited();
     if (this.#halted) {
       slot.state = 'stopped';
@@ -378,32 +456,36 @@ export class Supervisor {
     }, delay);
   }
 
-  #setReady(slot: Slot, ready: boolean): void {
-    if (slot.ready === ready) return;
-    slot.ready = ready;
-    this.#onEvent({ type: 'ready', id: slot.spec.id, ready });
+  #setReady(part: Part, ready: boolean): void {
+    if (part.ready === ready) return;
+    part.ready = ready;
+    this.#onEvent({ type: 'ready', id: part.spec.id, ready });
   }
 
-  #scheduleProbes(): void {
-    this.#probeTimer = this.#timers.setTimeout(() => {
-      if (this.#halted) return;
-      for (const slot of this.#slots) this.#probeOne(slot);
-      this.#scheduleProbes();
-    }, this.#probeIntervalMs);
+  /** The next probe of one part of `child`: soon while it is not ready, in a while once it is. */
+  #scheduleProbe(slot: Slot, part: Part, child: ChildHandle): void {
+    const ms = part.ready ? this.#readyProbeIntervalMs : this.#probeIntervalMs;
+    part.probeTimer = this.#timers.setTimeout(() => this.#probeOne(slot, part, child), ms);
   }
 
-  #probeOne(slot: Slot): void {
-    if (slot.probing || !slot.child) return;
-    const child = slot.child;
-    slot.probing = true;
-    this.#probe(slot.spec.url)
+  #cancelProbes(slot: Slot): void {
+    for (const part of slot.parts) {
+      this.#timers.clearTimeout(part.probeTimer);
+      part.probeTimer = undefined;
+    }
+  }
+
+  #probeOne(slot: Slot, part: Part, child: ChildHandle): void {
+    part.probeTimer = undefined;
+    if (slot.child !== child || this.#halted) return;
+    void this.#probe(part.spec.url)
       .catch(() => false)
       .then((ready) => {
-        // A probe answered by a process that has since exited says nothing about its successor.
-        if (slot.child === child && !this.#halted) this.#setReady(slot, ready);
-      })
-      .finally(() => {
-        slot.probing = false;
+        // A probe answered by a process that has since exited says nothing about its successor,
+        // whose own probes are already scheduled.
+        if (slot.child !== child || this.#halted) return;
+        this.#setReady(part, ready);
+        this.#scheduleProbe(slot, part, child);
       });
   }
 }

@@ -22,6 +22,8 @@ export interface FaultProxyDeps {
   readonly random?: () => number;
   /** @default a pino logger to stdout at LOG_LEVEL */
   readonly log?: Logger;
+  /** Whether its /metrics carries the process's own (CPU, memory, event loop). @default true */
+  readonly processMetrics?: boolean;
 }
 
 export interface RunningFaultProxy {
@@ -66,6 +68,7 @@ export async function startFaultProxy(
     service: 'fault-proxy',
     instanceId: config.instanceId,
     ...(deps.log ? { log: identified(deps.log, config.instanceId) } : {}),
+    ...(deps.processMetrics === undefined ? {} : { processMetrics: deps.processMetrics }),
   });
   const upstream = `${config.upstream.host.includes(':') ? `[${config.upstream.host}]` : config.upstream.host}:${config.upstream.port}`;
 

@@ -72,6 +72,8 @@ describe('chaos-lab up --detach / status / down', () => {
       }),
     );
     expect(listed.proxies.every((p) => p.ready && p.pid !== null && p.restarts === 0)).toBe(true);
+    // All in one process, as Toxiproxy's.
+    expect(new Set(listed.proxies.map((p) => p.pid)).size).toBe(1);
     // Secrets stay in the state file.
     expect(run.stdout).not.toContain(state(home).adminToken);
     expect(run.stdout).not.toContain(state(home).trust.key);
@@ -100,7 +102,7 @@ describe('chaos-lab up --detach / status / down', () => {
     for (const instance of s.instances) expect(urls).not.toContain(instance.url);
   });
 
-  it('restarts a fault proxy killed through the control API, and pages come through again', async () => {
+  it('restarts a fault proxy killed through the control API (all of them, in one process), and pages come through again', async () => {
     const s = state(home);
     const killed = await fetch(`${s.controlUrl}/instances/coin-1-proxy/kill`, {
       method: 'POST',
@@ -118,6 +120,9 @@ describe('chaos-lab up --detach / status / down', () => {
     );
     if (back.pid !== null) seen.add(back.pid);
     expect(back.lastExit).toMatchObject({ signal: 'SIGKILL' });
+    // They share a process: every proxy went down and came back with it.
+    const proxies = (await controlStatus(home)).proxies;
+    expect(proxies.map((p) => [p.pid, p.restarts])).toEqual(proxies.map(() => [back.pid, 1]));
     await eventually(
       'a complete page from the naive gateway',
       async () => {

@@ -158,7 +158,7 @@ describe('chaos-lab run on the local lab', () => {
     expect(await activeFaults()).toEqual([]);
   });
 
-  it('records a fault proxy killed mid-phase: its restart, its fault put back by the renewal, and a warning', async () => {
+  it('records a fault proxy killed mid-phase: the restart of every proxy, the faults put back by the renewal, and a warning', async () => {
     const out = path.join(home, 'results-proxy-restart');
     const child = startRun(experiment('proxy-restart', 10), out);
     let stdout = '';
@@ -192,26 +192,31 @@ describe('chaos-lab run on the local lab', () => {
     const [baseline, fault, recovery] = result.runs[0].phases;
     expect(baseline.proxyRestarts).toEqual([]);
     expect(recovery.proxyRestarts).toEqual([]);
-    expect(fault.proxyRestarts).toEqual([
-      expect.objectContaining({ instance: 'coin-1', restarts: 1, faults: 'reapplied' }),
+    // The proxies share one process: all ten restarted with it, coin's two with the fault on them.
+    type Restart = { instance: string; restarts: number; faults: string; lastExitAt: string; note: string };
+    const restarts = fault.proxyRestarts as Restart[];
+    expect(restarts).toHaveLength(10);
+    expect(restarts.every((r) => r.restarts === 1)).toBe(true);
+    expect(restarts.filter((r) => r.faults !== 'none').map((r) => [r.instance, r.faults])).toEqual([
+      ['coin-1', 'reapplied'],
+      ['coin-2', 'reapplied'],
     ]);
-    // The proxy lost the lease with its process; the renewal found it gone (201) and put it back.
-    expect(fault.reapplied).toEqual([
-      {
-        instance: 'coin-1',
-        injector: 'fault-proxy',
-        id: expect.stringMatching(/-p1-f0$/),
-        at: expect.any(String),
-      },
-    ]);
-    expect(Date.parse(fault.reapplied[0].at)).toBeGreaterThan(Date.parse(fault.proxyRestarts[0].lastExitAt));
+    // The proxies lost the lease with their process; the renewal found it gone (201) and put it back.
+    const back = (instance: string) => ({
+      instance,
+      injector: 'fault-proxy',
+      id: expect.stringMatching(/-p1-f0$/),
+      at: expect.any(String),
+    });
+    expect(fault.reapplied).toEqual(expect.arrayContaining([back('coin-1'), back('coin-2')]));
+    expect(fault.reapplied).toHaveLength(2);
+    const coin1 = restarts.find((r) => r.instance === 'coin-1') as Restart;
+    expect(Date.parse(fault.reapplied[0].at)).toBeGreaterThan(Date.parse(coin1.lastExitAt));
     expect(stdout).toMatch(
       /warning: coin-1's fault proxy had lost \S+-p1-f0 \(its process restarted\): the lease renewal put it back/,
     );
-    expect(stdout).toContain(`warning: phase "fault": ${fault.proxyRestarts[0].note}`);
-    expect(readFileSync(path.join(dir, 'report.html'), 'utf8')).toContain(
-      escapeHtml(fault.proxyRestarts[0].note),
-    );
+    expect(stdout).toContain(`warning: phase "fault": ${coin1.note}`);
+    expect(readFileSync(path.join(dir, 'report.html'), 'utf8')).toContain(escapeHtml(coin1.note));
     expect(await activeFaults()).toEqual([]);
   });
 
