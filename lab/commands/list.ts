@@ -38,6 +38,10 @@ export async function listCommand(io: Io, dir: string = EXPERIMENTS_DIR): Promis
   }
   for (const line of table([['NAME', 'LENGTH', 'DESCRIPTION'], ...rows])) say(io, line);
   say(io, '');
+  say(
+    io,
+    `LENGTH is at least: each variant warms up until the lab is steady (at most ${formatDuration(DEFAULT_TIMING.steadyTimeoutMs)})`,
+  );
   say(io, 'run one with: npx chaos-lab run <name>   (or a path to your own file)');
   if (broken > 0) {
     warn(io, `chaos-lab: ${broken} experiment file${broken === 1 ? ' does' : 's do'} not validate`);

@@ -38,6 +38,34 @@ const STARTED: RunEvent = {
 };
 
 describe('the run feed', () => {
+  it('says what the warm-up waits for while the lab is not steady, and moves the planned end with it', () => {
+    const { feed, at } = feedOnClock();
+    at(0, STARTED);
+    at(0, { type: 'variant-started', variant: 'default', settings: {} });
+    at(0, { type: 'load-started', variant: 'default', warmupMs: 1_000, maxWarmupMs: 30_000 });
+    at(2, {
+      type: 'warmup-waiting',
+      variant: 'default',
+      t: 1,
+      elapsedMs: 2_000,
+      problems: ['naive 57% ok, p50 1.93s, p99 2s (over 1s)'],
+    });
+    expect(feed.model.snapshot().stage).toMatchObject({
+      label: 'warm-up: waiting for the lab to be steady',
+      step: 'naive 57% ok, p50 1.93s, p99 2s (over 1s)',
+      endsAt: null,
+    });
+    at(6, {
+      type: 'warmup-finished',
+      variant: 'default',
+      ms: 6_000,
+      minMs: 1_000,
+      maxMs: 30_000,
+      steady: true,
+    });
+    expect(feed.model.snapshot().x).toMatchObject({ plannedEnd: 16 });
+  });
+
   it('turns a run into the page state: stages, seconds, phase bands, active faults, the verdict', () => {
     const { clock, feed, at } = feedOnClock();
     at(0, STARTED);

@@ -147,6 +147,19 @@ export function createRunFeed(options: RunFeedOptions = {}): RunFeed {
         });
         return;
       }
+      case 'warmup-waiting':
+        // Past its shortest warm-up the countdown would sit at 0: say what the run waits for instead.
+        model.setStage({
+          label: 'warm-up: waiting for the lab to be steady',
+          step: step(event.problems.join('; '), variantStep()),
+          faults: [],
+          endsAt: null,
+          tone: 'plain',
+        });
+        return;
+      case 'warmup-finished':
+        model.setPlannedEnd((event.ms + phases.reduce((sum, p) => sum + p.durationMs, 0)) / 1000);
+        return;
       case 'phase-started': {
         closeOpenBands(false);
         phase = {

@@ -313,6 +313,44 @@ describe('renderReport', () => {
     expect(table.match(/<tr>/g)).toHaveLength(2);
   });
 
+  it('warns when the lab was not steady when measuring began, and marks that warm-up on the charts', () => {
+    expect(page).not.toContain('not steady');
+    const run = sampleResult.runs[0]!;
+    const unsteady: VariantRun = {
+      ...run,
+      warmupMs: 30_000,
+      warmup: {
+        ms: 30_000,
+        minMs: 1_000,
+        maxMs: 30_000,
+        steady: false,
+        reason: 'second 29: naive 57% ok, p50 1.93s, p99 2s (over 1s)',
+      },
+    };
+    const out = renderReport({ ...sampleResult, runs: [unsteady] });
+    expect(out).toContain(
+      '<strong>The lab was not steady when measuring began</strong>: after 30 s of warm-up <span class="mono">(second 29: naive 57% ok, p50 1.93s, p99 2s (over 1s))</span>. The first phase may show the lab warming up rather than the experiment.',
+    );
+    for (const svg of charts(out)) expect(svg).toContain('<title>warm-up: the lab not steady</title>');
+    const two = renderReport({
+      ...sampleResult,
+      runs: [
+        { ...run, variant: 'on' },
+        { ...unsteady, variant: 'off' },
+      ],
+    });
+    expect(two).toContain(
+      'not steady when measuring began</strong>: variant <q>off</q> after 30 s of warm-up',
+    );
+    // A run that ended in its warm-up measured nothing: its status says so already.
+    const cut = {
+      ...unsteady,
+      phases: [],
+      warmup: { ...unsteady.warmup, reason: 'the run ended during the warm-up' },
+    };
+    expect(renderReport({ ...abortedResult, runs: [cut] })).not.toContain('not steady when measuring began');
+  });
+
   it('warns when the load generator fell behind', () => {
     const out = renderReport({
       ...sampleResult,

@@ -87,6 +87,7 @@ ${result.experiment.description ? html`<p class="description">${result.experimen
 ${verdictBanner(result)}
 ${result.error ? html`<div class="alert bad" role="alert"><strong>The run ${result.status === 'aborted' ? 'was aborted' : 'failed'}:</strong> <span class="mono">${result.error}</span></div>` : null}
 ${result.generator.fellBehind ? html`<div class="alert warn"><strong>The load generator fell behind</strong>${result.generator.reason ? html`: ${result.generator.reason}` : null}. Its latencies would understate the truth, so no claim gets a verdict.</div>` : null}
+${unsteadyWarmups(result)}
 ${leftovers(result)}
 <dl class="facts">
 <div><dt>Status</dt><dd><span class="badge status-${result.status}">${result.status}</span></dd></div>
@@ -98,6 +99,20 @@ ${leftovers(result)}
 <div><dt>Experiment file</dt><dd class="mono">${result.experiment.file}</dd></div>
 </dl>
 </header>`;
+}
+
+/**
+ * Variants measured although the lab was not steady at the end of their longest warm-up (a run ended
+ * during its warm-up measured nothing, and is said to be aborted or failed already).
+ */
+function unsteadyWarmups(result: RunResult): Markup | null {
+  const unsteady = result.runs.filter((run) => run.warmup?.steady === false && run.phases.length > 0);
+  if (unsteady.length === 0) return null;
+  const named = result.runs.length > 1;
+  return html`<div class="alert warn"><strong>The lab was not steady when measuring began</strong>: ${unsteady.map(
+    (run, i) =>
+      html`${i > 0 ? '; ' : ''}${named ? html`variant <q>${run.variant}</q> ` : ''}after ${formatElapsed(run.warmup.ms)} of warm-up${run.warmup.reason ? html` <span class="mono">(${run.warmup.reason})</span>` : null}`,
+  )}. The first phase may show the lab warming up rather than the experiment.</div>`;
 }
 
 /** Which driver measured, and so from when its latencies run. */
@@ -275,7 +290,17 @@ function charts(
   color: (g: string) => string,
 ): Markup {
   const warmup: ChartBand[] =
-    run.warmupMs > 0 ? [{ from: 0, to: run.warmupMs / 1000, label: 'warm-up', tone: 'plain' }] : [];
+    run.warmupMs > 0
+      ? [
+          {
+            from: 0,
+            to: run.warmupMs / 1000,
+            label: 'warm-up',
+            tone: 'plain',
+            ...(run.warmup?.steady === false ? { detail: 'the lab not steady' } : {}),
+          },
+        ]
+      : [];
   const bands: ChartBand[] = [
     ...warmup,
     ...run.phases.map(

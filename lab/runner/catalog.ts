@@ -82,7 +82,10 @@ export async function loadCatalog(dir: string = EXPERIMENTS_DIR): Promise<Catalo
   return entries;
 }
 
-/** How long a run lasts: every variant runs every phase, after its warm-up. */
+/**
+ * How long a run lasts at least: every variant runs every phase, after its warm-up of `warmupMs` at least
+ * (it goes on until the lab is steady, `steadyTimeoutMs` at most), settling and injections not counted.
+ */
 export function totalDurationMs(experiment: Experiment, warmupMs: number): number {
   const phases = experiment.phases.reduce((sum, phase) => sum + phase.durationMs, 0);
   return experiment.variants.length * (phases + warmupMs);

@@ -40,6 +40,7 @@ function run(variant: string, phase: Partial<PhaseResult> = {}): VariantRun {
     variant,
     settings: {},
     warmupMs: 1000,
+    warmup: { ms: 1000, minMs: 1000, maxMs: 30_000, steady: true },
     phases: [
       {
         name: 'fault',

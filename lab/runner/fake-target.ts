@@ -371,10 +371,11 @@ export interface FakeGenerator extends LoadGenerator {
 
 /**
  * A factory of fake generators driven by the (fake) clock: windows open at `start`/`mark`, a second is
- * reported every 1000 ms, and each window's figures per target come from `statsOf(window, target)`.
+ * reported every 1000 ms, and each window's figures per target come from `statsOf(window, target)`; a
+ * second's, from `statsOf(window it ends in, target, second)` (a lab that warms up second by second).
  */
 export function fakeGenerators(
-  statsOf: (window: string, target: string) => Partial<TargetStats> = () => ({}),
+  statsOf: (window: string, target: string, second?: number) => Partial<TargetStats> = () => ({}),
   now: () => number = Date.now,
 ): { readonly created: FakeGenerator[]; readonly factory: (options: LoadGeneratorOptions) => LoadGenerator } {
   const created: FakeGenerator[] = [];
@@ -386,8 +387,10 @@ export function fakeGenerators(
     let t0 = 0;
     let ticker: NodeJS.Timeout | undefined;
     let stopped: Promise<LoadSummary> | undefined;
-    const targets = (window: string) =>
-      Object.fromEntries(options.targets.map((t) => [t.name, fakeTargetStats(statsOf(window, t.name))]));
+    const targets = (window: string, second?: number) =>
+      Object.fromEntries(
+        options.targets.map((t) => [t.name, fakeTargetStats(statsOf(window, t.name, second))]),
+      );
 
     const generator: FakeGenerator = {
       options,
@@ -400,7 +403,7 @@ export function fakeGenerators(
           const second: SecondSummary = {
             second: seconds.length,
             durationMs: 1000,
-            targets: targets(windows.at(-1)?.name ?? window),
+            targets: targets(windows.at(-1)?.name ?? window, seconds.length),
           };
           seconds.push(second);
           for (const listener of listeners) listener(second);

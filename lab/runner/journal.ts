@@ -18,6 +18,7 @@ import type {
   RunStatus,
   ServiceCounters,
   Verdict,
+  Warmup,
 } from './result.ts';
 import type { Injector } from './target.ts';
 
@@ -58,7 +59,26 @@ export type RunEvent =
       readonly phase?: string;
       readonly waitedMs: number;
     }
-  | { readonly type: 'load-started'; readonly variant: string; readonly warmupMs: number }
+  | {
+      readonly type: 'load-started';
+      readonly variant: string;
+      /** The shortest warm-up: measuring starts no sooner, and then once the lab is steady. */
+      readonly warmupMs: number;
+      /** The longest: measuring starts then, steady or not (absent from journals of older runs). */
+      readonly maxWarmupMs?: number;
+    }
+  | {
+      /** A second of the warm-up in which the lab was not steady (lab/runner/steady.ts). */
+      readonly type: 'warmup-waiting';
+      readonly variant: string;
+      /** The second's number since the load started. */
+      readonly t: number;
+      /** Since the load started, when the second was judged. */
+      readonly elapsedMs: number;
+      /** e.g. `naive 57% ok, p50 1.93s (usually 12ms), p99 2s`, one per gateway (and the generator) not steady. */
+      readonly problems: readonly string[];
+    }
+  | ({ readonly type: 'warmup-finished'; readonly variant: string } & Warmup)
   | {
       readonly type: 'phase-started';
       readonly variant: string;

@@ -66,6 +66,66 @@ describe('terminal progress', () => {
     expect(afterNote).toMatch(/^[^\n]* \d+s left/);
     expect(text.endsWith('\n')).toBe(true);
   });
+
+  /** The warm-up of a lab slow at first: two unsteady seconds, then steady at 3.2 s. */
+  function warmingUp(isTTY: boolean): string {
+    let text = '';
+    const progress = createTerminalProgress({ write: (t) => (text += t), isTTY, now: () => 1_000 });
+    progress.event({ type: 'variant-started', variant: 'default', settings: {} });
+    progress.event({ type: 'load-started', variant: 'default', warmupMs: 1000, maxWarmupMs: 30_000 });
+    for (const t of [0, 1]) {
+      progress.event({
+        type: 'warmup-waiting',
+        variant: 'default',
+        t,
+        elapsedMs: (t + 1) * 1_050,
+        problems: ['naive 57% ok, p50 1.93s, p99 2s (over 1s)', 'the load generator sent 3 of 30 late'],
+      });
+    }
+    progress.event({
+      type: 'warmup-finished',
+      variant: 'default',
+      ms: 3_200,
+      minMs: 1_000,
+      maxMs: 30_000,
+      steady: true,
+    });
+    progress.close();
+    return text;
+  }
+
+  it('tells each second the lab was not steady during the warm-up, then that it is', () => {
+    const text = warmingUp(false);
+    expect(text).toContain(
+      '[default] waiting for the lab to be steady (1.1s): naive 57% ok, p50 1.93s, p99 2s (over 1s); the load generator sent 3 of 30 late\n',
+    );
+    expect(text).toContain('[default] waiting for the lab to be steady (2.1s): naive 57% ok');
+    expect(text).toContain('[default] the lab is steady: measuring after 3.2s of warm-up\n');
+  });
+
+  it('shows the wait for a steady lab in the status line on a TTY', () => {
+    const text = warmingUp(true);
+    expect(text).toContain(
+      '\r\x1b[2K[default] warm-up · waiting for the lab to be steady (2.1s): naive 57% ok, p50 1.93s, p99 2s (over 1s); the load generator sent 3 of 30 late',
+    );
+    expect(text).toContain('the lab is steady: measuring after 3.2s of warm-up');
+  });
+
+  it('says nothing more of a warm-up that was steady from the start', () => {
+    let text = '';
+    const progress = createTerminalProgress({ write: (t) => (text += t), isTTY: false });
+    progress.event({ type: 'variant-started', variant: 'default', settings: {} });
+    progress.event({ type: 'load-started', variant: 'default', warmupMs: 1000 });
+    progress.event({
+      type: 'warmup-finished',
+      variant: 'default',
+      ms: 2_000,
+      minMs: 1_000,
+      maxMs: 30_000,
+      steady: true,
+    });
+    expect(text).not.toContain('steady');
+  });
 });
 
 describe('summaryLines', () => {
@@ -78,7 +138,14 @@ describe('summaryLines', () => {
         {
           variant: 'default',
           settings: {},
-          warmupMs: 1000,
+          warmupMs: 30_000,
+          warmup: {
+            ms: 30_000,
+            minMs: 1_000,
+            maxMs: 30_000,
+            steady: false,
+            reason: 'second 29: naive 57% ok, p50 1.93s, p99 2s (over 1s)',
+          },
           phases: [
             {
               name: 'fault',
@@ -140,6 +207,9 @@ describe('summaryLines', () => {
     );
     expect(lines).toContain('  fault  resilient  -         -     -        -         -     -     -');
     expect(lines).toContain('  services — fault: archive 1 restart(s), 0 recovered panic(s)');
+    expect(lines).toContain(
+      '  warm-up: the lab was not steady after 30s (second 29: naive 57% ok, p50 1.93s, p99 2s (over 1s)); the first phase may show it warming up',
+    );
     expect(lines).toContain(
       "  fault proxies — fault: coin-1 1 restart(s), the run's faults on it lost and put back",
     );

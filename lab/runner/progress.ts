@@ -35,10 +35,20 @@ export function createTerminalProgress(options: TerminalProgressOptions): Termin
   let variant = '';
   let phase: { name: string; faults: readonly string[]; endsAt: number } | undefined;
   let warmup = false;
+  /** The latest unsteady second of the warm-up, while the runner waits for a steady lab. */
+  let unsteady: { elapsedMs: number; problems: readonly string[] } | undefined;
   let gateways: readonly Strategy[] = [];
   let latest: Partial<Record<Strategy, GatewaySecond>> = {};
   let shown = false;
   let ticker: NodeJS.Timeout | undefined;
+
+  /** Off a TTY each unsteady second of the warm-up has a line of its own; on one, the status line tells it. */
+  const warmupText = (): string => {
+    if (!unsteady) return 'warm-up';
+    const waiting = 'warm-up · waiting for the lab to be steady';
+    if (!options.isTTY) return waiting;
+    return `${waiting} (${formatDuration(unsteady.elapsedMs)}): ${unsteady.problems.join('; ')}`;
+  };
 
   const statusLine = (): string | undefined => {
     if (!variant) return undefined;
@@ -49,7 +59,7 @@ export function createTerminalProgress(options: TerminalProgressOptions): Termin
           `${Math.max(0, Math.ceil((phase.endsAt - now()) / 1000))}s left`,
         ].join(' · ')
       : warmup
-        ? 'warm-up'
+        ? warmupText()
         : 'starting';
     const perGateway = gateways.map((g) => {
       const s = latest[g];
@@ -109,12 +119,32 @@ export function createTerminalProgress(options: TerminalProgressOptions): Termin
           variant = event.variant;
           phase = undefined;
           warmup = false;
+          unsteady = undefined;
           latest = {};
           return;
         case 'load-started':
           warmup = true;
           startTicker();
           draw();
+          return;
+        case 'warmup-waiting':
+          unsteady = { elapsedMs: event.elapsedMs, problems: event.problems };
+          if (!options.isTTY) {
+            print(
+              `[${event.variant}] waiting for the lab to be steady (${formatDuration(event.elapsedMs)}): ${event.problems.join('; ')}`,
+            );
+          } else {
+            draw();
+          }
+          return;
+        case 'warmup-finished':
+          // A lab that never got steady is a warning of the run's, printed as such.
+          if (unsteady && event.steady) {
+            print(
+              `[${event.variant}] the lab is steady: measuring after ${formatDuration(event.ms)} of warm-up`,
+            );
+          }
+          unsteady = undefined;
           return;
         case 'phase-started':
           phase = { name: event.phase, faults: event.faults, endsAt: now() + event.durationMs };
@@ -187,6 +217,13 @@ export function summaryLines(result: RunResult): string[] {
       }
     }
     lines.push(...table(rows).map((line) => `  ${line}`));
+    if (run.warmup && !run.warmup.steady) {
+      lines.push(
+        `  warm-up: the lab was not steady after ${formatDuration(run.warmup.ms)}${
+          run.warmup.reason ? ` (${run.warmup.reason})` : ''
+        }; the first phase may show it warming up`,
+      );
+    }
     const restarts = run.phases.flatMap((phase) =>
       Object.entries(phase.services)
         .filter(([, c]) => c && (c.restarts > 0 || c.panicsRecovered > 0))

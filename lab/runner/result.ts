@@ -144,13 +144,34 @@ export interface TimeseriesPoint {
   readonly gateways: Readonly<Partial<Record<Strategy, GatewaySecond>>>;
 }
 
+/**
+ * A variant's warm-up: load before its first phase, excluded from phases and claims, lasting from `minMs`
+ * until the lab was steady (lab/runner/steady.ts), `maxMs` at most.
+ */
+export interface Warmup {
+  /** How long it actually lasted. */
+  readonly ms: number;
+  /** The shortest warm-up asked for. */
+  readonly minMs: number;
+  /** The longest: a lab not steady by then was measured anyway. */
+  readonly maxMs: number;
+  /**
+   * Whether the lab was steady when measuring began; false when the longest warm-up passed first (or the
+   * run ended during it): then the first phase may show the lab warming up rather than the experiment.
+   */
+  readonly steady: boolean;
+  /** Why it was not steady, e.g. `second 29: naive 57% ok, p50 1.93s (usually 12ms), p99 2s`. */
+  readonly reason?: string;
+}
+
 export interface VariantRun {
   readonly variant: string;
   readonly settings: VariantSettings;
   /** The trust mode the variant ran in: its setting, else the lab's (absent when the target does not know it). */
   readonly trust?: TrustMode;
-  /** The warm-up before the first phase, excluded from phases and claims. */
+  /** How long the warm-up before the first phase actually lasted (`warmup.ms`). */
   readonly warmupMs: number;
+  readonly warmup: Warmup;
   /** How long the runner waited before the variant for every backend instance to be ready; present when it had to. */
   readonly settledMs?: number;
   readonly phases: readonly PhaseResult[];
@@ -306,7 +327,7 @@ export function variantRun(
     readonly settledMs?: number;
     readonly trust?: TrustMode;
   },
-  warmupMs: number,
+  warmup: Warmup,
   records: readonly PhaseRecord[],
   summary: LoadSummary | undefined,
   gateways: readonly Strategy[],
@@ -332,7 +353,8 @@ export function variantRun(
     variant: variant.name,
     settings: variant.settings,
     ...(variant.trust ? { trust: variant.trust } : {}),
-    warmupMs,
+    warmupMs: warmup.ms,
+    warmup,
     ...(variant.settledMs ? { settledMs: variant.settledMs } : {}),
     phases,
     timeseries: summary ? timeseriesOf(summary.seconds, gateways) : [],

@@ -12,7 +12,13 @@ import { parseExperiment } from './experiment.ts';
 import { createFakeTarget, type FakeTarget, fakeGenerators } from './fake-target.ts';
 import { parseJournal, type RunEvent } from './journal.ts';
 import type { RunResult } from './result.ts';
-import { type RunContext, type RunOutcome, runExperiment, UnsupportedFaultError } from './run.ts';
+import {
+  DEFAULT_TIMING,
+  type RunContext,
+  type RunOutcome,
+  runExperiment,
+  UnsupportedFaultError,
+} from './run.ts';
 import { type AppliedFault, LabBusyError } from './target.ts';
 
 const EXPERIMENT = `
@@ -64,7 +70,11 @@ interface Harness {
 
 function harness(
   yaml = EXPERIMENT,
-  options: { stats?: typeof windowStats; timing?: RunContext['timing']; target?: FakeTarget } = {},
+  options: {
+    stats?: Parameters<typeof fakeGenerators>[0];
+    timing?: RunContext['timing'];
+    target?: FakeTarget;
+  } = {},
 ): Harness {
   const target = options.target ?? createFakeTarget();
   const generators = fakeGenerators(options.stats ?? windowStats);
@@ -79,7 +89,9 @@ function harness(
     progress: { event: (e) => events.push(e), note: (line) => notes.push(line) },
     createGenerator: generators.factory,
     renderReport: (result) => `<html>${result.status}</html>`,
-    timing: { leaseMs: 3_000, warmupMs: 1_000, ...options.timing },
+    // One steady second ends the warm-up: the fake lab is steady from its first, so measuring starts at
+    // 1 s; the warm-up's own tests below use the default of two.
+    timing: { leaseMs: 3_000, warmupMs: 1_000, steadySeconds: 1, ...options.timing },
     leaseNonce: 'a1b2',
   };
   return { target, generators, events, notes, abort, ctx };
@@ -115,6 +127,7 @@ describe('runExperiment', () => {
       'variant-started',
       'settings-applied',
       'load-started',
+      'warmup-finished',
       'phase-started',
       'phase-finished',
       'phase-started',
@@ -492,8 +505,8 @@ phases:
     // Warm-up 1 s + baseline 2 s + 1.5 s into the fault phase.
     await vi.advanceTimersByTimeAsync(4_500);
     const options = h.generators.created[0]?.options;
-    // k6 is started with a duration: the warm-up and every phase.
-    expect(options?.plannedDurationMs).toBe(1_000 + 2_000 + 3_000 + 1_000);
+    // k6 is started with a duration: the longest warm-up and every phase.
+    expect(options?.plannedDurationMs).toBe(30_000 + 2_000 + 3_000 + 1_000);
     options?.onFailure?.(
       new Error('k6 exited (code 107: the script threw an error) before the run was over'),
     );
@@ -609,6 +622,180 @@ phases:
     );
     expect(outcome.result.claims.every((c) => c.holds === null)).toBe(true);
     expect(outcome.exitCode).toBe(1);
+  });
+});
+
+describe('the warm-up', () => {
+  /** The warm-up's defaults (the harness ends it after one steady second). */
+  const DEFAULTS = { steadySeconds: DEFAULT_TIMING.steadySeconds };
+  /** A second of naive that a warming lab answers: 57% of its pages, at p50 1.93 s. */
+  const WARMING: Partial<TargetStats> = {
+    requests: 100,
+    ok: 57,
+    successRate: 0.57,
+    latencyMs: { p50: 1_930, p95: 1_990, p99: 2_000, max: 2_000 },
+    errors: { timeout: 43 },
+  };
+  const waiting = (events: readonly RunEvent[]) =>
+    events.flatMap((e) => (e.type === 'warmup-waiting' ? [e] : []));
+
+  it('starts measuring after the minimum when the lab is steady by then', async () => {
+    const h = harness(undefined, { timing: { ...DEFAULTS, warmupMs: 3_000 } });
+    const outcome = await runFor(h.ctx, 15_000);
+    const { result, journal } = files(outcome);
+    const [run] = result.runs;
+    expect(result.status).toBe('completed');
+    expect(run?.warmup).toEqual({ ms: 3_000, minMs: 3_000, maxMs: 30_000, steady: true });
+    expect(run?.warmupMs).toBe(3_000);
+    expect(run?.phases[0]?.startMs).toBe(3_000);
+    expect(waiting(journal)).toEqual([]);
+    expect(journal.find((e) => e.type === 'warmup-finished')).toMatchObject({ steady: true, ms: 3_000 });
+    expect(journal.find((e) => e.type === 'load-started')).toMatchObject({
+      warmupMs: 3_000,
+      maxWarmupMs: 30_000,
+    });
+    expect(h.notes.filter((n) => n.startsWith('warning'))).toEqual([]);
+  });
+
+  it('needs two steady seconds in a row: a minimum of 1 s ends at the second one', async () => {
+    const h = harness(undefined, { timing: { ...DEFAULTS, warmupMs: 1_000 } });
+    const { result } = files(await runFor(h.ctx, 15_000));
+    expect(result.runs[0]?.warmup).toMatchObject({ ms: 2_000, steady: true });
+    expect(result.runs[0]?.phases[0]?.startMs).toBe(2_000);
+  });
+
+  it('waits for a lab slow at first, telling each unsteady second, then measures it steady', async () => {
+    const h = harness(undefined, {
+      timing: DEFAULTS,
+      // Naive warms up for 4 s, then answers as usual.
+      stats: (window, target, second) =>
+        window === 'warmup' && target === 'naive' && second !== undefined && second < 4
+          ? WARMING
+          : windowStats(window, target),
+    });
+    const outcome = await runFor(h.ctx, 20_000);
+    const { result, journal } = files(outcome);
+    const [run] = result.runs;
+    expect(result.status).toBe('completed');
+    expect(result.verdict).toBe('held');
+    // Seconds 0–3 are reported at 1–4 s, the steady 4 and 5 at 5 and 6 s.
+    expect(run?.warmup).toEqual({ ms: 6_000, minMs: 1_000, maxMs: 30_000, steady: true });
+    expect(run?.warmupMs).toBe(6_000);
+    expect(run?.phases.map((p) => p.startMs)).toEqual([6_000, 8_000, 11_000]);
+    expect(waiting(journal).map((e) => [e.t, e.elapsedMs, e.problems])).toEqual(
+      [0, 1, 2, 3].map((t) => [t, (t + 1) * 1_000, ['naive 57% ok, p50 1.93s, p99 2s (over 1s)']]),
+    );
+    // The person watching saw it: the waiting seconds, then the lab steady.
+    expect(waiting(h.events)).toHaveLength(4);
+    const types = h.events.map((e) => e.type).filter((t) => t.startsWith('warmup') || t === 'phase-started');
+    expect(types.slice(0, 6)).toEqual([
+      'warmup-waiting',
+      'warmup-waiting',
+      'warmup-waiting',
+      'warmup-waiting',
+      'warmup-finished',
+      'phase-started',
+    ]);
+    expect(h.notes.filter((n) => n.startsWith('warning'))).toEqual([]);
+    // The warm-up's seconds stay in the timeseries, before the first phase.
+    expect(run?.timeseries[0]?.gateways.naive).toMatchObject({ successRate: 0.57, p50: 1_930 });
+  });
+
+  it('judges latency against the lowest of late: a second that looked usual is not once the lab is faster', async () => {
+    const h = harness(undefined, {
+      timing: { ...DEFAULTS, warmupMs: 3_000 },
+      // Every page served, under the p99 bound, but 300 and 250 ms for 2 s, then 10 ms.
+      stats: (window, target, second) =>
+        window === 'warmup' && target === 'parallel' && second !== undefined && second < 2
+          ? { latencyMs: { p50: 300 - second * 50, p95: 320, p99: 340, max: 350 } }
+          : windowStats(window, target),
+    });
+    const { result } = files(await runFor(h.ctx, 20_000));
+    // At 3 s the last two seconds are 250 and 10 ms: not steady, though 250 ms was the lowest when it came.
+    expect(result.runs[0]?.warmup).toMatchObject({ ms: 4_000, steady: true });
+  });
+
+  it('goes on after the bound when the lab never gets steady, with a warning in the journal, the terminal and the result', async () => {
+    const h = harness(undefined, {
+      timing: DEFAULTS,
+      stats: (window, target) =>
+        window === 'warmup' && target === 'naive' ? WARMING : windowStats(window, target),
+    });
+    const outcome = await runFor(h.ctx, 45_000);
+    const { result, journal } = files(outcome);
+    const [run] = result.runs;
+    expect(result.status).toBe('completed');
+    // The claims are judged as ever: the warning says what to make of them.
+    expect(result.verdict).toBe('held');
+    expect(run?.warmup).toEqual({
+      ms: 30_000,
+      minMs: 1_000,
+      maxMs: 30_000,
+      steady: false,
+      reason: 'second 29: naive 57% ok, p50 1.93s, p99 2s (over 1s)',
+    });
+    expect(run?.warmupMs).toBe(30_000);
+    expect(run?.phases.map((p) => [p.name, p.startMs, p.partial])).toEqual([
+      ['baseline', 30_000, false],
+      ['fault', 32_000, false],
+      ['recovery', 35_000, false],
+    ]);
+    expect(waiting(journal)).toHaveLength(30);
+    const warning =
+      'the lab was not steady after 30s of warm-up (second 29: naive 57% ok, p50 1.93s, p99 2s (over 1s)): measuring anyway; its first phase may show the lab warming up rather than the experiment';
+    expect(journal.filter((e) => e.type === 'warning')).toEqual([
+      { type: 'warning', at: expect.any(String), message: warning },
+    ]);
+    expect(h.notes).toContain(`warning: ${warning}`);
+    expect(journal.find((e) => e.type === 'warmup-finished')).toMatchObject({ steady: false, ms: 30_000 });
+    expect(result.leftoverFaults).toEqual([]);
+  });
+
+  it('takes a shorter bound, and never ends the warm-up before its minimum', async () => {
+    const h = harness(undefined, {
+      timing: { ...DEFAULTS, warmupMs: 4_000, steadyTimeoutMs: 2_000 },
+      stats: (window, target) =>
+        window === 'warmup' && target === 'naive' ? WARMING : windowStats(window, target),
+    });
+    const { result } = files(await runFor(h.ctx, 15_000));
+    expect(result.runs[0]?.warmup).toMatchObject({ ms: 4_000, minMs: 4_000, maxMs: 4_000, steady: false });
+    // k6 is told the longest the variant can last.
+    expect(h.generators.created[0]?.options.plannedDurationMs).toBe(4_000 + 6_000);
+  });
+
+  it('rolls back cleanly on Ctrl-C while it waits for a steady lab', async () => {
+    const h = harness(undefined, {
+      timing: DEFAULTS,
+      stats: (window, target) =>
+        window === 'warmup' && target === 'naive' ? WARMING : windowStats(window, target),
+    });
+    const running = runExperiment(h.ctx);
+    await vi.advanceTimersByTimeAsync(5_500);
+    expect(waiting(h.events)).toHaveLength(5);
+    h.abort.abort('SIGINT');
+    await vi.advanceTimersByTimeAsync(100);
+    const outcome = await running;
+    const { result, journal } = files(outcome);
+    expect(outcome.exitCode).toBe(130);
+    expect(result.status).toBe('aborted');
+    expect(result.error).toBe('interrupted by SIGINT during the warm-up of variant "recovery-on"');
+    expect(result.runs[0]?.phases).toEqual([]);
+    expect(result.runs[0]?.warmup).toEqual({
+      ms: 5_500,
+      minMs: 1_000,
+      maxMs: 30_000,
+      steady: false,
+      reason: 'the run ended during the warm-up',
+    });
+    expect(h.generators.created[0]?.calls).toEqual(['start warmup', 'stop cancel']);
+    expect(h.target.callsTo('clearSettings')).toHaveLength(1);
+    expect(h.target.settings).toBeUndefined();
+    expect(result.leftoverFaults).toEqual([]);
+    expect(journal.some((e) => e.type === 'warmup-finished')).toBe(false);
+    // Nothing is told of the warm-up after the abort.
+    const after = journal.findIndex((e) => e.type === 'rollback');
+    expect(journal.slice(after).some((e) => e.type === 'warmup-waiting')).toBe(false);
+    expect(journal.at(-1)).toMatchObject({ type: 'run-finished', status: 'aborted', exitCode: 130 });
   });
 });
 

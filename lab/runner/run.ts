@@ -4,9 +4,9 @@
  *   refuse   — every fault the target cannot inject is named before anything is touched;
  *   journal  — `<out>/<runId>/journal.jsonl` exists before the lab is touched, and grows line by line;
  *   prepare  — the target brings the lab up if needed;
- *   method   — per variant: settle, settings (a lease), one load generator for every gateway, a warm-up,
- *              then per phase: settle, mark the generator's window, inject (leases renewed while the phase
- *              runs), wait, remove, calibrate, count;
+ *   method   — per variant: settle, settings (a lease), one load generator for every gateway, a warm-up
+ *              until the lab is steady (steady.ts), then per phase: settle, mark the generator's window,
+ *              inject (leases renewed while the phase runs), wait, remove, calibrate, count;
  *   rollback — after an error or an abort, always: remove what is applied (clear everything as a last
  *              resort), clear settings, stop the load, each step bounded in time;
  *   audit    — ask the target what is still active, whatever happened before;
@@ -52,9 +52,11 @@ import {
   type VariantRun,
   variantRun,
   verdictOf,
+  type Warmup,
   writeResult,
 } from './result.ts';
 import { makeFolders } from './results-folder.ts';
+import { STEADY_DEFAULTS, SteadyWatch, steadyCriteria } from './steady.ts';
 import type {
   AppliedFault,
   LeftoverFault,
@@ -105,12 +107,21 @@ export interface ProgressSink {
 
 export interface RunTiming {
   /**
-   * Load before the first phase, excluded from results: connections, JIT and caches warm up.
-   * A lab that has just started keeps two cores busy for a few seconds (seen: 2.7% of the
-   * first phase's sends over 50 ms late after a 1 s warm-up), so this is generous.
-   * @default 3000
+   * The shortest warm-up: load before the first phase, excluded from results, while connections, JIT
+   * and caches warm up. The warm-up then goes on until the lab is steady (steady.ts), within
+   * `steadyTimeoutMs`: a fixed wait was too short on a freshly started lab on two cores (seen: naive
+   * serving 57% of pages at p50 1.93 s after 3 s) and needlessly long on a warm one.
+   * @default 1000
    */
   readonly warmupMs: number;
+  /**
+   * The longest warm-up: a lab not steady by then is measured anyway, and the run says so (a warning,
+   * `runs[].warmup.steady: false` in result.json, the report). Never less than `warmupMs`.
+   * @default 30000
+   */
+  readonly steadyTimeoutMs: number;
+  /** Consecutive steady seconds that make a steady lab. @default 2 */
+  readonly steadySeconds: number;
   /** Length of every fault and settings lease: a runner killed with SIGKILL leaves nothing for longer. @default 10000 */
   readonly leaseMs: number;
   /** @default leaseMs / 3 (two renewals can fail before a lease runs out) */
@@ -120,7 +131,9 @@ export interface RunTiming {
 }
 
 export const DEFAULT_TIMING: Omit<RunTiming, 'renewEveryMs'> = {
-  warmupMs: 3_000,
+  warmupMs: 1_000,
+  steadyTimeoutMs: 30_000,
+  steadySeconds: STEADY_DEFAULTS.seconds,
   leaseMs: 10_000,
   rollbackTimeoutMs: 15_000,
 };
@@ -295,6 +308,10 @@ interface VariantState {
   finished: boolean;
   /** How long the target took to settle before the variant (0: no wait). */
   settledMs: number;
+  /** When the load started (the warm-up with it); undefined before. */
+  loadStartedAt: number | undefined;
+  /** The warm-up as it ended; undefined until it has. */
+  warmup: Warmup | undefined;
   /** The trust mode the variant runs in, where known. */
   readonly trust?: TrustMode;
 }
@@ -337,6 +354,8 @@ class ExperimentRun {
     const leaseMs = ctx.timing?.leaseMs ?? DEFAULT_TIMING.leaseMs;
     this.timing = {
       warmupMs: ctx.timing?.warmupMs ?? DEFAULT_TIMING.warmupMs,
+      steadyTimeoutMs: ctx.timing?.steadyTimeoutMs ?? DEFAULT_TIMING.steadyTimeoutMs,
+      steadySeconds: ctx.timing?.steadySeconds ?? DEFAULT_TIMING.steadySeconds,
       leaseMs,
       renewEveryMs: ctx.timing?.renewEveryMs ?? Math.floor(leaseMs / 3),
       rollbackTimeoutMs: ctx.timing?.rollbackTimeoutMs ?? DEFAULT_TIMING.rollbackTimeoutMs,
@@ -453,6 +472,8 @@ class ExperimentRun {
       settingsApplied: false,
       finished: false,
       settledMs: 0,
+      loadStartedAt: undefined,
+      warmup: undefined,
       ...((variant.settings.trust ?? info.trust) ? { trust: variant.settings.trust ?? info.trust } : {}),
     };
     this.current = state;
@@ -476,7 +497,7 @@ class ExperimentRun {
     try {
       this.checkpoint();
       const generator = this.startLoad(state, info);
-      await this.wait(this.timing.warmupMs);
+      await this.warmUp(state, generator);
       let counters = await this.interruptible(this.readCounters());
       for (const [phaseIndex, phase] of this.experiment.phases.entries()) {
         this.checkpoint();
@@ -507,7 +528,7 @@ class ExperimentRun {
       timeoutMs: this.experiment.load.timeoutMs,
       requestIdPrefix: `chaoslab-${this.leasePrefix}-v${state.index}`,
       plannedDurationMs:
-        this.timing.warmupMs + this.experiment.phases.reduce((sum, phase) => sum + phase.durationMs, 0),
+        this.longestWarmupMs() + this.experiment.phases.reduce((sum, phase) => sum + phase.durationMs, 0),
       // A driver that dies (k6 exiting early) fails the run like a lost lease: rollback, partial result.
       onFailure: (error) => this.fail(new Error(`the load driver failed: ${error.message}`)),
     });
@@ -521,8 +542,74 @@ class ExperimentRun {
     });
     generator.start('warmup');
     state.generator = generator;
-    this.emit({ type: 'load-started', variant: state.variant.name, warmupMs: this.timing.warmupMs });
+    state.loadStartedAt = this.clock.now();
+    this.emit({
+      type: 'load-started',
+      variant: state.variant.name,
+      warmupMs: this.timing.warmupMs,
+      maxWarmupMs: this.longestWarmupMs(),
+    });
     return generator;
+  }
+
+  private longestWarmupMs(): number {
+    return Math.max(this.timing.warmupMs, this.timing.steadyTimeoutMs);
+  }
+
+  /**
+   * The warm-up: load, unmeasured, for at least warmupMs and then until the generator's seconds say the
+   * lab is steady (steady.ts), for at most steadyTimeoutMs in all. Each unsteady second is told as it
+   * comes (`warmup-waiting`); a lab still unsteady at the bound is measured anyway, with a warning.
+   */
+  private async warmUp(state: VariantState, generator: LoadGenerator): Promise<void> {
+    const variant = state.variant.name;
+    const began = state.loadStartedAt ?? this.clock.now();
+    const longest = this.longestWarmupMs();
+    const watch = new SteadyWatch(
+      this.experiment.gateways,
+      steadyCriteria(this.experiment.load.timeoutMs, { seconds: this.timing.steadySeconds }),
+    );
+    let woken = new AbortController();
+    const stopWatching = generator.onSecond((second) => {
+      const verdict = watch.add(second);
+      if (verdict.problems.length > 0) {
+        this.emit({
+          type: 'warmup-waiting',
+          variant,
+          t: verdict.t,
+          elapsedMs: this.clock.now() - began,
+          problems: verdict.problems,
+        });
+      }
+      woken.abort();
+    });
+    try {
+      await this.wait(this.timing.warmupMs);
+      for (;;) {
+        const left = longest - (this.clock.now() - began);
+        if (watch.steady || left <= 0) break;
+        woken = new AbortController();
+        await this.waitOrWake(left, woken.signal);
+      }
+    } finally {
+      stopWatching();
+    }
+    const ms = this.clock.now() - began;
+    const reason = watch.reason;
+    state.warmup = {
+      ms,
+      minMs: this.timing.warmupMs,
+      maxMs: longest,
+      steady: watch.steady,
+      ...(reason !== undefined ? { reason } : {}),
+    };
+    this.emit({ type: 'warmup-finished', variant, ...state.warmup });
+    if (!watch.steady) {
+      const where = this.experiment.variants.length > 1 ? ` of variant "${variant}"` : '';
+      this.warn(
+        `the lab was not steady after ${formatDuration(ms)} of warm-up${where} (${reason}): measuring anyway; its first phase may show the lab warming up rather than the experiment`,
+      );
+    }
   }
 
   private async runPhase(
@@ -715,7 +802,7 @@ class ExperimentRun {
         settledMs: state.settledMs,
         ...(state.trust ? { trust: state.trust } : {}),
       },
-      this.timing.warmupMs,
+      state.warmup ?? this.cutWarmup(state),
       state.records,
       summary,
       this.experiment.gateways,
@@ -727,6 +814,18 @@ class ExperimentRun {
       variant: state.variant.name,
       phases: run.phases.map((p) => ({ name: p.name, gateways: p.gateways })),
     });
+  }
+
+  /** The warm-up of a variant whose run ended before it did (or before the load started). */
+  private cutWarmup(state: VariantState): Warmup {
+    const started = state.loadStartedAt !== undefined;
+    return {
+      ms: started ? this.clock.now() - (state.loadStartedAt as number) : 0,
+      minMs: this.timing.warmupMs,
+      maxMs: this.longestWarmupMs(),
+      steady: false,
+      reason: started ? 'the run ended during the warm-up' : 'the run ended before the load started',
+    };
   }
 
   /**
@@ -791,6 +890,18 @@ class ExperimentRun {
       await this.clock.sleep(ms, signal);
     } catch {
       this.checkpoint();
+      throw new Abort('aborted');
+    }
+  }
+
+  /** Like `wait`, but returns early, without throwing, as soon as `woken` aborts. */
+  private async waitOrWake(ms: number, woken: AbortSignal): Promise<void> {
+    const signal = AbortSignal.any([this.ctx.signal, this.failed.signal, woken]);
+    try {
+      await this.clock.sleep(ms, signal);
+    } catch {
+      this.checkpoint();
+      if (woken.aborted) return;
       throw new Abort('aborted');
     }
   }

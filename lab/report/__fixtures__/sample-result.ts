@@ -91,6 +91,7 @@ const run: VariantRun = {
   settings: {},
   trust: 'half',
   warmupMs: WARMUP_MS,
+  warmup: { ms: WARMUP_MS, minMs: 1_000, maxMs: 30_000, steady: true },
   phases: [
     {
       ...PHASES[0],
