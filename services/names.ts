@@ -105,6 +105,8 @@ export const SERVICE_ENV = {
   gatewayLoopDelayTargetMs: 'GATEWAY_LOOP_DELAY_TARGET_MS',
   /** Resilient gateway: how long the loop must stay that late before shedding. */
   gatewayLoopDelayIntervalMs: 'GATEWAY_LOOP_DELAY_INTERVAL_MS',
+  /** Resilient gateway: pages in flight below which a late loop sheds nothing. */
+  gatewayLoopDelayMinInFlight: 'GATEWAY_LOOP_DELAY_MIN_INFLIGHT',
   /** Gateways: how often each ready upstream instance's `/readyz` is probed (one not ready: every 250 ms at most). */
   upstreamProbeMs: 'UPSTREAM_PROBE_MS',
 } as const;

@@ -4,16 +4,20 @@ import { requestIdOf } from '../lib/service-app.ts';
 import { BACKENDS, type BackendName, type Strategy } from '../topology.ts';
 import { PageBudget, parseBudget, REQUEST_TIMEOUT_HEADER } from './deadline.ts';
 import type { CallContext, DependencyCaller, Upstreams } from './dependency-caller.ts';
+import type { LoopDelayDetector } from './loop-delay-detector.ts';
 import { eventsCountedIn, type GatewayMetrics } from './metrics.ts';
 import type { VideoPage } from './page.ts';
 import { bulkhead } from './policies/bulkhead.ts';
-import { chain } from './policies/chain.ts';
+import { chain, type Policy } from './policies/chain.ts';
+import { shedOnLoopDelay } from './policies/loop-delay.ts';
 import { fail, ok, type Result } from './result.ts';
 import { STRATEGY_ASSEMBLERS } from './strategies.ts';
 import type { UpstreamSnapshot } from './upstream.ts';
 
 export const DEGRADED_HEADER = 'x-degraded';
 export const STRATEGY_HEADER = 'x-strategy';
+/** The reason of a page the resilient gateway refused to assemble (503): it sheds load. */
+export const OVERLOADED = 'OVERLOADED';
 
 export interface GatewayRoutesOptions {
   readonly strategy: Strategy;
@@ -24,6 +28,12 @@ export interface GatewayRoutesOptions {
   readonly budgetMs: number;
   /** Pages in flight before the resilient strategy sheds with 503 OVERLOADED. */
   readonly maxConcurrency: number;
+  /** Resilient only: sheds with 503 OVERLOADED while the event loop runs late. @default no such shedding */
+  readonly loopDelay?: Pick<LoopDelayDetector, 'shedding' | 'snapshot'>;
+  /** Pages in flight below which a late loop refuses nothing. @default 0 */
+  readonly loopDelayMinInFlight?: number;
+  /** Told of every page asked for (the loop is watched only while there are some). */
+  readonly onPage?: () => void;
   /** @default Date.now */
   readonly clock?: () => number;
   /** Extra state for `/api/upstreams` (the resilient caller's breakers). */
@@ -41,31 +51,19 @@ export function mountGatewayRoutes(app: Express, options: GatewayRoutesOptions):
   const { strategy, caller, metrics } = options;
   const clock = options.clock ?? Date.now;
   const assemble = STRATEGY_ASSEMBLERS[strategy];
+  let inFlight = 0;
   const assembleCounted = async ({ aid, ctx }: PageCall): Promise<Result<VideoPage>> => {
     metrics.inflight.inc();
+    inFlight += 1;
     try {
       return await assemble(aid, caller, ctx);
     } finally {
       metrics.inflight.dec();
+      inFlight -= 1;
     }
   };
   // Only the resilient gateway sheds: the others show what happens without a limit.
-  const admission =
-    strategy === 'resilient'
-      ? [
-          bulkhead<PageCall, Result<VideoPage>>({
-            limit: options.maxConcurrency,
-            events: eventsCountedIn(metrics),
-            rejected: () =>
-              fail(
-                errors.unavailable(
-                  'OVERLOADED',
-                  `the gateway is assembling ${options.maxConcurrency} pages already (GATEWAY_MAX_CONCURRENCY); try again shortly`,
-                ),
-              ),
-          }),
-        ]
-      : [];
+  const admission = strategy === 'resilient' ? resilientAdmission(options, () => inFlight) : [];
   const assemblePage = chain(...admission)(assembleCounted);
 
   const buildPage = async (req: Request): Promise<Result<VideoPage>> => {
@@ -77,6 +75,7 @@ export function mountGatewayRoutes(app: Express, options: GatewayRoutesOptions):
       requestId: requestIdOf(req),
       ...(strategy === 'resilient' ? { budget: new PageBudget(budgetMs.value, clock) } : {}),
     };
+    options.onPage?.();
     return assemblePage({ aid: aid.value, ctx });
   };
 
@@ -90,6 +89,13 @@ export function mountGatewayRoutes(app: Express, options: GatewayRoutesOptions):
       });
     });
     const page = await buildPage(req);
+    if (!page.ok && page.error.reason === OVERLOADED) {
+      // A refusal is answered here, in the error middleware's shape: thrown, it would be logged as
+      // an error with its stack (formatted through source maps), which costs more than the refusal
+      // saves when the gateway is out of CPU. gateway_shed_total counts it.
+      res.status(page.error.status).json({ error: page.error.toJSON(), requestId: requestIdOf(req) });
+      return;
+    }
     if (!page.ok) throw page.error; // the edge: the service app's error middleware answers
     for (const dependency of page.value.degraded) metrics.degraded.inc({ dependency });
     if (page.value.degraded.length > 0) res.setHeader(DEGRADED_HEADER, page.value.degraded.join(','));
@@ -103,6 +109,46 @@ export function mountGatewayRoutes(app: Express, options: GatewayRoutesOptions):
     >;
     res.json({ strategy, upstreams, ...options.describe?.() });
   });
+}
+
+/**
+ * The resilient gateway's admission, cheapest first: a loop running late refuses before anything
+ * is counted, then the bulkhead bounds the pages in flight. Both answer 503 OVERLOADED, a
+ * temporary error: the caller may try again shortly, or elsewhere.
+ */
+function resilientAdmission(
+  options: GatewayRoutesOptions,
+  inFlight: () => number,
+): Policy<PageCall, Result<VideoPage>>[] {
+  const events = eventsCountedIn(options.metrics);
+  const { loopDelay, maxConcurrency } = options;
+  const overloaded = (why: string): Result<VideoPage> => fail(errors.unavailable(OVERLOADED, why));
+  return [
+    ...(loopDelay
+      ? [
+          shedOnLoopDelay<PageCall, Result<VideoPage>>({
+            detector: loopDelay,
+            events,
+            inFlight,
+            minInFlight: options.loopDelayMinInFlight ?? 0,
+            rejected: () => {
+              const { delayMs, targetMs, intervalMs } = loopDelay.snapshot();
+              return overloaded(
+                `the gateway's event loop is running ${Math.round(delayMs)} ms late (more than ${targetMs} ms for ${intervalMs} ms: GATEWAY_LOOP_DELAY_TARGET_MS, GATEWAY_LOOP_DELAY_INTERVAL_MS); try again shortly`,
+              );
+            },
+          }),
+        ]
+      : []),
+    bulkhead<PageCall, Result<VideoPage>>({
+      limit: maxConcurrency,
+      events,
+      rejected: () =>
+        overloaded(
+          `the gateway is assembling ${maxConcurrency} pages already (GATEWAY_MAX_CONCURRENCY); try again shortly`,
+        ),
+    }),
+  ];
 }
 
 /** The `:aid` of a page: a positive integer, nothing else. */

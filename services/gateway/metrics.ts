@@ -9,6 +9,12 @@ import { type PolicyEvent, PolicyEvents, type PolicyEventType } from './policies
 export const CALL_OUTCOMES = ['ok', 'not_found', 'error', 'timeout', 'dropped', 'cached'] as const;
 export type CallOutcome = (typeof CALL_OUTCOMES)[number];
 
+/**
+ * Why the resilient gateway refused a page: too many in flight (the bulkhead), or its own event
+ * loop running late (requests queueing in front of the process).
+ */
+export const SHED_CAUSES = ['concurrency', 'loop_delay'] as const;
+
 export interface GatewayMetrics {
   readonly requests: Counter<'strategy' | 'status' | 'degraded'>;
   readonly dependencyDuration: Histogram<'dependency' | 'outcome'>;
@@ -20,7 +26,7 @@ export interface GatewayMetrics {
   readonly cacheStaleServes: Counter<'dependency'>;
   readonly retries: Counter<'dependency'>;
   readonly retryBudgetExhausted: Counter<'dependency'>;
-  readonly shed: Counter;
+  readonly shed: Counter<'cause'>;
   readonly inflight: Gauge;
   readonly upstreamReady: Gauge<'dependency' | 'upstream'>;
   /**
@@ -44,6 +50,13 @@ export function createGatewayMetrics(registry: Registry): GatewayMetrics {
   });
   // At zero from the start, so a dashboard sees the series before the first degraded page.
   for (const dependency of WEAK_BACKENDS) degraded.inc({ dependency }, 0);
+  const shed = new Counter({
+    name: 'gateway_shed_total',
+    help: 'Pages refused with 503 OVERLOADED, by cause: concurrency (too many in flight) or loop_delay (the event loop running late)',
+    labelNames: ['cause'] as const,
+    registers,
+  });
+  for (const cause of SHED_CAUSES) shed.inc({ cause }, 0);
   const metrics: GatewayMetrics = {
     sampleBreakers: (read) => {
       samplers.push(() => {
@@ -111,11 +124,7 @@ export function createGatewayMetrics(registry: Registry): GatewayMetrics {
       labelNames: ['dependency'] as const,
       registers,
     }),
-    shed: new Counter({
-      name: 'gateway_shed_total',
-      help: 'Pages refused with 503 OVERLOADED because too many were in flight',
-      registers,
-    }),
+    shed,
     inflight: new Gauge({
       name: 'gateway_inflight',
       help: 'Video pages being assembled right now',
@@ -147,7 +156,8 @@ export function eventsCountedIn(metrics: GatewayMetrics): PolicyEvents {
     'breaker-rejected': ({ dependency }) => metrics.breakerDrops.inc({ dependency }),
     retry: ({ dependency }) => metrics.retries.inc({ dependency }),
     'retry-budget-exhausted': ({ dependency }) => metrics.retryBudgetExhausted.inc({ dependency }),
-    'bulkhead-rejected': () => metrics.shed.inc(),
+    'bulkhead-rejected': () => metrics.shed.inc({ cause: 'concurrency' }),
+    'loop-delay-rejected': () => metrics.shed.inc({ cause: 'loop_delay' }),
   };
   const events = new PolicyEvents();
   events.subscribe((event) => (counts[event.type] as (e: PolicyEvent) => void)(event));

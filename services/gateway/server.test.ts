@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigError } from '../lib/env.ts';
 import { topology } from '../topology.ts';
-import { gatewayConfigFromEnv } from './server.ts';
+import { gatewayConfigFromEnv, UPSTREAM_PROBE_DEFAULT_MS } from './server.ts';
 
 const UPSTREAMS = {
   UPSTREAM_ACCOUNT: 'http://127.0.0.1:8081,http://127.0.0.1:9081',
@@ -25,7 +25,7 @@ describe('gatewayConfigFromEnv', () => {
       host: '0.0.0.0',
       budgetMs: topology.gateway.defaultBudgetMs,
       maxConcurrency: 128,
-      probeIntervalMs: 250,
+      probeIntervalMs: UPSTREAM_PROBE_DEFAULT_MS,
       trustMode: 'zero',
     });
     expect(config.upstreams.account).toEqual(['http://127.0.0.1:8081', 'http://127.0.0.1:9081']);

@@ -9,6 +9,8 @@ import { SERVICE_ENV, upstreamEnvName } from '../names.ts';
 import { BACKENDS, type BackendName, isStrategy, STRATEGIES, type Strategy, topology } from '../topology.ts';
 import { mountGatewayRoutes } from './app.ts';
 import { PlainCaller, type Signer, type Upstreams } from './dependency-caller.ts';
+import { LoopDelayDetector } from './loop-delay-detector.ts';
+import { type LoopSampleSource, loopDelayProbe, SamplingWhileBusy } from './loop-delay-probe.ts';
 import { createGatewayMetrics } from './metrics.ts';
 import { ResilientCaller } from './resilient-caller.ts';
 import { UpstreamSet } from './upstream.ts';
@@ -25,7 +27,16 @@ export interface GatewayConfig {
   readonly budgetMs: number;
   /** Resilient only: pages in flight before shedding with 503 OVERLOADED. */
   readonly maxConcurrency: number;
-  /** How often each instance's `/readyz` is probed. */
+  /**
+   * Resilient only: how late the event loop may run, sample after sample, before new pages are
+   * shed with 503 OVERLOADED (the process itself is the bottleneck); 0 turns it off.
+   */
+  readonly loopDelayTargetMs: number;
+  /** Resilient only: how long the loop must stay that late before pages are shed. */
+  readonly loopDelayIntervalMs: number;
+  /** Resilient only: pages in flight below which a late loop sheds nothing. */
+  readonly loopDelayMinInFlight: number;
+  /** How often each ready instance's `/readyz` is probed (one not ready: every 250 ms at most). */
   readonly probeIntervalMs: number;
   /** Bearer token of the `/__chaos` admin API; unset turns it off. */
   readonly adminToken?: string;
@@ -37,6 +48,22 @@ export interface GatewayConfig {
 }
 
 type Env = Readonly<Record<string, string | undefined>>;
+
+/**
+ * A ready upstream instance is probed every 5 s (Kubernetes' readiness probes default to 10 s): a
+ * crash is seen at once by passive ejection, and at 250 ms three gateways asked each of ten
+ * instances 12 times a second, the bulk of an idle lab's CPU.
+ */
+export const UPSTREAM_PROBE_DEFAULT_MS = 5_000;
+
+/**
+ * A loop 20 ms late for 100 ms is a standing queue: an idle gateway runs its timers within a
+ * millisecond or two, a GC pause or a burst of TLS handshakes makes one turn late, not a train of
+ * them, and a queue of 20 ms is small against the page budget (800 ms). Below 16 pages in flight
+ * nothing is shed: at the catalog's 10 pages a second a gateway has a handful in flight, and a loop
+ * late then is one kept waiting by the rest of a busy machine, which refusing pages would not cure.
+ */
+export const LOOP_DELAY_DEFAULTS = { targetMs: 20, intervalMs: 100, minInFlight: 16 } as const;
 
 export function gatewayConfigFromEnv(env: Env): GatewayConfig {
   const strategy = requireEnv(env, SERVICE_ENV.strategy, `expected one of ${STRATEGIES.join(', ')}`);
@@ -64,7 +91,24 @@ export function gatewayConfigFromEnv(env: Env): GatewayConfig {
       max: 600_000,
     }),
     maxConcurrency: envInt(env, SERVICE_ENV.gatewayMaxConcurrency, 128, { min: 1, max: 100_000 }),
-    probeIntervalMs: envInt(env, SERVICE_ENV.upstreamProbeMs, 250, { min: 10, max: 60_000 }),
+    loopDelayTargetMs: envInt(env, SERVICE_ENV.gatewayLoopDelayTargetMs, LOOP_DELAY_DEFAULTS.targetMs, {
+      min: 0,
+      max: 60_000,
+    }),
+    loopDelayIntervalMs: envInt(env, SERVICE_ENV.gatewayLoopDelayIntervalMs, LOOP_DELAY_DEFAULTS.intervalMs, {
+      min: 1,
+      max: 60_000,
+    }),
+    loopDelayMinInFlight: envInt(
+      env,
+      SERVICE_ENV.gatewayLoopDelayMinInFlight,
+      LOOP_DELAY_DEFAULTS.minInFlight,
+      { min: 0, max: 100_000 },
+    ),
+    probeIntervalMs: envInt(env, SERVICE_ENV.upstreamProbeMs, UPSTREAM_PROBE_DEFAULT_MS, {
+      min: 10,
+      max: 60_000,
+    }),
     ...(adminToken ? { adminToken } : {}),
     trustMode,
     ...(trustKey ? { trustKey } : {}),
@@ -131,6 +175,8 @@ export interface GatewayDeps {
   readonly clock?: () => number;
   /** @default Math.random */
   readonly random?: () => number;
+  /** What the resilient gateway learns how late its event loop runs from. @default loopDelayProbe() */
+  readonly loopSamples?: LoopSampleSource;
 }
 
 export interface RunningGateway {
@@ -193,6 +239,19 @@ export async function startGateway(config: GatewayConfig, deps: GatewayDeps = {}
   const shared = { upstreams, metrics, ...(sign ? { sign } : {}) };
   const resilient =
     config.strategy === 'resilient' ? new ResilientCaller({ ...shared, clock, random }) : undefined;
+  const loopDelay =
+    resilient && config.loopDelayTargetMs > 0
+      ? new LoopDelayDetector({ targetMs: config.loopDelayTargetMs, intervalMs: config.loopDelayIntervalMs })
+      : undefined;
+
+  // The loop is watched while pages come (from the first page after a second without any).
+  const loopWatch = loopDelay
+    ? new SamplingWhileBusy(
+        deps.loopSamples ?? loopDelayProbe(),
+        (sample) => loopDelay.observe(sample),
+        (sample) => !loopDelay.shedding() && sample.delayMs < loopDelay.targetMs,
+      )
+    : undefined;
 
   mountGatewayRoutes(app, {
     strategy: config.strategy,
@@ -201,8 +260,18 @@ export async function startGateway(config: GatewayConfig, deps: GatewayDeps = {}
     metrics,
     budgetMs: config.budgetMs,
     maxConcurrency: config.maxConcurrency,
+    ...(loopDelay && loopWatch
+      ? { loopDelay, loopDelayMinInFlight: config.loopDelayMinInFlight, onPage: () => loopWatch.wake() }
+      : {}),
     clock,
-    ...(resilient ? { describe: () => ({ breakers: resilient.breakers() }) } : {}),
+    ...(resilient
+      ? {
+          describe: () => ({
+            breakers: resilient.breakers(),
+            ...(loopDelay ? { loopDelay: loopDelay.snapshot() } : {}),
+          }),
+        }
+      : {}),
   });
   finalize();
 
@@ -228,6 +297,7 @@ export async function startGateway(config: GatewayConfig, deps: GatewayDeps = {}
     ctx,
     close: async () => {
       ctx.readiness.set(false);
+      loopWatch?.close();
       agent.close();
       await listening.close();
       await closeUpstreams();

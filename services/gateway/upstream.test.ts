@@ -8,6 +8,8 @@ import { UpstreamSet } from './upstream.ts';
 
 /** Two instance stand-ins on real sockets whose readiness the test switches. */
 const readiness = new Map<string, boolean>();
+/** `/readyz` calls each stand-in has answered. */
+const probes = new Map<string, number>();
 const servers: Server[] = [];
 let readyUrl: string;
 let otherUrl: string;
@@ -15,6 +17,7 @@ const sets: UpstreamSet[] = [];
 
 async function instance(ready: boolean): Promise<string> {
   const server = createServer((req, res) => {
+    if (req.url === '/readyz') probes.set(url, (probes.get(url) ?? 0) + 1);
     res.statusCode = req.url === '/readyz' && readiness.get(url) ? 200 : 503;
     res.end('{}');
   });
@@ -38,12 +41,13 @@ afterAll(async () => {
   }
 });
 
-function upstreams(urls: string[]) {
+function upstreams(urls: string[], recheckIntervalMs?: number) {
   const registry = new Registry();
   const set = new UpstreamSet({
     dependency: 'like',
     urls,
     probeIntervalMs: 10_000,
+    ...(recheckIntervalMs ? { recheckIntervalMs } : {}),
     metrics: createGatewayMetrics(registry),
     log: pino({ level: 'silent' }),
   });
@@ -101,4 +105,24 @@ describe('UpstreamSet', () => {
     readiness.set(readyUrl, true);
     readiness.set(otherUrl, true);
   });
+
+  it('probes a ready instance seldom and one that is not ready often, and takes an ejected one back by itself', async () => {
+    const { set } = upstreams([readyUrl, otherUrl], 20);
+    readiness.set(otherUrl, false);
+    const before = { ready: probes.get(readyUrl) ?? 0, other: probes.get(otherUrl) ?? 0 };
+    await set.start();
+    // Bounded: the not-ready instance is rechecked every 20 ms, the ready one every 10 s.
+    for (let i = 0; i < 250 && (probes.get(otherUrl) ?? 0) - before.other < 4; i++) await sleep(20);
+    expect((probes.get(otherUrl) ?? 0) - before.other).toBeGreaterThanOrEqual(4);
+    expect((probes.get(readyUrl) ?? 0) - before.ready).toBe(1);
+    readiness.set(otherUrl, true);
+    for (let i = 0; i < 250 && !set.snapshot().every((u) => u.ready); i++) await sleep(20);
+    expect(set.snapshot().every((u) => u.ready)).toBe(true);
+    set.pick().eject();
+    for (let i = 0; i < 250 && !set.snapshot().every((u) => u.ready); i++) await sleep(20);
+    expect(set.snapshot().every((u) => u.ready)).toBe(true);
+    expect((probes.get(readyUrl) ?? 0) - before.ready).toBeLessThanOrEqual(2);
+  });
 });
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));

@@ -11,6 +11,11 @@ import type { GatewayMetrics } from './metrics.ts';
  * probe, round-robin over the instances that are ready, and passive ejection of an instance
  * whose connections are refused or reset (it comes back at its next good probe). With no
  * instance ready, calls are still tried: the caller's error then says what is wrong.
+ *
+ * A ready instance is probed seldom (every `probeIntervalMs`): a crash is seen at once by
+ * passive ejection, and an idle lab must not spend its CPU asking itself whether it is up.
+ * An instance that is not ready is rechecked often (`recheckIntervalMs`), so that it is back
+ * in the rotation soon after it can serve again.
  */
 export interface UpstreamInstance {
   readonly url: string;
@@ -29,8 +34,11 @@ export interface UpstreamSnapshot {
 export interface UpstreamSetOptions {
   readonly dependency: BackendName;
   readonly urls: readonly string[];
+  /** How often an instance that is ready is probed. */
   readonly probeIntervalMs: number;
-  /** @default max(200, min(1000, 4 × probeIntervalMs)) */
+  /** How often an instance that is not ready (or ejected) is probed. @default min(250, probeIntervalMs) */
+  readonly recheckIntervalMs?: number;
+  /** @default max(200, min(1000, 4 × recheckIntervalMs)) */
   readonly probeTimeoutMs?: number;
   /** Most sockets per instance. @default 64 */
   readonly connectionsPerInstance?: number;
@@ -49,6 +57,8 @@ class Instance implements UpstreamInstance {
   readonly #secure: Pool | undefined;
   readonly #useSecure: () => boolean;
   #ready = false;
+  /** When its last probe began (performance.now()); -Infinity before the first. */
+  lastProbeAt = Number.NEGATIVE_INFINITY;
   readonly #onChange: (instance: Instance) => void;
 
   constructor(
@@ -100,19 +110,23 @@ export class UpstreamSet {
   readonly dependency: BackendName;
   readonly #instances: readonly Instance[];
   readonly #probeIntervalMs: number;
+  readonly #recheckIntervalMs: number;
   readonly #probeTimeoutMs: number;
   readonly #metrics: GatewayMetrics;
   readonly #log: Logger;
   #next = 0;
   #timer: NodeJS.Timeout | undefined;
+  /** When the sleeping timer wakes; undefined while a round of probes runs. */
+  #wakeAt: number | undefined;
   #closed = false;
 
   constructor(options: UpstreamSetOptions) {
     if (options.urls.length === 0) throw new RangeError(`${options.dependency}: no upstream instances`);
     this.dependency = options.dependency;
     this.#probeIntervalMs = options.probeIntervalMs;
+    this.#recheckIntervalMs = Math.min(options.recheckIntervalMs ?? 250, options.probeIntervalMs);
     this.#probeTimeoutMs =
-      options.probeTimeoutMs ?? Math.max(200, Math.min(1000, 4 * options.probeIntervalMs));
+      options.probeTimeoutMs ?? Math.max(200, Math.min(1000, 4 * this.#recheckIntervalMs));
     this.#metrics = options.metrics;
     this.#log = options.log;
     const context = options.tls
@@ -163,7 +177,7 @@ export class UpstreamSet {
     return this.#instances.map((i) => ({ url: i.url, ready: i.ready() }));
   }
 
-  /** Probes every instance once, then keeps probing every `probeIntervalMs` until closed. */
+  /** Probes every instance once, then keeps probing (ready ones seldom, others often) until closed. */
   async start(): Promise<void> {
     await this.probeAll();
     this.#schedule();
@@ -171,6 +185,23 @@ export class UpstreamSet {
 
   async probeAll(): Promise<void> {
     await Promise.all(this.#instances.map((instance) => this.#probe(instance)));
+  }
+
+  /** The instances due a probe: every one not ready, and the ready ones not probed for `probeIntervalMs`. */
+  #due(now: number): Instance[] {
+    return this.#instances.filter((i) => !i.ready() || now - i.lastProbeAt >= this.#probeIntervalMs);
+  }
+
+  /** Sleeps until the first probe is due: an idle gateway with every instance ready wakes seldom. */
+  #untilNextDue(now: number): number {
+    let wait = this.#probeIntervalMs;
+    for (const i of this.#instances) {
+      wait = Math.min(
+        wait,
+        i.ready() ? i.lastProbeAt + this.#probeIntervalMs - now : this.#recheckIntervalMs,
+      );
+    }
+    return Math.max(wait, 1);
   }
 
   async close(): Promise<void> {
@@ -183,13 +214,19 @@ export class UpstreamSet {
     if (this.#closed) return;
     // One round at a time: the next is scheduled only when this one is over, so a slow
     // backend can never pile probes up. Unref'd: probing alone never keeps a process alive.
+    const wait = this.#untilNextDue(performance.now());
+    this.#wakeAt = performance.now() + wait;
     this.#timer = setTimeout(() => {
-      this.probeAll().finally(() => this.#schedule());
-    }, this.#probeIntervalMs);
+      this.#wakeAt = undefined;
+      Promise.all(this.#due(performance.now()).map((instance) => this.#probe(instance))).finally(() =>
+        this.#schedule(),
+      );
+    }, wait);
     this.#timer.unref();
   }
 
   async #probe(instance: Instance): Promise<void> {
+    instance.lastProbeAt = performance.now();
     try {
       // Through the pool calls go through now: in full trust the probe keeps a TLS connection
       // warm, so that the first pages after a switch do not all wait for handshakes at once.
@@ -207,6 +244,15 @@ export class UpstreamSet {
 
   #changed(instance: Instance): void {
     this.#publish(instance);
+    // An instance ejected between rounds is rechecked soon, not when the ready ones are next due.
+    if (
+      !instance.ready() &&
+      this.#wakeAt !== undefined &&
+      this.#wakeAt - performance.now() > this.#recheckIntervalMs
+    ) {
+      clearTimeout(this.#timer);
+      this.#schedule();
+    }
     this.#log.info(
       { dependency: this.dependency, upstream: instance.url, ready: instance.ready() },
       instance.ready() ? 'upstream ready' : 'upstream not ready',

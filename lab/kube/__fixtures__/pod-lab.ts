@@ -228,6 +228,10 @@ export async function startPodLab(adminToken: string, options: PodLabOptions = {
               upstreams,
               budgetMs: topology.gateway.defaultBudgetMs,
               maxConcurrency: 128,
+              // Off: every fake pod shares this one event loop, whose delay is not a gateway's own.
+              loopDelayTargetMs: 0,
+              loopDelayIntervalMs: 100,
+              loopDelayMinInFlight: 0,
               probeIntervalMs: 250,
               trustMode: 'zero',
               // Their fault agents take a variant's settings, as the pods' do.

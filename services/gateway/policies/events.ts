@@ -24,7 +24,9 @@ export type PolicyEvent =
   /** A retry was refused because the retry budget was spent. */
   | { readonly type: 'retry-budget-exhausted'; readonly dependency: BackendName }
   /** The bulkhead turned a call away: `limit` calls were in flight already. */
-  | { readonly type: 'bulkhead-rejected'; readonly limit: number };
+  | { readonly type: 'bulkhead-rejected'; readonly limit: number }
+  /** A call was turned away because the event loop has been late too long; `delayMs` is how late it last ran. */
+  | { readonly type: 'loop-delay-rejected'; readonly delayMs: number };
 
 export type PolicyEventType = PolicyEvent['type'];
 export type PolicyListener = (event: PolicyEvent) => void;
