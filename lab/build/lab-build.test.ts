@@ -1,11 +1,27 @@
 import { execFile } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import {
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
+import { generateDataset } from '../../services/backends/dataset-generate.ts';
 import { REPO_ROOT } from '../repo-root.ts';
-import { buildFromEnv, ensureLabBuild, entryPath, fingerprint, LAB_BUILD_ENV } from './lab-build.ts';
+import {
+  buildFromEnv,
+  ensureLabBuild,
+  entryPath,
+  fingerprint,
+  LAB_BUILD_ENV,
+  precomputedDatasetModule,
+} from './lab-build.ts';
 
 const run = promisify(execFile);
 const scratch = mkdtempSync(path.join(tmpdir(), 'chaos-lab-build-test-'));
@@ -23,7 +39,7 @@ function project(): string {
   write('services/lib/word.ts', "export const word: string = 'backend';\n");
   write(
     'services/main.ts',
-    "import { word } from './lib/word.ts';\nconsole.log(`${word} ${process.argv[2]}`);\n",
+    "import { word } from './lib/word.ts';\nconsole.log(word + ' ' + process.argv[2]);\n",
   );
   write('services/fault-proxy/host-main.ts', "console.log('proxies');\n");
   write('lab/local/supervisor-main.ts', "console.log('supervisor');\n");
@@ -126,5 +142,18 @@ describe('the lab build', () => {
     expect(service).toMatchObject({ code: 2 });
     expect((service as { stderr: string }).stderr).toMatch(/unknown service "nosuch"/);
     expect(REPO_ROOT).toBe(path.resolve(import.meta.dirname, '../..'));
+    // The backends' data is in the build, made once: faker is not.
+    const chunks = readdirSync(path.join(build.dir, 'chunks')).map((f) =>
+      readFileSync(path.join(build.dir, 'chunks', f), 'utf8'),
+    );
+    expect(chunks.some((text) => text.includes('@faker-js/faker'))).toBe(false);
+    expect(chunks.some((text) => text.includes('"bvid":"BV'))).toBe(true);
   }, 60_000);
+
+  it('puts in the build the very dataset faker makes', async () => {
+    const file = path.join(scratch, 'precomputed.mjs');
+    writeFileSync(file, await precomputedDatasetModule(REPO_ROOT));
+    const precomputed = (await import(file)) as { generateDataset: typeof generateDataset };
+    expect(precomputed.generateDataset()).toEqual(generateDataset());
+  });
 });

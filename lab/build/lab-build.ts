@@ -23,6 +23,8 @@ import {
   writeFileSync,
 } from 'node:fs';
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import type { Plugin } from 'esbuild';
 import { REPO_ROOT } from '../repo-root.ts';
 
 /** The processes of a local lab, by what they run. */
@@ -180,6 +182,38 @@ export async function ensureLabBuild(options: EnsureBuildOptions = {}): Promise<
   return { dir, fingerprint: print, built: true, tookMs: performance.now() - began };
 }
 
+/** The module whose result the build computes once and bundles (see precomputedDataset). */
+export const PRECOMPUTED_MODULE = 'services/backends/dataset-generate.ts';
+
+/**
+ * The source of a module standing in for services/backends/dataset-generate.ts: its result, made
+ * now, as JSON (parsed in a few milliseconds, where faker took a few hundred at every start).
+ */
+export async function precomputedDatasetModule(root: string): Promise<string> {
+  const { generateDataset } = (await import(pathToFileURL(path.join(root, PRECOMPUTED_MODULE)).href)) as {
+    generateDataset: () => unknown;
+  };
+  const json = JSON.stringify(generateDataset());
+  return `export function generateDataset() {\n  return JSON.parse(${JSON.stringify(json)});\n}\n`;
+}
+
+function precomputedDataset(root: string): Plugin {
+  const target = path.join(root, PRECOMPUTED_MODULE);
+  return {
+    name: 'precomputed-dataset',
+    setup(build) {
+      build.onResolve({ filter: /dataset-generate\.ts$/ }, (args) => {
+        const resolved = path.resolve(args.resolveDir, args.path);
+        return resolved === target ? { path: resolved, namespace: 'precomputed' } : undefined;
+      });
+      build.onLoad({ filter: /.*/, namespace: 'precomputed' }, async () => ({
+        contents: await precomputedDatasetModule(root),
+        loader: 'js',
+      }));
+    },
+  };
+}
+
 async function bundle(root: string, outdir: string): Promise<void> {
   // Loaded only when a build is needed: most starts find one.
   const { build } = await import('esbuild');
@@ -205,6 +239,7 @@ async function bundle(root: string, outdir: string): Promise<void> {
     // The repository the build was made from (lab/repo-root.ts), wherever the build is kept.
     define: { __CHAOS_LAB_ROOT__: JSON.stringify(root) },
     logLevel: 'silent',
+    plugins: [precomputedDataset(root)],
     // CommonJS dependencies (express, pino…) call require(); an ES module has none of its own.
     banner: {
       js: "import { createRequire as __labRequire } from 'node:module'; const require = __labRequire(import.meta.url);",

@@ -406,13 +406,11 @@ describe('Supervisor', () => {
 });
 
 describe('probeReady', () => {
-  it('is ready on 200 from /readyz only, over one kept connection, and not when nothing listens', async () => {
+  it('is ready on 200 from /readyz only, and not when nothing listens', async () => {
     let status = 200;
     const paths: string[] = [];
-    const connections = new Set<unknown>();
     const server = createServer((req, res) => {
       paths.push(req.url ?? '');
-      connections.add(req.socket);
       res.writeHead(status).end('{}');
     });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -423,7 +421,6 @@ describe('probeReady', () => {
       status = 503;
       expect(await probeReady(url)).toBe(false);
       expect(paths).toEqual(['/readyz', '/readyz', '/readyz']);
-      expect(connections.size).toBe(1);
     } finally {
       server.closeAllConnections();
       await new Promise((resolve) => server.close(resolve));

@@ -67,14 +67,14 @@ export function createLogger(
  * (the Kratos recovery middleware: express 5 routes rejected promises here too).
  */
 /** How finely process metrics sample the event loop's delay (nodejs_eventloop_lag_*). */
-export const EVENT_LOOP_PRECISION_MS = 100;
+export const EVENT_LOOP_PRECISION_MS = 1_000;
 
 export function createServiceApp(options: ServiceAppOptions): ServiceApp {
   const log = options.log ?? createLogger(options.service, options.instanceId);
   const metrics = new Registry();
   metrics.setDefaultLabels({ service: options.service, instance: options.instanceId });
-  // The event loop's delay is sampled every 100 ms, not every 10 ms (prom-client's default): idle,
-  // fifteen lab processes woke 100 times a second each for it, a tenth of an idle lab's CPU.
+  // The event loop's delay is sampled once a second, not every 10 ms (prom-client's default):
+  // idle, fifteen lab processes woke 100 times a second each for it, a tenth of an idle lab's CPU.
   if (options.processMetrics ?? true) {
     collectDefaultMetrics({ register: metrics, eventLoopMonitoringPrecision: EVENT_LOOP_PRECISION_MS });
   }
