@@ -18,13 +18,17 @@ import { cpus, tmpdir, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { measureProxyOverhead } from '../../services/fault-proxy/overhead.ts';
+import { Pool } from 'undici';
+import { measureProxyOverhead, type ProxyOverhead } from '../../services/fault-proxy/overhead.ts';
 import { STRATEGIES } from '../../services/topology.ts';
+import { ensureLabBuild } from '../build/lab-build.ts';
 import { ENDPOINT_PATHS } from '../load/endpoints.ts';
 import { createLoadGenerator, type TargetStats } from '../load/generator.ts';
 import { findK6 } from '../load/k6-binary.ts';
 import { createK6Generator } from '../load/k6-driver.ts';
 import { findFreePortBase } from '../local/port-check.ts';
+import { cpuSeconds, cpuShareOver, type LabMemory, labMemory } from './lab-figures.ts';
+import { measureOverload, type OverloadFigures } from './overload.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const CLI = join(ROOT, 'bin/chaos-lab.js');
@@ -33,21 +37,35 @@ const run = promisify(execFile);
 /** The rate the catalog's experiments drive each gateway at. */
 export const CATALOG_RATE = 30;
 
+/** The bench's parts, in the order they run; `--only` picks some. */
+const PARTS = ['generator', 'proxy', 'lab', 'overload', 'gateway', 'drivers'] as const;
+type Part = (typeof PARTS)[number];
+
 interface Args {
   readonly quick: boolean;
   readonly out: string;
+  readonly only: ReadonlySet<Part>;
 }
+
+class UsageError extends Error {}
 
 function parseArgs(argv: readonly string[]): Args {
   let quick = false;
   let out = join(ROOT, 'results/bench.json');
+  let only = new Set<Part>(PARTS);
+  const usage = `expected --quick, --out FILE or --only PART[,PART…] (parts: ${PARTS.join(', ')})`;
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     if (arg === '--quick') quick = true;
     else if (arg === '--out' && argv[i + 1]) out = argv[++i] as string;
-    else throw new Error(`unknown argument ${JSON.stringify(arg)}: expected --quick or --out FILE`);
+    else if (arg === '--only' && argv[i + 1]) {
+      const names = (argv[++i] as string).split(',');
+      const unknown = names.filter((n) => !(PARTS as readonly string[]).includes(n));
+      if (unknown.length > 0) throw new UsageError(`--only: unknown part ${unknown.join(', ')}: ${usage}`);
+      only = new Set(names as Part[]);
+    } else throw new UsageError(`unknown argument ${JSON.stringify(arg)}: ${usage}`);
   }
-  return { quick, out };
+  return { quick, out, only };
 }
 
 const log = (line: string) => process.stdout.write(`${line}\n`);
@@ -130,23 +148,33 @@ async function generatorCeiling(
   return { steps, ceilingRps: kept.at(-1)?.askedRps ?? 0, reached: steps.some((s) => !keptUp(s)) };
 }
 
-/** Starts a local lab of its own, hands `fn` the gateways' URLs, and always stops the lab. */
-async function withLab<T>(fn: (gateways: Record<string, string>) => Promise<T>): Promise<T> {
+interface LabHandle {
+  readonly gateways: Record<string, string>;
+  /** The supervisor: every process of the lab is under it. */
+  readonly pid: number;
+  /** How long `chaos-lab up --detach` took, until it returned with the lab ready. */
+  readonly upSeconds: number;
+}
+
+/**
+ * Starts a local lab of its own (as a user would: `up --detach`, the default log level), hands `fn`
+ * its gateways and supervisor, and always stops the lab.
+ */
+async function withLab<T>(fn: (lab: LabHandle) => Promise<T>): Promise<T> {
   const home = mkdtempSync(join(tmpdir(), 'chaos-lab-bench-'));
   const env = { ...process.env, CHAOS_LAB_HOME: home };
   const portBase = await findFreePortBase();
   log(`  starting a local lab (port base ${portBase}) …`);
-  await run(
-    process.execPath,
-    [CLI, 'up', '--detach', '--port-base', String(portBase), '--log-level', 'warn'],
-    {
-      env,
-      timeout: 120_000,
-    },
-  );
+  const began = performance.now();
+  await run(process.execPath, [CLI, 'up', '--detach', '--port-base', String(portBase)], {
+    env,
+    timeout: 120_000,
+  });
+  const upSeconds = round((performance.now() - began) / 1_000);
   try {
     const { stdout } = await run(process.execPath, [CLI, 'status', '--json'], { env });
-    return await fn((JSON.parse(stdout) as { gateways: Record<string, string> }).gateways);
+    const status = JSON.parse(stdout) as { gateways: Record<string, string>; pid: number };
+    return await fn({ gateways: status.gateways, pid: status.pid, upSeconds });
   } finally {
     await run(process.execPath, [CLI, 'down'], { env, timeout: 60_000 }).catch((err: Error) =>
       log(`  warning: chaos-lab down failed: ${err.message}`),
@@ -156,7 +184,7 @@ async function withLab<T>(fn: (gateways: Record<string, string>) => Promise<T>):
 }
 
 async function resilientBaseline(quick: boolean): Promise<{ rate: number; seconds: number; stats: object }> {
-  return withLab(async (gateways) => {
+  return withLab(async ({ gateways }) => {
     const url = gateways.resilient;
     if (!url) throw new Error('the lab reported no resilient gateway');
     const seconds = quick ? 5 : 20;
@@ -214,7 +242,7 @@ async function driverAgreement(quick: boolean): Promise<object> {
     return { skipped: k6.message };
   }
   const seconds = quick ? 5 : 20;
-  return withLab(async (gateways) => {
+  return withLab(async ({ gateways }) => {
     const targetsOf = (names: readonly string[]) =>
       names.map((name) => ({ name, url: gateways[name] as string }));
     const measure = async (
@@ -298,6 +326,210 @@ async function driverAgreement(quick: boolean): Promise<object> {
   });
 }
 
+/**
+ * Issue 14's figures, measured on this kind of machine (two cores) before the lab was made light:
+ * the bench prints and writes today's beside them.
+ */
+export const BEFORE_LIGHT_LAB = {
+  upSeconds: 24.5,
+  idleCpuShareOfCore: 0.59,
+  rssMiB: 2_560,
+  processes: 24,
+  cpuPerPageMs: 15,
+  proxyAddedP99Ms: 2.27,
+} as const;
+
+/** What issue 14 asks of the lab on two cores. */
+export const LIGHT_LAB_TARGETS = {
+  upSeconds: 5,
+  idleCpuShareOfCore: 0.03,
+  memoryMiB: 700,
+  cpuPerPageMs: 4,
+  proxyAddedP99Ms: 1,
+} as const;
+
+/**
+ * What the lab costs: the first build of its processes, `up` until ready, the CPU it uses idle and
+ * per page, and its memory (at rest and after load). CPU per page is the lab's CPU over a window of
+ * steady load at the catalog's rate spread over the three gateways, less what it uses idle, over the
+ * pages served: every hop counted (gateway, proxies, backends), the generator not.
+ */
+export interface LabCost {
+  readonly firstBuildSeconds: number;
+  readonly upSeconds: number;
+  readonly idle: {
+    readonly seconds: number;
+    /** Over the first seconds after ready. */
+    readonly justStartedShareOfCore: number;
+    /** Once settled: what a lab left running costs. */
+    readonly cpuShareOfCore: number;
+    readonly memory: LabMemory;
+  };
+  /** Pages asked one after another (the issue's "sequential load"): the lab's CPU over the pages. */
+  readonly sequential: SequentialCost;
+  readonly perPage: {
+    readonly seconds: number;
+    readonly rate: number;
+    readonly pages: number;
+    readonly labCpuSeconds: number;
+    readonly cpuPerPageMs: number | null;
+  };
+  readonly memoryAfterLoad: LabMemory;
+}
+
+export interface SequentialCost {
+  readonly pages: number;
+  readonly ok: number;
+  readonly seconds: number;
+  readonly cpuPerPageMs: number;
+}
+
+/**
+ * CPU per page with one page asked at a time, round-robin over the three gateways, after a
+ * warm-up: every process of the lab counted, the bench's client not. Bounded by `pages`.
+ */
+async function cpuPerSequentialPage(
+  pid: number,
+  gateways: Record<string, string>,
+  pages: number,
+): Promise<SequentialCost> {
+  const pools = STRATEGIES.map((name) => new Pool(gateways[name] as string, { connections: 1 }));
+  const ask = async (i: number): Promise<boolean> => {
+    const res = await (pools[i % pools.length] as Pool).request({
+      method: 'GET',
+      path: `/api/video/${1 + (i % 50)}`,
+      headersTimeout: 5_000,
+      bodyTimeout: 5_000,
+    });
+    await res.body.dump();
+    return res.statusCode === 200;
+  };
+  try {
+    for (let i = 0; i < Math.min(300, pages); i++) await ask(i);
+    const before = cpuSeconds(pid);
+    const began = performance.now();
+    let ok = 0;
+    for (let i = 0; i < pages; i++) if (await ask(i)) ok++;
+    const cpu = cpuSeconds(pid) - before;
+    return {
+      pages,
+      ok,
+      seconds: round((performance.now() - began) / 1_000),
+      cpuPerPageMs: round((cpu / pages) * 1_000),
+    };
+  } finally {
+    await Promise.all(pools.map((p) => p.close()));
+  }
+}
+
+async function labCost(quick: boolean): Promise<LabCost> {
+  const scratch = mkdtempSync(join(tmpdir(), 'chaos-lab-bench-build-'));
+  let firstBuildSeconds: number;
+  try {
+    const cold = await ensureLabBuild({ buildRoot: scratch });
+    firstBuildSeconds = round(cold.tookMs / 1_000);
+  } finally {
+    rmSync(scratch, { recursive: true, force: true });
+  }
+  log(`  first build of the lab's processes (once per change of the sources): ${firstBuildSeconds} s`);
+  await ensureLabBuild();
+  return withLab(async ({ gateways, pid, upSeconds }) => {
+    log(`  up until ready: ${upSeconds} s`);
+    const idleSeconds = quick ? 5 : 20;
+    // Just started (connections made, code compiled on first use), then settled: what a lab
+    // left running costs.
+    const justStarted = round(await cpuShareOver(pid, idleSeconds));
+    await sleep(quick ? 5_000 : 20_000);
+    const idleCpu = round(await cpuShareOver(pid, idleSeconds));
+    const atRest = labMemory(pid);
+    log(
+      `  idle: ${(justStarted * 100).toFixed(1)}% of a core over the ${idleSeconds}s after ready, ${(idleCpu * 100).toFixed(1)}% over ${idleSeconds}s once settled · ${atRest.processes} processes, RSS ${atRest.rssMiB} MiB (summed), PSS ${atRest.pssMiB} MiB`,
+    );
+    const sequential = await cpuPerSequentialPage(pid, gateways, quick ? 300 : 1_500);
+    log(
+      `  ${sequential.pages} pages one after another over the three gateways (${sequential.ok} ok): ${sequential.cpuPerPageMs} ms of CPU per page, every process of the lab`,
+    );
+    const seconds = quick ? 5 : 20;
+    const gen = createLoadGenerator({
+      targets: STRATEGIES.map((name) => ({ name, url: gateways[name] as string })),
+      rate: CATALOG_RATE / STRATEGIES.length,
+      path: ENDPOINT_PATHS.video,
+      timeoutMs: 2_000,
+    });
+    gen.start('warmup');
+    await sleep(3_000);
+    gen.mark('measure');
+    const cpuBefore = cpuSeconds(pid);
+    const began = performance.now();
+    await sleep(seconds * 1_000);
+    const cpuAfter = cpuSeconds(pid);
+    const elapsed = (performance.now() - began) / 1_000;
+    const summary = await gen.stop();
+    const window = summary.windows.find((w) => w.name === 'measure');
+    const pages = Object.values(window?.targets ?? {}).reduce((sum, t) => sum + t.requests, 0);
+    const loadCpu = cpuAfter - cpuBefore;
+    const cpuPerPageMs = pages > 0 ? round(((loadCpu - idleCpu * elapsed) / pages) * 1_000) : null;
+    const afterLoad = labMemory(pid);
+    log(
+      `  ${pages} pages over ${round(elapsed)}s (${CATALOG_RATE} rps over the three gateways): the lab used ${round(loadCpu)} CPU s → ${cpuPerPageMs} ms of CPU per page · after the load RSS ${afterLoad.rssMiB} MiB, PSS ${afterLoad.pssMiB} MiB`,
+    );
+    return {
+      firstBuildSeconds,
+      upSeconds,
+      idle: {
+        seconds: idleSeconds,
+        justStartedShareOfCore: justStarted,
+        cpuShareOfCore: idleCpu,
+        memory: atRest,
+      },
+      sequential,
+      perPage: {
+        seconds: round(elapsed),
+        rate: CATALOG_RATE,
+        pages,
+        labCpuSeconds: round(loadCpu),
+        cpuPerPageMs,
+      },
+      memoryAfterLoad: afterLoad,
+    };
+  });
+}
+
+/** Issue 14's overload targets: the resilient gateway's admitted pages and refusals at 5× capacity. */
+function overloadRows(overload: OverloadFigures): LightLabRow[] {
+  const resilient = overload.runs.find((r) => r.strategy === 'resilient');
+  if (!resilient) return [];
+  const at = `at ${overload.askedRps} rps (5× ${overload.capacity.rps})`;
+  const okShare = resilient.admitted.successShare;
+  const okPct = okShare === null ? null : round(okShare * 100);
+  return [
+    {
+      figure: `resilient ${at}: admitted pages ok (%)`,
+      before: null,
+      now: okPct,
+      target: '≥ 99',
+      met: okPct !== null && okPct >= 99,
+    },
+    {
+      figure: `resilient ${at}: admitted p99 (ms)`,
+      before: null,
+      now: resilient.admitted.p99Ms,
+      target: `≤ ${overload.budgetMs} (its budget)`,
+      met: resilient.admitted.p99Ms !== null && resilient.admitted.p99Ms <= overload.budgetMs,
+    },
+    {
+      figure: `resilient ${at}: refusals p99 from send (ms), ${resilient.shed.count} shed`,
+      before: null,
+      now: resilient.shed.fromSendMs.p99,
+      target: '≤ 5',
+      met:
+        resilient.shed.count > 0 &&
+        resilient.shed.fromSendMs.p99 !== null &&
+        resilient.shed.fromSendMs.p99 <= 5,
+    },
+  ];
+}
+
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
@@ -317,39 +549,144 @@ async function main(): Promise<void> {
     `chaos-lab bench on ${machine.cpus} × ${machine.cpuModel}, ${machine.memoryGiB} GiB, node ${process.version}`,
   );
 
-  log('load generator: achieved vs asked rate (open model, trivial server in another process)');
-  const generator = await generatorCeiling(args.quick);
-  log(
-    generator.reached
-      ? `  ceiling: ${generator.ceilingRps} rps`
-      : `  ceiling: at least ${generator.ceilingRps} rps (the highest rate tried; it never fell behind)`,
-  );
-
-  log('fault proxy: added latency with no fault in force');
-  const proxy = await measureProxyOverhead({ requests: args.quick ? 300 : 2_000 });
-  log(
-    `  direct p50 ${proxy.direct.p50Ms} ms p99 ${proxy.direct.p99Ms} ms · proxied p50 ${proxy.proxied.p50Ms} ms p99 ${proxy.proxied.p99Ms} ms · added p50 ${proxy.addedMs.p50} ms p99 ${proxy.addedMs.p99} ms`,
-  );
-
-  log('resilient gateway: baseline on a real local lab');
-  const gateway = await resilientBaseline(args.quick);
-
-  log(`driver agreement: the built-in generator and k6 at ${CATALOG_RATE} rps to each gateway, at baseline`);
-  const drivers = await driverAgreement(args.quick);
-
-  const figures = {
+  const figures: Record<string, unknown> = {
     at: new Date().toISOString(),
     quick: args.quick,
     machine,
     node: process.version,
-    generator,
-    proxy,
-    gateway,
-    drivers,
   };
+  const want = (part: Part) => args.only.has(part);
+
+  if (want('generator')) {
+    log('load generator: achieved vs asked rate (open model, trivial server in another process)');
+    const generator = await generatorCeiling(args.quick);
+    log(
+      generator.reached
+        ? `  ceiling: ${generator.ceilingRps} rps`
+        : `  ceiling: at least ${generator.ceilingRps} rps (the highest rate tried; it never fell behind)`,
+    );
+    figures.generator = generator;
+  }
+
+  let proxy: ProxyOverhead | undefined;
+  if (want('proxy')) {
+    log('fault proxy: added latency with no fault in force');
+    proxy = await measureProxyOverhead({ requests: args.quick ? 300 : 5_000 });
+    log(
+      `  direct p50 ${proxy.direct.p50Ms} ms p99 ${proxy.direct.p99Ms} ms · proxied p50 ${proxy.proxied.p50Ms} ms p99 ${proxy.proxied.p99Ms} ms · added p50 ${proxy.addedMs.p50} ms p99 ${proxy.addedMs.p99} ms`,
+    );
+    figures.proxy = proxy;
+  }
+
+  let lab: LabCost | undefined;
+  if (want('lab')) {
+    log("the lab's cost: start, idle CPU, CPU per page, memory");
+    lab = await labCost(args.quick);
+    figures.lab = lab;
+  }
+
+  let overload: OverloadFigures | undefined;
+  if (want('overload')) {
+    log('the gateways at five times the resilient gateway’s capacity');
+    overload = await measureOverload({ seconds: args.quick ? 5 : 10, log: (line) => log(`  ${line}`) });
+    figures.overload = overload;
+  }
+
+  if (want('gateway')) {
+    log('resilient gateway: baseline on a real local lab');
+    figures.gateway = await resilientBaseline(args.quick);
+  }
+
+  if (want('drivers')) {
+    log(
+      `driver agreement: the built-in generator and k6 at ${CATALOG_RATE} rps to each gateway, at baseline`,
+    );
+    figures.drivers = await driverAgreement(args.quick);
+  }
+
+  const light = lightLabSummary({ proxy, lab, overload });
+  if (light.length > 0) {
+    log('');
+    log('a light lab (issue 14): before · now · target');
+    for (const row of light) {
+      log(
+        `  ${/^[≤≥]/.test(row.target) ? (row.met ? 'met ' : 'MISS') : '    '}  ${row.figure.padEnd(44)} ${String(row.before ?? '-').padStart(8)}  ${String(row.now ?? '-').padStart(8)}  ${row.target}`,
+      );
+    }
+    log(`  the tour run ten times in a row: npm run bench:tours (writes results/bench-tours.json)`);
+    figures.lightLab = { before: BEFORE_LIGHT_LAB, targets: LIGHT_LAB_TARGETS, rows: light };
+  }
+
   mkdirSync(dirname(args.out), { recursive: true });
   writeFileSync(args.out, `${JSON.stringify(figures, null, 2)}\n`);
   log(`figures written to ${args.out}`);
 }
 
-await main();
+export interface LightLabRow {
+  readonly figure: string;
+  readonly before: number | null;
+  readonly now: number | null;
+  /** As asked, e.g. "≤ 5". */
+  readonly target: string;
+  readonly met: boolean;
+}
+
+/** Today's figures beside issue 14's before-figures and targets. */
+function lightLabSummary(of: {
+  proxy?: ProxyOverhead;
+  lab?: LabCost;
+  overload?: OverloadFigures;
+}): LightLabRow[] {
+  const rows: LightLabRow[] = [];
+  const atMost = (figure: string, before: number | null, now: number | null, target: number) =>
+    rows.push({ figure, before, now, target: `≤ ${target}`, met: now !== null && now <= target });
+  const { lab, proxy, overload } = of;
+  if (lab) {
+    atMost('up until ready (s)', BEFORE_LIGHT_LAB.upSeconds, lab.upSeconds, LIGHT_LAB_TARGETS.upSeconds);
+    atMost(
+      'idle lab CPU (% of one core)',
+      BEFORE_LIGHT_LAB.idleCpuShareOfCore * 100,
+      round(lab.idle.cpuShareOfCore * 100),
+      LIGHT_LAB_TARGETS.idleCpuShareOfCore * 100,
+    );
+    atMost('lab memory after load, PSS (MiB)', null, lab.memoryAfterLoad.pssMiB, LIGHT_LAB_TARGETS.memoryMiB);
+    rows.push({
+      figure: 'lab memory after load, RSS summed (MiB)',
+      before: BEFORE_LIGHT_LAB.rssMiB,
+      now: lab.memoryAfterLoad.rssMiB,
+      target: 'shared pages counted once per process: PSS is the lab’s share',
+      met: true,
+    });
+    atMost(
+      'CPU per page, sequential, every process (ms)',
+      BEFORE_LIGHT_LAB.cpuPerPageMs,
+      lab.sequential.cpuPerPageMs,
+      LIGHT_LAB_TARGETS.cpuPerPageMs,
+    );
+    rows.push({
+      figure: `CPU per page at ${CATALOG_RATE} rps, less idle (ms)`,
+      before: null,
+      now: lab.perPage.cpuPerPageMs,
+      target: 'for comparison: a page every 100 ms per gateway',
+      met: true,
+    });
+  }
+  if (proxy) {
+    atMost(
+      'fault proxy added latency p99 (ms)',
+      BEFORE_LIGHT_LAB.proxyAddedP99Ms,
+      proxy.addedMs.p99,
+      LIGHT_LAB_TARGETS.proxyAddedP99Ms,
+    );
+  }
+  if (overload) rows.push(...overloadRows(overload));
+  return rows;
+}
+
+try {
+  await main();
+} catch (err) {
+  if (!(err instanceof UsageError)) throw err;
+  process.stderr.write(`bench: ${err.message}\n`);
+  process.exitCode = 2;
+}

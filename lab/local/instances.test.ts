@@ -107,7 +107,7 @@ describe('instance environment', () => {
     expect(specs[0]).toMatchObject({
       id: 'account-1',
       command: process.execPath,
-      args: ['/tmp/build/services/main.js', 'account'],
+      args: ['--max-semi-space-size=2', '/tmp/build/services/main.js', 'account'],
       cwd: REPO_ROOT,
       logFile: '/tmp/logs/account-1.log',
     });
@@ -122,7 +122,7 @@ describe('instance environment', () => {
     expect(host).toMatchObject({
       id: FAULT_PROXY_HOST_ID,
       command: process.execPath,
-      args: ['/tmp/build/services/fault-proxy/host-main.js'],
+      args: ['--max-semi-space-size=2', '/tmp/build/services/fault-proxy/host-main.js'],
       cwd: REPO_ROOT,
       logFile: '/tmp/logs/fault-proxies.log',
     });

@@ -1,0 +1,634 @@
+/**
+ * The gateways under more load than the machine can serve: a real local lab, the resilient gateway's
+ * capacity found step by step, then that rate times `multiple` (5 by default) for a few seconds at the
+ * resilient gateway, and the same asked rate at the naive one for contrast. Each request is classed by
+ * what the client saw: shed (503 OVERLOADED, a refusal it can act on at once) or admitted (anything else:
+ * a page, an error, a timeout, a reset), with latencies from the intended send time (open model, so a
+ * late generator hides nothing), the gateway's RSS before and after, and its shed counter by cause.
+ *
+ * Figures, not verdicts: speed on a shared two-core machine is measured here, never asserted in tests.
+ *
+ * `node --import tsx lab/bench/overload.ts [--port-base N] [--seconds S] [--multiple M] [--capacity RPS]
+ * [--json]` prints them; `measureOverload(options)` returns them.
+ */
+
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { cpus, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { Pool } from 'undici';
+import { SERVICE_ENV } from '../../services/names.ts';
+import { type Strategy, topology } from '../../services/topology.ts';
+import { classifyResponse, type ResponseClass } from '../load/classify.ts';
+import { ENDPOINT_PATHS } from '../load/endpoints.ts';
+import { createLoadGenerator, type TargetStats } from '../load/generator.ts';
+import type { SendRequest, SendResult, Transport } from '../load/http-transport.ts';
+import { Tally } from '../load/tally.ts';
+import { findFreePortBase } from '../local/port-check.ts';
+import { parsePromText, type Sample } from '../prom-text.ts';
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const CLI = join(ROOT, 'bin/chaos-lab.js');
+const run = promisify(execFile);
+
+export interface OverloadOptions {
+  /** The overload is this many times the resilient gateway's capacity. @default 5 */
+  readonly multiple?: number;
+  /** How long each gateway is overloaded. @default 10 */
+  readonly seconds?: number;
+  /** Requests per overload run at most; fewer seconds are driven when the rate would send more. @default 30000 */
+  readonly maxRequests?: number;
+  /** A client gives up on a request after this long (a `timeout`). @default 2000 */
+  readonly timeoutMs?: number;
+  /** Skips the capacity search and takes this rate as the resilient gateway's capacity. @default measured */
+  readonly capacityRps?: number;
+  /** The asked rates of the capacity search, lowest first; it stops at the first one not kept up with. */
+  readonly capacitySteps?: readonly number[];
+  /** Gateways overloaded, in this order, each alone. @default resilient, then naive */
+  readonly strategies?: readonly Strategy[];
+  /** The lab's first port. @default a free range, as the bench finds one */
+  readonly portBase?: number;
+  /**
+   * The lab's processes on the first CPU and this one (the load generator) on the others, so the
+   * generator never competes with what it measures: at five times the lab's capacity, sharing two
+   * cores, it would be the bottleneck itself. Needs Linux, `taskset` and at least two CPUs; else
+   * nothing is pinned, and the run says so.
+   * @default true
+   */
+  readonly pin?: boolean;
+  /** Extra environment for the lab's processes (the gateways' tuning knobs pass through). @default none */
+  readonly env?: Readonly<Record<string, string>>;
+  /** Progress lines. @default none */
+  readonly log?: (line: string) => void;
+}
+
+export interface LatencyFigures {
+  readonly count: number;
+  /** From the intended send time: what a client of an open-model load waited. */
+  readonly p50Ms: number | null;
+  readonly p99Ms: number | null;
+  readonly maxMs: number | null;
+  /** From the moment the request actually left: without the generator's own lateness. */
+  readonly fromSendMs: { readonly p50: number | null; readonly p99: number | null };
+}
+
+export interface CapacityStep {
+  readonly askedRps: number;
+  readonly achievedRps: number;
+  readonly successRate: number | null;
+  readonly p99Ms: number | null;
+  readonly fellBehind: boolean;
+  readonly keptUp: boolean;
+}
+
+export interface OverloadRun {
+  readonly strategy: Strategy;
+  readonly askedRps: number;
+  readonly seconds: number;
+  /** Sends per second the generator achieved. */
+  readonly achievedRps: number;
+  /** Sends the generator could not make because its in-flight cap was full (it says so rather than wait). */
+  readonly dropped: number;
+  /** Share of sends more than 50 ms after their intended time: the generator's own lateness. */
+  readonly lateShare: number;
+  /** Everything but a refusal: pages, errors, timeouts and connection failures. */
+  readonly admitted: LatencyFigures & {
+    /** 2xx pages (complete or degraded) / admitted. */
+    readonly successShare: number | null;
+    readonly errors: Readonly<Record<string, number>>;
+  };
+  /** 503 OVERLOADED. */
+  readonly shed: LatencyFigures;
+  readonly clientTimeouts: number;
+  readonly rssMiB: {
+    readonly before: number | null;
+    readonly after: number | null;
+    readonly peak: number | null;
+  };
+  /** CPU time the gateway process used during the run, and per request that had an outcome. */
+  readonly gatewayCpu: { readonly seconds: number | null; readonly msPerRequest: number | null };
+  /**
+   * CPU seconds each of the lab's processes used during the run, by instance id: where the lab's
+   * CPU went, so that a run says which process was the bottleneck.
+   */
+  readonly labCpuSeconds: Readonly<Record<string, number>>;
+  /** `gateway_shed_total` by cause, counted during the run. */
+  readonly shedByCause: Readonly<Record<string, number>>;
+}
+
+export interface OverloadFigures {
+  /** The resilient gateway's page budget: what its admitted pages' p99 is held to. */
+  readonly budgetMs: number;
+  /** Whether the lab ran on a CPU of its own and the generator on the others (see `pin`). */
+  readonly pinned: boolean;
+  readonly capacity: {
+    readonly rps: number;
+    readonly measured: boolean;
+    readonly steps: readonly CapacityStep[];
+  };
+  readonly askedRps: number;
+  readonly runs: readonly OverloadRun[];
+}
+
+const DEFAULT_STEPS = [25, 50, 75, 100, 150, 200, 300, 400, 600, 800, 1_200, 1_600];
+
+export async function measureOverload(options: OverloadOptions = {}): Promise<OverloadFigures> {
+  const log = options.log ?? (() => {});
+  const multiple = options.multiple ?? 5;
+  const timeoutMs = options.timeoutMs ?? 2_000;
+  const budgetMs = Number(
+    options.env?.[SERVICE_ENV.gatewayBudgetMs] ??
+      process.env[SERVICE_ENV.gatewayBudgetMs] ??
+      topology.gateway.defaultBudgetMs,
+  );
+  return withLab(options, log, async (lab) => {
+    const resilientUrl = lab.gateways.resilient;
+    if (!resilientUrl) throw new Error('the lab reported no resilient gateway');
+    let steps: CapacityStep[] = [];
+    let capacityRps = options.capacityRps;
+    if (capacityRps === undefined) {
+      log(
+        `capacity of the resilient gateway (kept up: ≥ 99% pages, p99 ≤ ${budgetMs} ms, generator on time)`,
+      );
+      ({ steps, capacityRps } = await findCapacity(resilientUrl, options.capacitySteps ?? DEFAULT_STEPS, {
+        budgetMs,
+        timeoutMs,
+        log,
+      }));
+      log(`  capacity: ${capacityRps} rps`);
+    }
+    const askedRps = Math.max(1, Math.round(capacityRps * multiple));
+    const seconds = Math.min(options.seconds ?? 10, (options.maxRequests ?? 30_000) / askedRps);
+    const runs: OverloadRun[] = [];
+    for (const strategy of options.strategies ?? (['resilient', 'naive'] as const)) {
+      const url = lab.gateways[strategy];
+      const pid = lab.pids[`gateway-${strategy}`];
+      if (!url || pid === undefined) throw new Error(`the lab reported no ${strategy} gateway`);
+      await sleep(3_000); // what the previous run left in flight ends by its timeouts
+      log(`${strategy}: ${askedRps} rps (${multiple}× capacity) for ${round(seconds)} s`);
+      const figures = await overload({ strategy, url, pid, labPids: lab.pids, askedRps, seconds, timeoutMs });
+      runs.push(figures);
+      log(describeRun(figures, budgetMs));
+    }
+    return {
+      budgetMs,
+      pinned: lab.pinned,
+      capacity: { rps: capacityRps, measured: options.capacityRps === undefined, steps },
+      askedRps,
+      runs,
+    };
+  });
+}
+
+interface Lab {
+  readonly gateways: Readonly<Record<string, string>>;
+  /** By instance id (`gateway-resilient`); the supervisor and the fault proxies' host by what they run. */
+  readonly pids: Readonly<Record<string, number>>;
+  /** Whether the lab and the generator run on CPUs of their own. */
+  readonly pinned: boolean;
+}
+
+/** Starts a local lab of its own (no live page), hands `fn` its gateways and pids, and always stops it. */
+async function withLab<T>(
+  options: OverloadOptions,
+  log: (line: string) => void,
+  fn: (lab: Lab) => Promise<T>,
+): Promise<T> {
+  const home = mkdtempSync(join(tmpdir(), 'chaos-lab-overload-'));
+  const env = { ...process.env, ...options.env, CHAOS_LAB_HOME: home };
+  const portBase = options.portBase ?? (await findFreePortBase());
+  log(`starting a local lab (port base ${portBase}) …`);
+  try {
+    await run(
+      process.execPath,
+      [CLI, 'up', '--detach', '--no-live', '--port-base', String(portBase), '--log-level', 'warn'],
+      { env, timeout: 120_000 },
+    );
+    const { stdout } = await run(process.execPath, [CLI, 'status', '--json'], { env });
+    const status = JSON.parse(stdout) as {
+      pid: number;
+      gateways: Record<string, string>;
+      instances: { id: string; pid: number | null }[];
+    };
+    const pids: Record<string, number> = Object.fromEntries(
+      status.instances.flatMap((i) => (i.pid === null ? [] : [[i.id, i.pid] as const])),
+    );
+    // The processes that are no instance (the host of every fault proxy), by their entry point.
+    const known = new Set(Object.values(pids));
+    for (const pid of descendantsOf(status.pid))
+      if (!known.has(pid)) pids[scriptOf(pid) ?? `pid ${pid}`] = pid;
+    pids.supervisor = status.pid;
+    const unpin = options.pin === false ? undefined : await pinApart(status.pid, log);
+    try {
+      return await fn({ gateways: status.gateways, pids, pinned: unpin !== undefined });
+    } finally {
+      await unpin?.();
+    }
+  } finally {
+    await run(process.execPath, [CLI, 'down'], { env, timeout: 60_000 }).catch((err: Error) =>
+      log(`warning: chaos-lab down failed: ${err.message}`),
+    );
+    rmSync(home, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Pins the supervisor and every process under it to CPU 0 (instances it restarts inherit it), and
+ * this process to the other CPUs; returns how to give this process every CPU back.
+ */
+async function pinApart(
+  supervisorPid: number,
+  log: (line: string) => void,
+): Promise<(() => Promise<void>) | undefined> {
+  const count = cpus().length;
+  if (count < 2) {
+    log('not pinned: one CPU only (the generator shares it with the lab)');
+    return undefined;
+  }
+  const taskset = (list: string, pid: number) => run('taskset', ['-a', '-p', '-c', list, String(pid)]);
+  try {
+    for (const pid of [supervisorPid, ...descendantsOf(supervisorPid)]) await taskset('0', pid);
+    await taskset(`1-${count - 1}`, process.pid);
+  } catch (err) {
+    log(`not pinned: ${(err as Error).message.split('\n')[0]} (the generator shares the CPUs with the lab)`);
+    return undefined;
+  }
+  log(`pinned: the lab on CPU 0, the load generator on CPU${count > 2 ? `s 1-${count - 1}` : ' 1'}`);
+  return async () => {
+    await taskset(`0-${count - 1}`, process.pid).catch(() => {});
+  };
+}
+
+/** `fault-proxy/host-main`: the entry point a node process runs, from /proc; undefined when unknown. */
+function scriptOf(pid: number): string | undefined {
+  try {
+    const script = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0')[1];
+    return script
+      ?.split('/')
+      .slice(-2)
+      .join('/')
+      .replace(/\.[cm]?[jt]s$/, '');
+  } catch {
+    return undefined;
+  }
+}
+
+/** The pids of every process under `root` (Linux /proc). */
+function descendantsOf(root: number): number[] {
+  const children = new Map<number, number[]>();
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      children.set(ppid, [...(children.get(ppid) ?? []), Number(entry)]);
+    } catch {
+      // gone since it was listed
+    }
+  }
+  const found: number[] = [];
+  const walk = (pid: number) => {
+    for (const child of children.get(pid) ?? []) {
+      found.push(child);
+      walk(child);
+    }
+  };
+  walk(root);
+  return found;
+}
+
+async function findCapacity(
+  url: string,
+  rates: readonly number[],
+  limits: { readonly budgetMs: number; readonly timeoutMs: number; readonly log: (line: string) => void },
+): Promise<{ steps: CapacityStep[]; capacityRps: number }> {
+  const steps: CapacityStep[] = [];
+  const step = async (askedRps: number): Promise<CapacityStep> => {
+    const stats = await steady(url, askedRps, limits.timeoutMs);
+    const p99Ms = stats.latencyMs?.p99 ?? null;
+    const keptUp =
+      !stats.fellBehind &&
+      (stats.successRate ?? 0) >= 0.99 &&
+      p99Ms !== null &&
+      p99Ms <= limits.budgetMs &&
+      stats.achievedRps >= 0.95 * askedRps;
+    const result = {
+      askedRps,
+      achievedRps: round(stats.achievedRps),
+      successRate: stats.successRate,
+      p99Ms,
+      fellBehind: stats.fellBehind,
+      keptUp,
+    };
+    steps.push(result);
+    limits.log(
+      `  ${askedRps} rps → success ${percent(result.successRate)}, p99 ${p99Ms} ms${result.fellBehind ? ', generator fell behind' : ''}: ${keptUp ? 'kept up' : 'did not'}`,
+    );
+    await sleep(1_500);
+    return result;
+  };
+  let kept = 0;
+  let failed: number | undefined;
+  for (const rate of rates) {
+    if ((await step(rate)).keptUp) kept = rate;
+    else {
+      failed = rate;
+      break;
+    }
+  }
+  // One more step between the last rate kept up with and the first one not, when there is room.
+  if (failed !== undefined && kept > 0 && failed - kept >= 20) {
+    const middle = Math.round((kept + failed) / 2);
+    if ((await step(middle)).keptUp) kept = middle;
+  }
+  if (kept === 0)
+    throw new Error(`the resilient gateway kept up with none of the rates tried (${rates.join(', ')} rps)`);
+  return { steps, capacityRps: kept };
+}
+
+/** One rate for a second of warm-up and three measured ones. */
+async function steady(url: string, rate: number, timeoutMs: number): Promise<TargetStats> {
+  const gen = createLoadGenerator({
+    targets: [{ name: 'gateway', url }],
+    rate,
+    path: ENDPOINT_PATHS.video,
+    timeoutMs,
+    maxInFlight: Math.ceil((rate * timeoutMs) / 1000) + 8,
+  });
+  gen.start('warmup');
+  await sleep(1_000);
+  gen.mark('measure');
+  await sleep(3_000);
+  const summary = await gen.stop();
+  const stats = summary.windows.find((w) => w.name === 'measure')?.targets.gateway;
+  if (!stats) throw new Error('the generator recorded no measurement window');
+  return stats;
+}
+
+async function overload(target: {
+  readonly strategy: Strategy;
+  readonly url: string;
+  readonly pid: number;
+  readonly labPids: Readonly<Record<string, number>>;
+  readonly askedRps: number;
+  readonly seconds: number;
+  readonly timeoutMs: number;
+}): Promise<OverloadRun> {
+  const { askedRps, timeoutMs } = target;
+  const before = rssOf(target.pid);
+  const cpuBefore = cpuSecondsOf(target.pid);
+  const labCpuBefore = cpuByInstance(target.labPids);
+  const shedBefore = shedByCause(await scrape(target.url));
+  const recorder = recordingTransport(target.url, askedRps, Math.ceil((askedRps * timeoutMs) / 1000) + 8);
+  const gen = createLoadGenerator({
+    targets: [{ name: target.strategy, url: target.url }],
+    rate: askedRps,
+    path: ENDPOINT_PATHS.video,
+    timeoutMs,
+    maxInFlight: recorder.connections,
+    transport: recorder.transport,
+  });
+  // The generator's schedule starts at its first clock reading, inside `start`; taken just before, every
+  // intended time here is a little early, so a latency is never under-stated.
+  recorder.startAt(performance.now());
+  gen.start('overload');
+  let peakRss = before;
+  const sampler = setInterval(() => {
+    const rss = rssOf(target.pid);
+    if (rss !== null && (peakRss === null || rss > peakRss)) peakRss = rss;
+  }, 250);
+  try {
+    await sleep(target.seconds * 1_000);
+    const summary = await gen.stop();
+    const stats = summary.targets[target.strategy] as TargetStats;
+    const after = rssOf(target.pid);
+    const cpuAfter = cpuSecondsOf(target.pid);
+    const labCpuAfter = cpuByInstance(target.labPids);
+    const cpuSeconds = cpuBefore === null || cpuAfter === null ? null : cpuAfter - cpuBefore;
+    const outcomes = recorder.admitted.intended.requests + recorder.shed.intended.requests;
+    const shedAfter = shedByCause(await scrape(target.url).catch(() => []));
+    const admitted = recorder.admitted.intended.stats();
+    return {
+      strategy: target.strategy,
+      askedRps,
+      seconds: round(target.seconds),
+      achievedRps: round(stats.achievedRps),
+      dropped: stats.dropped,
+      lateShare: round(stats.lateShare),
+      admitted: {
+        ...latencyOf(recorder.admitted),
+        successShare: admitted.successRate === null ? null : round(admitted.successRate, 4),
+        errors: admitted.errors,
+      },
+      shed: latencyOf(recorder.shed),
+      clientTimeouts: recorder.admitted.intended.count('timeout'),
+      rssMiB: { before: mib(before), after: mib(after), peak: mib(peakRss) },
+      gatewayCpu: {
+        seconds: cpuSeconds === null ? null : round(cpuSeconds),
+        msPerRequest:
+          cpuSeconds === null || outcomes === 0 ? null : round((cpuSeconds * 1_000) / outcomes, 3),
+      },
+      labCpuSeconds: Object.fromEntries(
+        Object.entries(labCpuAfter).flatMap(([id, after]) => {
+          const cpuBefore = labCpuBefore[id];
+          return cpuBefore === undefined ? [] : [[id, round(after - cpuBefore)]];
+        }),
+      ),
+      shedByCause: Object.fromEntries(
+        Object.entries(shedAfter).map(([cause, n]) => [cause, n - (shedBefore[cause] ?? 0)]),
+      ),
+    };
+  } finally {
+    clearInterval(sampler);
+  }
+}
+
+/**
+ * HTTP to one gateway (a pool of keep-alive connections, as the generator's own transport) that also
+ * tells shed requests (503 with reason OVERLOADED in the body) from admitted ones, each timed from its
+ * intended send time — `x-request-id` ends with the arrival number (the generator's documented format).
+ */
+function recordingTransport(url: string, rate: number, connections: number) {
+  const pool = new Pool(new URL(url).origin, { connections, pipelining: 1 });
+  const admitted = { intended: new Tally(), sent: new Tally() };
+  const shed = { intended: new Tally(), sent: new Tally() };
+  let t0 = 0;
+  const intendedAt = (headers: Readonly<Record<string, string>>) =>
+    t0 + (Number(/-(\d+)$/.exec(headers['x-request-id'] ?? '')?.[1] ?? 0) * 1_000) / rate;
+  const transport: Transport = {
+    async send({ path, headers, signal }: SendRequest): Promise<SendResult> {
+      const intended = intendedAt(headers);
+      const sentAt = performance.now();
+      const record = (tallies: typeof admitted, outcome: ResponseClass) => {
+        const end = performance.now();
+        tallies.intended.record(outcome, end - intended);
+        tallies.sent.record(outcome, end - sentAt);
+      };
+      try {
+        const response = await pool.request({ method: 'GET', path, headers, signal });
+        const text = await response.body.text();
+        const degraded = response.headers['x-degraded'];
+        if (response.statusCode === 503 && reasonOf(text) === 'OVERLOADED') record(shed, '5xx:503');
+        else record(admitted, classifyResponse(response.statusCode, degraded));
+        return { status: response.statusCode, degraded };
+      } catch (error) {
+        record(admitted, signal.aborted ? 'timeout' : 'connection');
+        throw error;
+      }
+    },
+    // A pool destroyed already (a drain that gave up) has nothing left to close.
+    close: async () => {
+      if (!pool.destroyed && !pool.closed) await pool.close();
+    },
+    destroy: async () => {
+      if (!pool.destroyed) await pool.destroy();
+    },
+  };
+  return {
+    transport,
+    connections,
+    admitted,
+    shed,
+    startAt(ms: number) {
+      t0 = ms;
+    },
+  };
+}
+
+function reasonOf(body: string): string | undefined {
+  try {
+    return (JSON.parse(body) as { error?: { reason?: string } }).error?.reason;
+  } catch {
+    return undefined;
+  }
+}
+
+function latencyOf(tallies: { readonly intended: Tally; readonly sent: Tally }): LatencyFigures {
+  const latency = tallies.intended.latency();
+  const fromSend = tallies.sent.latency();
+  return {
+    count: tallies.intended.requests,
+    p50Ms: latency ? round(latency.p50) : null,
+    p99Ms: latency ? round(latency.p99) : null,
+    maxMs: latency ? round(latency.max) : null,
+    fromSendMs: { p50: fromSend ? round(fromSend.p50) : null, p99: fromSend ? round(fromSend.p99) : null },
+  };
+}
+
+async function scrape(url: string): Promise<Sample[]> {
+  const response = await fetch(`${url}/metrics`, { signal: AbortSignal.timeout(5_000) });
+  return parsePromText(await response.text());
+}
+
+function shedByCause(samples: readonly Sample[]): Record<string, number> {
+  const byCause: Record<string, number> = {};
+  for (const s of samples) {
+    if (s.name !== 'gateway_shed_total') continue;
+    const cause = s.labels.cause ?? 'any';
+    byCause[cause] = (byCause[cause] ?? 0) + s.value;
+  }
+  return byCause;
+}
+
+/** Resident memory (VmRSS) in bytes, from /proc; null when the process is gone or this is not Linux. */
+function rssOf(pid: number): number | null {
+  try {
+    const kb = /^VmRSS:\s+(\d+)\s+kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
+    return kb === undefined ? null : Number(kb) * 1024;
+  } catch {
+    return null;
+  }
+}
+
+function cpuByInstance(pids: Readonly<Record<string, number>>): Record<string, number> {
+  return Object.fromEntries(
+    Object.entries(pids).flatMap(([id, pid]) => {
+      const seconds = cpuSecondsOf(pid);
+      return seconds === null ? [] : [[id, seconds]];
+    }),
+  );
+}
+
+/** User and system CPU time of a process (Linux: /proc/<pid>/stat, in clock ticks of 10 ms); null when unknown. */
+function cpuSecondsOf(pid: number): number | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const ticks = Number(fields[11]) + Number(fields[12]);
+    return Number.isFinite(ticks) ? ticks / 100 : null;
+  } catch {
+    return null;
+  }
+}
+
+function describeRun(r: OverloadRun, budgetMs: number): string {
+  const causes = Object.entries(r.shedByCause)
+    .filter(([, n]) => n > 0)
+    .map(([cause, n]) => `${cause} ${n}`)
+    .join(', ');
+  return [
+    `  achieved ${r.achievedRps} rps (late ${percent(r.lateShare)}, dropped ${r.dropped})`,
+    `  admitted ${r.admitted.count}: ${percent(r.admitted.successShare)} pages, p50 ${r.admitted.p50Ms} ms, p99 ${r.admitted.p99Ms} ms (from the send: p50 ${r.admitted.fromSendMs.p50} ms, p99 ${r.admitted.fromSendMs.p99} ms; budget ${budgetMs} ms), errors ${JSON.stringify(r.admitted.errors)}`,
+    `  shed ${r.shed.count}: p50 ${r.shed.p50Ms} ms, p99 ${r.shed.p99Ms} ms (from the send: p50 ${r.shed.fromSendMs.p50} ms, p99 ${r.shed.fromSendMs.p99} ms)${causes ? `; gateway_shed_total: ${causes}` : ''}`,
+    `  client timeouts ${r.clientTimeouts}; gateway RSS ${r.rssMiB.before} → ${r.rssMiB.after} MiB (peak ${r.rssMiB.peak} MiB), CPU ${r.gatewayCpu.seconds} s (${r.gatewayCpu.msPerRequest} ms per request)`,
+    `  lab CPU s: ${Object.entries(r.labCpuSeconds)
+      .sort(([, a], [, b]) => b - a)
+      .map(([id, seconds]) => `${id} ${seconds}`)
+      .join(', ')}`,
+  ].join('\n');
+}
+
+function mib(bytes: number | null): number | null {
+  return bytes === null ? null : round(bytes / 2 ** 20, 1);
+}
+
+function percent(share: number | null): string {
+  return share === null ? 'n/a' : `${round(share * 100, 2)}%`;
+}
+
+function round(value: number, digits = 2): number {
+  const scale = 10 ** digits;
+  return Math.round(value * scale) / scale;
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+function parseArgs(argv: readonly string[]): OverloadOptions & { readonly json: boolean } {
+  const numbers: Record<string, keyof OverloadOptions> = {
+    '--port-base': 'portBase',
+    '--seconds': 'seconds',
+    '--multiple': 'multiple',
+    '--capacity': 'capacityRps',
+  };
+  const options: Record<string, number> = {};
+  let json = false;
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i] as string;
+    const key = numbers[arg];
+    const value = Number(argv[i + 1]);
+    if (arg === '--json') json = true;
+    else if (key && Number.isFinite(value) && value > 0) {
+      options[key] = value;
+      i++;
+    } else {
+      throw new Error(
+        `unexpected argument ${JSON.stringify(arg)}: expected --port-base N, --seconds S, --multiple M, --capacity RPS or --json`,
+      );
+    }
+  }
+  return { ...options, json };
+}
+
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
+  const { json, ...options } = parseArgs(process.argv.slice(2));
+  // With --json, stdout holds the JSON alone: progress goes to stderr.
+  const progress = json ? process.stderr : process.stdout;
+  const figures = await measureOverload({ ...options, log: (line) => progress.write(`${line}\n`) });
+  if (json) process.stdout.write(`${JSON.stringify(figures, null, 2)}\n`);
+}
