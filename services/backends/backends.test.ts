@@ -115,23 +115,26 @@ describe('backend endpoints', () => {
     expect(body.error).toMatchObject({ status: 404, reason: notFound });
   });
 
-  it.each(BACKENDS)('%s echoes x-request-id, logs a refusal with it, and a served call only at debug', async (name) => {
-    const requestId = `req-${name}-42`;
-    const { res, body } = await getJson(name, `${ROUTES[name].path}/5`, { 'x-request-id': requestId });
-    expect(res.headers.get('x-request-id')).toBe(requestId);
-    expect(body).not.toHaveProperty('error');
-    // The test logger is at info: a call that went well writes no line there.
-    expect(running[name].captured.lines().filter((l) => l.reqId === requestId)).toEqual([]);
+  it.each(BACKENDS)(
+    '%s echoes x-request-id, logs a refusal with it, and a served call only at debug',
+    async (name) => {
+      const requestId = `req-${name}-42`;
+      const { res, body } = await getJson(name, `${ROUTES[name].path}/5`, { 'x-request-id': requestId });
+      expect(res.headers.get('x-request-id')).toBe(requestId);
+      expect(body).not.toHaveProperty('error');
+      // The test logger is at info: a call that went well writes no line there.
+      expect(running[name].captured.lines().filter((l) => l.reqId === requestId)).toEqual([]);
 
-    const failed = await getJson(name, `${ROUTES[name].path}/nope`, { 'x-request-id': `${requestId}-bad` });
-    expect(failed.body.requestId).toBe(`${requestId}-bad`);
-    expect(running[name].captured.lines().find((l) => l.reqId === `${requestId}-bad`)).toMatchObject({
-      level: 30,
-      service: name,
-      instance: `${name}-test`,
-      msg: 'request completed',
-    });
-  });
+      const failed = await getJson(name, `${ROUTES[name].path}/nope`, { 'x-request-id': `${requestId}-bad` });
+      expect(failed.body.requestId).toBe(`${requestId}-bad`);
+      expect(running[name].captured.lines().find((l) => l.reqId === `${requestId}-bad`)).toMatchObject({
+        level: 30,
+        service: name,
+        instance: `${name}-test`,
+        msg: 'request completed',
+      });
+    },
+  );
 
   it.each(BACKENDS)('%s makes up a request id when none is sent', async (name) => {
     const { res } = await getJson(name, `${ROUTES[name].path}/1`);
