@@ -48,6 +48,12 @@ export function processTree(root: number): number[] {
   return tree;
 }
 
+/** CPU seconds one process has used so far; null when it is gone. */
+export function processCpuSeconds(pid: number): number | null {
+  const entry = readStat(pid);
+  return entry ? entry.cpuTicks / TICKS_PER_SECOND : null;
+}
+
 /** CPU seconds used so far by the tree under `root` (its processes alive now). */
 export function cpuSeconds(root: number): number {
   return (

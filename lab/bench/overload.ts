@@ -13,7 +13,7 @@
  */
 
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -29,6 +29,7 @@ import type { SendRequest, SendResult, Transport } from '../load/http-transport.
 import { Tally } from '../load/tally.ts';
 import { findFreePortBase } from '../local/port-check.ts';
 import { parsePromText, type Sample } from '../prom-text.ts';
+import { processCpuSeconds, processTree } from './lab-figures.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const CLI = join(ROOT, 'bin/chaos-lab.js');
@@ -218,7 +219,7 @@ async function withLab<T>(
     );
     // The processes that are no instance (the host of every fault proxy), by their entry point.
     const known = new Set(Object.values(pids));
-    for (const pid of descendantsOf(status.pid))
+    for (const pid of processTree(status.pid).filter((p) => p !== status.pid))
       if (!known.has(pid)) pids[scriptOf(pid) ?? `pid ${pid}`] = pid;
     pids.supervisor = status.pid;
     const unpin = options.pin === false ? undefined : await pinApart(status.pid, log);
@@ -250,7 +251,7 @@ async function pinApart(
   }
   const taskset = (list: string, pid: number) => run('taskset', ['-a', '-p', '-c', list, String(pid)]);
   try {
-    for (const pid of [supervisorPid, ...descendantsOf(supervisorPid)]) await taskset('0', pid);
+    for (const pid of processTree(supervisorPid)) await taskset('0', pid);
     await taskset(`1-${count - 1}`, process.pid);
   } catch (err) {
     log(`not pinned: ${(err as Error).message.split('\n')[0]} (the generator shares the CPUs with the lab)`);
@@ -265,7 +266,11 @@ async function pinApart(
 /** `fault-proxy/host-main`: the entry point a node process runs, from /proc; undefined when unknown. */
 function scriptOf(pid: number): string | undefined {
   try {
-    const script = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0')[1];
+    // The first argument that is not a Node flag (`--max-semi-space-size=2`).
+    const script = readFileSync(`/proc/${pid}/cmdline`, 'utf8')
+      .split('\0')
+      .slice(1)
+      .find((arg) => !arg.startsWith('-'));
     return script
       ?.split('/')
       .slice(-2)
@@ -274,30 +279,6 @@ function scriptOf(pid: number): string | undefined {
   } catch {
     return undefined;
   }
-}
-
-/** The pids of every process under `root` (Linux /proc). */
-function descendantsOf(root: number): number[] {
-  const children = new Map<number, number[]>();
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      children.set(ppid, [...(children.get(ppid) ?? []), Number(entry)]);
-    } catch {
-      // gone since it was listed
-    }
-  }
-  const found: number[] = [];
-  const walk = (pid: number) => {
-    for (const child of children.get(pid) ?? []) {
-      found.push(child);
-      walk(child);
-    }
-  };
-  walk(root);
-  return found;
 }
 
 async function findCapacity(
@@ -379,7 +360,7 @@ async function overload(target: {
 }): Promise<OverloadRun> {
   const { askedRps, timeoutMs } = target;
   const before = rssOf(target.pid);
-  const cpuBefore = cpuSecondsOf(target.pid);
+  const cpuBefore = processCpuSeconds(target.pid);
   const labCpuBefore = cpuByInstance(target.labPids);
   const shedBefore = shedByCause(await scrape(target.url));
   const recorder = recordingTransport(target.url, askedRps, Math.ceil((askedRps * timeoutMs) / 1000) + 8);
@@ -405,7 +386,7 @@ async function overload(target: {
     const summary = await gen.stop();
     const stats = summary.targets[target.strategy] as TargetStats;
     const after = rssOf(target.pid);
-    const cpuAfter = cpuSecondsOf(target.pid);
+    const cpuAfter = processCpuSeconds(target.pid);
     const labCpuAfter = cpuByInstance(target.labPids);
     const cpuSeconds = cpuBefore === null || cpuAfter === null ? null : cpuAfter - cpuBefore;
     const outcomes = recorder.admitted.intended.requests + recorder.shed.intended.requests;
@@ -546,23 +527,10 @@ function rssOf(pid: number): number | null {
 function cpuByInstance(pids: Readonly<Record<string, number>>): Record<string, number> {
   return Object.fromEntries(
     Object.entries(pids).flatMap(([id, pid]) => {
-      const seconds = cpuSecondsOf(pid);
+      const seconds = processCpuSeconds(pid);
       return seconds === null ? [] : [[id, seconds]];
     }),
   );
-}
-
-/** User and system CPU time of a process (Linux: /proc/<pid>/stat, in clock ticks of 10 ms); null when unknown. */
-function cpuSecondsOf(pid: number): number | null {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // Fields after the command name, which is in parentheses and may hold spaces.
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    const ticks = Number(fields[11]) + Number(fields[12]);
-    return Number.isFinite(ticks) ? ticks / 100 : null;
-  } catch {
-    return null;
-  }
 }
 
 function describeRun(r: OverloadRun, budgetMs: number): string {
