@@ -40,9 +40,10 @@ export async function downCommand(io: Io, home: string): Promise<number> {
     const pidsOf = (list: readonly { pid: number | null }[]) =>
       list.flatMap((i) => (i.pid === null ? [] : [i.pid]));
     instancePids = pidsOf(status.instances);
-    proxiesRunning = pidsOf(status.proxies ?? []).length;
+    const proxyRows = pidsOf(status.proxies ?? []);
+    proxiesRunning = proxyRows.length;
     // The proxies share one process (older labs ran one each).
-    proxyPids = [...new Set(pidsOf(status.proxies ?? []))];
+    proxyPids = [...new Set(proxyRows)];
   } catch {
     // Without the list, the supervisor's exit still means its children are gone: it waits for them.
   }

@@ -115,7 +115,7 @@ function describeEvent(event: SupervisorEvent): string | undefined {
   }
 }
 
-/** The lab's compiled processes, built now when the sources changed (about two seconds), said on the terminal. */
+/** The lab's compiled processes, built now when the sources changed (about a second), said on the terminal. */
 export async function compiledLab(note: (message: string) => void): Promise<LabBuild> {
   try {
     const build = await ensureLabBuild({ onBuild: (why) => note(`compiling the lab's processes (${why})…`) });
