@@ -1,9 +1,12 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { captureLog } from './__fixtures__/observe.ts';
+import { captureLog, untilTrue } from './__fixtures__/observe.ts';
 import { errors } from './errors.ts';
 import { createServiceApp, type Listening, listen } from './service-app.ts';
 
 const open: Listening[] = [];
+const slow = { started: false, closed: false };
+const slowStarted = () => slow.started;
+const slowClosed = () => slow.closed;
 afterEach(async () => {
   await Promise.all(open.splice(0).map((l) => l.close()));
 });
@@ -11,7 +14,7 @@ afterEach(async () => {
 /** A real service app on loopback with one route that answers and one that fails. */
 async function serve(level: string) {
   const captured = captureLog(level);
-  const { app, finalize } = createServiceApp({
+  const { app, ctx, finalize } = createServiceApp({
     service: 'coin',
     instanceId: 'coin-test',
     log: captured.log,
@@ -26,20 +29,34 @@ async function serve(level: string) {
   app.get('/boom', () => {
     throw errors.unavailable('BROKEN', 'it broke');
   });
+  app.get('/slow', (_req, res) => {
+    slow.started = true;
+    res.on('close', () => {
+      slow.closed = true;
+    });
+    setTimeout(() => {
+      if (!res.destroyed) res.json({ late: true });
+    }, 5_000).unref();
+  });
+  app.get('/says', (req, res) => {
+    req.log.info({ said: 'hello' }, 'a handler speaks');
+    res.json({ ok: true });
+  });
   finalize();
   const listening = await listen(app, 0);
   open.push(listening);
-  const call = async (path: string, id: string) => {
-    const res = await fetch(`${listening.url}${path}`, { headers: { 'x-request-id': id } });
+  const call = async (path: string, id: string, headers: Record<string, string> = {}) => {
+    const res = await fetch(`${listening.url}${path}`, { headers: { 'x-request-id': id, ...headers } });
     await res.arrayBuffer();
     return res.status;
   };
+  const linesOf = (id: string) => captured.lines().filter((l) => l.reqId === id);
   const levelsOf = (id: string) =>
     captured
       .lines()
       .filter((l) => l.reqId === id)
       .map((l) => l.level);
-  return { call, levelsOf };
+  return { call, levelsOf, linesOf, ctx, url: listening.url };
 }
 
 describe('request log lines', () => {
@@ -59,5 +76,73 @@ describe('request log lines', () => {
     const { call, levelsOf } = await serve('debug');
     expect(await call('/ok', 'r-ok')).toBe(200);
     expect(levelsOf('r-ok')).toEqual([20]);
+  });
+});
+
+describe('a request log line', () => {
+  it("says what pino-http's said: the request (signature abbreviated), the answer, the time taken", async () => {
+    const { call, linesOf } = await serve('info');
+    const signature = 'ab'.repeat(32);
+    expect(await call('/nope?x=1', 'r-404', { 'x-lab-signature': signature })).toBe(404);
+    const lines = linesOf('r-404');
+    expect(lines).toHaveLength(1);
+    const line = lines[0] ?? {};
+    expect(line).toMatchObject({
+      level: 30,
+      msg: 'request completed',
+      reqId: 'r-404',
+      req: { method: 'GET', url: '/nope?x=1', headers: { 'x-request-id': 'r-404' } },
+      res: { statusCode: 404, headers: { 'x-request-id': 'r-404' } },
+    });
+    expect(line.responseTime).toEqual(expect.any(Number));
+    const shown = (line.req as { headers: Record<string, string> }).headers['x-lab-signature'];
+    expect(shown).not.toBe(signature);
+    expect(signature.startsWith(String(shown).replace(/…$/, ''))).toBe(true);
+  });
+
+  it('of an error carries the error and its stack; an answered 5xx carries none', async () => {
+    const { call, linesOf } = await serve('info');
+    expect(await call('/boom', 'r-err')).toBe(503);
+    expect(await call('/busy', 'r-503')).toBe(503);
+    const errored = linesOf('r-err')[0] ?? {};
+    expect(errored).toMatchObject({ level: 50, msg: 'request errored', err: { message: 'it broke' } });
+    expect(String((errored.err as { stack?: string } | undefined)?.stack)).toContain('service-app.test.ts');
+    const [shed] = linesOf('r-503');
+    expect(shed).toMatchObject({ level: 40, msg: 'request errored' });
+    expect(shed).not.toHaveProperty('err');
+  });
+
+  it("gives a handler req.log, whose lines carry the request's id", async () => {
+    const { call, linesOf } = await serve('info');
+    expect(await call('/says', 'r-says')).toBe(200);
+    expect(linesOf('r-says')).toEqual([
+      expect.objectContaining({ msg: 'a handler speaks', said: 'hello', level: 30 }),
+    ]);
+  });
+
+  it('times every answered request once, by route and status, and no call the caller left', async () => {
+    const { call, ctx, url } = await serve('info');
+    expect(await call('/ok', 'm-1')).toBe(200);
+    expect(await call('/ok', 'm-2')).toBe(200);
+    expect(await call('/nope', 'm-3')).toBe(404);
+    // The histogram's `_count` lines, as Prometheus scrapes them.
+    const observed = async (labels: Record<string, string>) => {
+      const text = await ctx.metrics.metrics();
+      return text
+        .split('\n')
+        .filter((line) => line.startsWith('http_server_request_duration_seconds_count{'))
+        .filter((line) => Object.entries(labels).every(([k, value]) => line.includes(`${k}="${value}"`)))
+        .reduce((sum, line) => sum + Number(line.split(' ').at(-1)), 0);
+    };
+    // A caller that leaves before the answer: the request ends without one, and is not timed.
+    const gone = new AbortController();
+    const left = fetch(`${url}/slow`, { signal: gone.signal }).catch((err: Error) => err.name);
+    await untilTrue(() => slowStarted(), 'the slow request to arrive');
+    gone.abort();
+    expect(await left).toBe('AbortError');
+    await untilTrue(() => slowClosed(), 'the slow request to close');
+    expect(await observed({ route: '/ok', status: '200' })).toBe(2);
+    expect(await observed({ route: 'unmatched', status: '404' })).toBe(1);
+    expect(await observed({ route: '/slow' })).toBe(0);
   });
 });

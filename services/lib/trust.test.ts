@@ -3,6 +3,7 @@ import {
   abbreviate,
   isTrustMode,
   NonceBook,
+  newNonce,
   SIGNATURE_MAX_SKEW_MS,
   signRequest,
   signsCalls,
@@ -140,6 +141,17 @@ describe('signRequest / verifyRequest', () => {
         verifyRequest(KEY, { ...headers, [TRUST_HEADERS.timestamp]: timestamp }, REQUEST, NOW),
       ).toMatchObject({ reason: 'expired' });
     }
+  });
+});
+
+describe('newNonce', () => {
+  it('is 32 lower-case hex digits, a new one every time, that a backend accepts', () => {
+    const nonces = Array.from({ length: 1_000 }, () => newNonce());
+    for (const nonce of nonces) expect(nonce).toMatch(/^[0-9a-f]{32}$/);
+    expect(new Set(nonces).size).toBe(nonces.length);
+    const headers = signRequest(KEY, 'gateway-resilient', REQUEST, NOW);
+    expect(headers[TRUST_HEADERS.nonce]).toMatch(/^[0-9a-f]{32}$/);
+    expect(verifyRequest(KEY, headers, REQUEST, NOW)).toMatchObject({ ok: true });
   });
 });
 

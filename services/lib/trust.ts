@@ -1,4 +1,4 @@
-import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHmac, randomUUID, timingSafeEqual } from 'node:crypto';
 
 /**
  * Trust between the gateway and the backends — the seed's three levels:
@@ -60,13 +60,22 @@ function mac(key: string, signed: Signed, request: SignedRequest): string {
     .digest('hex');
 }
 
+/**
+ * 32 random hex digits. A v4 UUID without its dashes: Node draws UUIDs from a cached pool of
+ * randomness, where `randomBytes(16)` asked OpenSSL on every call (3% of a gateway's CPU).
+ * Its fixed version and variant digits leave 122 random bits, plenty for a nonce.
+ */
+export function newNonce(): string {
+  return randomUUID().replaceAll('-', '');
+}
+
 /** The headers that authenticate one call from `caller`; every call gets a nonce of its own. */
 export function signRequest(
   key: string,
   caller: string,
   request: SignedRequest,
   now: number = Date.now(),
-  nonce: string = randomBytes(16).toString('hex'),
+  nonce: string = newNonce(),
 ): Record<string, string> {
   const signed = { caller, timestamp: String(now), nonce };
   return {
