@@ -107,6 +107,8 @@ export const SERVICE_ENV = {
   gatewayLoopDelayIntervalMs: 'GATEWAY_LOOP_DELAY_INTERVAL_MS',
   /** Resilient gateway: pages in flight below which a late loop sheds nothing. */
   gatewayLoopDelayMinInFlight: 'GATEWAY_LOOP_DELAY_MIN_INFLIGHT',
+  /** Resilient gateway: after a page shed for a late loop, how long pages are still shed while as many are in flight. */
+  gatewayLoopDelayHoldMs: 'GATEWAY_LOOP_DELAY_HOLD_MS',
   /** Gateways: how often each ready upstream instance's `/readyz` is probed (one not ready: every 250 ms at most). */
   upstreamProbeMs: 'UPSTREAM_PROBE_MS',
 } as const;

@@ -1,4 +1,5 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { type CapturedLog, captureLog } from '../lib/__fixtures__/observe.ts';
 import { ConfigError } from '../lib/env.ts';
 import type { Strategy } from '../topology.ts';
 import type { LoopSample } from './loop-delay-detector.ts';
@@ -54,11 +55,18 @@ async function gatewayWith(
   loopSamples: LoopSampleSource,
   loopDelayTargetMs = 20,
   loopDelayMinInFlight = 0,
+  more: { loopDelayHoldMs?: number; log?: CapturedLog } = {},
 ) {
   const gateway = await startTestGateway(
     fleet.urls,
-    { strategy, loopDelayTargetMs, loopDelayIntervalMs: 100, loopDelayMinInFlight },
-    { loopSamples },
+    {
+      strategy,
+      loopDelayTargetMs,
+      loopDelayIntervalMs: 100,
+      loopDelayMinInFlight,
+      loopDelayHoldMs: more.loopDelayHoldMs ?? 0,
+    },
+    { loopSamples, ...(more.log ? { log: more.log.log } : {}) },
   );
   gateways.push(gateway);
   return gateway;
@@ -91,6 +99,52 @@ describe('shedding while the event loop runs late', () => {
     loop.push({ delayMs: 2, utilization: 0.4, atMs: 200 });
     expect((await getPage(gateway.url, freshAid())).status).toBe(200);
     expect(await metric(gateway.ctx.metrics, 'gateway_shed_total', { cause: 'loop_delay' })).toBe(1);
+  });
+
+  it('keeps refusing for GATEWAY_LOOP_DELAY_HOLD_MS after its last refusal, though the loop is on time again', async () => {
+    const loop = drivenLoop();
+    const gateway = await gatewayWith('resilient', loop.source, 20, 0, { loopDelayHoldMs: 60_000 });
+    expect((await getPage(gateway.url, freshAid())).status).toBe(200);
+    loop.stayLate(0);
+    expect((await getPage(gateway.url, freshAid())).status).toBe(503);
+    loop.push({ delayMs: 2, utilization: 0.4, atMs: 200 });
+    const held = await getPage(gateway.url, freshAid());
+    expect(held.status).toBe(503);
+    expect(held.body.error.message).toMatch(/or did within the last 60000 ms.*GATEWAY_LOOP_DELAY_HOLD_MS/);
+    expect(await metric(gateway.ctx.metrics, 'gateway_shed_total', { cause: 'loop_delay' })).toBe(2);
+  });
+
+  it('refuses at the front door: no line per refusal, a count at most once a second, timed as the page route', async () => {
+    const loop = drivenLoop();
+    const log = captureLog('info');
+    const gateway = await gatewayWith('resilient', loop.source, 20, 0, { log });
+    expect((await getPage(gateway.url, freshAid())).status).toBe(200);
+    loop.stayLate(0);
+    const ids = ['shed-1', 'shed-2', 'shed-3'];
+    for (const id of ids) {
+      const res = await fetch(`${gateway.url}/api/video/${freshAid()}`, { headers: { 'x-request-id': id } });
+      expect(res.status).toBe(503);
+      expect(res.headers.get('x-request-id')).toBe(id);
+      expect(res.headers.get('content-type')).toBe('application/json; charset=utf-8');
+      expect(await res.json()).toEqual({
+        error: { status: 503, reason: 'OVERLOADED', message: expect.any(String), metadata: {} },
+        requestId: id,
+      });
+    }
+    const lines = log.lines().filter((l) => ids.includes(String(l.reqId ?? l.requestId)));
+    expect(lines).toEqual([
+      expect.objectContaining({ level: 40, refused: 1, reason: 'OVERLOADED', requestId: 'shed-1' }),
+    ]);
+    const scraped = await (await fetch(`${gateway.url}/metrics`)).text();
+    expect(scraped).toMatch(
+      /^http_server_request_duration_seconds_count\{[^}]*method="GET",route="\/api\/video\/:aid",status="503"\} 3$/m,
+    );
+    expect(await metric(gateway.ctx.metrics, 'gateway_requests_total', { status: '503' })).toBe(3);
+    // Anything but a well-formed page request still goes to express, which says what is wrong.
+    expect((await fetch(`${gateway.url}/api/video/not-a-number`)).status).toBe(400);
+    const badBudget = await fetch(`${gateway.url}/api/video/7`, { headers: { 'x-request-timeout': 'soon' } });
+    expect(badBudget.status).toBe(400);
+    expect((await fetch(`${gateway.url}/healthz`)).status).toBe(200);
   });
 
   it('lets one late sample through: a burst is not a queue', async () => {
@@ -155,13 +209,20 @@ describe('gatewayConfigFromEnv: shedding by loop delay', () => {
     UPSTREAM_COIN: 'http://127.0.0.1:8085',
   };
 
-  it('sheds after 20 ms late for 100 ms, with 16 pages in flight, unless told otherwise', () => {
-    expect(LOOP_DELAY_DEFAULTS).toEqual({ targetMs: 20, intervalMs: 100, minInFlight: 16 });
+  it('sheds after 20 ms late for 100 ms, with 2 pages in flight, for a second after, unless told otherwise', () => {
+    expect(LOOP_DELAY_DEFAULTS).toEqual({ targetMs: 20, intervalMs: 100, minInFlight: 2, holdMs: 1_000 });
     expect(gatewayConfigFromEnv(ENV)).toMatchObject({
       loopDelayTargetMs: 20,
       loopDelayIntervalMs: 100,
-      loopDelayMinInFlight: 16,
+      loopDelayMinInFlight: 2,
+      loopDelayHoldMs: 1_000,
     });
+    expect(gatewayConfigFromEnv({ ...ENV, GATEWAY_LOOP_DELAY_HOLD_MS: '0' })).toMatchObject({
+      loopDelayHoldMs: 0,
+    });
+    expect(() => gatewayConfigFromEnv({ ...ENV, GATEWAY_LOOP_DELAY_HOLD_MS: '-5' })).toThrow(
+      /GATEWAY_LOOP_DELAY_HOLD_MS="-5" is invalid/,
+    );
     expect(gatewayConfigFromEnv({ ...ENV, GATEWAY_LOOP_DELAY_MIN_INFLIGHT: '4' })).toMatchObject({
       loopDelayMinInFlight: 4,
     });

@@ -118,6 +118,7 @@ export function gatewayConfig(
     loopDelayTargetMs: 0,
     loopDelayIntervalMs: 100,
     loopDelayMinInFlight: 0,
+    loopDelayHoldMs: 0,
     probeIntervalMs: 100,
     trustMode: 'zero',
     ...overrides,

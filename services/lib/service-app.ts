@@ -106,7 +106,7 @@ export function createServiceApp(options: ServiceAppOptions): ServiceApp {
   };
 
   const duration = new Histogram({
-    name: 'http_server_request_duration_seconds',
+    name: DURATION_METRIC,
     help: 'Time to answer an HTTP request, by route and status',
     labelNames: ['method', 'route', 'status'] as const,
     buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
@@ -183,8 +183,20 @@ export function requestLogLevel(
 
 type DurationHistogram = Histogram<'method' | 'route' | 'status'>;
 
+const DURATION_METRIC = 'http_server_request_duration_seconds';
+
+/** Times a request answered outside the app (a front door) in the service's request histogram. */
+export function timeRequest(
+  ctx: Pick<ServiceContext, 'metrics'>,
+  labels: { readonly method: string; readonly route: string; readonly status: number },
+  seconds: number,
+): void {
+  const duration = ctx.metrics.getSingleMetric(DURATION_METRIC) as DurationHistogram | undefined;
+  duration?.observe({ method: labels.method, route: labels.route, status: String(labels.status) }, seconds);
+}
+
 /** `x-request-id` when the caller sent a usable one, else a new UUID. */
-function requestIdFrom(req: IncomingMessage): string {
+export function requestIdFrom(req: IncomingMessage): string {
   const given = req.headers[REQUEST_ID_HEADER];
   return typeof given === 'string' && given.length > 0 && given.length <= 128 ? given : randomUUID();
 }
@@ -277,10 +289,16 @@ export function listen(
   port: number,
   host = '127.0.0.1',
   tls?: TlsMaterial,
+  front?: (req: IncomingMessage, res: ServerResponse) => boolean,
 ): Promise<Listening> {
   return new Promise((resolve, reject) => {
-    const dual = tls ? createDualServer(app, tls, KEEP_ALIVE_MS) : undefined;
-    const server = dual ? dual.plain : createServer(app);
+    const handler = front
+      ? (req: IncomingMessage, res: ServerResponse) => {
+          if (!front(req, res)) app(req, res);
+        }
+      : app;
+    const dual = tls ? createDualServer(handler, tls, KEEP_ALIVE_MS) : undefined;
+    const server = dual ? dual.plain : createServer(handler);
     server.keepAliveTimeout = KEEP_ALIVE_MS;
     const listener: NetServer = dual ? dual.listener : server;
     listener.once('error', reject);

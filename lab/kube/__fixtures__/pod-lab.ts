@@ -232,6 +232,7 @@ export async function startPodLab(adminToken: string, options: PodLabOptions = {
               loopDelayTargetMs: 0,
               loopDelayIntervalMs: 100,
               loopDelayMinInFlight: 0,
+              loopDelayHoldMs: 0,
               probeIntervalMs: 250,
               trustMode: 'zero',
               // Their fault agents take a variant's settings, as the pods' do.

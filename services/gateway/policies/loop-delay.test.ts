@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { LoopDelaySnapshot } from '../loop-delay-detector.ts';
 import { recordedEvents } from './__fixtures__/calls.ts';
-import { shedOnLoopDelay } from './loop-delay.ts';
+import { LoopDelayGate, shedOnLoopDelay } from './loop-delay.ts';
 
 /** A detector whose verdict the test sets. */
 function switchedDetector(delayMs = 42) {
@@ -76,5 +76,67 @@ describe('shedOnLoopDelay', () => {
     inFlight = 4;
     expect(await handle('b')).toBe('rejected b');
     expect(seen).toEqual([{ type: 'loop-delay-rejected', delayMs: 42 }]);
+  });
+});
+
+describe('LoopDelayGate', () => {
+  it('keeps refusing for holdMs after its last refusal while minInFlight calls are in flight, each refusal starting the hold again', () => {
+    const { detector, set } = switchedDetector();
+    let now = 0;
+    let inFlight = 2;
+    const gate = new LoopDelayGate({
+      detector,
+      inFlight: () => inFlight,
+      minInFlight: 2,
+      holdMs: 1_000,
+      clock: () => now,
+    });
+    expect(gate.refuses()).toBe(false);
+    set(true);
+    expect(gate.refuses()).toBe(true);
+    set(false);
+    now = 600;
+    expect(gate.refuses()).toBe(true); // held: the last refusal was 600 ms ago
+    now = 1_500;
+    expect(gate.refuses()).toBe(true); // 900 ms after the refusal at 600
+    inFlight = 1;
+    now = 1_600;
+    expect(gate.refuses()).toBe(false); // too few in flight, held or not
+    inFlight = 2;
+    now = 2_500;
+    expect(gate.refuses()).toBe(false); // 1 s after the last refusal: the hold is over
+    now = 2_600;
+    expect(gate.refuses()).toBe(false);
+  });
+
+  it('with no hold, refuses only while the detector sheds', () => {
+    const { detector, set } = switchedDetector();
+    const gate = new LoopDelayGate({ detector, inFlight: () => 5, clock: () => 0 });
+    set(true);
+    expect(gate.refuses()).toBe(true);
+    set(false);
+    expect(gate.refuses()).toBe(false);
+  });
+
+  it('is shared by the policy given it: a refusal at one door holds the other', async () => {
+    const { events, seen } = recordedEvents();
+    const { detector, set } = switchedDetector(42);
+    let now = 0;
+    const gate = new LoopDelayGate({ detector, inFlight: () => 3, holdMs: 1_000, clock: () => now });
+    const handle = shedOnLoopDelay({
+      detector,
+      gate,
+      events,
+      inFlight: () => 3,
+      rejected: (name: string) => `rejected ${name}`,
+    })(async (name) => `done ${name}`);
+    set(true);
+    expect(gate.refuses()).toBe(true);
+    set(false);
+    now = 500;
+    expect(await handle('a')).toBe('rejected a');
+    expect(seen).toEqual([{ type: 'loop-delay-rejected', delayMs: 42 }]);
+    now = 1_600;
+    expect(await handle('b')).toBe('done b');
   });
 });
