@@ -28,7 +28,7 @@ import { findK6 } from '../load/k6-binary.ts';
 import { createK6Generator } from '../load/k6-driver.ts';
 import { findFreePortBase } from '../local/port-check.ts';
 import { cpuSeconds, cpuShareOver, type LabMemory, labMemory } from './lab-figures.ts';
-import { measureOverload, type OverloadFigures } from './overload.ts';
+import { measureOverload, ONSET_MS, type OverloadFigures, type OverloadRun } from './overload.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const CLI = join(ROOT, 'bin/chaos-lab.js');
@@ -526,6 +526,36 @@ function overloadRows(overload: OverloadFigures): LightLabRow[] {
         resilient.shed.count > 0 &&
         resilient.shed.fromSendMs.p99 !== null &&
         resilient.shed.fromSendMs.p99 <= 5,
+    },
+    ...afterOnsetRows(resilient.afterOnset, at, overload.budgetMs),
+  ];
+}
+
+/** The same targets once the overload stands: the requests meant to leave after its first second. */
+function afterOnsetRows(after: OverloadRun['afterOnset'], at: string, budgetMs: number): LightLabRow[] {
+  const okPct = after.admitted.successShare === null ? null : round(after.admitted.successShare * 100);
+  const onset = `after the first ${ONSET_MS / 1_000} s`;
+  return [
+    {
+      figure: `resilient ${at}, ${onset}: admitted pages ok (%)`,
+      before: null,
+      now: okPct,
+      target: '≥ 99',
+      met: okPct !== null && okPct >= 99,
+    },
+    {
+      figure: `resilient ${at}, ${onset}: admitted p99 (ms)`,
+      before: null,
+      now: after.admitted.p99Ms,
+      target: `≤ ${budgetMs} (its budget)`,
+      met: after.admitted.p99Ms !== null && after.admitted.p99Ms <= budgetMs,
+    },
+    {
+      figure: `resilient ${at}, ${onset}: refusals p99 from send (ms), ${after.shed.count} shed`,
+      before: null,
+      now: after.shed.fromSendMs.p99,
+      target: '≤ 5',
+      met: after.shed.count > 0 && after.shed.fromSendMs.p99 !== null && after.shed.fromSendMs.p99 <= 5,
     },
   ];
 }

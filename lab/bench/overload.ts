@@ -103,6 +103,15 @@ export interface OverloadRun {
   };
   /** 503 OVERLOADED. */
   readonly shed: LatencyFigures;
+  /**
+   * The same, for the requests meant to leave after the first `ONSET_MS` only: the overload once
+   * it stands, without its onset (every request of the first second opens a new connection, and
+   * the gateway has not yet seen its loop run late for an interval).
+   */
+  readonly afterOnset: {
+    readonly admitted: LatencyFigures & { readonly successShare: number | null };
+    readonly shed: LatencyFigures;
+  };
   readonly clientTimeouts: number;
   readonly rssMiB: {
     readonly before: number | null;
@@ -405,6 +414,13 @@ async function overload(target: {
         errors: admitted.errors,
       },
       shed: latencyOf(recorder.shed),
+      afterOnset: {
+        admitted: {
+          ...latencyOf(recorder.afterOnset.admitted),
+          successShare: successShareOf(recorder.afterOnset.admitted.intended),
+        },
+        shed: latencyOf(recorder.afterOnset.shed),
+      },
       clientTimeouts: recorder.admitted.intended.count('timeout'),
       rssMiB: { before: mib(before), after: mib(after), peak: mib(peakRss) },
       gatewayCpu: {
@@ -432,10 +448,17 @@ async function overload(target: {
  * tells shed requests (503 with reason OVERLOADED in the body) from admitted ones, each timed from its
  * intended send time — `x-request-id` ends with the arrival number (the generator's documented format).
  */
+/** The overload's onset, left out of `afterOnset`. */
+export const ONSET_MS = 1_000;
+
 function recordingTransport(url: string, rate: number, connections: number) {
   const pool = new Pool(new URL(url).origin, { connections, pipelining: 1 });
   const admitted = { intended: new Tally(), sent: new Tally() };
   const shed = { intended: new Tally(), sent: new Tally() };
+  const afterOnset = {
+    admitted: { intended: new Tally(), sent: new Tally() },
+    shed: { intended: new Tally(), sent: new Tally() },
+  };
   let t0 = 0;
   const intendedAt = (headers: Readonly<Record<string, string>>) =>
     t0 + (Number(/-(\d+)$/.exec(headers['x-request-id'] ?? '')?.[1] ?? 0) * 1_000) / rate;
@@ -447,6 +470,10 @@ function recordingTransport(url: string, rate: number, connections: number) {
         const end = performance.now();
         tallies.intended.record(outcome, end - intended);
         tallies.sent.record(outcome, end - sentAt);
+        if (intended - t0 < ONSET_MS) return;
+        const steady = tallies === admitted ? afterOnset.admitted : afterOnset.shed;
+        steady.intended.record(outcome, end - intended);
+        steady.sent.record(outcome, end - sentAt);
       };
       try {
         const response = await pool.request({ method: 'GET', path, headers, signal });
@@ -473,6 +500,7 @@ function recordingTransport(url: string, rate: number, connections: number) {
     connections,
     admitted,
     shed,
+    afterOnset,
     startAt(ms: number) {
       t0 = ms;
     },
@@ -485,6 +513,11 @@ function reasonOf(body: string): string | undefined {
   } catch {
     return undefined;
   }
+}
+
+function successShareOf(tally: Tally): number | null {
+  const share = tally.stats().successRate;
+  return share === null ? null : round(share, 4);
 }
 
 function latencyOf(tallies: { readonly intended: Tally; readonly sent: Tally }): LatencyFigures {
@@ -542,6 +575,7 @@ function describeRun(r: OverloadRun, budgetMs: number): string {
     `  achieved ${r.achievedRps} rps (late ${percent(r.lateShare)}, dropped ${r.dropped})`,
     `  admitted ${r.admitted.count}: ${percent(r.admitted.successShare)} pages, p50 ${r.admitted.p50Ms} ms, p99 ${r.admitted.p99Ms} ms (from the send: p50 ${r.admitted.fromSendMs.p50} ms, p99 ${r.admitted.fromSendMs.p99} ms; budget ${budgetMs} ms), errors ${JSON.stringify(r.admitted.errors)}`,
     `  shed ${r.shed.count}: p50 ${r.shed.p50Ms} ms, p99 ${r.shed.p99Ms} ms (from the send: p50 ${r.shed.fromSendMs.p50} ms, p99 ${r.shed.fromSendMs.p99} ms)${causes ? `; gateway_shed_total: ${causes}` : ''}`,
+    `  after the first ${ONSET_MS / 1_000} s: admitted ${r.afterOnset.admitted.count}, ${percent(r.afterOnset.admitted.successShare)} pages, p50 ${r.afterOnset.admitted.p50Ms} ms, p99 ${r.afterOnset.admitted.p99Ms} ms; shed ${r.afterOnset.shed.count}, p50 ${r.afterOnset.shed.fromSendMs.p50} ms, p99 ${r.afterOnset.shed.fromSendMs.p99} ms from the send`,
     `  client timeouts ${r.clientTimeouts}; gateway RSS ${r.rssMiB.before} → ${r.rssMiB.after} MiB (peak ${r.rssMiB.peak} MiB), CPU ${r.gatewayCpu.seconds} s (${r.gatewayCpu.msPerRequest} ms per request)`,
     `  lab CPU s: ${Object.entries(r.labCpuSeconds)
       .sort(([, a], [, b]) => b - a)
