@@ -151,15 +151,13 @@ function resilientAdmission(
   gate: LoopDelayGate | undefined,
 ): Policy<PageCall, Result<VideoPage>>[] {
   const events = eventsCountedIn(options.metrics);
-  const { loopDelay, maxConcurrency } = options;
+  const { maxConcurrency } = options;
   return [
-    ...(loopDelay && gate
+    ...(gate
       ? [
           shedOnLoopDelay<PageCall, Result<VideoPage>>({
-            detector: loopDelay,
             gate,
             events,
-            inFlight: () => 0,
             rejected: () => fail(loopDelayRefusal(options)),
           }),
         ]

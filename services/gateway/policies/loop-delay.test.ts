@@ -124,10 +124,8 @@ describe('LoopDelayGate', () => {
     let now = 0;
     const gate = new LoopDelayGate({ detector, inFlight: () => 3, holdMs: 1_000, clock: () => now });
     const handle = shedOnLoopDelay({
-      detector,
       gate,
       events,
-      inFlight: () => 3,
       rejected: (name: string) => `rejected ${name}`,
     })(async (name) => `done ${name}`);
     set(true);

@@ -73,10 +73,12 @@ export class LoopDelayGate {
  * yet) rather than inside it (pages in flight). `gate` shares its verdict with another door.
  */
 export function shedOnLoopDelay<C, R>(
-  options: LoopDelayShedOptions<C, R> & { readonly gate?: LoopDelayGate },
+  options:
+    | LoopDelayShedOptions<C, R>
+    | (Pick<LoopDelayShedOptions<C, R>, 'events' | 'rejected'> & { readonly gate: LoopDelayGate }),
 ): Policy<C, R> {
   const { events, rejected } = options;
-  const gate = options.gate ?? new LoopDelayGate(options);
+  const gate = 'gate' in options ? options.gate : new LoopDelayGate(options);
   return (next) => async (call) => {
     if (gate.refuses()) {
       events.emit({ type: 'loop-delay-rejected', delayMs: gate.delayMs() });
