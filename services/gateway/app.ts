@@ -158,29 +158,21 @@ function resilientAdmission(
           shedOnLoopDelay<PageCall, Result<VideoPage>>({
             gate,
             events,
-            rejected: () => fail(loopDelayRefusal(options)),
+            rejected: () => fail(errors.unavailable(OVERLOADED, loopDelayWhy(options))),
           }),
         ]
       : []),
     bulkhead<PageCall, Result<VideoPage>>({
       limit: maxConcurrency,
       events,
-      rejected: () => fail(bulkheadRefusal(maxConcurrency)),
+      rejected: () => fail(errors.unavailable(OVERLOADED, bulkheadWhy(maxConcurrency))),
     }),
   ];
-}
-
-function loopDelayRefusal(options: GatewayRoutesOptions): LabError {
-  return errors.unavailable(OVERLOADED, loopDelayWhy(options));
 }
 
 function loopDelayWhy(options: GatewayRoutesOptions): string {
   const { delayMs, targetMs, intervalMs } = (options.loopDelay as LoopDelayDetector).snapshot();
   return `the gateway's event loop is running ${Math.round(delayMs)} ms late (more than ${targetMs} ms for ${intervalMs} ms, or did within the last ${options.loopDelayHoldMs ?? 0} ms: GATEWAY_LOOP_DELAY_TARGET_MS, GATEWAY_LOOP_DELAY_INTERVAL_MS, GATEWAY_LOOP_DELAY_HOLD_MS); try again shortly`;
-}
-
-function bulkheadRefusal(maxConcurrency: number): LabError {
-  return errors.unavailable(OVERLOADED, bulkheadWhy(maxConcurrency));
 }
 
 function bulkheadWhy(maxConcurrency: number): string {
@@ -212,7 +204,6 @@ function frontDoor(
     if (req.method !== 'GET' || !PAGE_PATH.test(req.url ?? '')) return false;
     if (!parseBudget(req.headers[REQUEST_TIMEOUT_HEADER], options.budgetMs).ok) return false;
     const began = performance.now();
-    options.onPage?.();
     let message: string;
     if (gate?.refuses()) {
       events.emit({ type: 'loop-delay-rejected', delayMs: gate.delayMs() });
@@ -221,8 +212,9 @@ function frontDoor(
       events.emit({ type: 'bulkhead-rejected', limit: maxConcurrency });
       message = bulkheadWhy(maxConcurrency);
     } else {
-      return false;
+      return false; // an admitted page tells onPage in buildPage
     }
+    options.onPage?.();
     // The body a LabError's toJSON gives (errors.unavailable), without making an Error and its stack.
     const refusal = { status: 503, reason: OVERLOADED, message, metadata: {} };
     const requestId = requestIdFrom(req);

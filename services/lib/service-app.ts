@@ -235,7 +235,7 @@ function requestLog(log: Logger, duration: DurationHistogram): RequestHandler {
       if (infra) return;
       const level = requestLogLevel(req, res);
       if (!log.isLevelEnabled(level)) return;
-      const failed = res.err !== undefined || res.statusCode >= 500 || !finished;
+      const failed = res.err !== undefined || res.statusCode >= 500;
       log[level](
         {
           reqId: id,
