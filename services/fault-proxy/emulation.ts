@@ -179,12 +179,18 @@ export class Lane {
     const { clock, random, direction, observer } = this.#options;
     const now = clock();
     const faults = this.#options.faults();
+    if (faults.length === 0) return this.#hold(chunk, now, now, 'none');
     const delay = latencyDraw(faults, direction, random);
     const latency: LatencyEffect =
       delay !== undefined ? 'delayed' : faults.some((f) => f.kind === 'latency') ? 'other-way' : 'none';
     const loss = retransmissions(now, SEGMENT_RTO_MS, (t) => shareAt(faults, 'loss', t), random);
     if (loss.rolls > 0) observer?.segment(direction, loss);
-    const releaseAt = Math.max(now + (delay ?? 0) + loss.penaltyMs, this.#lastReleaseAt);
+    return this.#hold(chunk, now, now + (delay ?? 0) + loss.penaltyMs, latency);
+  }
+
+  /** Holds a chunk until `dueAt`, or until the chunk before it leaves if that is later. */
+  #hold(chunk: Buffer, now: number, dueAt: number, latency: LatencyEffect): number {
+    const releaseAt = Math.max(dueAt, this.#lastReleaseAt);
     this.#lastReleaseAt = releaseAt;
     this.#queue.push({ chunk, arrivedAt: now, releaseAt, latency });
     this.#queuedBytes += chunk.length;

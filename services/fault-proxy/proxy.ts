@@ -34,7 +34,7 @@ export interface RunningFaultProxy {
   readonly adminUrl: string;
   readonly ctx: ServiceContext;
   /** Faults in force now. */
-  faults(): ProxyFault[];
+  faults(): readonly ProxyFault[];
   /** The calibration figures so far. */
   stats(): ProxyStatsSnapshot;
   /** Stops listening and ends every relayed connection. */
@@ -73,7 +73,7 @@ export async function startFaultProxy(
   const upstream = `${config.upstream.host.includes(':') ? `[${config.upstream.host}]` : config.upstream.host}:${config.upstream.port}`;
 
   // The metrics read the book and the book counts expiries on the metrics: one is made first.
-  let faults: () => ProxyFault[] = () => [];
+  let faults: () => readonly ProxyFault[] = () => [];
   const metrics = proxyMetrics(ctx.metrics, () => faults());
   const book = createLeaseBook<ProxyFaultKind, Readonly<Record<string, number>>>({
     clock,

@@ -86,7 +86,7 @@ export interface FaultAgent {
   /** The trust mode now: the override while its lease runs, else the default (`zero` without one). */
   trustMode(): TrustMode;
   /** Active, unexpired faults, oldest first. */
-  faults(): FaultLease[];
+  faults(): readonly FaultLease[];
   close(): void;
 }
 
@@ -197,7 +197,7 @@ export function createFaultAgent(options: FaultAgentOptions): FaultAgent {
     });
   }
 
-  function faults(): FaultLease[] {
+  function faults(): readonly FaultLease[] {
     return leases.list();
   }
 

@@ -53,7 +53,7 @@ export interface LeaseRouterOptions<K extends string> {
   /** The most faults in force at once; one more is refused, a renewal of one of them is not. */
   readonly maxFaults: number;
   /** The body of `GET /faults`, around the active faults. */
-  listing(faults: Lease<K, FaultParams>[]): Record<string, unknown>;
+  listing(faults: readonly Lease<K, FaultParams>[]): Record<string, unknown>;
   /** Told of each lease once the book holds it, new or renewed (for metrics). */
   onApplied?(lease: Lease<K, FaultParams>, renewed: boolean): void;
   /** Told once `DELETE /faults` has emptied the book, to end what else the injector keeps. */

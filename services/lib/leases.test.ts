@@ -62,6 +62,37 @@ describe('lease book', () => {
     leases.close();
   });
 
+  it('lists the same frozen array until a lease is applied, removed, cleared or runs out', () => {
+    const now = { t: T0 };
+    const { leases } = book(now);
+    const empty = leases.list();
+    expect(leases.list()).toBe(empty);
+    leases.apply('x', 'a', {}, 1000);
+    const one = leases.list();
+    expect(one.map((l) => l.id)).toEqual(['x']);
+    expect(Object.isFrozen(one)).toBe(true);
+    now.t += 500;
+    expect(leases.list()).toBe(one);
+    leases.apply('y', 'b', {}, 100);
+    const two = leases.list();
+    expect(two.map((l) => l.id)).toEqual(['x', 'y']);
+    // A renewal to a later expiry than the first, then both run out, each when due.
+    leases.apply('y', 'b', {}, 2000);
+    expect(leases.list()).not.toBe(two);
+    now.t += 500;
+    expect(leases.list().map((l) => l.id)).toEqual(['y']);
+    now.t += 1499;
+    expect(leases.list().map((l) => l.id)).toEqual(['y']);
+    now.t += 1;
+    expect(leases.list()).toEqual([]);
+    leases.apply('z', 'a', {}, 1000);
+    expect(leases.remove('z')).toBe(true);
+    expect(leases.list()).toEqual([]);
+    leases.apply('z', 'a', {}, 1000);
+    expect(leases.clear()).toBe(1);
+    expect(leases.list()).toEqual([]);
+    leases.close();
+  });
   it('keeps one unref’d timer, for the earliest expiry, and none once empty', () => {
     vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'], now: T0 });
     const expired: string[] = [];

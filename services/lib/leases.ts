@@ -31,8 +31,8 @@ export interface LeaseBookOptions<K extends string, P> {
 export interface LeaseBook<K extends string, P> {
   /** Applies a new lease, or renews the one with this id (new params, new expiry). */
   apply(id: string, kind: K, params: P, leaseMs: number): { lease: Lease<K, P>; renewed: boolean };
-  /** Active, unexpired leases, oldest first. */
-  list(): Lease<K, P>[];
+  /** Active, unexpired leases, oldest first: the same frozen array until the book changes. */
+  list(): readonly Lease<K, P>[];
   get(id: string): Lease<K, P> | undefined;
   /** False when there was no such lease (or it had already run out). */
   remove(id: string): boolean;
@@ -49,13 +49,26 @@ export function createLeaseBook<K extends string, P>(options: LeaseBookOptions<K
   const clock = options.clock ?? Date.now;
   const leases = new Map<string, Lease<K, P>>();
   let timer: NodeJS.Timeout | undefined;
+  // Read on every request and every chunk a proxy relays: a read with nothing due to expire
+  // neither walks the leases nor makes an array. `earliest` is never later than the first expiry.
+  let earliest = Number.POSITIVE_INFINITY;
+  let listed: readonly Lease<K, P>[] | undefined;
+
+  function changed(): void {
+    listed = undefined;
+  }
 
   function sweep(): void {
     const now = clock();
+    if (now < earliest) return;
+    earliest = Number.POSITIVE_INFINITY;
     for (const lease of leases.values()) {
       if (lease.expiresAt <= now) {
         leases.delete(lease.id);
+        changed();
         options.onExpire?.(lease);
+      } else if (lease.expiresAt < earliest) {
+        earliest = lease.expiresAt;
       }
     }
   }
@@ -65,13 +78,13 @@ export function createLeaseBook<K extends string, P>(options: LeaseBookOptions<K
     if (timer) clearTimeout(timer);
     timer = undefined;
     if (leases.size === 0) return;
-    const earliest = Math.min(...[...leases.values()].map((l) => l.expiresAt));
+    const first = Math.min(...[...leases.values()].map((l) => l.expiresAt));
     timer = setTimeout(
       () => {
         sweep();
         arm();
       },
-      Math.max(earliest - clock(), MIN_TIMER_MS),
+      Math.max(first - clock(), MIN_TIMER_MS),
     );
     timer.unref();
   }
@@ -90,12 +103,15 @@ export function createLeaseBook<K extends string, P>(options: LeaseBookOptions<K
         expiresAt: now + leaseMs,
       });
       leases.set(id, lease);
+      changed();
+      earliest = Math.min(earliest, lease.expiresAt);
       arm();
       return { lease, renewed: previous !== undefined };
     },
     list() {
       sweep();
-      return [...leases.values()];
+      listed ??= Object.freeze([...leases.values()]);
+      return listed;
     },
     get(id) {
       sweep();
@@ -104,6 +120,7 @@ export function createLeaseBook<K extends string, P>(options: LeaseBookOptions<K
     remove(id) {
       sweep();
       const removed = leases.delete(id);
+      if (removed) changed();
       arm();
       return removed;
     },
@@ -111,6 +128,7 @@ export function createLeaseBook<K extends string, P>(options: LeaseBookOptions<K
       sweep();
       const removed = leases.size;
       leases.clear();
+      changed();
       arm();
       return removed;
     },
