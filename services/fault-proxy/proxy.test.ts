@@ -4,6 +4,8 @@ import { pino } from 'pino';
 import { Client } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RunningBackend, startBackend } from '../backends/server.ts';
+import { backlogSkipReason, listenBacklog } from '../lib/__fixtures__/backlog.ts';
+import { LISTEN_BACKLOG } from '../lib/service-app.ts';
 import { echoServer, type Harness, readBytes, startHarness, type Upstream } from './__fixtures__/harness.ts';
 import { seededRandom } from './__fixtures__/seeded.ts';
 import type { ProxyStatsSnapshot } from './stats.ts';
@@ -144,6 +146,23 @@ describe('fault proxy on real sockets', () => {
       await new Promise((resolve) => firehose.close(resolve));
     }
   });
+
+  const backlogSkip = backlogSkipReason();
+  if (backlogSkip) console.log(`skipping the proxy's accept backlog test: ${backlogSkip}`);
+  it.skipIf(backlogSkip !== undefined)(
+    'data and admin ports ask for an accept backlog of LISTEN_BACKLOG (capped by somaxconn)',
+    async () => {
+      const h = await startHarness(echo.port);
+      try {
+        for (const port of [h.proxy.dataPort, h.proxy.adminPort]) {
+          const seen = listenBacklog(port);
+          expect(seen?.backlog, `port ${port}`).toBe(Math.min(LISTEN_BACKLOG, seen?.somaxconn ?? 0));
+        }
+      } finally {
+        await h.close();
+      }
+    },
+  );
 
   it('a SYN lost to 100% loss costs the 1 s SYN timeout before the connection works', async () => {
     const h = await startHarness(echo.port);

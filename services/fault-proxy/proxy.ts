@@ -1,7 +1,7 @@
 import { type AddressInfo, createServer, type Server } from 'node:net';
 import type { Logger } from 'pino';
 import { createLeaseBook } from '../lib/leases.ts';
-import { createServiceApp, listen, type ServiceContext } from '../lib/service-app.ts';
+import { createServiceApp, LISTEN_BACKLOG, listen, type ServiceContext } from '../lib/service-app.ts';
 import { adminRouter } from './admin.ts';
 import type { FaultProxyConfig } from './config.ts';
 import { type Relay, relay } from './connection.ts';
@@ -51,7 +51,7 @@ function identified(log: Logger, instanceId: string): Logger {
 function listenTcp(server: Server, port: number, host: string): Promise<number> {
   return new Promise((resolve, reject) => {
     server.once('error', reject);
-    server.listen(port, host, () => {
+    server.listen({ port, host, backlog: LISTEN_BACKLOG }, () => {
       server.off('error', reject);
       resolve((server.address() as AddressInfo).port);
     });

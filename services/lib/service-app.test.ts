@@ -1,7 +1,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
+import { backlogSkipReason, listenBacklog } from './__fixtures__/backlog.ts';
 import { captureLog, untilTrue } from './__fixtures__/observe.ts';
 import { errors } from './errors.ts';
-import { createServiceApp, type Listening, listen } from './service-app.ts';
+import { createServiceApp, LISTEN_BACKLOG, type Listening, listen } from './service-app.ts';
 
 const open: Listening[] = [];
 const slow = { started: false, closed: false };
@@ -145,4 +146,26 @@ describe('a request log line', () => {
     expect(await observed({ route: 'unmatched', status: '404' })).toBe(1);
     expect(await observed({ route: '/slow' })).toBe(0);
   });
+});
+
+describe('listen', () => {
+  const skip = backlogSkipReason();
+  if (skip) console.log(`skipping the accept backlog test: ${skip}`);
+  it.skipIf(skip !== undefined)(
+    'asks the kernel for an accept backlog of LISTEN_BACKLOG (capped by somaxconn), not 511',
+    async () => {
+      const { app, finalize } = createServiceApp({
+        service: 'coin',
+        instanceId: 'coin-test',
+        processMetrics: false,
+      });
+      finalize();
+      const listening = await listen(app, 0);
+      open.push(listening);
+      const seen = listenBacklog(listening.port);
+      expect(seen).toBeDefined();
+      expect(seen?.backlog).toBe(Math.min(LISTEN_BACKLOG, seen?.somaxconn ?? 0));
+      expect(LISTEN_BACKLOG).toBeGreaterThan(511);
+    },
+  );
 });
