@@ -19,18 +19,21 @@ import { LAB_IMAGE_PULL_POLICY } from './cdk8s-plus-workarounds.ts';
 import { ADMIN_TOKEN_KEY, type LabSecret } from './lab-secret.ts';
 import { platformProbes, SERVICE_SECURITY_CONTEXT, WRITABLE_TMP } from './service-container.ts';
 
-/** The proxy's entry point in the image (the Dockerfile copies services/ to its working directory). */
-export const FAULT_PROXY_ENTRY = 'services/fault-proxy/main.ts';
+/**
+ * The proxy's entry point in the image: compiled JavaScript, as the services' (the Dockerfile
+ * puts the lab's build, lab/build/lab-build.ts, in its working directory).
+ */
+export const FAULT_PROXY_ENTRY = 'services/fault-proxy/main.js';
 
 /**
- * A node process (tsx, express, pino, prom-client) idles at tens of MiB, more than the fault
+ * A node process (express, pino, prom-client) idles at tens of MiB, more than the fault
  * sidecar's shell and less than a service, which also holds its data set; not measured. The
  * request is what the scheduler reserves, and it is set below that on purpose: there is one
  * proxy per backend pod, ten in all, and at 16 MiB they add 160 MiB, so the lab (about 1.4 GiB
  * requested, `doctor`'s resources check sums it) still fits a 2 GiB VM beside kube-system, as
  * SERVICE_RESOURCES explains. What the proxies use beyond it comes from the node's slack (and
  * puts their pods among the first the kubelet evicts under memory pressure). The limit leaves room for
- * tsx's first compile (esbuild runs in the container) and for what a latency fault holds back.
+ * what a latency fault holds back.
  * No CPU limit, as for the services: throttling the relay would add latency the lab would then
  * report as the fault's.
  */
@@ -46,10 +49,7 @@ export interface FaultProxyOptions {
   /** Holds the admin API's token (CHAOS_ADMIN_TOKEN), the same as the services'. */
   readonly secret: LabSecret;
   readonly logLevel: string;
-  /**
-   * emptyDir mounted at {@link WRITABLE_TMP}, for tsx's compile cache: the proxy's own, since
-   * two processes writing one cache could read each other's half-written files.
-   */
+  /** emptyDir mounted at {@link WRITABLE_TMP}: the proxy's own, not shared with the service's. */
   readonly tmpVolume: Volume;
 }
 
@@ -59,8 +59,8 @@ export function faultProxyContainer(options: FaultProxyOptions): ContainerProps 
     name: FAULT_PROXY_CONTAINER,
     image: options.image,
     imagePullPolicy: LAB_IMAGE_PULL_POLICY,
-    // The image's entrypoint runs services/main.ts; the proxy is another entry point of it.
-    command: ['node', '--import', 'tsx', FAULT_PROXY_ENTRY],
+    // The image's entrypoint runs services/main.js; the proxy is another entry point of it.
+    command: ['node', FAULT_PROXY_ENTRY],
     // Declared through `ports`, not `portNumber`, as the services' are (see containerPorts).
     ports: [
       { number: data, name: FAULT_PROXY_PORT_NAMES.data },

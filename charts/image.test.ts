@@ -15,6 +15,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { LAB_ENTRIES } from '../lab/build/lab-build.ts';
 import { FAULT_PROXY_CONTAINER } from '../services/names.ts';
 import { container, find, synthLab } from './__fixtures__/manifests.ts';
 import { FAULT_SIDECAR_CONTAINER } from './fault-sidecar.ts';
@@ -72,11 +73,26 @@ describe.skipIf(goMissing)('Dockerfile', () => {
     );
   });
 
-  it('builds in stages, installing production dependencies only, as the lock file says', () => {
-    expect(report.instructions.filter((i) => i.instruction === 'FROM')).toHaveLength(2);
+  it('builds in stages: production dependencies as the lock file says, the JavaScript built from them, a runtime with the build alone', () => {
+    const froms = report.instructions.filter((i) => i.instruction === 'FROM').map((i) => i.original);
+    expect(froms).toHaveLength(3);
+    expect(froms[1]).toBe('FROM deps AS build');
     const install = report.instructions.find((i) => i.instruction === 'RUN' && i.original.includes('npm ci'));
     expect(install?.original).toContain('--omit=dev');
-    expect(runtimeStage().some((i) => i.original.includes('COPY --from=deps /app/node_modules'))).toBe(true);
+    // The lab's own build (lab/build/lab-build.ts), as the local lab runs it.
+    const build = report.instructions.find(
+      (i) => i.instruction === 'RUN' && i.original.includes('lab-build.ts'),
+    );
+    expect(build?.original).toMatch(/node --import tsx lab\/build\/lab-build\.ts \S+/);
+    expect(build?.original).toContain('/app/dist');
+    const runtime = runtimeStage();
+    expect(runtime.filter((i) => i.original.includes('--from=')).map((i) => i.original)).toEqual([
+      'COPY --from=build /app/dist ./',
+    ]);
+    expect(
+      runtime.some((i) => i.original.includes('node_modules')),
+      'no node_modules: the bundles carry them',
+    ).toBe(false);
     const version = /ARG NODE_VERSION=(\d+)\.(\d+)/.exec(report.instructions[0]?.original ?? '');
     expect(version, 'ARG NODE_VERSION=<major>.<minor> first').not.toBeNull();
     // package.json's engines: node >= 20.19.
@@ -90,7 +106,7 @@ describe.skipIf(goMissing)('Dockerfile', () => {
     const entrypoint = stage
       .find((i) => i.instruction === 'ENTRYPOINT')
       ?.original.replace(/^ENTRYPOINT\s+/, '');
-    expect(JSON.parse(entrypoint ?? 'null')).toEqual(['node', '--import', 'tsx', 'services/main.ts']);
+    expect(JSON.parse(entrypoint ?? 'null')).toEqual(['node', 'services/main.js']);
     expect(
       stage.some((i) => i.instruction === 'CMD'),
       'no default service: the chart passes it',
@@ -121,14 +137,21 @@ describe.skipIf(goMissing)('Dockerfile', () => {
     expect(chmod).toBeLessThan(stage.findIndex((i) => i.instruction === 'USER'));
   });
 
-  it('sends a build context of the services and the package files, without tests, fixtures or state', () => {
+  it('sends a build context of the services, the build script and the package files, without tests, fixtures or state', () => {
     const context = new Set(report.context);
-    for (const needed of ['package.json', 'package-lock.json', 'services/main.ts', 'services/topology.ts']) {
+    for (const needed of [
+      'package.json',
+      'package-lock.json',
+      'services/main.ts',
+      'services/topology.ts',
+      'lab/build/lab-build.ts',
+      'lab/repo-root.ts',
+    ]) {
       expect(context.has(needed), needed).toBe(true);
     }
     for (const file of report.context) {
-      expect(file, 'only package files, tsconfig.json and services/').toMatch(
-        /^(package\.json|package-lock\.json|tsconfig\.json|services\/.+)$/,
+      expect(file, 'only package files, tsconfig.json, services/ and the build script').toMatch(
+        /^(package\.json|package-lock\.json|tsconfig\.json|services\/.+|lab\/repo-root\.ts|lab\/build\/lab-build\.ts)$/,
       );
       expect(file).not.toMatch(/\.test\.ts$|__fixtures__|node_modules/);
     }
@@ -147,17 +170,22 @@ describe.skipIf(goMissing)('Dockerfile', () => {
     }
   });
 
-  it('holds everything the services and the fault proxy import, from the context or the production dependencies', () => {
+  it('builds everything the services and the fault proxy import, from the context or the production dependencies', () => {
     const context = new Set(report.context);
     const pkg = JSON.parse(readFileSync(path.join(REPO, 'package.json'), 'utf8'));
     const production = new Set(Object.keys(pkg.dependencies ?? {}));
     const seen = new Set<string>();
-    // The proxy's entry point as the chart runs it: the last word of its container's command.
+    // The proxy's entry point as the chart runs it (the last word of its container's command) and
+    // the services' (the image's ENTRYPOINT): compiled files whose sources the build bundles.
     const proxyEntry = container(find(synthLab(), 'Deployment', 'coin'), FAULT_PROXY_CONTAINER).command.at(
       -1,
     );
-    expect(proxyEntry).toBe('services/fault-proxy/main.ts');
-    const queue = ['services/main.ts', proxyEntry];
+    expect(proxyEntry).toBe('services/fault-proxy/main.js');
+    const sources = ['services/main.js', proxyEntry as string].map((js) => js.replace(/\.js$/, '.ts'));
+    for (const source of sources) {
+      expect(Object.values(LAB_ENTRIES), `${source} is an entry of the build`).toContain(source);
+    }
+    const queue = [...sources];
     const packages = new Set<string>();
     while (queue.length > 0) {
       const file = queue.pop() as string;
@@ -183,7 +211,8 @@ describe.skipIf(goMissing)('Dockerfile', () => {
     expect(seen.size).toBeGreaterThan(10);
     for (const name of packages)
       expect(production.has(name), `${name} is a production dependency`).toBe(true);
-    expect(production.has('tsx'), 'tsx runs the services in the image').toBe(true);
+    for (const builder of ['tsx', 'esbuild'])
+      expect(production.has(builder), `${builder} builds the image's JavaScript`).toBe(true);
   });
 });
 

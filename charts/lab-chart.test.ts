@@ -266,8 +266,7 @@ describe('LabChart', () => {
         expect(volume?.emptyDir, `${where}: /tmp is an emptyDir`).toBeDefined();
         return tmp?.name;
       });
-      // Each process its own: two tsx processes writing one compile cache could read each
-      // other's half-written files.
+      // Each process its own: nothing one process writes there is the other's to read.
       expect(new Set(tmpVolumes).size, deployment.metadata.name).toBe(node.length);
       expect(spec.automountServiceAccountToken).toBe(false);
     }
@@ -278,7 +277,7 @@ describe('LabChart', () => {
     const deployment = find(manifests, 'Deployment', name);
     const proxy = container(deployment, 'fault-proxy');
     expect(proxy.image).toBe(container(deployment, name).image);
-    expect(proxy.command).toEqual(['node', '--import', 'tsx', 'services/fault-proxy/main.ts']);
+    expect(proxy.command).toEqual(['node', 'services/fault-proxy/main.js']);
     expect(proxy.args).toBeUndefined();
     expect(proxy.ports).toEqual([
       { containerPort: FAULT_PROXY_POD_PORTS.data, name: 'proxy' },

@@ -1,22 +1,22 @@
 /**
  * A backend pod's node processes under the chart's security context, tried for real: the
  * service and its fault proxy started as the chart's user, with the chart's command and
- * environment, on a read-only root filesystem with only their own emptyDir at /tmp writable
- * (tmpfs in mount namespaces of their own), in one network namespace as a pod's containers are.
- * Both must become ready, a call on the proxy's data port (where the Service sends the
- * gateways) must reach the service, and tsx must be using each writable /tmp for its cache, the
- * reason those emptyDirs exist.
+ * environment, from the lab's build (the JavaScript the Dockerfile builds the same way, alone in
+ * its folder as in the image: no node_modules, no sources), on a read-only root filesystem with
+ * only their own emptyDir at /tmp writable (tmpfs in mount namespaces of their own), in one
+ * network namespace as a pod's containers are. Both must become ready, a call on the proxy's
+ * data port (where the Service sends the gateways) must reach the service, and nothing may be
+ * written to /tmp: nothing is compiled when the processes start.
  */
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmdirSync } from 'node:fs';
-import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { ensureLabBuild } from '../lab/build/lab-build.ts';
 import { createLabPki } from '../lab/pki.ts';
 import { container, find, type Manifest, synthLab, TEST_SECRETS } from './__fixtures__/manifests.ts';
 
-const REPO = path.join(import.meta.dirname, '..');
 /** The Dockerfile's ENTRYPOINT (charts/image.test.ts checks it says so), for a container without `command`. */
-const IMAGE_ENTRYPOINT = ['node', '--import', 'tsx', 'services/main.ts'];
+const IMAGE_ENTRYPOINT = ['node', 'services/main.js'];
 const POD_NAME = 'account-6b8f9c7d4-x7k2p';
 
 function skipReason(): string | undefined {
@@ -72,14 +72,14 @@ describe('a backend pod on a read-only root filesystem', () => {
       const servicePort = env(main, 'PORT');
       const dataPort = env(proxy, 'LISTEN_PORT');
       const adminPort = env(proxy, 'ADMIN_PORT');
-      const uid = main.securityContext.runAsUser as number;
 
       // Inside the namespaces: / read-only, the loopback up, a tmpfs per container (under
       // /mnt, bound at /tmp in a mount namespace of the container's own), each process started
       // as the chart's user with the chart's command and environment; then the readiness of
-      // both, and the service's through the proxy's data port. The repository is seen through a
-      // read-only bind mount on a fresh directory under /var/tmp.
-      const repo = mkdtempSync('/var/tmp/chaos-lab-repo-');
+      // both, and the service's through the proxy's data port. The build is seen through a
+      // read-only bind mount on a fresh directory under /var/tmp, the image's /app.
+      const build = await ensureLabBuild();
+      const app = mkdtempSync('/var/tmp/chaos-lab-app-');
       const start = (c: Manifest) => {
         const command = [
           ...((c.command as string[] | undefined) ?? IMAGE_ENTRYPOINT),
@@ -103,19 +103,19 @@ describe('a backend pod on a read-only root filesystem', () => {
       const script = [
         'set -e',
         'mount --make-rprivate /',
-        `mount --bind ${quote(REPO)} ${repo}`,
-        `mount -o remount,bind,ro ${repo}`,
+        `mount --bind ${quote(build.dir)} ${app}`,
+        `mount -o remount,bind,ro ${app}`,
         'mount -t tmpfs -o mode=0755,size=256m tmpfs /mnt',
         ...processes.map((c) => `mkdir -m 1777 /mnt/${c.name}`),
         'mount -o remount,bind,ro /',
         'ip link set lo up',
-        `cd ${repo}`,
+        `cd ${app}`,
         'if touch ./.read-only-probe 2>/dev/null; then echo "root is writable"; exit 3; fi',
         "pids=''",
         ...processes.map(start),
         `node --input-type=module -e ${quote(waitReady)} http://127.0.0.1:${servicePort}/readyz http://127.0.0.1:${adminPort}/readyz http://127.0.0.1:${dataPort}/readyz || { tail -n 20 /mnt/*.log; exit 4; }`,
         'kill $pids || true; wait || true',
-        ...processes.map((c) => `echo "tsx-cache ${c.name}=$(ls /mnt/${c.name}/tsx-${uid} | wc -l)"`),
+        ...processes.map((c) => `echo "tmp ${c.name}=$(ls -A /mnt/${c.name} | wc -l)"`),
       ].join('\n');
       // A PID namespace of its own too, whose init is the shell: however the shell ends (a
       // failure, the timeout's SIGTERM), the kernel ends the processes it started.
@@ -123,15 +123,15 @@ describe('a backend pod on a read-only root filesystem', () => {
         encoding: 'utf8',
         timeout: 120_000,
       });
-      rmdirSync(repo);
+      rmdirSync(app);
       expect(run.status, `${run.stdout}\n${run.stderr}`).toBe(0);
       expect(run.stdout).toContain(`ready http://127.0.0.1:${servicePort}/readyz`);
       expect(run.stdout).toContain(`ready http://127.0.0.1:${adminPort}/readyz`);
       // The Service's path: the proxy's data port, relayed to the service on 127.0.0.1.
       expect(run.stdout).toContain(`ready http://127.0.0.1:${dataPort}/readyz`);
       for (const c of processes) {
-        const cached = Number(new RegExp(`tsx-cache ${c.name}=(\\d+)`).exec(run.stdout)?.[1] ?? 0);
-        expect(cached, `files tsx cached in ${c.name}'s writable /tmp`).toBeGreaterThan(0);
+        const written = Number(new RegExp(`tmp ${c.name}=(\\d+)`).exec(run.stdout)?.[1] ?? -1);
+        expect(written, `files written to ${c.name}'s /tmp`).toBe(0);
       }
     },
     150_000,

@@ -1,7 +1,7 @@
 /**
- * The main container of every lab pod: one image, `node --import tsx services/main.ts
- * <service>`, configured by its environment (services/main.ts), non-root on a read-only root
- * filesystem.
+ * The main container of every lab pod: one image, `node services/main.js <service>` (compiled
+ * JavaScript: the Dockerfile builds it), configured by its environment (services/main.ts),
+ * non-root on a read-only root filesystem.
  */
 import { Duration, Size } from 'cdk8s';
 import {
@@ -19,10 +19,9 @@ import { containerPorts, kubernetesCapability, LAB_IMAGE_PULL_POLICY } from './c
 export const SERVICE_USER = 10_001;
 
 /**
- * Where the main container may write. tsx keeps its compile cache in `$TMPDIR/tsx-<uid>`
- * (os.tmpdir()): on an emptyDir it survives a container restart, so a crashed backend comes
- * back without compiling again. Nothing else of the services writes to disk (logs go to
- * stdout).
+ * Where the main container may write: os.tmpdir(), an emptyDir of its own. The services write
+ * nothing to disk (logs go to stdout, the image runs compiled JavaScript, no compiler cache);
+ * it is there for what Node itself may write (a diagnostic report, a heap snapshot).
  */
 export const WRITABLE_TMP = '/tmp';
 
@@ -83,10 +82,11 @@ export function platformProbes(port: number): Pick<ContainerProps, 'readiness' |
       failureThreshold: 2,
       timeoutSeconds: Duration.seconds(1),
     }),
-    // A cold start of node + tsx on a busy node can take far longer than any liveness budget:
-    // on the project's real test cluster (2 cores, 13 pods starting at once) the gateways took
-    // over 25 s, and a liveness probe with a 10 s initial delay killed them mid-start, again and
-    // again. The startup probe gives a start up to 3 minutes; liveness begins only after it.
+    // A cold start on a busy node can take far longer than any liveness budget: on the project's
+    // real test cluster (2 cores, 13 pods starting at once) the gateways, when the image still
+    // ran TypeScript through tsx, took over 25 s, and a liveness probe with a 10 s initial delay
+    // killed them mid-start, again and again. The startup probe gives a start up to 3 minutes;
+    // liveness begins only after it.
     // (HTTP, not cdk8s-plus-27's default TCP one: see containerPorts.)
     startup: Probe.fromHttpGet(PLATFORM_PATHS.health, {
       port,

@@ -27,12 +27,14 @@ import { pathToFileURL } from 'node:url';
 import type { Plugin } from 'esbuild';
 import { REPO_ROOT } from '../repo-root.ts';
 
-/** The processes of a local lab, by what they run. */
+/** The processes of a local lab and of the image, by what they run. */
 export const LAB_ENTRIES = {
   /** Every backend and gateway: `node <entry> <service>`. */
   service: 'services/main.ts',
   /** One process that hosts every fault proxy of the lab. */
   faultProxies: 'services/fault-proxy/host-main.ts',
+  /** One fault proxy alone: the sidecar of a backend pod on Kubernetes (the image's other entry). */
+  faultProxy: 'services/fault-proxy/main.ts',
   /** The lab's kubelet (`chaos-lab up --detach`, and a run's own lab). */
   supervisor: 'lab/local/supervisor-main.ts',
 } as const;
@@ -44,7 +46,7 @@ const SOURCE_DIRS = ['services', 'lab'];
 /** Files outside them that change what a build holds. */
 const BUILD_INPUTS = ['package-lock.json'];
 /** Bumped when the options below change: an old build must not be reused. */
-const BUILD_FORMAT = 2;
+const BUILD_FORMAT = 3;
 /** Builds other than the newest ones are removed once they are this old (a running lab may still use one). */
 const KEEP_OLD_BUILDS_MS = 24 * 3_600_000;
 const KEEP_NEWEST = 3;
@@ -165,6 +167,8 @@ export async function ensureLabBuild(options: EnsureBuildOptions = {}): Promise<
   const scratch = path.join(buildRoot, `.tmp-${process.pid}-${Math.random().toString(36).slice(2, 8)}`);
   try {
     await bundle(root, scratch);
+    // The bundles are ES modules wherever the build is put (the image has no package.json of the repository's).
+    writeFileSync(path.join(scratch, 'package.json'), '{ "type": "module" }\n');
     writeFileSync(
       path.join(scratch, COMPLETE_MARK),
       `${JSON.stringify({ fingerprint: print, builtAt: new Date().toISOString(), entries: LAB_ENTRIES }, null, 2)}\n`,
@@ -263,4 +267,20 @@ function pruneOldBuilds(buildRoot: string, keep: string): void {
     const surplus = age > KEEP_RECENT_MS && i >= KEEP_RECENT - 1;
     if (stale || surplus) rmSync(b.dir, { recursive: true, force: true });
   });
+}
+
+/**
+ * `node --import tsx lab/build/lab-build.ts [BUILD_ROOT]`: builds (or finds) the build of the
+ * sources as they are, under BUILD_ROOT (default: as `ensureLabBuild`), and prints its folder.
+ * The Dockerfile builds the image's JavaScript so; an entry whose source is not there (the image
+ * has no lab/local/) is left out.
+ */
+if (process.argv[1] && import.meta.url === pathToFileURL(path.resolve(process.argv[1])).href) {
+  const [buildRoot, ...rest] = process.argv.slice(2);
+  if (rest.length > 0 || buildRoot?.startsWith('-')) {
+    process.stderr.write('usage: node --import tsx lab/build/lab-build.ts [BUILD_ROOT]\n');
+    process.exit(2);
+  }
+  const build = await ensureLabBuild(buildRoot ? { buildRoot: path.resolve(buildRoot) } : {});
+  process.stdout.write(`${build.dir}\n`);
 }

@@ -631,7 +631,7 @@ describe('kill and restarts', { timeout: 30_000 }, () => {
       refusing && call.pod === victim && call.command[1] === 'kill-main'
         ? {
             stderr:
-              "fault-sidecar: no `node … services/main.ts coin` process in this pod's PID namespace (/proc): the pod must share one among its containers (shareProcessNamespace: true; …)\n",
+              "fault-sidecar: no `node … services/main.js coin` process in this pod's PID namespace (/proc): the pod must share one among its containers (shareProcessNamespace: true; …)\n",
             exitCode: 5,
           }
         : undefined,

@@ -10,7 +10,7 @@
 #   fault-sidecar renew --for 10s                    # extend the lease of the applied fault
 #   fault-sidecar clear                              # remove it now
 #   fault-sidecar status                             # one line of JSON: lease and qdisc
-#   fault-sidecar kill-main coin                     # SIGKILL the pod's `… services/main.ts coin`
+#   fault-sidecar kill-main coin                     # SIGKILL the pod's `… services/main.js coin`
 #   fault-sidecar run                                # the lease keeper (the container's CMD)
 #
 # kill-main is a crash, as SIGKILL is in the local lab: the service gets no SIGTERM and drains
@@ -274,14 +274,15 @@ cmd_status() {
   print_status
 }
 
-# The pids whose command line runs services/main.ts for the service $1 (the main container's
-# `node --import tsx services/main.ts <service>`): the word after services/main.ts names it.
-# grep -l picks the candidates in one process, so a host with many processes is quick too.
+# The pids whose command line runs services/main.js for the service $1 (the main container's
+# `node services/main.js <service>`, the image's compiled entry point; services/main.ts, its
+# source run by tsx, as well): the word after it names the service. grep -l picks the
+# candidates in one process, so a host with many processes is quick too.
 main_pids() {
-  grep -lF services/main.ts "$PROC_DIR"/[0-9]*/cmdline 2>/dev/null | while IFS= read -r file; do
+  grep -lE 'services/main\.[jt]s' "$PROC_DIR"/[0-9]*/cmdline 2>/dev/null | while IFS= read -r file; do
     pid=${file%/cmdline}
     pid=${pid##*/}
-    named=$(tr '\0' '\n' 2>/dev/null <"$file" | sed -n '/^\(.*\/\)\{0,1\}services\/main\.ts$/{n;p;q;}')
+    named=$(tr '\0' '\n' 2>/dev/null <"$file" | sed -n '/^\(.*\/\)\{0,1\}services\/main\.[jt]s$/{n;p;q;}')
     if [ "$named" = "$1" ]; then echo "$pid"; fi
   done
 }
@@ -293,7 +294,7 @@ cmd_kill_main() {
   esac
   pids=$(main_pids "$1")
   if [ -z "$pids" ]; then
-    echo "$PROG: no \`node … services/main.ts $1\` process in this pod's PID namespace ($PROC_DIR): the pod must share one among its containers (shareProcessNamespace: true; redeploy the lab with \`npx chaos-lab up --target kind\`), and $1 must be running (a container that is restarting has no process yet)" >&2
+    echo "$PROG: no \`node … services/main.js $1\` process in this pod's PID namespace ($PROC_DIR): the pod must share one among its containers (shareProcessNamespace: true; redeploy the lab with \`npx chaos-lab up --target kind\`), and $1 must be running (a container that is restarting has no process yet)" >&2
     exit 5
   fi
   for pid in $pids; do

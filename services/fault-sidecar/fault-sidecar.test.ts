@@ -317,10 +317,10 @@ describe('fault-sidecar run (the lease keeper)', { timeout: 30_000 }, () => {
 
 describe('fault-sidecar kill-main', { timeout: 30_000 }, () => {
   const standIns: MainStandIn[] = [];
-  // A service name of this test's own: another test's `services/main.ts coin` is none of its business.
+  // A service name of this test's own: another test's `services/main.js coin` is none of its business.
   const service = `svc-${randomBytes(4).toString('hex')}`;
-  const started = (name: string) => {
-    const standIn = startMainStandIn(name);
+  const started = (name: string, entry?: string) => {
+    const standIn = startMainStandIn(name, entry);
     standIns.push(standIn);
     return standIn;
   };
@@ -340,11 +340,21 @@ describe('fault-sidecar kill-main', { timeout: 30_000 }, () => {
     expect(other.running()).toBe(true);
   });
 
+  it('finds a main process run from its source too (services/main.ts), but not another entry', async () => {
+    const fromSource = started(service, 'services/main.ts');
+    const notMain = started(service, 'services/mainframe.js');
+    const run = await sidecar(['kill-main', service]);
+    expect(run.code, run.stderr).toBe(0);
+    expect(JSON.parse(run.stdout)).toEqual({ service, signal: 'KILL', pids: [fromSource.pid] });
+    expect(await fromSource.ended).toEqual({ code: null, signal: 'SIGKILL' });
+    expect(notMain.running()).toBe(true);
+  });
+
   it('exits 5 when there is no such process, saying the pod must share its PID namespace', async () => {
     const run = await sidecar(['kill-main', service]);
     expect(run.code).toBe(5);
     expect(run.stderr).toContain(
-      `no \`node … services/main.ts ${service}\` process in this pod's PID namespace`,
+      `no \`node … services/main.js ${service}\` process in this pod's PID namespace`,
     );
     expect(run.stderr).toContain('shareProcessNamespace: true');
   });

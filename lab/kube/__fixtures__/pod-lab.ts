@@ -8,7 +8,7 @@
  * main process, the lease keeper (`fault-sidecar run`), on that same state, as the container does.
  *
  * Each pod also has a main process for `fault-sidecar kill-main` to kill: a stand-in whose command
- * line is the main container's (`… services/main.ts <service>`), alone in the pod's FAULT_PROC_DIR
+ * line is the main container's (`… services/main.js <service>`), alone in the pod's FAULT_PROC_DIR
  * as it would be in the pod's shared PID namespace. When it is killed, the pod's kubelet part
  * starts another and calls `onMainRestart` (the fake API server's restartContainer: restartCount
  * up, the pod not Ready for a moment). The backend behind the pod's port stays up meanwhile.

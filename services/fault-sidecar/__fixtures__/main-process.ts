@@ -1,7 +1,7 @@
 /**
  * A stand-in for a backend pod's main process, for `fault-sidecar kill-main`: a real node process
- * whose command line ends as the main container's does (`node --import tsx services/main.ts
- * coin`), so that the script finds it in /proc as it would in a pod, and a real SIGKILL ends it.
+ * whose command line ends as the main container's does (`node services/main.js coin`, the
+ * image's entry point; `entry` may name another), so that the script finds it in /proc as it would in a pod, and a real SIGKILL ends it.
  * It idles until then, or until its parent goes (its stdin closes): a test that dies leaves none.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -23,8 +23,8 @@ export interface MainStandIn {
   stop(): Promise<void>;
 }
 
-export function startMainStandIn(service: string): MainStandIn {
-  const child: ChildProcess = spawn(process.execPath, ['-e', IDLE, 'services/main.ts', service], {
+export function startMainStandIn(service: string, entry = 'services/main.js'): MainStandIn {
+  const child: ChildProcess = spawn(process.execPath, ['-e', IDLE, entry, service], {
     stdio: ['pipe', 'ignore', 'ignore'],
   });
   const pid = child.pid;
