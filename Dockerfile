@@ -3,7 +3,7 @@
 # fault proxy in every backend pod (`node services/fault-proxy/main.js`, by the container's
 # command), and the backends' fault sidecar (`fault-sidecar run`, with tc and nft). The
 # services run compiled JavaScript, bundled by the lab's own build (lab/build/lab-build.ts,
-# esbuild) in a build stage: nothing is compiled when a pod starts.
+# esbuild; lab/build/build-cli.ts runs it) in a build stage: nothing is compiled when a pod starts.
 #
 #   docker build -t chaos-lab:dev .
 #   docker run --rm -e STRATEGY=naive -e UPSTREAM_ACCOUNT=… chaos-lab:dev gateway
@@ -25,8 +25,8 @@ FROM deps AS build
 COPY tsconfig.json ./
 COPY services ./services
 COPY lab/repo-root.ts ./lab/repo-root.ts
-COPY lab/build/lab-build.ts ./lab/build/lab-build.ts
-RUN dir=$(node --import tsx lab/build/lab-build.ts /tmp/lab-build) \
+COPY lab/build/lab-build.ts lab/build/build-cli.ts ./lab/build/
+RUN dir=$(node --import tsx lab/build/build-cli.ts /tmp/lab-build) \
   && mv "$dir" /app/dist
 
 FROM node:${NODE_VERSION}-bookworm-slim AS runtime

@@ -79,11 +79,11 @@ describe.skipIf(goMissing)('Dockerfile', () => {
     expect(froms[1]).toBe('FROM deps AS build');
     const install = report.instructions.find((i) => i.instruction === 'RUN' && i.original.includes('npm ci'));
     expect(install?.original).toContain('--omit=dev');
-    // The lab's own build (lab/build/lab-build.ts), as the local lab runs it.
+    // The lab's own build (lab/build/lab-build.ts through its CLI), as the local lab runs it.
     const build = report.instructions.find(
-      (i) => i.instruction === 'RUN' && i.original.includes('lab-build.ts'),
+      (i) => i.instruction === 'RUN' && i.original.includes('build-cli.ts'),
     );
-    expect(build?.original).toMatch(/node --import tsx lab\/build\/lab-build\.ts \S+/);
+    expect(build?.original).toMatch(/node --import tsx lab\/build\/build-cli\.ts \S+/);
     expect(build?.original).toContain('/app/dist');
     const runtime = runtimeStage();
     expect(runtime.filter((i) => i.original.includes('--from=')).map((i) => i.original)).toEqual([
@@ -145,13 +145,14 @@ describe.skipIf(goMissing)('Dockerfile', () => {
       'services/main.ts',
       'services/topology.ts',
       'lab/build/lab-build.ts',
+      'lab/build/build-cli.ts',
       'lab/repo-root.ts',
     ]) {
       expect(context.has(needed), needed).toBe(true);
     }
     for (const file of report.context) {
       expect(file, 'only package files, tsconfig.json, services/ and the build script').toMatch(
-        /^(package\.json|package-lock\.json|tsconfig\.json|services\/.+|lab\/repo-root\.ts|lab\/build\/lab-build\.ts)$/,
+        /^(package\.json|package-lock\.json|tsconfig\.json|services\/.+|lab\/repo-root\.ts|lab\/build\/(lab-build|build-cli)\.ts)$/,
       );
       expect(file).not.toMatch(/\.test\.ts$|__fixtures__|node_modules/);
     }

@@ -136,6 +136,9 @@ describe('the lab build', () => {
     );
     expect(supervisor).toMatchObject({ code: 2, stderr: '' });
     expect(supervisor.stdout).toMatch(/CHAOS_LAB_UP_OPTIONS is not set/);
+    // Nothing else: the build's CLI (build-cli.ts) is no part of any process, so it never builds
+    // from inside one (an "am I the main module" check in a bundled module is true of its entry).
+    expect(supervisor.stdout.trim().split('\n')).toHaveLength(1);
     const service = await run(process.execPath, [entryPath(build, 'service'), 'nosuch']).catch(
       (err: { code: number; stderr: string }) => err,
     );

@@ -268,19 +268,3 @@ function pruneOldBuilds(buildRoot: string, keep: string): void {
     if (stale || surplus) rmSync(b.dir, { recursive: true, force: true });
   });
 }
-
-/**
- * `node --import tsx lab/build/lab-build.ts [BUILD_ROOT]`: builds (or finds) the build of the
- * sources as they are, under BUILD_ROOT (default: as `ensureLabBuild`), and prints its folder.
- * The Dockerfile builds the image's JavaScript so; an entry whose source is not there (the image
- * has no lab/local/) is left out.
- */
-if (process.argv[1] && import.meta.url === pathToFileURL(path.resolve(process.argv[1])).href) {
-  const [buildRoot, ...rest] = process.argv.slice(2);
-  if (rest.length > 0 || buildRoot?.startsWith('-')) {
-    process.stderr.write('usage: node --import tsx lab/build/lab-build.ts [BUILD_ROOT]\n');
-    process.exit(2);
-  }
-  const build = await ensureLabBuild(buildRoot ? { buildRoot: path.resolve(buildRoot) } : {});
-  process.stdout.write(`${build.dir}\n`);
-}
