@@ -1,8 +1,7 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Express, Request, Response } from 'express';
 import type { Logger } from 'pino';
 import { errors, type LabError } from '../lib/errors.ts';
-import { REQUEST_ID_HEADER, requestIdFrom, requestIdOf } from '../lib/service-app.ts';
+import { type FrontDoor, REQUEST_ID_HEADER, requestIdFrom, requestIdOf } from '../lib/service-app.ts';
 import { BACKENDS, type BackendName, type Strategy } from '../topology.ts';
 import { PageBudget, parseBudget, REQUEST_TIMEOUT_HEADER } from './deadline.ts';
 import type { CallContext, DependencyCaller, Upstreams } from './dependency-caller.ts';
@@ -47,13 +46,6 @@ export interface GatewayRoutesOptions {
   /** Times a page refused at the front door in the service's request histogram. @default untimed */
   readonly timeRefusal?: (route: string, status: number, seconds: number) => void;
 }
-
-/**
- * Answers a request before express reads it, or returns false to let express have it. The
- * resilient gateway's refusals go through it: a refusal must cost far less than a page, or
- * refusing is what overloads the gateway.
- */
-export type FrontDoor = (req: IncomingMessage, res: ServerResponse) => boolean;
 
 /** What the routes give back to the server: the resilient gateway's front door. */
 export interface GatewayRoutes {

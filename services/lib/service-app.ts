@@ -287,6 +287,13 @@ export function redactSignature<T extends { headers?: Record<string, unknown> }>
  */
 export const LISTEN_BACKLOG = 4_096;
 
+/**
+ * Answers a request before express reads it, or returns false to let express have it. The
+ * resilient gateway's refusals go through one: a refusal must cost far less than a page, or
+ * refusing is what overloads the gateway.
+ */
+export type FrontDoor = (req: IncomingMessage, res: ServerResponse) => boolean;
+
 /** Keep-alive longer than the clients' idle timeout so a pooled socket is never closed under a request in flight (undici's default keep-alive is 4s). */
 const KEEP_ALIVE_MS = 10_000;
 
@@ -299,7 +306,7 @@ export function listen(
   port: number,
   host = '127.0.0.1',
   tls?: TlsMaterial,
-  front?: (req: IncomingMessage, res: ServerResponse) => boolean,
+  front?: FrontDoor,
 ): Promise<Listening> {
   return new Promise((resolve, reject) => {
     const handler = front

@@ -1,7 +1,8 @@
 /**
  * A stand-in for a backend pod's main process, for `fault-sidecar kill-main`: a real node process
  * whose command line ends as the main container's does (`node services/main.js coin`, the
- * image's entry point; `entry` may name another), so that the script finds it in /proc as it would in a pod, and a real SIGKILL ends it.
+ * image's entry point; `entry` may name another), so that the script finds it in /proc as it
+ * would in a pod, and a real SIGKILL ends it.
  * It idles until then, or until its parent goes (its stdin closes): a test that dies leaves none.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
