@@ -101,6 +101,8 @@ export const SERVICE_ENV = {
   gatewayBudgetMs: 'GATEWAY_BUDGET_MS',
   /** Resilient gateway: pages in flight before shedding. */
   gatewayMaxConcurrency: 'GATEWAY_MAX_CONCURRENCY',
+  /** Gateways: connections accepted per turn of the event loop (descriptors of the listening socket). */
+  gatewayAcceptors: 'GATEWAY_ACCEPTORS',
   /** Resilient gateway: how late its event loop may run, sample after sample, before shedding; 0 turns it off. */
   gatewayLoopDelayTargetMs: 'GATEWAY_LOOP_DELAY_TARGET_MS',
   /** Resilient gateway: how long the loop must stay that late before shedding. */

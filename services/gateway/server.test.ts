@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigError } from '../lib/env.ts';
 import { topology } from '../topology.ts';
-import { gatewayConfigFromEnv, UPSTREAM_PROBE_DEFAULT_MS } from './server.ts';
+import { ACCEPTORS_RESILIENT, gatewayConfigFromEnv, UPSTREAM_PROBE_DEFAULT_MS } from './server.ts';
 
 const UPSTREAMS = {
   UPSTREAM_ACCOUNT: 'http://127.0.0.1:8081,http://127.0.0.1:9081',
@@ -25,9 +25,15 @@ describe('gatewayConfigFromEnv', () => {
       host: '0.0.0.0',
       budgetMs: topology.gateway.defaultBudgetMs,
       maxConcurrency: 128,
+      acceptors: ACCEPTORS_RESILIENT,
       probeIntervalMs: UPSTREAM_PROBE_DEFAULT_MS,
       trustMode: 'zero',
     });
+    expect(ACCEPTORS_RESILIENT).toBeGreaterThan(1);
+    // The naive and parallel gateways accept as Node does: the contrast the lessons draw.
+    for (const strategy of ['naive', 'parallel']) {
+      expect(gatewayConfigFromEnv({ STRATEGY: strategy, ...UPSTREAMS }).acceptors).toBe(1);
+    }
     expect(config.upstreams.account).toEqual(['http://127.0.0.1:8081', 'http://127.0.0.1:9081']);
     expect(config.upstreams.coin).toEqual(['http://127.0.0.1:8085']);
     expect(config.adminToken).toBeUndefined();
@@ -40,6 +46,7 @@ describe('gatewayConfigFromEnv', () => {
       HOST: '127.0.0.1',
       GATEWAY_BUDGET_MS: '500',
       GATEWAY_MAX_CONCURRENCY: '4',
+      GATEWAY_ACCEPTORS: '3',
       UPSTREAM_PROBE_MS: '50',
       CHAOS_ADMIN_TOKEN: 'secret',
       TRUST_MODE: 'half',
@@ -51,6 +58,7 @@ describe('gatewayConfigFromEnv', () => {
       host: '127.0.0.1',
       budgetMs: 500,
       maxConcurrency: 4,
+      acceptors: 3,
       probeIntervalMs: 50,
       adminToken: 'secret',
       trustMode: 'half',
@@ -77,6 +85,8 @@ describe('gatewayConfigFromEnv', () => {
       /TLS_CA, TLS_CERT and TLS_KEY are not set: TRUST_MODE=full calls every backend over mutual TLS/,
     ],
     [{ STRATEGY: 'naive', ...UPSTREAMS, GATEWAY_BUDGET_MS: '0' }, /GATEWAY_BUDGET_MS="0" is invalid/],
+    [{ STRATEGY: 'resilient', ...UPSTREAMS, GATEWAY_ACCEPTORS: '0' }, /GATEWAY_ACCEPTORS="0" is invalid/],
+    [{ STRATEGY: 'resilient', ...UPSTREAMS, GATEWAY_ACCEPTORS: '65' }, /GATEWAY_ACCEPTORS="65" is invalid/],
   ])('refuses %j with a message naming the variable', (env, message) => {
     expect(() => gatewayConfigFromEnv(env)).toThrow(ConfigError);
     expect(() => gatewayConfigFromEnv(env)).toThrow(message);

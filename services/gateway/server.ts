@@ -28,6 +28,11 @@ export interface GatewayConfig {
   /** Resilient only: pages in flight before shedding with 503 OVERLOADED. */
   readonly maxConcurrency: number;
   /**
+   * Connections the gateway's port accepts per turn of its event loop (`acceptors.ts`): Node's
+   * own 1 for the naive and parallel gateways, `ACCEPTORS_RESILIENT` for the resilient one.
+   */
+  readonly acceptors: number;
+  /**
    * Resilient only: how late the event loop may run, sample after sample, before new pages are
    * shed with 503 OVERLOADED (the process itself is the bottleneck); 0 turns it off.
    */
@@ -71,6 +76,14 @@ export const UPSTREAM_PROBE_DEFAULT_MS = 5_000;
  */
 export const LOOP_DELAY_DEFAULTS = { targetMs: 20, intervalMs: 100, minInFlight: 2, holdMs: 1_000 } as const;
 
+/**
+ * The resilient gateway's port accepts up to 8 connections per turn of its loop, not Node's one:
+ * a gateway that sheds must first see the request. At the onset of an overload at five times its
+ * capacity (`lab/bench/overload.ts`, the lab on one CPU, the client opening ~800 connections in
+ * the first second), the worst admitted page took 1.3–1.8 s with one acceptor, 0.44–0.52 s with 8.
+ */
+export const ACCEPTORS_RESILIENT = 8;
+
 export function gatewayConfigFromEnv(env: Env): GatewayConfig {
   const strategy = requireEnv(env, SERVICE_ENV.strategy, `expected one of ${STRATEGIES.join(', ')}`);
   if (!isStrategy(strategy)) {
@@ -97,6 +110,10 @@ export function gatewayConfigFromEnv(env: Env): GatewayConfig {
       max: 600_000,
     }),
     maxConcurrency: envInt(env, SERVICE_ENV.gatewayMaxConcurrency, 128, { min: 1, max: 100_000 }),
+    acceptors: envInt(env, SERVICE_ENV.gatewayAcceptors, strategy === 'resilient' ? ACCEPTORS_RESILIENT : 1, {
+      min: 1,
+      max: 64,
+    }),
     loopDelayTargetMs: envInt(env, SERVICE_ENV.gatewayLoopDelayTargetMs, LOOP_DELAY_DEFAULTS.targetMs, {
       min: 0,
       max: 60_000,
@@ -296,7 +313,12 @@ export async function startGateway(config: GatewayConfig, deps: GatewayDeps = {}
   let listening: Awaited<ReturnType<typeof listen>>;
   try {
     await Promise.all(BACKENDS.map((d) => upstreams[d].start()));
-    listening = await listen(app, config.port, config.host, undefined, front);
+    listening = await listen(app, config.port, config.host, undefined, {
+      ...(front ? { front } : {}),
+      acceptors: config.acceptors,
+      onAcceptorsFailed: (err) =>
+        ctx.log.warn({ err }, `${err.message}; the port accepts one connection per turn`),
+    });
   } catch (err) {
     agent.close();
     await closeUpstreams();
@@ -304,7 +326,13 @@ export async function startGateway(config: GatewayConfig, deps: GatewayDeps = {}
   }
   ctx.readiness.set(true);
   ctx.log.info(
-    { url: listening.url, strategy: config.strategy, trust: config.trustMode, tls: config.tls !== undefined },
+    {
+      url: listening.url,
+      strategy: config.strategy,
+      trust: config.trustMode,
+      tls: config.tls !== undefined,
+      acceptors: listening.acceptors,
+    },
     'gateway listening',
   );
 

@@ -113,6 +113,8 @@ export function gatewayConfig(
     upstreams,
     budgetMs: 800,
     maxConcurrency: 128,
+    // Node's one acceptor: no helper process per gateway (acceptors.test.ts and the lab test more).
+    acceptors: 1,
     // Off: the fleet, the gateways and the test share one event loop, whose delay is not the
     // gateway's own. The tests that shed on it turn it on.
     loopDelayTargetMs: 0,

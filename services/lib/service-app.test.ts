@@ -1,3 +1,4 @@
+import { type AddressInfo, createServer as createNetServer } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { backlogSkipReason, listenBacklog } from './__fixtures__/backlog.ts';
 import { captureLog, untilTrue } from './__fixtures__/observe.ts';
@@ -166,6 +167,56 @@ describe('listen', () => {
       expect(seen).toBeDefined();
       expect(seen?.backlog).toBe(Math.min(LISTEN_BACKLOG, seen?.somaxconn ?? 0));
       expect(LISTEN_BACKLOG).toBeGreaterThan(511);
+      const withAcceptors = await listen(app, 0, '127.0.0.1', undefined, { acceptors: 3 });
+      open.push(withAcceptors);
+      expect(listenBacklog(withAcceptors.port)?.backlog).toBe(Math.min(LISTEN_BACKLOG, seen?.somaxconn ?? 0));
     },
   );
+
+  it('serves the connections its extra acceptors take, and closes them all', async () => {
+    const { app, finalize } = createServiceApp({
+      service: 'coin',
+      instanceId: 'coin-test',
+      processMetrics: false,
+    });
+    app.get('/hello', (_req, res) => {
+      res.json({ hello: true });
+    });
+    finalize();
+    const listening = await listen(app, 0, '127.0.0.1', undefined, { acceptors: 4 });
+    expect(listening.acceptors).toBe(4);
+    // A new connection per request (no keep-alive), fifty times: whichever descriptor accepts it.
+    for (let i = 0; i < 50; i++) {
+      const res = await fetch(`${listening.url}/hello`, { headers: { connection: 'close' } });
+      expect(res.status).toBe(200);
+      expect(await res.json()).toEqual({ hello: true });
+    }
+    await listening.close();
+    await expect(fetch(`${listening.url}/hello`)).rejects.toThrow();
+  });
+
+  it('goes on with one acceptor, and says why, when the extra ones cannot be added', async () => {
+    const { app, finalize } = createServiceApp({
+      service: 'coin',
+      instanceId: 'coin-test',
+      processMetrics: false,
+    });
+    finalize();
+    const listener = createNetServer();
+    await new Promise<void>((done) => listener.listen(0, '127.0.0.1', done));
+    const taken = (listener.address() as AddressInfo).port;
+    // A port in use: listen() rejects before any acceptor is added.
+    await expect(listen(app, taken, '127.0.0.1', undefined, { acceptors: 4 })).rejects.toThrow(/EADDRINUSE/);
+    listener.close();
+    const failures: string[] = [];
+    const listening = await listen(app, 0, '127.0.0.1', undefined, {
+      acceptors: 4,
+      helperExecPath: '/nonexistent/node',
+      onAcceptorsFailed: (err) => failures.push(err.message),
+    });
+    open.push(listening);
+    expect(listening.acceptors).toBe(1);
+    expect(failures).toEqual([expect.stringMatching(/could not add acceptors to the listener: .*ENOENT/)]);
+    expect((await fetch(`${listening.url}/healthz`)).status).toBe(200);
+  });
 });

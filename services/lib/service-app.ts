@@ -5,6 +5,7 @@ import express, { type ErrorRequestHandler, type Express, type Request, type Req
 import { type Logger, pino, stdSerializers } from 'pino';
 import { Counter, collectDefaultMetrics, Histogram, Registry } from 'prom-client';
 import { PLATFORM_PATHS, SERVICE_ENV } from '../names.ts';
+import { type Acceptors, addAcceptors } from './acceptors.ts';
 import { asLabError, errors } from './errors.ts';
 import { createDualServer, type TlsMaterial } from './tls.ts';
 import { abbreviate, TRUST_HEADERS } from './trust.ts';
@@ -263,7 +264,24 @@ export interface Listening {
   readonly server: Server;
   readonly port: number;
   readonly url: string;
+  /** Descriptors accepting connections on the port (see `ListenOptions.acceptors`). */
+  readonly acceptors: number;
   close(): Promise<void>;
+}
+
+export interface ListenOptions {
+  /** Answers some requests before express reads them. */
+  readonly front?: FrontDoor;
+  /**
+   * Descriptors of the listening socket that accept connections, each one more connection
+   * accepted per turn of the event loop (`acceptors.ts`). 1 is Node's own behaviour.
+   * @default 1
+   */
+  readonly acceptors?: number;
+  /** Told when the extra acceptors could not be added; the port then works with one. */
+  readonly onAcceptorsFailed?: (err: Error) => void;
+  /** The Node binary that hands the socket's copies over. @default process.execPath */
+  readonly helperExecPath?: string;
 }
 
 /** @internal A serialized request as a log line shows it: signature and nonce abbreviated. */
@@ -306,8 +324,9 @@ export function listen(
   port: number,
   host = '127.0.0.1',
   tls?: TlsMaterial,
-  front?: FrontDoor,
+  options: ListenOptions = {},
 ): Promise<Listening> {
+  const { front, acceptors = 1 } = options;
   return new Promise((resolve, reject) => {
     const handler = front
       ? (req: IncomingMessage, res: ServerResponse) => {
@@ -322,17 +341,27 @@ export function listen(
     listener.listen({ port, host, backlog: LISTEN_BACKLOG }, () => {
       listener.off('error', reject);
       const address = listener.address() as AddressInfo;
-      resolve({
+      const listening = (extra: Acceptors): Listening => ({
         server,
         port: address.port,
         url: `http://${clientHost(host)}:${address.port}`,
+        acceptors: extra.count,
         close: () =>
           new Promise<void>((done) => {
+            extra.close();
             listener.close(() => done());
             if (dual) dual.closeAllConnections();
             else server.closeAllConnections();
           }),
       });
+      const helper = options.helperExecPath ? { execPath: options.helperExecPath } : {};
+      addAcceptors(listener, acceptors, LISTEN_BACKLOG, helper).then(
+        (extra) => resolve(listening(extra)),
+        (err: Error) => {
+          options.onAcceptorsFailed?.(err);
+          resolve(listening({ count: 1, close: () => {} }));
+        },
+      );
     });
   });
 }

@@ -228,6 +228,7 @@ export async function startPodLab(adminToken: string, options: PodLabOptions = {
               upstreams,
               budgetMs: topology.gateway.defaultBudgetMs,
               maxConcurrency: 128,
+              acceptors: 1,
               // Off: every fake pod shares this one event loop, whose delay is not a gateway's own.
               loopDelayTargetMs: 0,
               loopDelayIntervalMs: 100,
