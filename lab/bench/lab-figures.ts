@@ -54,6 +54,22 @@ export function processCpuSeconds(pid: number): number | null {
   return entry ? entry.cpuTicks / TICKS_PER_SECOND : null;
 }
 
+/**
+ * Seconds the process's main thread has spent runnable but waiting for a CPU (the run queue:
+ * the second field of /proc/<pid>/schedstat); null when it is gone or the kernel keeps no
+ * scheduler statistics. A thread that waits there is slow though it is not busy: the CPU is
+ * held by others.
+ */
+export function runQueueSeconds(pid: number): number | null {
+  try {
+    const [, waitedNs] = readFileSync(`/proc/${pid}/schedstat`, 'utf8').trim().split(/\s+/);
+    const ns = Number(waitedNs);
+    return Number.isFinite(ns) ? ns / 1e9 : null;
+  } catch {
+    return null;
+  }
+}
+
 /** CPU seconds used so far by the tree under `root` (its processes alive now). */
 export function cpuSeconds(root: number): number {
   return (

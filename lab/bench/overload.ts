@@ -29,7 +29,7 @@ import type { SendRequest, SendResult, Transport } from '../load/http-transport.
 import { Tally } from '../load/tally.ts';
 import { findFreePortBase } from '../local/port-check.ts';
 import { parsePromText, type Sample } from '../prom-text.ts';
-import { processCpuSeconds, processTree } from './lab-figures.ts';
+import { processCpuSeconds, processTree, runQueueSeconds } from './lab-figures.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const CLI = join(ROOT, 'bin/chaos-lab.js');
@@ -118,8 +118,15 @@ export interface OverloadRun {
     readonly after: number | null;
     readonly peak: number | null;
   };
-  /** CPU time the gateway process used during the run, and per request that had an outcome. */
-  readonly gatewayCpu: { readonly seconds: number | null; readonly msPerRequest: number | null };
+  /**
+   * CPU time the gateway process used during the run, and per request that had an outcome; and
+   * how long its main thread waited for a CPU meanwhile (what the lab's other processes held).
+   */
+  readonly gatewayCpu: {
+    readonly seconds: number | null;
+    readonly msPerRequest: number | null;
+    readonly runQueueSeconds: number | null;
+  };
   /**
    * CPU seconds each of the lab's processes used during the run, by instance id: where the lab's
    * CPU went, so that a run says which process was the bottleneck.
@@ -370,6 +377,7 @@ async function overload(target: {
   const { askedRps, timeoutMs } = target;
   const before = rssOf(target.pid);
   const cpuBefore = processCpuSeconds(target.pid);
+  const waitedBefore = runQueueSeconds(target.pid);
   const labCpuBefore = cpuByInstance(target.labPids);
   const shedBefore = shedByCause(await scrape(target.url));
   const recorder = recordingTransport(target.url, askedRps, Math.ceil((askedRps * timeoutMs) / 1000) + 8);
@@ -396,6 +404,7 @@ async function overload(target: {
     const stats = summary.targets[target.strategy] as TargetStats;
     const after = rssOf(target.pid);
     const cpuAfter = processCpuSeconds(target.pid);
+    const waitedAfter = runQueueSeconds(target.pid);
     const labCpuAfter = cpuByInstance(target.labPids);
     const cpuSeconds = cpuBefore === null || cpuAfter === null ? null : cpuAfter - cpuBefore;
     const outcomes = recorder.admitted.intended.requests + recorder.shed.intended.requests;
@@ -427,6 +436,8 @@ async function overload(target: {
         seconds: cpuSeconds === null ? null : round(cpuSeconds),
         msPerRequest:
           cpuSeconds === null || outcomes === 0 ? null : round((cpuSeconds * 1_000) / outcomes, 3),
+        runQueueSeconds:
+          waitedBefore === null || waitedAfter === null ? null : round(waitedAfter - waitedBefore),
       },
       labCpuSeconds: Object.fromEntries(
         Object.entries(labCpuAfter).flatMap(([id, after]) => {
@@ -576,7 +587,7 @@ function describeRun(r: OverloadRun, budgetMs: number): string {
     `  admitted ${r.admitted.count}: ${percent(r.admitted.successShare)} pages, p50 ${r.admitted.p50Ms} ms, p99 ${r.admitted.p99Ms} ms (from the send: p50 ${r.admitted.fromSendMs.p50} ms, p99 ${r.admitted.fromSendMs.p99} ms; budget ${budgetMs} ms), errors ${JSON.stringify(r.admitted.errors)}`,
     `  shed ${r.shed.count}: p50 ${r.shed.p50Ms} ms, p99 ${r.shed.p99Ms} ms (from the send: p50 ${r.shed.fromSendMs.p50} ms, p99 ${r.shed.fromSendMs.p99} ms)${causes ? `; gateway_shed_total: ${causes}` : ''}`,
     `  after the first ${ONSET_MS / 1_000} s: admitted ${r.afterOnset.admitted.count}, ${percent(r.afterOnset.admitted.successShare)} pages, p50 ${r.afterOnset.admitted.p50Ms} ms, p99 ${r.afterOnset.admitted.p99Ms} ms; shed ${r.afterOnset.shed.count}, p50 ${r.afterOnset.shed.fromSendMs.p50} ms, p99 ${r.afterOnset.shed.fromSendMs.p99} ms from the send`,
-    `  client timeouts ${r.clientTimeouts}; gateway RSS ${r.rssMiB.before} → ${r.rssMiB.after} MiB (peak ${r.rssMiB.peak} MiB), CPU ${r.gatewayCpu.seconds} s (${r.gatewayCpu.msPerRequest} ms per request)`,
+    `  client timeouts ${r.clientTimeouts}; gateway RSS ${r.rssMiB.before} → ${r.rssMiB.after} MiB (peak ${r.rssMiB.peak} MiB), CPU ${r.gatewayCpu.seconds} s (${r.gatewayCpu.msPerRequest} ms per request), waited ${r.gatewayCpu.runQueueSeconds ?? '?'} s for a CPU`,
     `  lab CPU s: ${Object.entries(r.labCpuSeconds)
       .sort(([, a], [, b]) => b - a)
       .map(([id, seconds]) => `${id} ${seconds}`)
