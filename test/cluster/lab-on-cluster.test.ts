@@ -18,6 +18,7 @@ import { gatewayNodePort } from '../../charts/gateway.ts';
 import { REPO_ROOT } from '../../lab/local/state.ts';
 import { sampleResult } from '../../lab/report/__fixtures__/sample-result.ts';
 import type { ClaimResult, RunResult } from '../../lab/runner/result.ts';
+import { ACCEPTORS_RESILIENT } from '../../services/gateway/server.ts';
 import { backend, STRATEGIES } from '../../services/topology.ts';
 import { type CliRun, cli, eventually } from '../e2e/helpers.ts';
 
@@ -287,6 +288,22 @@ describe.sequential(`the lab on the real cluster ${CONTEXT}`, () => {
       expect(page.aid, url).toBe(42);
       expect(page.owner, url).toBeDefined();
       expect(page.strategy, url).toBe(strategy);
+    }
+  });
+
+  it("the resilient gateway's port accepts on 8 descriptors in its pod (the helper process ran there), the others on 1", async () => {
+    for (const strategy of STRATEGIES) {
+      const [pod] = await podsOf(`gateway-${strategy}`);
+      const logs = await kubectl(['-n', NAMESPACE, 'logs', pod as string, '-c', 'gateway']);
+      expect(logs.code, logs.stderr).toBe(0);
+      const listening = logs.stdout
+        .split('\n')
+        .filter((line) => line.startsWith('{'))
+        .map((line) => JSON.parse(line) as { msg?: string; acceptors?: number })
+        .find((line) => line.msg === 'gateway listening');
+      expect(listening?.acceptors, `${pod}: ${logs.stdout.slice(0, 2_000)}`).toBe(
+        strategy === 'resilient' ? ACCEPTORS_RESILIENT : 1,
+      );
     }
   });
 
