@@ -83,7 +83,8 @@ export function addAcceptors(
       () => fail(`the helper process did not send the copies back within ${HELPER_TIMEOUT_MS} ms`),
       HELPER_TIMEOUT_MS,
     );
-    helper.once('error', (err) => fail(err.message));
+    // `on`, not `once`: a helper that failed to start can also fail the message sent to it.
+    helper.on('error', (err) => fail(err.message));
     // Resolved once the helper is gone, so that nothing of it outlives the call.
     helper.once('exit', (code, signal) => {
       if (!home) {
