@@ -80,7 +80,7 @@ export const LOOP_DELAY_DEFAULTS = { targetMs: 20, intervalMs: 100, minInFlight:
  * The resilient gateway's port accepts up to 8 connections per turn of its loop, not Node's one:
  * a gateway that sheds must first see the request. At the onset of an overload at five times its
  * capacity (`lab/bench/overload.ts`, the lab on one CPU, the client opening ~800 connections in
- * the first second), the worst admitted page took 1.3–1.8 s with one acceptor, 0.44–0.52 s with 8.
+ * the first second), the worst admitted page took 1.3–1.8 s with one acceptor, 0.37–0.55 s with 8.
  */
 export const ACCEPTORS_RESILIENT = 8;
 

@@ -1,8 +1,10 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
+import { processTree } from '../../lab/bench/lab-figures.ts';
 import { backlogSkipReason, listenBacklog } from './__fixtures__/backlog.ts';
+import { descriptorsTo, tcpListener } from './__fixtures__/listener.ts';
 import { addAcceptors } from './acceptors.ts';
 
 /** Not Node's default (511), so that a copy listening with the default would show. */
@@ -27,30 +29,8 @@ async function listening(): Promise<{ server: Server; port: number; sockets: Soc
   return { server, port: (server.address() as { port: number }).port, sockets };
 }
 
-/** Connections waiting in the kernel's accept queue of the listener on `port` (/proc/net/tcp's rx_queue). */
-function acceptQueue(port: number): number {
-  const hex = port.toString(16).toUpperCase().padStart(4, '0');
-  for (const line of readFileSync('/proc/net/tcp', 'utf8').split('\n').slice(1)) {
-    const [, local, , state, queues] = line.trim().split(/\s+/);
-    if (local?.endsWith(`:${hex}`) && state === '0A')
-      return Number.parseInt(queues?.split(':')[1] ?? '0', 16);
-  }
-  return 0;
-}
-
-/** Sockets (by inode) that this process's descriptors point to, and how many descriptors each has. */
-function descriptorsBySocket(): Map<string, number> {
-  const counts = new Map<string, number>();
-  for (const fd of readdirSync('/proc/self/fd')) {
-    try {
-      const target = readlinkSync(`/proc/self/fd/${fd}`);
-      if (target.startsWith('socket:')) counts.set(target, (counts.get(target) ?? 0) + 1);
-    } catch {
-      // closed meanwhile
-    }
-  }
-  return counts;
-}
+/** Connections waiting in the kernel's accept queue of the listener on `port`. */
+const acceptQueue = (port: number): number => tcpListener(port)?.acceptQueue ?? 0;
 
 /**
  * Opens `count` connections to `port` from another process while this one's loop is blocked, so
@@ -111,19 +91,17 @@ describe('addAcceptors', () => {
   });
 
   it("gives the listener's socket that many descriptors in this process, and leaves no helper process", async () => {
-    const { server } = await listening();
-    const before = descriptorsBySocket();
+    const { server, port } = await listening();
+    const socket = tcpListener(port)?.socket as string;
+    expect(descriptorsTo('self', socket)).toBe(1);
     const acceptors = await addAcceptors(server, 5, BACKLOG);
     cleanups.push(() => acceptors.close());
-    const grown = [...descriptorsBySocket()].filter(([inode, n]) => n - (before.get(inode) ?? 0) === 4);
-    expect(grown).toHaveLength(1);
-    const helpers = readdirSync('/proc')
-      .filter((pid) => /^\d+$/.test(pid))
+    expect(descriptorsTo('self', socket)).toBe(5);
+    const helpers = processTree(process.pid)
+      .slice(1)
       .filter((pid) => {
         try {
-          const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-          const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-          return ppid === process.pid && readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('copies');
+          return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('copies');
         } catch {
           return false;
         }
@@ -161,12 +139,11 @@ describe('addAcceptors', () => {
   });
 
   it('is a no-op for one acceptor, and says why when the helper cannot start', async () => {
-    const { server } = await listening();
+    const { server, port } = await listening();
     expect((await addAcceptors(server, 1, BACKLOG)).count).toBe(1);
     await expect(addAcceptors(server, 4, BACKLOG, { execPath: '/nonexistent/node' })).rejects.toThrow(
       /could not add acceptors to the listener: .*ENOENT/,
     );
-    const before = descriptorsBySocket();
-    expect([...before.values()].every((n) => n === 1)).toBe(true);
+    expect(descriptorsTo('self', tcpListener(port)?.socket as string)).toBe(1);
   });
 });

@@ -38,6 +38,9 @@ export interface Acceptors {
   close(): void;
 }
 
+/** Node's own: the listener's one descriptor, nothing to close. */
+export const NODE_ACCEPTOR: Acceptors = { count: 1, close: () => {} };
+
 /**
  * Gives `listener` (listening already) `count - 1` more descriptors of its socket; the connections
  * they accept are emitted on `listener` as its own. Rejects when the helper cannot be started or
@@ -50,7 +53,7 @@ export function addAcceptors(
   options: { readonly execPath?: string } = {},
 ): Promise<Acceptors> {
   const copies = Math.max(0, Math.floor(count) - 1);
-  if (copies === 0) return Promise.resolve({ count: 1, close: () => {} });
+  if (copies === 0) return Promise.resolve(NODE_ACCEPTOR);
   const handle = (listener as unknown as { _handle?: object | null })._handle;
   if (!handle) return Promise.reject(new Error('the listener is not listening'));
   return new Promise((resolve, reject) => {

@@ -5,7 +5,7 @@ import express, { type ErrorRequestHandler, type Express, type Request, type Req
 import { type Logger, pino, stdSerializers } from 'pino';
 import { Counter, collectDefaultMetrics, Histogram, Registry } from 'prom-client';
 import { PLATFORM_PATHS, SERVICE_ENV } from '../names.ts';
-import { type Acceptors, addAcceptors } from './acceptors.ts';
+import { type Acceptors, addAcceptors, NODE_ACCEPTOR } from './acceptors.ts';
 import { asLabError, errors } from './errors.ts';
 import { createDualServer, type TlsMaterial } from './tls.ts';
 import { abbreviate, TRUST_HEADERS } from './trust.ts';
@@ -359,7 +359,7 @@ export function listen(
         (extra) => resolve(listening(extra)),
         (err: Error) => {
           options.onAcceptorsFailed?.(err);
-          resolve(listening({ count: 1, close: () => {} }));
+          resolve(listening(NODE_ACCEPTOR));
         },
       );
     });

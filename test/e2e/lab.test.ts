@@ -5,10 +5,11 @@
  * refused, and `down` leaves no process and no bound port behind.
  */
 
-import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { processTree } from '../../lab/bench/lab-figures.ts';
 import type { LabStatus } from '../../lab/local/control-server.ts';
 import { ACCEPTORS_RESILIENT } from '../../services/gateway/server.ts';
+import { descriptorsTo, tcpListener } from '../../services/lib/__fixtures__/listener.ts';
 import { signRequest } from '../../services/lib/trust.ts';
 import { STRATEGIES } from '../../services/topology.ts';
 import {
@@ -26,39 +27,6 @@ import {
   timedGet,
   upDetached,
 } from './helpers.ts';
-
-/** The inode of the TCP listener on `port` (/proc/net/tcp), and how many of `pid`'s descriptors point to it. */
-function listenerDescriptors(pid: number, port: number): number {
-  const hex = `:${port.toString(16).toUpperCase().padStart(4, '0')}`;
-  const row = readFileSync('/proc/net/tcp', 'utf8')
-    .split('\n')
-    .map((line) => line.trim().split(/\s+/))
-    .find((fields) => fields[1]?.endsWith(hex) && fields[3] === '0A');
-  if (!row) throw new Error(`no listener on port ${port}`);
-  const socket = `socket:[${row[9]}]`;
-  return readdirSync(`/proc/${pid}/fd`).filter((fd) => {
-    try {
-      return readlinkSync(`/proc/${pid}/fd/${fd}`) === socket;
-    } catch {
-      return false;
-    }
-  }).length;
-}
-
-/** Processes whose parent is `pid`. */
-function childrenOf(pid: number): number[] {
-  return readdirSync('/proc')
-    .filter((entry) => /^\d+$/.test(entry))
-    .filter((entry) => {
-      try {
-        const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-        return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === pid;
-      } catch {
-        return false;
-      }
-    })
-    .map(Number);
-}
 
 describe('chaos-lab up --detach / status / down', () => {
   const home = makeHome();
@@ -134,12 +102,12 @@ describe('chaos-lab up --detach / status / down', () => {
       STRATEGIES.map((strategy) => {
         const gateway = listed.instances.find((i) => i.id === `gateway-${strategy}`);
         const port = Number(new URL(listed.gateways[strategy] as string).port);
-        return [strategy, listenerDescriptors(gateway?.pid as number, port)];
+        return [strategy, descriptorsTo(gateway?.pid as number, tcpListener(port)?.socket as string)];
       }),
     );
     expect(counts).toEqual({ naive: 1, parallel: 1, resilient: ACCEPTORS_RESILIENT });
     for (const gateway of listed.instances.filter((i) => i.service === 'gateway')) {
-      expect(childrenOf(gateway.pid as number)).toEqual([]);
+      expect(processTree(gateway.pid as number).slice(1)).toEqual([]);
     }
   });
 
