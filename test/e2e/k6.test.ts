@@ -35,11 +35,11 @@ if (missing !== undefined && !process.env.CI) {
 
 const BIN = path.join(REPO_ROOT, 'bin/chaos-lab.js');
 /**
- * How far apart the two drivers' figures may be at baseline in this test. Generous on purpose: the two runs
- * follow each other on a shared two-core machine, where a neighbour's burst moves a p99 by tens of
- * milliseconds. The real differences are measured on a quiet machine by `npm run bench`.
+ * The latency the drivers' agreement test puts on account, and the request timeout of its load. How
+ * close the two drivers' figures come is a difference of two noisy samples, so `npm run bench`
+ * (`--only drivers`) measures it; the test asserts what the fault guarantees instead.
  */
-const AGREEMENT = { p50Ms: 25, p99Ms: 150 } as const;
+const AGREEMENT = { delayMs: 150, timeoutMs: 2_000 } as const;
 
 let home: string;
 let base: number;
@@ -323,28 +323,37 @@ describe.skipIf(missing !== undefined && !process.env.CI)('k6 against a real loc
     }
   });
 
-  it(`the two drivers agree at baseline: p50 within ${AGREEMENT.p50Ms} ms, p99 within ${AGREEMENT.p99Ms} ms`, async () => {
+  it(`the two drivers see the same fault: with ${AGREEMENT.delayMs} ms on account, every naive page waits for it in both`, async () => {
+    // Naive asks account for every page and waits for it, without a deadline: each of its pages took
+    // at least the delay, measured from the send by either driver, and none took longer than the
+    // request timeout, or it would be an error. A driver that lost its units, timed something else
+    // than the send-to-answer, or missed requests fails here; how close the two drivers come at
+    // baseline is a figure of `npm run bench -- --only drivers`.
     const file = experiment('agreement', [
-      'load: { rate: 20, endpoint: video }',
-      'gateways: [resilient]',
+      `load: { rate: 10, endpoint: video, timeout: ${AGREEMENT.timeoutMs}ms }`,
+      'gateways: [naive]',
       'phases:',
-      '  - { name: baseline, duration: 8s }',
+      '  - name: slow',
+      '    duration: 5s',
+      `    faults: [{ kind: latency, service: account, delay: ${AGREEMENT.delayMs}ms }]`,
     ]);
-    const figures: Record<string, { p50: number; p99: number }> = {};
+    const figures: Record<string, unknown> = {};
     for (const driver of ['builtin', 'k6']) {
       const out = path.join(home, `results-agreement-${driver}`);
       const run = await cli(home, ['run', file, '--driver', driver, '--out', out]);
       expect(run.code, `${driver}: ${run.stderr}`).toBe(0);
-      const stats = resultOf(out).runs[0]?.phases[0]?.gateways.resilient;
-      expect(stats?.fellBehind).toBe(false);
-      figures[driver] = {
-        p50: stats?.latencyMs?.p50 ?? Number.NaN,
-        p99: stats?.latencyMs?.p99 ?? Number.NaN,
-      };
+      const stats = resultOf(out).runs[0]?.phases[0]?.gateways.naive;
+      figures[driver] = { requests: stats?.requests, latencyMs: stats?.latencyMs };
+      expect(stats?.fellBehind, driver).toBe(false);
+      // 10 rps for the 5 s of the phase, give or take the boundaries.
+      expect(stats?.requests, driver).toBeGreaterThanOrEqual(40);
+      expect(stats?.requests, driver).toBeLessThanOrEqual(60);
+      expect(stats?.successRate, driver).toBe(1);
+      expect(stats?.latencyMs?.p50, driver).toBeGreaterThanOrEqual(AGREEMENT.delayMs);
+      expect(stats?.latencyMs?.max, driver).toBeLessThanOrEqual(AGREEMENT.timeoutMs);
     }
-    console.info(`driver agreement at baseline (this machine, now): ${JSON.stringify(figures)}`);
-    const { builtin, k6: byK6 } = figures as Record<'builtin' | 'k6', { p50: number; p99: number }>;
-    expect(Math.abs(builtin.p50 - byK6.p50)).toBeLessThanOrEqual(AGREEMENT.p50Ms);
-    expect(Math.abs(builtin.p99 - byK6.p99)).toBeLessThanOrEqual(AGREEMENT.p99Ms);
+    console.info(
+      `the two drivers with ${AGREEMENT.delayMs} ms on account (this machine, now): ${JSON.stringify(figures)}`,
+    );
   });
 });
