@@ -326,7 +326,8 @@ describe.skipIf(missing !== undefined && !process.env.CI)('k6 against a real loc
   it(`the two drivers see the same fault: with ${AGREEMENT.delayMs} ms on account, every naive page waits for it in both`, async () => {
     // Naive asks account for every page and waits for it, without a deadline: each of its pages took
     // at least the delay, measured from the send by either driver, and none took longer than the
-    // request timeout, or it would be an error. A driver that lost its units, timed something else
+    // request timeout, or it would be an error (a summary has no minimum: its median stands for
+    // the lower bound). A driver that lost its units, timed something else
     // than the send-to-answer, or missed requests fails here; how close the two drivers come at
     // baseline is a figure of `npm run bench -- --only drivers`.
     const file = experiment('agreement', [
