@@ -552,6 +552,29 @@ function overloadRows(overload: OverloadFigures): LightLabRow[] {
         resilient.shed.fromSendMs.p99 <= 5,
     },
     ...afterOnsetRows(resilient.afterOnset, at, overload.budgetMs),
+    ...refusalFloorRows(overload.refusalFloor),
+  ];
+}
+
+/** The same load at a bare server refusing everything: how fast a refusal can be on this machine. */
+function refusalFloorRows(floor: OverloadFigures['refusalFloor']): LightLabRow[] {
+  const bare = `a bare node:http server refusing all ${floor.askedRps} rps`;
+  const target = "none: the floor under the gateway's refusals";
+  return [
+    {
+      figure: `${bare}: p99 from send (ms)`,
+      before: null,
+      now: floor.shed.fromSendMs.p99,
+      target,
+      met: null,
+    },
+    {
+      figure: `${bare}, after the first ${ONSET_MS / 1_000} s: p99 from send (ms)`,
+      before: null,
+      now: floor.afterOnset.fromSendMs.p99,
+      target,
+      met: null,
+    },
   ];
 }
 
@@ -682,7 +705,8 @@ export interface LightLabRow {
   readonly now: number | null;
   /** As asked, e.g. "≤ 5". */
   readonly target: string;
-  readonly met: boolean;
+  /** Null for a row that is a reference, not a target. */
+  readonly met: boolean | null;
 }
 
 /** Today's figures beside issue 14's before-figures and targets. */

@@ -5,6 +5,8 @@
  * what the client saw: shed (503 OVERLOADED, a refusal it can act on at once) or admitted (anything else:
  * a page, an error, a timeout, a reset), with latencies from the intended send time (open model, so a
  * late generator hides nothing), the gateway's RSS before and after, and its shed counter by cause.
+ * Before the gateways, the same load goes to a bare server that refuses everything: the floor under
+ * a refusal's latency on this machine.
  *
  * Figures, not verdicts: speed on a shared two-core machine is measured here, never asserted in tests.
  *
@@ -12,7 +14,7 @@
  * [--json]` prints them; `measureOverload(options)` returns them.
  */
 
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -148,6 +150,24 @@ export interface OverloadFigures {
   };
   readonly askedRps: number;
   readonly runs: readonly OverloadRun[];
+  /** The same load at a bare server that refuses everything: the floor under a refusal's latency. */
+  readonly refusalFloor: RefusalFloor;
+}
+
+/**
+ * The overload's rate, for as long, at a bare `node:http` server that answers every request 503
+ * OVERLOADED at once and does nothing else, on the lab's CPU while the lab idles: what the
+ * generator, the kernel and Node's HTTP alone take for a refusal, measured as the gateway's are.
+ */
+export interface RefusalFloor {
+  readonly askedRps: number;
+  readonly seconds: number;
+  readonly achievedRps: number;
+  readonly lateShare: number;
+  readonly shed: LatencyFigures;
+  readonly afterOnset: LatencyFigures;
+  /** Anything but a refusal (a timeout, a failed connection): none when the floor holds. */
+  readonly other: number;
 }
 
 const DEFAULT_STEPS = [25, 50, 75, 100, 150, 200, 300, 400, 600, 800, 1_200, 1_600];
@@ -179,6 +199,13 @@ export async function measureOverload(options: OverloadOptions = {}): Promise<Ov
     }
     const askedRps = Math.max(1, Math.round(capacityRps * multiple));
     const seconds = Math.min(options.seconds ?? 10, (options.maxRequests ?? 30_000) / askedRps);
+    // First, while the lab idles: the naive gateway works through its backlog for seconds after its run.
+    await sleep(3_000);
+    log(`a bare node:http server refusing everything: ${askedRps} rps for ${round(seconds)} s`);
+    const refusalFloor = await measureRefusalFloor({ askedRps, seconds, timeoutMs, pinned: lab.pinned });
+    log(
+      `  shed ${refusalFloor.shed.count} (other ${refusalFloor.other}): p50 ${refusalFloor.shed.fromSendMs.p50} ms, p99 ${refusalFloor.shed.fromSendMs.p99} ms from the send; after the first ${ONSET_MS / 1_000} s p99 ${refusalFloor.afterOnset.fromSendMs.p99} ms`,
+    );
     const runs: OverloadRun[] = [];
     for (const strategy of options.strategies ?? (['resilient', 'naive'] as const)) {
       const url = lab.gateways[strategy];
@@ -196,6 +223,7 @@ export async function measureOverload(options: OverloadOptions = {}): Promise<Ov
       capacity: { rps: capacityRps, measured: options.capacityRps === undefined, steps },
       askedRps,
       runs,
+      refusalFloor,
     };
   });
 }
@@ -396,19 +424,7 @@ async function overload(target: {
   const waitedBefore = runQueueSeconds(target.pid);
   const labCpuBefore = cpuByInstance(target.labPids);
   const shedBefore = shedByCause(await scrape(target.url));
-  const recorder = recordingTransport(target.url, askedRps, Math.ceil((askedRps * timeoutMs) / 1000) + 8);
-  const gen = createLoadGenerator({
-    targets: [{ name: target.strategy, url: target.url }],
-    rate: askedRps,
-    path: ENDPOINT_PATHS.video,
-    timeoutMs,
-    maxInFlight: recorder.connections,
-    transport: recorder.transport,
-  });
-  // The generator's schedule starts at its first clock reading, inside `start`; taken just before, every
-  // intended time here is a little early, so a latency is never under-stated.
-  recorder.startAt(performance.now());
-  gen.start('overload');
+  const { recorder, gen } = drive(target.strategy, target.url, askedRps, timeoutMs);
   let peakRss = before;
   const sampler = setInterval(() => {
     const rss = rssOf(target.pid);
@@ -467,6 +483,67 @@ async function overload(target: {
     };
   } finally {
     clearInterval(sampler);
+  }
+}
+
+/** Starts the overload's load at `url`, each outcome recorded as shed or admitted. */
+function drive(name: string, url: string, askedRps: number, timeoutMs: number) {
+  const recorder = recordingTransport(url, askedRps, Math.ceil((askedRps * timeoutMs) / 1000) + 8);
+  const gen = createLoadGenerator({
+    targets: [{ name, url }],
+    rate: askedRps,
+    path: ENDPOINT_PATHS.video,
+    timeoutMs,
+    maxInFlight: recorder.connections,
+    transport: recorder.transport,
+  });
+  // The generator's schedule starts at its first clock reading, inside `start`; taken just before, every
+  // intended time here is a little early, so a latency is never under-stated.
+  recorder.startAt(performance.now());
+  gen.start('overload');
+  return { recorder, gen };
+}
+
+/** Refuses every request as the gateway's front door does, and nothing else; prints its port. */
+const BARE_REFUSER = `
+const body = JSON.stringify({ error: { status: 503, reason: 'OVERLOADED', message: 'a bare server refusing everything', metadata: {} } });
+const server = require('node:http').createServer((req, res) => {
+  res.writeHead(503, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body) });
+  res.end(body);
+});
+server.listen(0, '127.0.0.1', () => process.stdout.write(server.address().port + '\\n'));
+process.stdin.on('end', () => process.exit(0)).resume();`;
+
+async function measureRefusalFloor(target: {
+  readonly askedRps: number;
+  readonly seconds: number;
+  readonly timeoutMs: number;
+  readonly pinned: boolean;
+}): Promise<RefusalFloor> {
+  // Its standard input is this process's pipe: it exits when this one does, however that ends.
+  const child = spawn(process.execPath, ['-e', BARE_REFUSER], { stdio: ['pipe', 'pipe', 'inherit'] });
+  try {
+    const port = await new Promise<number>((resolve, reject) => {
+      child.once('error', reject);
+      child.once('exit', (code) => reject(new Error(`the bare refuser exited (${code}) before listening`)));
+      child.stdout.once('data', (chunk: Buffer) => resolve(Number(chunk.toString().trim())));
+    });
+    if (target.pinned && child.pid !== undefined)
+      await run('taskset', ['-a', '-p', '-c', '0', String(child.pid)]);
+    const { recorder, gen } = drive('floor', `http://127.0.0.1:${port}`, target.askedRps, target.timeoutMs);
+    await sleep(target.seconds * 1_000);
+    const stats = (await gen.stop()).targets.floor as TargetStats;
+    return {
+      askedRps: target.askedRps,
+      seconds: round(target.seconds),
+      achievedRps: round(stats.achievedRps),
+      lateShare: round(stats.lateShare),
+      shed: latencyOf(recorder.shed),
+      afterOnset: latencyOf(recorder.afterOnset.shed),
+      other: recorder.admitted.intended.requests,
+    };
+  } finally {
+    child.kill();
   }
 }
 
