@@ -556,22 +556,23 @@ function overloadRows(overload: OverloadFigures): LightLabRow[] {
   ];
 }
 
-/** The same load at a bare server refusing everything: how fast a refusal can be on this machine. */
+/** Load at a bare server refusing everything, once the onset is past: how fast a refusal can be on this machine. */
 function refusalFloorRows(floor: OverloadFigures['refusalFloor']): LightLabRow[] {
-  const bare = `a bare node:http server refusing all ${floor.askedRps} rps`;
   const target = "none: the floor under the gateway's refusals";
+  const onset = `after the first ${ONSET_MS / 1_000} s`;
+  const { idle, besideLab } = floor;
   return [
     {
-      figure: `${bare}: p99 from send (ms)`,
+      figure: `a bare node:http server refusing ${idle.askedRps} rps, the lab idle, ${onset}: p99 from send (ms)`,
       before: null,
-      now: floor.shed.fromSendMs.p99,
+      now: idle.afterOnset.fromSendMs.p99,
       target,
       met: null,
     },
     {
-      figure: `${bare}, after the first ${ONSET_MS / 1_000} s: p99 from send (ms)`,
+      figure: `the same refusing ${besideLab.askedRps} rps beside the lab serving ${besideLab.lab.askedRps} rps, ${onset}: p99 from send (ms)`,
       before: null,
-      now: floor.afterOnset.fromSendMs.p99,
+      now: besideLab.afterOnset.fromSendMs.p99,
       target,
       met: null,
     },

@@ -150,17 +150,27 @@ export interface OverloadFigures {
   };
   readonly askedRps: number;
   readonly runs: readonly OverloadRun[];
-  /** The same load at a bare server that refuses everything: the floor under a refusal's latency. */
-  readonly refusalFloor: RefusalFloor;
+  /** Load at a bare server that refuses everything: the floor under a refusal's latency. */
+  readonly refusalFloor: {
+    /** The overload's rate, the lab idle. */
+    readonly idle: RefusalFloor;
+    /**
+     * The overload's rate less the capacity, while the lab serves its capacity of pages at the
+     * resilient gateway: a refuser in a process of its own, beside a busy lab on the same CPU.
+     */
+    readonly besideLab: RefusalFloor;
+  };
 }
 
 /**
- * The overload's rate, for as long, at a bare `node:http` server that answers every request 503
- * OVERLOADED at once and does nothing else, on the lab's CPU while the lab idles: what the
- * generator, the kernel and Node's HTTP alone take for a refusal, measured as the gateway's are.
+ * Load at a bare `node:http` server that answers every request 503 OVERLOADED at once and does
+ * nothing else, on the lab's CPU: what the generator, the kernel and Node's HTTP alone take for a
+ * refusal, measured as the gateway's are.
  */
 export interface RefusalFloor {
   readonly askedRps: number;
+  /** Pages asked of the resilient gateway meanwhile, and the share of them served (null: none asked). */
+  readonly lab: { readonly askedRps: number; readonly successRate: number | null };
   readonly seconds: number;
   readonly achievedRps: number;
   readonly lateShare: number;
@@ -199,13 +209,28 @@ export async function measureOverload(options: OverloadOptions = {}): Promise<Ov
     }
     const askedRps = Math.max(1, Math.round(capacityRps * multiple));
     const seconds = Math.min(options.seconds ?? 10, (options.maxRequests ?? 30_000) / askedRps);
-    // First, while the lab idles: the naive gateway works through its backlog for seconds after its run.
-    await sleep(3_000);
-    log(`a bare node:http server refusing everything: ${askedRps} rps for ${round(seconds)} s`);
-    const refusalFloor = await measureRefusalFloor({ askedRps, seconds, timeoutMs, pinned: lab.pinned });
-    log(
-      `  shed ${refusalFloor.shed.count} (other ${refusalFloor.other}): p50 ${refusalFloor.shed.fromSendMs.p50} ms, p99 ${refusalFloor.shed.fromSendMs.p99} ms from the send; after the first ${ONSET_MS / 1_000} s p99 ${refusalFloor.afterOnset.fromSendMs.p99} ms`,
-    );
+    // First, before the gateways' runs: the naive gateway works through its backlog for seconds after its own.
+    const floor = async (rps: number, labRps: number): Promise<RefusalFloor> => {
+      await sleep(3_000);
+      log(
+        `a bare node:http server refusing everything: ${rps} rps for ${round(seconds)} s, ${labRps ? `the lab serving ${labRps} rps of pages meanwhile` : 'the lab idle'}`,
+      );
+      const figures = await measureRefusalFloor({
+        askedRps: rps,
+        seconds,
+        timeoutMs,
+        pinned: lab.pinned,
+        ...(labRps ? { lab: { url: resilientUrl, rps: labRps } } : {}),
+      });
+      log(
+        `  shed ${figures.shed.count} (other ${figures.other}): p50 ${figures.shed.fromSendMs.p50} ms, p99 ${figures.shed.fromSendMs.p99} ms from the send; after the first ${ONSET_MS / 1_000} s p99 ${figures.afterOnset.fromSendMs.p99} ms${labRps ? `; pages ${percent(figures.lab.successRate)} served` : ''}`,
+      );
+      return figures;
+    };
+    const refusalFloor = {
+      idle: await floor(askedRps, 0),
+      besideLab: await floor(Math.max(1, askedRps - capacityRps), capacityRps),
+    };
     const runs: OverloadRun[] = [];
     for (const strategy of options.strategies ?? (['resilient', 'naive'] as const)) {
       const url = lab.gateways[strategy];
@@ -392,13 +417,7 @@ export async function findCapacity(
 
 /** One rate for a second of warm-up and three measured ones. */
 async function steady(url: string, rate: number, timeoutMs: number): Promise<TargetStats> {
-  const gen = createLoadGenerator({
-    targets: [{ name: 'gateway', url }],
-    rate,
-    path: ENDPOINT_PATHS.video,
-    timeoutMs,
-    maxInFlight: Math.ceil((rate * timeoutMs) / 1000) + 8,
-  });
+  const gen = plainLoad(url, rate, timeoutMs);
   gen.start('warmup');
   await sleep(1_000);
   gen.mark('measure');
@@ -486,6 +505,17 @@ async function overload(target: {
   }
 }
 
+/** Pages at `rate` from one gateway, as target `gateway`, with room for every request the timeout lets wait. */
+function plainLoad(url: string, rate: number, timeoutMs: number) {
+  return createLoadGenerator({
+    targets: [{ name: 'gateway', url }],
+    rate,
+    path: ENDPOINT_PATHS.video,
+    timeoutMs,
+    maxInFlight: Math.ceil((rate * timeoutMs) / 1000) + 8,
+  });
+}
+
 /** Starts the overload's load at `url`, each outcome recorded as shed or admitted. */
 function drive(name: string, url: string, askedRps: number, timeoutMs: number) {
   const recorder = recordingTransport(url, askedRps, Math.ceil((askedRps * timeoutMs) / 1000) + 8);
@@ -519,6 +549,8 @@ async function measureRefusalFloor(target: {
   readonly seconds: number;
   readonly timeoutMs: number;
   readonly pinned: boolean;
+  /** Pages asked of this gateway meanwhile. @default none */
+  readonly lab?: { readonly url: string; readonly rps: number };
 }): Promise<RefusalFloor> {
   // Its standard input is this process's pipe: it exits when this one does, however that ends.
   const child = spawn(process.execPath, ['-e', BARE_REFUSER], { stdio: ['pipe', 'pipe', 'inherit'] });
@@ -530,11 +562,15 @@ async function measureRefusalFloor(target: {
     });
     if (target.pinned && child.pid !== undefined)
       await run('taskset', ['-a', '-p', '-c', '0', String(child.pid)]);
+    const pages = target.lab && plainLoad(target.lab.url, target.lab.rps, target.timeoutMs);
+    pages?.start('pages');
     const { recorder, gen } = drive('floor', `http://127.0.0.1:${port}`, target.askedRps, target.timeoutMs);
     await sleep(target.seconds * 1_000);
     const stats = (await gen.stop()).targets.floor as TargetStats;
+    const served = pages ? ((await pages.stop()).targets.gateway as TargetStats).successRate : null;
     return {
       askedRps: target.askedRps,
+      lab: { askedRps: target.lab?.rps ?? 0, successRate: served === null ? null : round(served, 4) },
       seconds: round(target.seconds),
       achievedRps: round(stats.achievedRps),
       lateShare: round(stats.lateShare),
@@ -547,13 +583,14 @@ async function measureRefusalFloor(target: {
   }
 }
 
+/** The overload's onset, left out of `afterOnset`. */
+export const ONSET_MS = 1_000;
+
 /**
  * HTTP to one gateway (a pool of keep-alive connections, as the generator's own transport) that also
  * tells shed requests (503 with reason OVERLOADED in the body) from admitted ones, each timed from its
  * intended send time — `x-request-id` ends with the arrival number (the generator's documented format).
  */
-/** The overload's onset, left out of `afterOnset`. */
-export const ONSET_MS = 1_000;
 
 function recordingTransport(url: string, rate: number, connections: number) {
   const pool = new Pool(new URL(url).origin, { connections, pipelining: 1 });
