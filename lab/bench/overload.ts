@@ -554,6 +554,7 @@ async function measureRefusalFloor(target: {
 }): Promise<RefusalFloor> {
   // Its standard input is this process's pipe: it exits when this one does, however that ends.
   const child = spawn(process.execPath, ['-e', BARE_REFUSER], { stdio: ['pipe', 'pipe', 'inherit'] });
+  let pages: ReturnType<typeof plainLoad> | undefined;
   try {
     const port = await new Promise<number>((resolve, reject) => {
       child.once('error', reject);
@@ -562,12 +563,13 @@ async function measureRefusalFloor(target: {
     });
     if (target.pinned && child.pid !== undefined)
       await run('taskset', ['-a', '-p', '-c', '0', String(child.pid)]);
-    const pages = target.lab && plainLoad(target.lab.url, target.lab.rps, target.timeoutMs);
+    pages = target.lab && plainLoad(target.lab.url, target.lab.rps, target.timeoutMs);
     pages?.start('pages');
     const { recorder, gen } = drive('floor', `http://127.0.0.1:${port}`, target.askedRps, target.timeoutMs);
     await sleep(target.seconds * 1_000);
     const stats = (await gen.stop()).targets.floor as TargetStats;
     const served = pages ? ((await pages.stop()).targets.gateway as TargetStats).successRate : null;
+    pages = undefined;
     return {
       askedRps: target.askedRps,
       lab: { askedRps: target.lab?.rps ?? 0, successRate: served === null ? null : round(served, 4) },
@@ -579,6 +581,7 @@ async function measureRefusalFloor(target: {
       other: recorder.admitted.intended.requests,
     };
   } finally {
+    await pages?.stop().catch(() => {});
     child.kill();
   }
 }
@@ -591,7 +594,6 @@ export const ONSET_MS = 1_000;
  * tells shed requests (503 with reason OVERLOADED in the body) from admitted ones, each timed from its
  * intended send time — `x-request-id` ends with the arrival number (the generator's documented format).
  */
-
 function recordingTransport(url: string, rate: number, connections: number) {
   const pool = new Pool(new URL(url).origin, { connections, pipelining: 1 });
   const admitted = { intended: new Tally(), sent: new Tally() };
