@@ -551,6 +551,13 @@ function overloadRows(overload: OverloadFigures): LightLabRow[] {
         resilient.shed.fromSendMs.p99 !== null &&
         resilient.shed.fromSendMs.p99 <= 5,
     },
+    {
+      figure: `resilient ${at}: refusals answered within 5 ms of being read, by its own histogram (%)`,
+      before: null,
+      now: resilient.refusedWithin.ms5 === null ? null : round(resilient.refusedWithin.ms5 * 100),
+      target: 'none: the rest of a refusal is its wait to be read',
+      met: null,
+    },
     ...afterOnsetRows(resilient.afterOnset, at, overload.budgetMs),
     ...refusalFloorRows(overload.refusalFloor),
   ];

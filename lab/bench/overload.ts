@@ -136,6 +136,16 @@ export interface OverloadRun {
   readonly labCpuSeconds: Readonly<Record<string, number>>;
   /** `gateway_shed_total` by cause, counted during the run. */
   readonly shedByCause: Readonly<Record<string, number>>;
+  /**
+   * The gateway's own time for its refusals (503 on the page route, from its request histogram):
+   * the share answered within 1 ms and within 5 ms of reading the request. What a client waits
+   * beyond that, the request waited before the gateway read it.
+   */
+  readonly refusedWithin: {
+    readonly count: number;
+    readonly ms1: number | null;
+    readonly ms5: number | null;
+  };
 }
 
 export interface OverloadFigures {
@@ -442,7 +452,9 @@ async function overload(target: {
   const cpuBefore = processCpuSeconds(target.pid);
   const waitedBefore = runQueueSeconds(target.pid);
   const labCpuBefore = cpuByInstance(target.labPids);
-  const shedBefore = shedByCause(await scrape(target.url));
+  const scrapedBefore = await scrape(target.url);
+  const shedBefore = shedByCause(scrapedBefore);
+  const refusedBefore = refusalTimes(scrapedBefore);
   const { recorder, gen } = drive(target.strategy, target.url, askedRps, timeoutMs);
   let peakRss = before;
   const sampler = setInterval(() => {
@@ -459,7 +471,12 @@ async function overload(target: {
     const labCpuAfter = cpuByInstance(target.labPids);
     const cpuSeconds = cpuBefore === null || cpuAfter === null ? null : cpuAfter - cpuBefore;
     const outcomes = recorder.admitted.intended.requests + recorder.shed.intended.requests;
-    const shedAfter = shedByCause(await scrape(target.url).catch(() => []));
+    const scrapedAfter = await scrape(target.url).catch(() => []);
+    const shedAfter = shedByCause(scrapedAfter);
+    const refusedAfter = refusalTimes(scrapedAfter);
+    const refused = refusedAfter.count - refusedBefore.count;
+    const refusedWithin = (le: string) =>
+      refused > 0 ? round(((refusedAfter.le[le] ?? 0) - (refusedBefore.le[le] ?? 0)) / refused, 4) : null;
     const admitted = recorder.admitted.intended.stats();
     return {
       strategy: target.strategy,
@@ -499,6 +516,7 @@ async function overload(target: {
       shedByCause: Object.fromEntries(
         Object.entries(shedAfter).map(([cause, n]) => [cause, n - (shedBefore[cause] ?? 0)]),
       ),
+      refusedWithin: { count: refused, ms1: refusedWithin('0.001'), ms5: refusedWithin('0.005') },
     };
   } finally {
     clearInterval(sampler);
@@ -680,6 +698,21 @@ async function scrape(url: string): Promise<Sample[]> {
   return parsePromText(await response.text());
 }
 
+const DURATION = 'http_server_request_duration_seconds';
+const PAGE_ROUTE = '/api/video/:aid';
+
+/** The gateway's refusals in its request histogram: how many, and how many within each bucket (`le`). */
+function refusalTimes(samples: readonly Sample[]): { count: number; le: Record<string, number> } {
+  const times = { count: 0, le: {} as Record<string, number> };
+  for (const s of samples) {
+    if (s.labels.route !== PAGE_ROUTE || s.labels.status !== '503') continue;
+    if (s.name === `${DURATION}_count`) times.count += s.value;
+    else if (s.name === `${DURATION}_bucket` && s.labels.le)
+      times.le[s.labels.le] = (times.le[s.labels.le] ?? 0) + s.value;
+  }
+  return times;
+}
+
 function shedByCause(samples: readonly Sample[]): Record<string, number> {
   const byCause: Record<string, number> = {};
   for (const s of samples) {
@@ -718,6 +751,11 @@ function describeRun(r: OverloadRun, budgetMs: number): string {
     `  achieved ${r.achievedRps} rps (late ${percent(r.lateShare)}, dropped ${r.dropped})`,
     `  admitted ${r.admitted.count}: ${percent(r.admitted.successShare)} pages, p50 ${r.admitted.p50Ms} ms, p99 ${r.admitted.p99Ms} ms (from the send: p50 ${r.admitted.fromSendMs.p50} ms, p99 ${r.admitted.fromSendMs.p99} ms; budget ${budgetMs} ms), errors ${JSON.stringify(r.admitted.errors)}`,
     `  shed ${r.shed.count}: p50 ${r.shed.p50Ms} ms, p99 ${r.shed.p99Ms} ms (from the send: p50 ${r.shed.fromSendMs.p50} ms, p99 ${r.shed.fromSendMs.p99} ms)${causes ? `; gateway_shed_total: ${causes}` : ''}`,
+    ...(r.refusedWithin.count > 0
+      ? [
+          `  the gateway's own time for its ${r.refusedWithin.count} refusals: ${percent(r.refusedWithin.ms1)} within 1 ms of reading the request, ${percent(r.refusedWithin.ms5)} within 5 ms`,
+        ]
+      : []),
     `  after the first ${ONSET_MS / 1_000} s: admitted ${r.afterOnset.admitted.count}, ${percent(r.afterOnset.admitted.successShare)} pages, p50 ${r.afterOnset.admitted.p50Ms} ms, p99 ${r.afterOnset.admitted.p99Ms} ms; shed ${r.afterOnset.shed.count}, p50 ${r.afterOnset.shed.fromSendMs.p50} ms, p99 ${r.afterOnset.shed.fromSendMs.p99} ms from the send`,
     `  client timeouts ${r.clientTimeouts}; gateway RSS ${r.rssMiB.before} → ${r.rssMiB.after} MiB (peak ${r.rssMiB.peak} MiB), CPU ${r.gatewayCpu.seconds} s (${r.gatewayCpu.msPerRequest} ms per request), waited ${r.gatewayCpu.runQueueSeconds ?? '?'} s for a CPU`,
     `  lab CPU s: ${Object.entries(r.labCpuSeconds)
