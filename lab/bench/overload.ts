@@ -24,6 +24,7 @@ import { promisify } from 'node:util';
 import { Pool } from 'undici';
 import { SERVICE_ENV } from '../../services/names.ts';
 import { type Strategy, topology } from '../../services/topology.ts';
+import { DURATION_BUCKET, VIDEO_ROUTE } from '../live/lab-feed.ts';
 import { classifyResponse, type ResponseClass } from '../load/classify.ts';
 import { ENDPOINT_PATHS } from '../load/endpoints.ts';
 import { createLoadGenerator, type TargetStats } from '../load/generator.ts';
@@ -698,19 +699,14 @@ async function scrape(url: string): Promise<Sample[]> {
   return parsePromText(await response.text());
 }
 
-const DURATION = 'http_server_request_duration_seconds';
-const PAGE_ROUTE = '/api/video/:aid';
-
 /** The gateway's refusals in its request histogram: how many, and how many within each bucket (`le`). */
 function refusalTimes(samples: readonly Sample[]): { count: number; le: Record<string, number> } {
-  const times = { count: 0, le: {} as Record<string, number> };
+  const le: Record<string, number> = {};
   for (const s of samples) {
-    if (s.labels.route !== PAGE_ROUTE || s.labels.status !== '503') continue;
-    if (s.name === `${DURATION}_count`) times.count += s.value;
-    else if (s.name === `${DURATION}_bucket` && s.labels.le)
-      times.le[s.labels.le] = (times.le[s.labels.le] ?? 0) + s.value;
+    if (s.name !== DURATION_BUCKET || s.labels.route !== VIDEO_ROUTE || s.labels.status !== '503') continue;
+    if (s.labels.le) le[s.labels.le] = (le[s.labels.le] ?? 0) + s.value;
   }
-  return times;
+  return { count: le['+Inf'] ?? 0, le };
 }
 
 function shedByCause(samples: readonly Sample[]): Record<string, number> {

@@ -19,7 +19,8 @@ import type { GatewaySecond } from '../runner/result.ts';
 import { type LiveFault, LiveModel } from './model.ts';
 
 const REQUESTS = 'gateway_requests_total';
-const DURATION_BUCKET = 'http_server_request_duration_seconds_bucket';
+/** The service app's request-duration histogram's buckets. */
+export const DURATION_BUCKET = 'http_server_request_duration_seconds_bucket';
 /** The video page's route as the service app labels it. */
 export const VIDEO_ROUTE = '/api/video/:aid';
 
