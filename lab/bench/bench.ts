@@ -462,9 +462,9 @@ async function labCost(quick: boolean): Promise<LabCost> {
     const idleSeconds = quick ? 5 : 20;
     // Just started (connections made, code compiled on first use), then settled: what a lab
     // left running costs.
-    const justStarted = round(await cpuShareOver(pid, idleSeconds));
+    const justStarted = await cpuShareOver(pid, idleSeconds);
     await sleep(quick ? 5_000 : 20_000);
-    const idleCpu = round(await cpuShareOver(pid, idleSeconds));
+    const idleCpu = await cpuShareOver(pid, idleSeconds);
     const atRest = labMemory(pid);
     log(
       `  idle: ${(justStarted * 100).toFixed(1)}% of a core over the ${idleSeconds}s after ready, ${(idleCpu * 100).toFixed(1)}% over ${idleSeconds}s once settled · ${atRest.processes} processes, RSS ${atRest.rssMiB} MiB (summed), PSS ${atRest.pssMiB} MiB`,

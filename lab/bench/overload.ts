@@ -485,7 +485,7 @@ async function overload(target: {
       seconds: round(target.seconds),
       achievedRps: round(stats.achievedRps),
       dropped: stats.dropped,
-      lateShare: round(stats.lateShare),
+      lateShare: round(stats.lateShare, 4),
       admitted: {
         ...latencyOf(recorder.admitted),
         successShare: admitted.successRate === null ? null : round(admitted.successRate, 4),
@@ -594,7 +594,7 @@ async function measureRefusalFloor(target: {
       lab: { askedRps: target.lab?.rps ?? 0, successRate: served === null ? null : round(served, 4) },
       seconds: round(target.seconds),
       achievedRps: round(stats.achievedRps),
-      lateShare: round(stats.lateShare),
+      lateShare: round(stats.lateShare, 4),
       shed: latencyOf(recorder.shed),
       afterOnset: latencyOf(recorder.afterOnset.shed),
       other: recorder.admitted.intended.requests,
