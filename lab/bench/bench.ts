@@ -467,7 +467,7 @@ async function labCost(quick: boolean): Promise<LabCost> {
     const idleCpu = await cpuShareOver(pid, idleSeconds);
     const atRest = labMemory(pid);
     log(
-      `  idle: ${(justStarted * 100).toFixed(1)}% of a core over the ${idleSeconds}s after ready, ${(idleCpu * 100).toFixed(1)}% over ${idleSeconds}s once settled · ${atRest.processes} processes, RSS ${atRest.rssMiB} MiB (summed), PSS ${atRest.pssMiB} MiB`,
+      `  idle: ${(justStarted * 100).toFixed(2)}% of a core over the ${idleSeconds}s after ready, ${(idleCpu * 100).toFixed(2)}% over ${idleSeconds}s once settled · ${atRest.processes} processes, RSS ${atRest.rssMiB} MiB (summed), PSS ${atRest.pssMiB} MiB`,
     );
     const sequential = await cpuPerSequentialPage(pid, gateways, quick ? 300 : 1_000, quick ? 3 : 12);
     log(
