@@ -524,6 +524,11 @@ async function overload(target: {
   }
 }
 
+/** Requests in flight at once for `rate`: every one the timeout lets wait, and a few more. */
+function roomFor(rate: number, timeoutMs: number): number {
+  return Math.ceil((rate * timeoutMs) / 1000) + 8;
+}
+
 /** Pages at `rate` from one gateway, as target `gateway`, with room for every request the timeout lets wait. */
 function plainLoad(url: string, rate: number, timeoutMs: number) {
   return createLoadGenerator({
@@ -531,13 +536,13 @@ function plainLoad(url: string, rate: number, timeoutMs: number) {
     rate,
     path: ENDPOINT_PATHS.video,
     timeoutMs,
-    maxInFlight: Math.ceil((rate * timeoutMs) / 1000) + 8,
+    maxInFlight: roomFor(rate, timeoutMs),
   });
 }
 
 /** Starts the overload's load at `url`, each outcome recorded as shed or admitted. */
 function drive(name: string, url: string, askedRps: number, timeoutMs: number) {
-  const recorder = recordingTransport(url, askedRps, Math.ceil((askedRps * timeoutMs) / 1000) + 8);
+  const recorder = recordingTransport(url, askedRps, roomFor(askedRps, timeoutMs));
   const gen = createLoadGenerator({
     targets: [{ name, url }],
     rate: askedRps,
