@@ -146,6 +146,12 @@ export const PLATFORM_PATHS = {
   admin: '/__chaos',
 } as const;
 
+/**
+ * The histogram every lab process times its HTTP requests in (by method, route and status), as
+ * the service app registers it and the lab's readers scrape it (`_bucket`, `_count`).
+ */
+export const REQUEST_DURATION_METRIC = 'http_server_request_duration_seconds';
+
 /** Pod annotations Prometheus' Kubernetes discovery reads (dashboards/scrape-configs.ts). */
 export const SCRAPE_ANNOTATIONS = {
   /** `"true"` on pods to scrape. */

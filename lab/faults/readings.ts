@@ -5,6 +5,7 @@
  */
 import type { ProxyStatsSnapshot as ProxyStats, Summary } from '../../services/fault-proxy/stats.ts';
 import { isInfraPath } from '../../services/lib/service-app.ts';
+import { REQUEST_DURATION_METRIC } from '../../services/names.ts';
 import { firstValue, type Sample, sumOf } from '../prom-text.ts';
 
 /** The cumulative value of a counter that starts again from zero each time its process restarts. */
@@ -46,11 +47,7 @@ export function readingOf(samples: readonly Sample[]): Reading {
     process: firstValue(samples, 'process_start_time_seconds') ?? 0,
     panicsRecovered: sumOf(samples, 'worker_panics_recovered_total'),
     injectedErrors: sumOf(samples, 'chaos_injected_total', (l) => l.kind === 'http-error'),
-    requests: sumOf(
-      samples,
-      'http_server_request_duration_seconds_count',
-      (l) => !isInfraPath(l.route ?? ''),
-    ),
+    requests: sumOf(samples, `${REQUEST_DURATION_METRIC}_count`, (l) => !isInfraPath(l.route ?? '')),
   };
 }
 

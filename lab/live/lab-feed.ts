@@ -11,6 +11,7 @@
  *
  * It scrapes only while someone watches (a page is connected): an idle lab is left alone.
  */
+import { REQUEST_DURATION_METRIC } from '../../services/names.ts';
 import type { BackendName } from '../../services/topology.ts';
 import { AgentClient, type FaultLease, ProxyClient, type Target } from '../admin-client.ts';
 import { parsePromText, type Sample } from '../prom-text.ts';
@@ -20,7 +21,7 @@ import { type LiveFault, LiveModel } from './model.ts';
 
 const REQUESTS = 'gateway_requests_total';
 /** The service app's request-duration histogram's buckets. */
-export const DURATION_BUCKET = 'http_server_request_duration_seconds_bucket';
+export const DURATION_BUCKET = `${REQUEST_DURATION_METRIC}_bucket`;
 /** The video page's route as the service app labels it. */
 export const VIDEO_ROUTE = '/api/video/:aid';
 

@@ -4,7 +4,7 @@ import type { AddressInfo, Server as NetServer } from 'node:net';
 import express, { type ErrorRequestHandler, type Express, type Request, type RequestHandler } from 'express';
 import { type Logger, pino, stdSerializers } from 'pino';
 import { Counter, collectDefaultMetrics, Histogram, Registry } from 'prom-client';
-import { PLATFORM_PATHS, SERVICE_ENV } from '../names.ts';
+import { PLATFORM_PATHS, REQUEST_DURATION_METRIC, SERVICE_ENV } from '../names.ts';
 import { type Acceptors, addAcceptors, NODE_ACCEPTOR } from './acceptors.ts';
 import { asLabError, errors } from './errors.ts';
 import { createDualServer, type TlsMaterial } from './tls.ts';
@@ -107,7 +107,7 @@ export function createServiceApp(options: ServiceAppOptions): ServiceApp {
   };
 
   const duration = new Histogram({
-    name: DURATION_METRIC,
+    name: REQUEST_DURATION_METRIC,
     help: 'Time to answer an HTTP request, by route and status',
     labelNames: ['method', 'route', 'status'] as const,
     buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
@@ -184,15 +184,13 @@ export function requestLogLevel(
 
 type DurationHistogram = Histogram<'method' | 'route' | 'status'>;
 
-const DURATION_METRIC = 'http_server_request_duration_seconds';
-
 /** Times a request answered outside the app (a front door) in the service's request histogram. */
 export function timeRequest(
   ctx: Pick<ServiceContext, 'metrics'>,
   labels: { readonly method: string; readonly route: string; readonly status: number },
   seconds: number,
 ): void {
-  const duration = ctx.metrics.getSingleMetric(DURATION_METRIC) as DurationHistogram | undefined;
+  const duration = ctx.metrics.getSingleMetric(REQUEST_DURATION_METRIC) as DurationHistogram | undefined;
   duration?.observe({ method: labels.method, route: labels.route, status: String(labels.status) }, seconds);
 }
 
